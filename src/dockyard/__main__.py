@@ -1,0 +1,3 @@
+from dockyard.cli.main import main
+
+raise SystemExit(main())

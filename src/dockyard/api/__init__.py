@@ -1,0 +1,1 @@
+"""The HTTP API: route table, dispatcher, and one module of handlers per resource."""

@@ -1,0 +1,172 @@
+"""The ASGI application: route matching, access checks, error rendering, access log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Message, Receive, Scope, Send
+
+from dockyard.api import routes
+from dockyard.api.context import Context, Services
+from dockyard.api.errors import error_response
+from dockyard.auth.access import Access
+from dockyard.errors import ErrorCode, RegistryError, StorageFull, UploadBusy
+from dockyard.oci.reference import NameError_, validate_name
+
+access_log = logging.getLogger("dockyard.access")
+api_log = logging.getLogger("dockyard.api")
+
+
+class RegistryApp:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        http = services.config.http
+        self.prefix = "" if http.prefix == "/" else http.prefix
+        self.static_headers = [(b"docker-distribution-api-version", b"registry/2.0")] + [
+            (k.lower().encode(), v.encode()) for k, values in http.headers.items() for v in values
+        ]
+        self.read_only = services.config.storage.maintenance.readonly.enabled
+        self._background: list[asyncio.Task[None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        state = {"status": 0, "bytes": 0}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                message["headers"] = list(message.get("headers", [])) + self.static_headers
+            elif message["type"] == "http.response.body":
+                state["bytes"] += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":
+                state["bytes"] = -1
+            await send(message)
+
+        request = Request(scope, receive)
+        head = scope["method"] == "HEAD"
+        try:
+            response = await self.dispatch(request)
+        except RegistryError as exc:
+            response = error_response(exc, head=head)
+        except StorageFull:
+            api_log.error("storage full", extra={"path": scope["path"]})
+            response = error_response(RegistryError(ErrorCode.STORAGE_FULL), head=head)
+        except UploadBusy:
+            response = error_response(RegistryError(ErrorCode.BLOB_UPLOAD_INVALID), head=head)
+        except ClientDisconnect:
+            self._log(scope, 499, 0, started)
+            return
+        except Exception:
+            api_log.exception(
+                "failed to handle request", extra={"method": scope["method"], "path": scope["path"]}
+            )
+            response = error_response(RegistryError(ErrorCode.UNKNOWN), head=head)
+        try:
+            await response(scope, receive, send_wrapper)
+        except OSError:  # the client went away while the body was being sent
+            state["status"] = state["status"] or 499
+        self._log(scope, state["status"], state["bytes"], started)
+
+    def _log(self, scope: Scope, status: int, size: int, started: float) -> None:
+        if not access_log.isEnabledFor(logging.INFO) or access_log.disabled:
+            return
+        client = scope.get("client") or ("-", 0)
+        access_log.info(
+            "request",
+            extra={
+                "remote": client[0],
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "bytes": size,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+
+    async def dispatch(self, request: Request) -> Any:
+        path: str = request.scope["path"]
+        if self.prefix:
+            if not path.startswith(self.prefix + "/"):
+                raise RegistryError(ErrorCode.ROUTE_UNKNOWN, f"no such endpoint: {path[:200]}")
+            path = path[len(self.prefix) :]
+        found = routes.match(path)
+        if found is None:
+            raise RegistryError(ErrorCode.ROUTE_UNKNOWN, f"no such endpoint: {path[:200]}")
+        route, params = found
+        method = request.method
+        handler = route.methods.get(method)
+        if handler is None:
+            raise RegistryError(
+                ErrorCode.METHOD_UNKNOWN,
+                f"{method} is not allowed on this endpoint",
+                headers={"Allow": ", ".join(route.methods)},
+            )
+        if "name" in params:
+            try:
+                validate_name(params["name"])
+            except NameError_ as exc:
+                raise RegistryError(
+                    ErrorCode.NAME_INVALID, str(exc), {"name": params["name"][:300]}
+                ) from None
+        if self.read_only and method in routes.WRITE_METHODS:
+            raise RegistryError(
+                ErrorCode.UNSUPPORTED,
+                "the registry is in read-only mode (storage.maintenance.readonly.enabled): "
+                "writes are refused",
+            )
+        identity = await self.services.access.authorize(request, required_access(route, method, params))
+        ctx = Context(request, self.services, params, identity)
+        return await handler(ctx)
+
+    # -- background maintenance ----------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                purging = self.services.config.storage.maintenance.uploadpurging
+                if purging.enabled and not self.read_only:
+                    self._background.append(asyncio.create_task(self._purge_loop()))
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for task in self._background:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _purge_loop(self) -> None:
+        purging = self.services.config.storage.maintenance.uploadpurging
+        await asyncio.sleep(random.uniform(0, min(purging.interval, 3600.0)))  # noqa: S311 - jitter
+        while True:
+            try:
+                if purging.dryrun:
+                    api_log.info("upload purge dry run: nothing deleted")
+                else:
+                    count = await self.services.registry.purge_uploads(purging.age, time.time())
+                    api_log.info("purged stale uploads", extra={"count": count})
+            except Exception:
+                api_log.exception("failed to purge uploads")
+            await asyncio.sleep(purging.interval)
+
+
+def required_access(route: routes.Route, method: str, params: dict[str, str]) -> list[Access]:
+    if route.scope == "catalog":
+        return [Access("registry", "catalog", "*")]
+    if route.scope == "none":
+        return []
+    name = params["name"]
+    needed = [Access("repository", name, action) for action in routes.ACTIONS[method]]
+    return needed

@@ -1,0 +1,29 @@
+"""Turning path parameters into validated values, with the error each bad one gets."""
+
+from __future__ import annotations
+
+from dockyard.errors import ErrorCode, RegistryError
+from dockyard.oci.digest import Digest, DigestError
+from dockyard.oci.reference import TagError, parse_reference
+
+
+def digest_param(value: str) -> Digest:
+    try:
+        return Digest.parse(value)
+    except DigestError as exc:
+        raise RegistryError(ErrorCode.DIGEST_INVALID, str(exc), {"digest": value[:300]}) from None
+
+
+def reference_param(value: str, *, for_write: bool) -> str | Digest:
+    """A tag or digest. A malformed tag can name nothing, so reads get 404 (as the conformance
+    suite expects) and writes get 400 TAG_INVALID."""
+    try:
+        return parse_reference(value)
+    except DigestError as exc:
+        raise RegistryError(ErrorCode.DIGEST_INVALID, str(exc), {"digest": value[:300]}) from None
+    except TagError as exc:
+        if for_write:
+            raise RegistryError(ErrorCode.TAG_INVALID, str(exc), {"tag": value[:300]}) from None
+        raise RegistryError(
+            ErrorCode.MANIFEST_UNKNOWN, f"{exc}; no manifest can have it", value[:300]
+        ) from None

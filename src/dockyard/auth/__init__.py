@@ -1,0 +1,1 @@
+"""Authentication and authorization behind the :class:`AccessController` interface."""

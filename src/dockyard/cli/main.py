@@ -1,0 +1,56 @@
+"""The ``dockyard`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dockyard import __version__
+from dockyard.config import ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dockyard", description="A private OCI / Docker container registry."
+    )
+    parser.add_argument("--version", action="version", version=f"dockyard {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the registry")
+    serve.add_argument("config", nargs="?", help="configuration file (like distribution's config.yml)")
+    serve.add_argument("--config", dest="config_opt", metavar="FILE", help="configuration file")
+    serve.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a configuration file and exit")
+    check.add_argument("file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            from dockyard.server import check_tls_files, default_workers, serve
+
+            config = load_config(args.config_opt or args.config)
+            check_tls_files(config)
+            workers = args.workers if args.workers is not None else default_workers()
+            if workers < 1:
+                raise ConfigError("--workers must be at least 1")
+            serve(config, workers)
+            return 0
+        if args.command == "config" and args.config_command == "check":
+            config = load_config(args.file)
+            driver, _params = config.storage.driver()
+            print(f"{args.file}: ok (storage {driver}, listening on {config.http.addr})")
+            return 0
+    except ConfigError as exc:
+        print(f"dockyard: {exc}", file=sys.stderr)
+        return 2
+    return 1  # pragma: no cover - argparse enforces a command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

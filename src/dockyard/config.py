@@ -1,0 +1,279 @@
+"""Configuration: one typed model shaped like distribution's ``config.yml``.
+
+``load_config`` reads a YAML file, applies ``REGISTRY_<SECTION>_<KEY>`` environment overrides
+(values parsed as YAML, as distribution does), and validates. Unknown keys and bad values raise
+:class:`ConfigError` naming the key and what is allowed. Keys never contain ``_`` so that the
+environment mapping is unambiguous.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from dockyard.durations import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+# Variables other tools put in the environment under the same prefix.
+_FOREIGN_ENV = {"REGISTRY_AUTH_FILE", "REGISTRY_CONFIGURATION_PATH"}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccessLog(Section):
+    disabled: bool = False
+
+
+class Log(Section):
+    level: Literal["error", "warn", "info", "debug"] = "info"
+    formatter: Literal["text", "json"] = "text"
+    fields: dict[str, str] = Field(default_factory=dict)
+    accesslog: AccessLog = AccessLog()
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+
+class TLS(Section):
+    certificate: str | None = None
+    key: str | None = None
+    minimumtls: Literal["tls1.2", "tls1.3"] = "tls1.2"
+
+
+class HTTP(Section):
+    addr: str = "127.0.0.1:5000"
+    host: str | None = None
+    prefix: str = "/"
+    secret: str | None = None  # accepted for compatibility; upload state lives in storage
+    relativeurls: bool = False
+    tls: TLS = TLS()
+    headers: dict[str, list[str]] = Field(default_factory=dict)
+    draintimeout: Duration = 30.0
+
+    @field_validator("addr")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        split_addr(v)
+        return v
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("the prefix must start with '/'")
+        return "/" + v.strip("/") if v.strip("/") else "/"
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("http.host must be a URL such as https://registry.example.com")
+        return v.rstrip("/") if v else v
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: ([x] if isinstance(x, str) else x) for k, x in v.items()}
+        return v
+
+
+class Filesystem(Section):
+    rootdirectory: str = "./registry-data"
+    maxthreads: int = 100
+    fsync: bool = True
+
+
+class InMemory(Section):
+    pass
+
+
+class Delete(Section):
+    enabled: bool = True
+
+
+class UploadPurging(Section):
+    enabled: bool = True
+    age: Duration = 168 * 3600.0
+    interval: Duration = 24 * 3600.0
+    dryrun: bool = False
+
+
+class ReadOnly(Section):
+    enabled: bool = False
+
+
+class Maintenance(Section):
+    uploadpurging: UploadPurging = UploadPurging()
+    readonly: ReadOnly = ReadOnly()
+
+
+class Cache(Section):
+    blobdescriptor: Literal["inmemory", "redis", ""] = "inmemory"
+    blobdescriptorsize: int = 10000
+
+
+class Redirect(Section):
+    disable: bool = True
+
+
+class Storage(Section):
+    filesystem: Filesystem | None = None
+    inmemory: InMemory | None = None
+    delete: Delete = Delete()
+    maintenance: Maintenance = Maintenance()
+    cache: Cache = Cache()  # accepted from distribution configs; dockyard keeps its own caches
+    redirect: Redirect = Redirect()
+
+    def driver(self) -> tuple[str, dict[str, Any]]:
+        chosen = [(n, s) for n, s in (("filesystem", self.filesystem), ("inmemory", self.inmemory)) if s]
+        if len(chosen) > 1:
+            raise ConfigError("storage: configure exactly one driver (filesystem or inmemory), not both")
+        if not chosen:
+            return "filesystem", Filesystem().model_dump()
+        name, section = chosen[0]
+        return name, section.model_dump()
+
+
+class StorageDriverHealth(Section):
+    enabled: bool = True
+    interval: Duration = 10.0
+    threshold: int = 3
+
+
+class Health(Section):
+    storagedriver: StorageDriverHealth = StorageDriverHealth()
+
+
+class Config(Section):
+    version: str = "0.1"
+    log: Log = Log()
+    http: HTTP = HTTP()
+    storage: Storage = Storage()
+    health: Health = Health()
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> str:
+        if str(v) != "0.1":
+            raise ValueError("only configuration version 0.1 is known")
+        return "0.1"
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """``host:port``, ``:port`` or ``[v6]:port`` → (host, port); an empty host means all interfaces."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{addr!r} is not host:port (e.g. :5000, 127.0.0.1:5000, [::1]:5000)")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = tree
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {} if child is None or not isinstance(child, str) else {child: {}}
+            node[key] = child
+        node = child
+    last = keys[-1]
+    if isinstance(value, str) and isinstance(node.get(last), dict) and last == "storage":
+        node[last] = {
+            value: node[last].get(value, {}),
+            **{k: v for k, v in node[last].items() if k in ("delete", "maintenance", "cache", "redirect")},
+        }
+    else:
+        node[last] = value
+
+
+def apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``REGISTRY_*`` overrides in sorted order (less specific first)."""
+    for var in sorted(environ):
+        if not var.startswith("REGISTRY_") or var in _FOREIGN_ENV:
+            continue
+        keys = var[len("REGISTRY_") :].lower().split("_")
+        if keys == ["version"] or not all(keys):
+            continue
+        try:
+            value = yaml.safe_load(environ[var])
+        except yaml.YAMLError:
+            value = environ[var]
+        if value is None:
+            value = ""
+        _set_path(tree, keys, value)
+    return tree
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(err["loc"][:-1])
+            allowed = ", ".join(parent.model_fields) if parent else "none"
+            lines.append(f"  {key}: unknown key (allowed here: {allowed})")
+        else:
+            lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def parse_config(tree: dict[str, Any], source: str = "configuration") -> Config:
+    try:
+        config = Config.model_validate(tree)
+        config.storage.driver()
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from None
+    return config
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (or nothing: all defaults), apply the environment, validate."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("REGISTRY_CONFIGURATION_PATH") or None
+    tree: dict[str, Any] = {}
+    source = "defaults and environment"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        tree = loaded
+    return parse_config(apply_env(tree, environ), source)

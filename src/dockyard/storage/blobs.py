@@ -1,0 +1,56 @@
+"""The content-addressed blob store and the per-repository links that make a blob visible."""
+
+from __future__ import annotations
+
+from dockyard.errors import ErrorCode, PathNotFound, RegistryError
+from dockyard.oci.digest import Digest
+from dockyard.storage import paths
+from dockyard.storage.driver import StorageDriver
+from dockyard.storage.links import read_link, write_link
+
+
+class BlobStore:
+    def __init__(self, driver: StorageDriver) -> None:
+        self.driver = driver
+
+    async def size_global(self, digest: Digest) -> int | None:
+        """Size of the stored content, or None if the registry does not hold it."""
+        try:
+            info = await self.driver.stat(paths.blob_data(digest))
+        except PathNotFound:
+            return None
+        return info.size
+
+    async def is_linked(self, name: str, digest: Digest) -> bool:
+        return await read_link(self.driver, paths.layer_link(name, digest)) == digest
+
+    async def stat(self, name: str, digest: Digest) -> int:
+        """Size of a blob visible in ``name``; BLOB_UNKNOWN otherwise."""
+        if await self.is_linked(name, digest):
+            size = await self.size_global(digest)
+            if size is not None:
+                return size
+        raise RegistryError(ErrorCode.BLOB_UNKNOWN, f"blob {digest} is not in repository {name}", str(digest))
+
+    async def link(self, name: str, digest: Digest) -> None:
+        await write_link(self.driver, paths.layer_link(name, digest), digest)
+
+    async def unlink(self, name: str, digest: Digest) -> None:
+        try:
+            await self.driver.delete(paths.layer_dir(name, digest))
+        except PathNotFound:
+            raise RegistryError(
+                ErrorCode.BLOB_UNKNOWN, f"blob {digest} is not in repository {name}", str(digest)
+            ) from None
+
+    async def put_bytes(self, digest: Digest, data: bytes) -> None:
+        """Store small content (manifests) under its digest; a no-op if already there."""
+        await self.driver.put_if_absent(paths.blob_data(digest), data)
+
+    async def get_bytes(self, digest: Digest) -> bytes:
+        return await self.driver.get_content(paths.blob_data(digest))
+
+    async def adopt(self, src: str, digest: Digest) -> None:
+        """Make a verified file the blob's content by atomic rename (kept if already stored)."""
+        if await self.size_global(digest) is None:
+            await self.driver.move(src, paths.blob_data(digest))

@@ -1,0 +1,89 @@
+"""The storage driver interface.
+
+Drivers know nothing about registries: they store byte strings under ``/``-separated paths that
+match :data:`PATH_RE`. Registry logic (``storage.blobs``, ``storage.uploads``, ...) is written once
+above this interface, and ``dockyard.testing.driver_suite`` is the shared test suite every driver
+must pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dockyard.errors import InvalidPath
+
+PATH_RE = re.compile(r"(/[A-Za-z0-9._-]+)+")
+
+
+def check_path(path: str) -> str:
+    """Refuse anything that is not a plain absolute path of safe components."""
+    if not PATH_RE.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
+        raise InvalidPath(path)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    path: str
+    size: int
+    mtime: float
+    is_dir: bool
+
+
+class FileWriter(Protocol):
+    """An open, exclusively held, append-only writer (one upload session at a time)."""
+
+    @property
+    def size(self) -> int: ...
+
+    async def write(self, data: bytes, hasher: Any | None = None) -> None:
+        """Append ``data``; when ``hasher`` is given, update it with exactly the bytes written."""
+
+    async def truncate(self, size: int) -> None: ...
+
+    async def sync(self) -> None:
+        """Make everything written durable (fsync where the backend has it)."""
+
+    async def close(self) -> None: ...
+
+
+class StorageDriver(Protocol):
+    name: str
+
+    async def get_content(self, path: str) -> bytes:
+        """Whole content of a small file; raise PathNotFound."""
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        """Write a small file atomically (readers see the old or the new content, never a mix)."""
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        """Write atomically unless the file exists; True if this call created it."""
+
+    def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream a file from ``offset``; raise PathNotFound on the first iteration."""
+
+    async def writer(self, path: str, *, append: bool = True) -> FileWriter:
+        """Open ``path`` for appending, held exclusively; raise UploadBusy if already held."""
+
+    async def stat(self, path: str) -> FileInfo:
+        """Raise PathNotFound."""
+
+    async def exists(self, path: str) -> bool: ...
+
+    async def list(self, path: str) -> list[str]:
+        """Names of the direct children of a directory; raise PathNotFound."""
+
+    async def move(self, src: str, dst: str) -> None:
+        """Atomically move a file, replacing ``dst``; parent directories are created."""
+
+    async def delete(self, path: str) -> None:
+        """Delete a file or a whole directory tree; raise PathNotFound."""
+
+    async def hash_file(self, path: str, algorithm: str) -> tuple[str, int]:
+        """Hex digest and size of a stored file, computed by the backend without a round trip per chunk."""
+
+    def local_path(self, path: str) -> str | None:
+        """An OS path for zero-copy serving (sendfile/pathsend), or None."""

@@ -1,0 +1,245 @@
+"""Local filesystem driver, byte-compatible with distribution's ``filesystem`` driver.
+
+Blocking calls run in worker threads (``anyio.to_thread``) so the event loop never waits on the
+disk. Small files are written to a temporary sibling, fsynced (unless ``fsync`` is off) and
+renamed into place, so readers see the old or the new content, never a torn write.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from anyio import to_thread
+
+from dockyard.errors import PathNotFound, StorageFull, UploadBusy
+from dockyard.storage.driver import FileInfo, check_path
+
+_READ_CHUNK = 1 << 20
+_NOSPACE = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _translate(exc: OSError, path: str) -> Exception:
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return PathNotFound(path)
+    if exc.errno in _NOSPACE:
+        return StorageFull(str(exc))
+    return exc
+
+
+class _Writer:
+    def __init__(self, driver: FilesystemDriver, path: str, fd: int, size: int) -> None:
+        self._driver = driver
+        self._path = path
+        self._fd = fd
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def _write(self, data: bytes, hasher: Any | None) -> None:
+        view = memoryview(data)
+        written = 0
+        try:
+            while written < len(view):
+                n = os.write(self._fd, view[written:])
+                if hasher is not None:
+                    hasher.update(view[written : written + n])
+                written += n
+        except OSError as exc:
+            raise _translate(exc, self._path) from exc
+        finally:
+            self._size += written
+
+    async def write(self, data: bytes, hasher: Any | None = None) -> None:
+        await to_thread.run_sync(self._write, data, hasher)
+
+    async def truncate(self, size: int) -> None:
+        await to_thread.run_sync(os.ftruncate, self._fd, size)
+        self._size = size
+
+    async def sync(self) -> None:
+        if self._driver.fsync:
+            await to_thread.run_sync(os.fsync, self._fd)
+
+    async def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            await to_thread.run_sync(os.close, fd)  # also releases the flock
+
+
+class FilesystemDriver:
+    name = "filesystem"
+
+    def __init__(self, root: str, *, fsync: bool = True) -> None:
+        self.root = os.path.abspath(root)
+        self.fsync = fsync
+        os.makedirs(self.root, exist_ok=True)
+
+    def _full(self, path: str) -> str:
+        return self.root + check_path(path)
+
+    def local_path(self, path: str) -> str | None:
+        return self._full(path)
+
+    # -- small files ---------------------------------------------------------------------------
+
+    def _get(self, path: str) -> bytes:
+        try:
+            with open(self._full(path), "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise _translate(exc, path) from exc
+
+    async def get_content(self, path: str) -> bytes:
+        return await to_thread.run_sync(self._get, path)
+
+    def _put(self, path: str, data: bytes, exclusive: bool) -> bool:
+        full = self._full(path)
+        directory = os.path.dirname(full)
+        tmp = f"{full}.tmp-{uuid.uuid4().hex}"
+        try:
+            if exclusive and os.path.exists(full):
+                return False
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, data)
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if exclusive:
+                # link() fails if the target exists: first writer wins, nobody sees a partial file.
+                try:
+                    os.link(tmp, full)
+                except FileExistsError:
+                    return False
+                finally:
+                    os.unlink(tmp)
+                return True
+            os.rename(tmp, full)
+            return True
+        except OSError as exc:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise _translate(exc, path) from exc
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        await to_thread.run_sync(self._put, path, data, False)
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        return await to_thread.run_sync(self._put, path, data, True)
+
+    # -- streams -------------------------------------------------------------------------------
+
+    async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        full = self._full(path)
+        try:
+            f = await to_thread.run_sync(open, full, "rb")
+        except OSError as exc:
+            raise _translate(exc, path) from exc
+        try:
+            await to_thread.run_sync(f.seek, offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                want = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
+                chunk = await to_thread.run_sync(f.read, want)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            await to_thread.run_sync(f.close)
+
+    def _open_writer(self, path: str, append: bool) -> _Writer:
+        full = self._full(path)
+        try:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+            fd = os.open(full, flags, 0o644)
+        except OSError as exc:
+            raise _translate(exc, path) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UploadBusy(path) from None
+        return _Writer(self, path, fd, os.fstat(fd).st_size)
+
+    async def writer(self, path: str, *, append: bool = True) -> _Writer:
+        return await to_thread.run_sync(self._open_writer, path, append)
+
+    def _hash(self, path: str, algorithm: str) -> tuple[str, int]:
+        h = hashlib.new(algorithm)
+        size = 0
+        try:
+            with open(self._full(path), "rb") as f:
+                while chunk := f.read(_READ_CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+        except OSError as exc:
+            raise _translate(exc, path) from exc
+        return h.hexdigest(), size
+
+    async def hash_file(self, path: str, algorithm: str) -> tuple[str, int]:
+        return await to_thread.run_sync(self._hash, path, algorithm)
+
+    # -- metadata ------------------------------------------------------------------------------
+
+    def _stat(self, path: str) -> FileInfo:
+        try:
+            st = os.stat(self._full(path))
+        except OSError as exc:
+            raise _translate(exc, path) from exc
+        return FileInfo(path, st.st_size, st.st_mtime, os.path.isdir(self._full(path)))
+
+    async def stat(self, path: str) -> FileInfo:
+        return await to_thread.run_sync(self._stat, path)
+
+    async def exists(self, path: str) -> bool:
+        return await to_thread.run_sync(os.path.exists, self._full(path))
+
+    def _list(self, path: str) -> list[str]:
+        try:
+            return [n for n in os.listdir(self._full(path)) if ".tmp-" not in n]
+        except OSError as exc:
+            raise _translate(exc, path) from exc
+
+    async def list(self, path: str) -> list[str]:
+        return await to_thread.run_sync(self._list, path)
+
+    def _move(self, src: str, dst: str) -> None:
+        full_dst = self._full(dst)
+        try:
+            os.makedirs(os.path.dirname(full_dst), exist_ok=True)
+            os.rename(self._full(src), full_dst)
+        except OSError as exc:
+            raise _translate(exc, src) from exc
+
+    async def move(self, src: str, dst: str) -> None:
+        await to_thread.run_sync(self._move, src, dst)
+
+    def _delete(self, path: str) -> None:
+        full = self._full(path)
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                # Rename first so a reader never walks a half-deleted tree.
+                doomed = f"{full}.tmp-{uuid.uuid4().hex}"
+                os.rename(full, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
+            else:
+                os.unlink(full)
+        except OSError as exc:
+            raise _translate(exc, path) from exc
+
+    async def delete(self, path: str) -> None:
+        await to_thread.run_sync(self._delete, path)

@@ -1,0 +1,124 @@
+"""In-memory driver for tests and throwaway development registries."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from dockyard.errors import PathNotFound, UploadBusy
+from dockyard.storage.driver import FileInfo, check_path
+
+
+class _Writer:
+    def __init__(self, driver: MemoryDriver, path: str) -> None:
+        self._driver = driver
+        self._path = path
+
+    @property
+    def size(self) -> int:
+        return len(self._driver.files[self._path][0])
+
+    async def write(self, data: bytes, hasher: Any | None = None) -> None:
+        buf, _ = self._driver.files[self._path]
+        buf.extend(data)
+        self._driver.files[self._path] = (buf, time.time())
+        if hasher is not None:
+            hasher.update(data)
+
+    async def truncate(self, size: int) -> None:
+        del self._driver.files[self._path][0][size:]
+
+    async def sync(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._driver.locked.discard(self._path)
+
+
+class MemoryDriver:
+    name = "inmemory"
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytearray, float]] = {}
+        self.locked: set[str] = set()
+
+    def local_path(self, path: str) -> str | None:
+        return None
+
+    def _file(self, path: str) -> bytearray:
+        try:
+            return self.files[check_path(path)][0]
+        except KeyError:
+            raise PathNotFound(path) from None
+
+    def _is_dir(self, path: str) -> bool:
+        prefix = check_path(path) + "/"
+        return any(p.startswith(prefix) for p in self.files)
+
+    async def get_content(self, path: str) -> bytes:
+        return bytes(self._file(path))
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        self.files[check_path(path)] = (bytearray(data), time.time())
+
+    async def put_if_absent(self, path: str, data: bytes) -> bool:
+        if check_path(path) in self.files:
+            return False
+        await self.put_content(path, data)
+        return True
+
+    async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        data = self._file(path)
+        end = len(data) if length is None else min(len(data), offset + length)
+        for start in range(offset, end, 1 << 20):
+            yield bytes(data[start : min(end, start + (1 << 20))])
+
+    async def writer(self, path: str, *, append: bool = True) -> _Writer:
+        path = check_path(path)
+        if path in self.locked:
+            raise UploadBusy(path)
+        if path not in self.files or not append:
+            self.files[path] = (bytearray(), time.time())
+        self.locked.add(path)
+        return _Writer(self, path)
+
+    async def hash_file(self, path: str, algorithm: str) -> tuple[str, int]:
+        data = self._file(path)
+        return hashlib.new(algorithm, data).hexdigest(), len(data)
+
+    async def stat(self, path: str) -> FileInfo:
+        path = check_path(path)
+        if path in self.files:
+            buf, mtime = self.files[path]
+            return FileInfo(path, len(buf), mtime, False)
+        if self._is_dir(path):
+            return FileInfo(path, 0, 0.0, True)
+        raise PathNotFound(path)
+
+    async def exists(self, path: str) -> bool:
+        return check_path(path) in self.files or self._is_dir(path)
+
+    async def list(self, path: str) -> list[str]:
+        prefix = check_path(path) + "/"
+        names = {p[len(prefix) :].split("/", 1)[0] for p in self.files if p.startswith(prefix)}
+        if not names:
+            raise PathNotFound(path)
+        return sorted(names)
+
+    async def move(self, src: str, dst: str) -> None:
+        check_path(dst)
+        self.files[dst] = self.files.pop(check_path(src)) if src in self.files else self._missing(src)
+
+    def _missing(self, path: str) -> tuple[bytearray, float]:
+        raise PathNotFound(path)
+
+    async def delete(self, path: str) -> None:
+        path = check_path(path)
+        prefix = path + "/"
+        doomed = [p for p in self.files if p == path or p.startswith(prefix)]
+        if not doomed:
+            raise PathNotFound(path)
+        for p in doomed:
+            del self.files[p]

@@ -1,0 +1,126 @@
+"""Manifest revisions of a repository, and the referrers index kept beside them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import OrderedDict
+
+from dockyard.errors import ErrorCode, PathNotFound, RegistryError
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.digest import Digest
+from dockyard.oci.manifest import Descriptor, Manifest
+from dockyard.storage import paths
+from dockyard.storage.blobs import BlobStore
+from dockyard.storage.driver import StorageDriver
+from dockyard.storage.links import read_link, write_link
+
+_CACHE_ENTRIES = 8192
+_CACHE_MAX_ITEM = 256 * 1024
+
+
+def stored_media_type(body: bytes) -> str:
+    """The media type to serve stored manifest bytes with."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return mt.OCI_MANIFEST
+    if not isinstance(doc, dict):
+        return mt.OCI_MANIFEST
+    media_type = doc.get("mediaType")
+    if isinstance(media_type, str) and media_type:
+        return media_type
+    if doc.get("schemaVersion") == 1:
+        return mt.DOCKER_SCHEMA1_SIGNED if "signatures" in doc else mt.DOCKER_SCHEMA1
+    return mt.OCI_INDEX if "manifests" in doc else mt.OCI_MANIFEST
+
+
+def manifest_unknown(name: str, reference: str) -> RegistryError:
+    return RegistryError(
+        ErrorCode.MANIFEST_UNKNOWN, f"manifest {reference} is not in repository {name}", reference
+    )
+
+
+class ManifestStore:
+    def __init__(self, driver: StorageDriver, blobs: BlobStore) -> None:
+        self.driver = driver
+        self.blobs = blobs
+        # Content-addressed, so entries never go stale; visibility is checked on every read.
+        self._cache: OrderedDict[Digest, tuple[str, bytes]] = OrderedDict()
+
+    async def exists(self, name: str, digest: Digest) -> bool:
+        return await read_link(self.driver, paths.revision_link(name, digest)) == digest
+
+    async def get(self, name: str, digest: Digest) -> tuple[str, bytes]:
+        """(media type, exact bytes) of a manifest in ``name``; MANIFEST_UNKNOWN otherwise."""
+        if not await self.exists(name, digest):
+            raise manifest_unknown(name, str(digest))
+        cached = self._cache.get(digest)
+        if cached is not None:
+            self._cache.move_to_end(digest)
+            return cached
+        try:
+            body = await self.blobs.get_bytes(digest)
+        except PathNotFound:
+            raise manifest_unknown(name, str(digest)) from None
+        entry = (stored_media_type(body), body)
+        if len(body) <= _CACHE_MAX_ITEM:
+            self._cache[digest] = entry
+            if len(self._cache) > _CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return entry
+
+    async def put(self, name: str, digest: Digest, body: bytes, manifest: Manifest) -> None:
+        await self.blobs.put_bytes(digest, body)
+        await write_link(self.driver, paths.revision_link(name, digest), digest)
+        if manifest.subject is not None:
+            await write_link(self.driver, paths.referrer_link(name, manifest.subject.digest, digest), digest)
+
+    async def delete(self, name: str, digest: Digest) -> None:
+        if not await self.exists(name, digest):
+            raise manifest_unknown(name, str(digest))
+        subject = await self._subject_of(digest)
+        await self.driver.delete(paths.revision_dir(name, digest))
+        if subject is not None:
+            with contextlib.suppress(PathNotFound):
+                await self.driver.delete(paths.referrer_link(name, subject, digest).rsplit("/", 1)[0])
+
+    async def _subject_of(self, digest: Digest) -> Digest | None:
+        try:
+            doc = json.loads(await self.blobs.get_bytes(digest))
+            return Digest.parse(doc["subject"]["digest"])
+        except (PathNotFound, ValueError, KeyError, TypeError):
+            return None
+
+    async def referrers(self, name: str, subject: Digest) -> list[Descriptor]:
+        """Descriptors of the manifests in ``name`` whose subject is ``subject``."""
+        base = paths.referrers_dir(name, subject)
+        found: list[Digest] = []
+        try:
+            algorithms = await self.driver.list(base)
+        except PathNotFound:
+            return []
+        for alg in algorithms:
+            try:
+                hexes = await self.driver.list(f"{base}/{alg}")
+            except PathNotFound:
+                continue
+            for hex_ in hexes:
+                link = await read_link(self.driver, f"{base}/{alg}/{hex_}/link")
+                if link is not None:
+                    found.append(link)
+        described = await asyncio.gather(*(self._describe(name, d) for d in sorted(found)))
+        return [d for d in described if d is not None]
+
+    async def _describe(self, name: str, digest: Digest) -> Descriptor | None:
+        try:
+            media_type, body = await self.get(name, digest)
+        except RegistryError:
+            return None  # deleted since it was indexed
+        doc = json.loads(body)
+        artifact_type = doc.get("artifactType")
+        if not artifact_type and media_type in mt.IMAGE_MANIFESTS:
+            artifact_type = (doc.get("config") or {}).get("mediaType")
+        annotations = doc.get("annotations") or None
+        return Descriptor(media_type, digest, len(body), artifact_type, annotations)

@@ -1,0 +1,166 @@
+"""Upload sessions: create, append (streamed or chunked), status, commit, cancel.
+
+Bytes are hashed while they are written. The running hash of each session lives in the worker
+process that last wrote to it (a keep-alive connection stays on one worker); when a chunk arrives
+at another worker, or the algorithm differs, the digest is computed from the stored data instead.
+A blob becomes visible only when the digest matches, by atomic rename into ``blobs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from dockyard.errors import ErrorCode, PathNotFound, RegistryError, UploadBusy
+from dockyard.oci.digest import Digest
+from dockyard.storage import paths
+from dockyard.storage.blobs import BlobStore
+from dockyard.storage.driver import FileWriter, StorageDriver
+
+BATCH = 1 << 20  # bytes handed to the writer thread at once
+_MAX_HASHERS = 4096
+
+
+def upload_unknown(upload_id: str) -> RegistryError:
+    return RegistryError(
+        ErrorCode.BLOB_UPLOAD_UNKNOWN, f"upload {upload_id} is unknown or finished", upload_id
+    )
+
+
+class UploadStore:
+    def __init__(self, driver: StorageDriver, blobs: BlobStore) -> None:
+        self.driver = driver
+        self.blobs = blobs
+        self._hashers: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
+
+    async def start(self, name: str) -> str:
+        upload_id = str(uuid.uuid4())
+        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        await self.driver.put_content(paths.upload_startedat(name, upload_id), started.encode())
+        await self.driver.put_content(paths.upload_data(name, upload_id), b"")
+        return upload_id
+
+    async def size(self, name: str, upload_id: str) -> int:
+        try:
+            return (await self.driver.stat(paths.upload_data(name, upload_id))).size
+        except PathNotFound:
+            raise upload_unknown(upload_id) from None
+
+    async def _open(self, name: str, upload_id: str) -> FileWriter:
+        if not await self.driver.exists(paths.upload_startedat(name, upload_id)):
+            raise upload_unknown(upload_id)
+        try:
+            return await self.driver.writer(paths.upload_data(name, upload_id))
+        except UploadBusy:
+            raise RegistryError(
+                ErrorCode.BLOB_UPLOAD_INVALID,
+                f"another request is writing to upload {upload_id}; retry when it has finished",
+            ) from None
+
+    def _take_hasher(self, key: tuple[str, str], offset: int) -> Any | None:
+        cached = self._hashers.pop(key, None)
+        if cached is not None and cached[0] == offset:
+            return cached[1]
+        return hashlib.sha256() if offset == 0 else None
+
+    def _keep_hasher(self, key: tuple[str, str], offset: int, hasher: Any | None) -> None:
+        if hasher is None:
+            return
+        self._hashers[key] = (offset, hasher)
+        while len(self._hashers) > _MAX_HASHERS:
+            self._hashers.popitem(last=False)
+
+    async def _pump(self, writer: FileWriter, key: tuple[str, str], chunks: AsyncIterator[bytes]) -> int:
+        """Append a request body; returns the number of bytes written."""
+        start = writer.size
+        hasher = self._take_hasher(key, start)
+        buf = bytearray()
+        try:
+            async for chunk in chunks:
+                buf += chunk
+                if len(buf) >= BATCH:
+                    await writer.write(bytes(buf), hasher)
+                    buf.clear()
+            if buf:
+                await writer.write(bytes(buf), hasher)
+        except BaseException:
+            hasher = None  # the stored bytes and the hash may disagree now; rehash at commit
+            raise
+        finally:
+            self._keep_hasher(key, writer.size, hasher)
+        return writer.size - start
+
+    async def append(
+        self,
+        name: str,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        start: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        """Append a chunk; with ``start`` (from Content-Range) it must continue where the data ends."""
+        writer = await self._open(name, upload_id)
+        try:
+            if start is not None and start != writer.size:
+                raise RegistryError(
+                    ErrorCode.RANGE_INVALID,
+                    f"chunk starts at byte {start} but the upload has {writer.size} bytes; "
+                    "ask the upload URL for the current range and resume from there",
+                    headers={**(headers or {}), "Range": range_header(writer.size)},
+                )
+            await self._pump(writer, (name, upload_id), chunks)
+            return writer.size
+        finally:
+            await writer.close()
+
+    async def finish(
+        self, name: str, upload_id: str, digest: Digest, chunks: AsyncIterator[bytes] | None
+    ) -> int:
+        """Append the last bytes, verify the digest, and publish the blob; returns its size."""
+        key = (name, upload_id)
+        writer = await self._open(name, upload_id)
+        try:
+            if chunks is not None:
+                await self._pump(writer, key, chunks)
+            size = writer.size
+            cached = self._hashers.pop(key, None)
+            if digest.algorithm == "sha256" and cached is not None and cached[0] == size:
+                actual = cached[1].hexdigest()
+            else:
+                actual, _ = await self.driver.hash_file(paths.upload_data(name, upload_id), digest.algorithm)
+            if actual != digest.hex:
+                await self._discard(name, upload_id)
+                raise RegistryError(
+                    ErrorCode.DIGEST_INVALID,
+                    f"uploaded content has digest {digest.algorithm}:{actual}, not {digest}; "
+                    "the upload was discarded",
+                    str(digest),
+                )
+            await writer.sync()
+            await self.blobs.adopt(paths.upload_data(name, upload_id), digest)
+            await self.blobs.link(name, digest)
+        finally:
+            await writer.close()
+        await self._discard(name, upload_id)
+        return size
+
+    async def _discard(self, name: str, upload_id: str) -> None:
+        self._hashers.pop((name, upload_id), None)
+        with contextlib.suppress(PathNotFound):
+            await self.driver.delete(paths.upload_dir(name, upload_id))
+
+    async def cancel(self, name: str, upload_id: str) -> None:
+        if not await self.driver.exists(paths.upload_startedat(name, upload_id)):
+            raise upload_unknown(upload_id)
+        await self._discard(name, upload_id)
+
+
+def range_header(size: int) -> str:
+    """The upload ``Range`` header: inclusive last offset, ``0-0`` for an empty upload."""
+    return f"0-{max(size - 1, 0)}"
