@@ -1,0 +1,56 @@
+# dockyard: `make serve` runs the registry; `make test` installs what the tests need and runs them all.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Real clients and the reference peer the tests drive (Debian packages).
+DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry busybox-static \
+	apache2-utils jq openssl uidmap wrk curl
+
+.PHONY: serve test venv venv-test debs lint typecheck pytest bench bench-quick clean
+
+$(BIN)/dockyard: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+venv: $(BIN)/dockyard
+
+$(VENV)/.test-deps: pyproject.toml $(BIN)/dockyard
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv-test: $(VENV)/.test-deps
+
+serve: venv
+	$(BIN)/dockyard serve $(if $(CONFIG),--config $(CONFIG),)
+
+debs:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "run as root (or install: $$missing)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+lint: venv-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: venv-test
+	$(BIN)/mypy
+
+pytest: venv-test debs
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: venv-test debs
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: venv-test debs
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

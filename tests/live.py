@@ -1,0 +1,133 @@
+"""A real ``dockyard serve`` process for tests: own port, own storage root, stopped by its pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+DOCKYARD = str(Path(sys.executable).with_name("dockyard"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class LiveRegistry:
+    """Start with ``start()``; ``url`` is the base URL; ``host`` is ``127.0.0.1:PORT``."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        config: dict[str, Any] | None = None,
+        workers: int = 2,
+        root: Path | None = None,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.root = root or workdir / "data"
+        self.port = port or free_port()
+        self.workers = workers
+        self.env = env or {}
+        self.config = deep_merge(
+            {
+                "version": 0.1,
+                "log": {"level": "info", "formatter": "json"},
+                "http": {"addr": f"127.0.0.1:{self.port}"},
+                "storage": {"filesystem": {"rootdirectory": str(self.root)}, "delete": {"enabled": True}},
+            },
+            config or {},
+        )
+        self.tls = bool(self.config["http"].get("tls"))
+        self.config_path = workdir / "config.yml"
+        self.log_path = workdir / "dockyard.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    def start(self, timeout: float = 30.0, verify: Any = False) -> LiveRegistry:
+        self.config_path.write_text(yaml.safe_dump(self.config))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        env.update(self.env)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [DOCKYARD, "serve", "--config", str(self.config_path), "--workers", str(self.workers)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dockyard exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/v2/", timeout=2, verify=verify).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"dockyard did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        """Stop the server (and its workers) by process id; SIGKILL hits the whole group."""
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            if sig == signal.SIGKILL:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            pass
+        else:  # stray workers of a killed group
+            os.killpg(proc.pid, signal.SIGKILL)
+        self._log.close()
+        return proc.returncode
+
+    def __enter__(self) -> LiveRegistry:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
