@@ -176,7 +176,7 @@ class Config(Section):
 def split_addr(addr: str) -> tuple[str, int]:
     """``host:port``, ``:port`` or ``[v6]:port`` → (host, port); an empty host means all interfaces."""
     host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"{addr!r} is not host:port (e.g. :5000, 127.0.0.1:5000, [::1]:5000)")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)

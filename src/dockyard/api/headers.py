@@ -64,7 +64,7 @@ def parse_content_length(header: str | None) -> int | None:
     if header is None:
         return None
     value = header.strip()
-    if not value.isdigit() or len(value) > 19:
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
         raise RegistryError(ErrorCode.SIZE_INVALID, f"invalid Content-Length {header[:32]!r}")
     return int(value)
 
@@ -73,7 +73,7 @@ def parse_page_size(value: str | None, *, default: int | None, maximum: int) -> 
     """``n`` → (page size, clamped?). None means "everything"."""
     if value is None or value == "":
         return default, False
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise RegistryError(
             ErrorCode.PAGINATION_NUMBER_INVALID,
             f"n must be a non-negative integer, not {value[:32]!r}",

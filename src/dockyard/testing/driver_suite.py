@@ -1,0 +1,150 @@
+"""The conformance suite every storage driver must pass.
+
+A driver's test module subclasses :class:`DriverSuite` and provides a ``driver`` fixture::
+
+    class TestMyDriver(DriverSuite):
+        @pytest.fixture
+        def driver(self, tmp_path): return MyDriver(...)
+
+Tests run under anyio (asyncio backend); the suite needs ``pytest`` and ``anyio`` installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import pytest
+
+from dockyard.errors import InvalidPath, PathNotFound, UploadBusy
+from dockyard.storage.driver import StorageDriver
+
+
+async def _read_all(driver: StorageDriver, path: str, offset: int = 0, length: int | None = None) -> bytes:
+    out = bytearray()
+    async for chunk in driver.read(path, offset, length):
+        out += chunk
+    return bytes(out)
+
+
+@pytest.mark.anyio
+class DriverSuite:
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "asyncio"
+
+    async def test_put_get_overwrite(self, driver: StorageDriver) -> None:
+        await driver.put_content("/a/b/c", b"one")
+        assert await driver.get_content("/a/b/c") == b"one"
+        await driver.put_content("/a/b/c", b"two!")
+        assert await driver.get_content("/a/b/c") == b"two!"
+        assert (await driver.stat("/a/b/c")).size == 4
+
+    async def test_missing_paths(self, driver: StorageDriver) -> None:
+        with pytest.raises(PathNotFound):
+            await driver.get_content("/nope")
+        with pytest.raises(PathNotFound):
+            await driver.stat("/nope")
+        with pytest.raises(PathNotFound):
+            await driver.list("/nope")
+        with pytest.raises(PathNotFound):
+            await driver.delete("/nope")
+        with pytest.raises(PathNotFound):
+            await _read_all(driver, "/nope")
+        assert not await driver.exists("/nope")
+
+    @pytest.mark.parametrize(
+        "path", ["", "relative", "/a/../b", "/a/./b", "/a//b", "/a/b/", "/a b", "/a\x00b", "/ä"]
+    )
+    async def test_invalid_paths(self, driver: StorageDriver, path: str) -> None:
+        with pytest.raises(InvalidPath):
+            await driver.put_content(path, b"x")
+
+    async def test_put_if_absent(self, driver: StorageDriver) -> None:
+        assert await driver.put_if_absent("/p/file", b"first")
+        assert not await driver.put_if_absent("/p/file", b"second")
+        assert await driver.get_content("/p/file") == b"first"
+
+    async def test_concurrent_put_if_absent_has_one_winner(self, driver: StorageDriver) -> None:
+        results = await asyncio.gather(*(driver.put_if_absent("/race/file", b"%d" % i) for i in range(16)))
+        assert sum(results) == 1
+        assert await driver.get_content("/race/file") == b"%d" % results.index(True)
+
+    async def test_read_with_offset_and_length(self, driver: StorageDriver) -> None:
+        data = bytes(range(256)) * 8192  # 2 MiB: more than one read chunk
+        await driver.put_content("/r/data", data)
+        assert await _read_all(driver, "/r/data") == data
+        assert await _read_all(driver, "/r/data", 1000) == data[1000:]
+        assert await _read_all(driver, "/r/data", 1000, 1_500_000) == data[1000:1_501_000]
+        assert await _read_all(driver, "/r/data", len(data)) == b""
+
+    async def test_append_writer_resumes_and_hashes(self, driver: StorageDriver) -> None:
+        hasher = hashlib.sha256()
+        writer = await driver.writer("/w/data")
+        await writer.write(b"hello ", hasher)
+        assert writer.size == 6
+        await writer.sync()
+        await writer.close()
+        writer = await driver.writer("/w/data")
+        assert writer.size == 6
+        await writer.write(b"world", hasher)
+        await writer.close()
+        assert await driver.get_content("/w/data") == b"hello world"
+        assert hasher.hexdigest() == hashlib.sha256(b"hello world").hexdigest()
+        assert await driver.hash_file("/w/data", "sha256") == (hasher.hexdigest(), 11)
+        assert (await driver.hash_file("/w/data", "sha512"))[0] == hashlib.sha512(b"hello world").hexdigest()
+
+    async def test_writer_is_exclusive(self, driver: StorageDriver) -> None:
+        writer = await driver.writer("/x/data")
+        with pytest.raises(UploadBusy):
+            await driver.writer("/x/data")
+        await writer.close()
+        again = await driver.writer("/x/data")
+        await again.close()
+
+    async def test_large_stream_append(self, driver: StorageDriver) -> None:
+        chunk = b"z" * (1 << 20)
+        writer = await driver.writer("/big/data")
+        for _ in range(8):
+            await writer.write(chunk)
+        await writer.close()
+        assert (await driver.stat("/big/data")).size == 8 << 20
+
+    async def test_list_and_directories(self, driver: StorageDriver) -> None:
+        await driver.put_content("/l/a/x", b"1")
+        await driver.put_content("/l/a/y", b"2")
+        await driver.put_content("/l/b", b"3")
+        assert sorted(await driver.list("/l")) == ["a", "b"]
+        assert sorted(await driver.list("/l/a")) == ["x", "y"]
+        assert (await driver.stat("/l/a")).is_dir
+        assert not (await driver.stat("/l/b")).is_dir
+        assert await driver.exists("/l/a")
+
+    async def test_move_replaces_and_creates_parents(self, driver: StorageDriver) -> None:
+        await driver.put_content("/m/src", b"new")
+        await driver.put_content("/m/deep/er/dst", b"old")
+        await driver.move("/m/src", "/m/deep/er/dst")
+        assert await driver.get_content("/m/deep/er/dst") == b"new"
+        assert not await driver.exists("/m/src")
+        await driver.put_content("/m/src2", b"x")
+        await driver.move("/m/src2", "/n/fresh/dst")
+        assert await driver.get_content("/n/fresh/dst") == b"x"
+        with pytest.raises(PathNotFound):
+            await driver.move("/m/absent", "/m/whatever")
+
+    async def test_delete_is_recursive_and_prefix_exact(self, driver: StorageDriver) -> None:
+        await driver.put_content("/d/dir/a", b"1")
+        await driver.put_content("/d/dir/sub/b", b"2")
+        await driver.put_content("/d/dir2/c", b"3")
+        await driver.put_content("/d/file", b"4")
+        await driver.delete("/d/dir")
+        assert not await driver.exists("/d/dir")
+        assert await driver.get_content("/d/dir2/c") == b"3"  # a sibling sharing the prefix survives
+        await driver.delete("/d/file")
+        assert sorted(await driver.list("/d")) == ["dir2"]
+
+    async def test_zero_length_files(self, driver: StorageDriver) -> None:
+        await driver.put_content("/z/empty", b"")
+        assert await driver.get_content("/z/empty") == b""
+        assert (await driver.stat("/z/empty")).size == 0
+        assert await _read_all(driver, "/z/empty") == b""
