@@ -8,6 +8,7 @@ A blob becomes visible only when the digest matches, by atomic rename into ``blo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import uuid
@@ -79,16 +80,28 @@ class UploadStore:
         """Append a request body; returns the number of bytes written."""
         start = writer.size
         hasher = self._take_hasher(key, start)
-        buf = bytearray()
+        pending: asyncio.Task[None] | None = None
+        parts: list[bytes] = []
+        buffered = 0
         try:
+            # One batch is hashed and written in a worker thread while the next is received.
             async for chunk in chunks:
-                buf += chunk
-                if len(buf) >= BATCH:
-                    await writer.write(bytes(buf), hasher)
-                    buf.clear()
-            if buf:
-                await writer.write(bytes(buf), hasher)
+                parts.append(chunk)
+                buffered += len(chunk)
+                if buffered >= BATCH:
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.ensure_future(writer.write(b"".join(parts), hasher))
+                    parts, buffered = [], 0
+            if pending is not None:
+                await pending
+                pending = None
+            if parts:
+                await writer.write(b"".join(parts), hasher)
         except BaseException:
+            if pending is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(pending)
             hasher = None  # the stored bytes and the hash may disagree now; rehash at commit
             raise
         finally:
