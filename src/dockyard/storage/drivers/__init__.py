@@ -12,7 +12,11 @@ def create_driver(name: str, params: dict[str, Any]) -> StorageDriver:
     if name == "filesystem":
         from dockyard.storage.drivers.filesystem import FilesystemDriver
 
-        return FilesystemDriver(params["rootdirectory"], fsync=params.get("fsync", True))
+        return FilesystemDriver(
+            params["rootdirectory"],
+            fsync=params.get("fsync", True),
+            threads=min(params.get("maxthreads", 100), 64),
+        )
     if name == "inmemory":
         from dockyard.storage.drivers.memory import MemoryDriver
 
