@@ -29,7 +29,7 @@ _NOSPACE = {errno.ENOSPC, errno.EDQUOT}
 
 
 def _open_binary(path: str) -> BinaryIO:
-    return open(path, "rb")  # noqa: SIM115 - closed by the caller's finally
+    return open(path, "rb")  # closed by the caller
 
 
 def _translate(exc: OSError, path: str) -> Exception:
