@@ -19,7 +19,7 @@ async def catalog(ctx: Context) -> Response:
     n, _ = parse_page_size(query.get("n"), default=CATALOG_MAX, maximum=CATALOG_MAX)
     assert n is not None
     last = query.get("last") or None
-    names, more = await ctx.registry.catalog.list(n, last)
+    names, more = await ctx.registry.catalog.page(n, last)
     headers = {}
     if more and names:
         headers["Link"] = next_link(ctx.url("/v2/_catalog"), n, names[-1])

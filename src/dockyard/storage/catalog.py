@@ -1,41 +1,83 @@
-"""Listing repositories: every directory under ``repositories/`` that holds a ``_manifests``."""
+"""Listing repositories: every directory under ``repositories/`` that holds a ``_manifests``.
+
+The sorted list is derived from the store and cached per process. Whoever creates or removes a
+repository rewrites ``_dockyard/catalog-generation`` (a random token) after the change, and every
+listing reads it first, so all workers see a new repository at once; a cache older than
+``MAX_AGE`` is rebuilt regardless (repositories created by other tools sharing the directory).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import bisect
+import time
+import uuid
 
 from dockyard.errors import PathNotFound
 from dockyard.oci.reference import is_valid_name
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 
+MAX_AGE = 30.0
+
 
 class Catalog:
     def __init__(self, driver: StorageDriver) -> None:
         self.driver = driver
+        self._names: list[str] = []
+        self._generation: bytes | None = None
+        self._built = 0.0
+        self.known: set[str] = set()
 
-    async def walk_repositories(self, *, include_without_manifests: bool = False) -> AsyncIterator[str]:
-        """Repository names in depth-first directory order."""
-        stack = [""]
-        while stack:
-            prefix = stack.pop()
-            base = f"{paths.REPOSITORIES}/{prefix}".rstrip("/")
-            try:
-                children = await self.driver.list(base)
-            except PathNotFound:
-                continue
-            names = set(children)
-            if prefix and (include_without_manifests or "_manifests" in names):
-                yield prefix
-            subdirs = sorted((c for c in names if not c.startswith("_")), reverse=True)
-            for child in subdirs:
-                full = f"{prefix}/{child}" if prefix else child
-                if is_valid_name(full):
-                    stack.append(full)
+    async def _read_generation(self) -> bytes:
+        try:
+            return await self.driver.get_content(paths.CATALOG_GENERATION)
+        except PathNotFound:
+            return b""
 
-    async def list(self, n: int, last: str | None) -> tuple[list[str], bool]:
+    async def changed(self) -> None:
+        """Tell every worker that a repository appeared or disappeared."""
+        await self.driver.put_content(paths.CATALOG_GENERATION, uuid.uuid4().hex.encode())
+
+    async def scan(self) -> list[str]:
+        """Walk the store: sorted names of every directory holding ``_manifests``."""
+        tree = await self.driver.list_tree(paths.REPOSITORIES)
+        names = [
+            rel for rel, children in tree.items() if rel and "_manifests" in children and is_valid_name(rel)
+        ]
+        names.sort()
+        return names
+
+    async def names(self) -> list[str]:
+        generation = await self._read_generation()
+        if generation != self._generation or time.monotonic() - self._built > MAX_AGE:
+            self._names = await self.scan()
+            self._generation = generation
+            self._built = time.monotonic()
+            self.known = set(self._names)
+        return self._names
+
+    async def page(self, n: int, last: str | None) -> tuple[list[str], bool]:
         """Up to ``n`` names sorted after ``last``, and whether more remain."""
-        names = sorted([name async for name in self.walk_repositories()])
-        if last is not None:
-            names = [x for x in names if x > last]
-        return names[:n], len(names) > n
+        names = await self.names()
+        start = bisect.bisect_right(names, last) if last is not None else 0
+        page = names[start : start + n]
+        return page, start + n < len(names)
+
+    async def walk_repositories(self, *, include_without_manifests: bool = False) -> list[str]:
+        """Every repository name (with ``include_without_manifests``, also those holding only
+        uploads or layers)."""
+        tree = await self.driver.list_tree(paths.REPOSITORIES)
+        marker = ("_manifests", "_uploads", "_layers") if include_without_manifests else ("_manifests",)
+        return sorted(
+            rel
+            for rel, children in tree.items()
+            if rel and any(m in children for m in marker) and is_valid_name(rel)
+        )
+
+    async def note_repository(self, name: str) -> None:
+        """Called after a manifest lands in ``name`` if ``name`` was new to the store."""
+        self.known.add(name)
+        await self.changed()
+
+    def is_known(self, name: str) -> bool:
+        return name in self.known

@@ -9,7 +9,7 @@ must pass.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +31,9 @@ class FileInfo:
     size: int
     mtime: float
     is_dir: bool
+    # Changes whenever the file or the directory's listing changes, where the backend can tell
+    # cheaply (None: it cannot, and callers must not cache on it).
+    token: Hashable | None = None
 
 
 class FileWriter(Protocol):
@@ -73,8 +76,12 @@ class StorageDriver(Protocol):
 
     async def exists(self, path: str) -> bool: ...
 
-    async def list(self, path: str) -> list[str]:
+    async def list_dir(self, path: str) -> list[str]:
         """Names of the direct children of a directory; raise PathNotFound."""
+
+    async def list_tree(self, path: str, *, skip_prefix: str = "_") -> dict[str, list[str]]:
+        """Every directory below ``path`` (relative, "" for ``path`` itself) → its child names,
+        not descending into children whose name starts with ``skip_prefix``; {} if missing."""
 
     async def move(self, src: str, dst: str) -> None:
         """Atomically move a file, replacing ``dst``; parent directories are created."""

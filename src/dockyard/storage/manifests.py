@@ -98,12 +98,12 @@ class ManifestStore:
         base = paths.referrers_dir(name, subject)
         found: list[Digest] = []
         try:
-            algorithms = await self.driver.list(base)
+            algorithms = await self.driver.list_dir(base)
         except PathNotFound:
             return []
         for alg in algorithms:
             try:
-                hexes = await self.driver.list(f"{base}/{alg}")
+                hexes = await self.driver.list_dir(f"{base}/{alg}")
             except PathNotFound:
                 continue
             for hex_ in hexes:

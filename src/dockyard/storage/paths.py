@@ -31,6 +31,8 @@ from dockyard.oci.digest import Digest
 ROOT = "/docker/registry/v2"
 BLOBS = f"{ROOT}/blobs"
 REPOSITORIES = f"{ROOT}/repositories"
+# dockyard's own files beside distribution's tree (distribution never looks here).
+CATALOG_GENERATION = f"{ROOT}/_dockyard/catalog-generation"
 UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

@@ -65,9 +65,12 @@ class Registry:
                 str(reference),
             )
         await self._check_references(name, manifest)
+        new_repository = not self.catalog.is_known(name) and not await self.repository_exists(name)
         await self.manifests.put(name, digest, body, manifest)
         if isinstance(reference, str):
             await self.tags.tag(name, reference, digest)
+        if new_repository:
+            await self.catalog.note_repository(name)
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
@@ -118,9 +121,9 @@ class Registry:
     async def purge_uploads(self, older_than_seconds: float, now: float) -> int:
         """Delete upload sessions started longer ago than the cutoff; returns how many."""
         purged = 0
-        async for name in self.catalog.walk_repositories(include_without_manifests=True):
+        for name in await self.catalog.walk_repositories(include_without_manifests=True):
             try:
-                ids = await self.driver.list(paths.uploads_dir(name))
+                ids = await self.driver.list_dir(paths.uploads_dir(name))
             except PathNotFound:
                 continue
             for upload_id in ids:

@@ -46,7 +46,7 @@ class DriverSuite:
         with pytest.raises(PathNotFound):
             await driver.stat("/nope")
         with pytest.raises(PathNotFound):
-            await driver.list("/nope")
+            await driver.list_dir("/nope")
         with pytest.raises(PathNotFound):
             await driver.delete("/nope")
         with pytest.raises(PathNotFound):
@@ -114,8 +114,8 @@ class DriverSuite:
         await driver.put_content("/l/a/x", b"1")
         await driver.put_content("/l/a/y", b"2")
         await driver.put_content("/l/b", b"3")
-        assert sorted(await driver.list("/l")) == ["a", "b"]
-        assert sorted(await driver.list("/l/a")) == ["x", "y"]
+        assert sorted(await driver.list_dir("/l")) == ["a", "b"]
+        assert sorted(await driver.list_dir("/l/a")) == ["x", "y"]
         assert (await driver.stat("/l/a")).is_dir
         assert not (await driver.stat("/l/b")).is_dir
         assert await driver.exists("/l/a")
@@ -141,10 +141,21 @@ class DriverSuite:
         assert not await driver.exists("/d/dir")
         assert await driver.get_content("/d/dir2/c") == b"3"  # a sibling sharing the prefix survives
         await driver.delete("/d/file")
-        assert sorted(await driver.list("/d")) == ["dir2"]
+        assert sorted(await driver.list_dir("/d")) == ["dir2"]
 
     async def test_zero_length_files(self, driver: StorageDriver) -> None:
         await driver.put_content("/z/empty", b"")
         assert await driver.get_content("/z/empty") == b""
         assert (await driver.stat("/z/empty")).size == 0
         assert await _read_all(driver, "/z/empty") == b""
+
+    async def test_list_tree(self, driver: StorageDriver) -> None:
+        await driver.put_content("/t/a/_skip/x", b"1")
+        await driver.put_content("/t/a/b/_m/y", b"2")
+        await driver.put_content("/t/c", b"3")
+        tree = await driver.list_tree("/t")
+        assert sorted(tree[""]) == ["a", "c"]
+        assert sorted(tree["a"]) == ["_skip", "b"]
+        assert sorted(tree["a/b"]) == ["_m"]
+        assert "a/_skip" not in tree and "a/b/_m" not in tree
+        assert await driver.list_tree("/absent") == {}

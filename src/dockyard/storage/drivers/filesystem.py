@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -212,7 +213,8 @@ class FilesystemDriver:
             st = os.stat(self._full(path))
         except OSError as exc:
             raise _translate(exc, path) from exc
-        return FileInfo(path, st.st_size, st.st_mtime, os.path.isdir(self._full(path)))
+        token = (st.st_ino, st.st_mtime_ns, st.st_size, st.st_nlink)
+        return FileInfo(path, st.st_size, st.st_mtime, stat.S_ISDIR(st.st_mode), token)
 
     async def stat(self, path: str) -> FileInfo:
         return await self.run(self._stat, path)
@@ -226,8 +228,21 @@ class FilesystemDriver:
         except OSError as exc:
             raise _translate(exc, path) from exc
 
-    async def list(self, path: str) -> list[str]:
+    async def list_dir(self, path: str) -> list[str]:
         return await self.run(self._list, path)
+
+    def _tree(self, path: str, skip_prefix: str) -> dict[str, list[str]]:
+        base = self._full(path)
+        out: dict[str, list[str]] = {}
+        for directory, dirs, files in os.walk(base):
+            rel = os.path.relpath(directory, base)
+            names = [n for n in dirs + files if ".tmp-" not in n]
+            out["" if rel == "." else rel] = names
+            dirs[:] = [d for d in dirs if not d.startswith(skip_prefix) and ".tmp-" not in d]
+        return out
+
+    async def list_tree(self, path: str, *, skip_prefix: str = "_") -> dict[str, list[str]]:
+        return await self.run(self._tree, path, skip_prefix)
 
     def _move(self, src: str, dst: str) -> None:
         full_dst = self._full(dst)

@@ -100,12 +100,25 @@ class MemoryDriver:
     async def exists(self, path: str) -> bool:
         return check_path(path) in self.files or self._is_dir(path)
 
-    async def list(self, path: str) -> list[str]:
+    async def list_dir(self, path: str) -> list[str]:
         prefix = check_path(path) + "/"
         names = {p[len(prefix) :].split("/", 1)[0] for p in self.files if p.startswith(prefix)}
         if not names:
             raise PathNotFound(path)
         return sorted(names)
+
+    async def list_tree(self, path: str, *, skip_prefix: str = "_") -> dict[str, list[str]]:
+        prefix = check_path(path) + "/"
+        out: dict[str, set[str]] = {}
+        for p in self.files:
+            if not p.startswith(prefix):
+                continue
+            parts = p[len(prefix) :].split("/")
+            for depth in range(len(parts)):
+                if depth and parts[depth - 1].startswith(skip_prefix):
+                    break
+                out.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
+        return {k: sorted(v) for k, v in out.items()}
 
     async def move(self, src: str, dst: str) -> None:
         check_path(dst)
