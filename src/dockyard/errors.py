@@ -34,12 +34,15 @@ class ErrorCode(Enum):
     MANIFEST_INVALID = ErrorSpec("MANIFEST_INVALID", "manifest invalid", 400)
     MANIFEST_TOO_BIG = ErrorSpec("MANIFEST_INVALID", "manifest is larger than the registry accepts", 413)
     MANIFEST_UNKNOWN = ErrorSpec("MANIFEST_UNKNOWN", "manifest unknown to registry", 404)
+    MANIFEST_REFERENCED = ErrorSpec("DENIED", "manifest is referenced by an index", 409)
     NAME_INVALID = ErrorSpec("NAME_INVALID", "invalid repository name", 400)
     NAME_UNKNOWN = ErrorSpec("NAME_UNKNOWN", "repository name not known to registry", 404)
     SIZE_INVALID = ErrorSpec("SIZE_INVALID", "provided length did not match content length", 400)
     TAG_INVALID = ErrorSpec("TAG_INVALID", "invalid tag", 400)
     UNAUTHORIZED = ErrorSpec("UNAUTHORIZED", "authentication required", 401)
     DENIED = ErrorSpec("DENIED", "requested access to the resource is denied", 403)
+    # A valid bearer token without the action: 401 + error="insufficient_scope" (token spec).
+    INSUFFICIENT_SCOPE = ErrorSpec("DENIED", "requested access to the resource is denied", 401)
     UNSUPPORTED = ErrorSpec("UNSUPPORTED", "the operation is unsupported", 405)
     METHOD_UNKNOWN = ErrorSpec("UNSUPPORTED", "the method is not allowed on this endpoint", 405)
     TOOMANYREQUESTS = ErrorSpec("TOOMANYREQUESTS", "too many requests", 429)
@@ -49,6 +52,8 @@ class ErrorCode(Enum):
         "PAGINATION_NUMBER_INVALID", "invalid number of results requested", 400
     )
     ROUTE_UNKNOWN = ErrorSpec("NOT_FOUND", "no such endpoint", 404)
+    UNSUPPORTED_BODY = ErrorSpec("BAD_REQUEST", "the request body is not understood", 400)
+    GC_RUNNING = ErrorSpec("GC_RUNNING", "a garbage collection is already running", 409)
     STORAGE_FULL = ErrorSpec("UNAVAILABLE", "registry storage is full: no space left on device", 507)
     UNAVAILABLE = ErrorSpec("UNAVAILABLE", "service unavailable", 503)
     UNKNOWN = ErrorSpec("UNKNOWN", "unknown error", 500)
@@ -110,6 +115,10 @@ class InvalidPath(StorageError):
 
 class StorageFull(StorageError):
     """The backend refused a write for lack of space (ENOSPC / EDQUOT)."""
+
+
+class LockBusy(StorageError):
+    """A lock asked for without waiting is held by someone else."""
 
 
 class UploadBusy(StorageError):

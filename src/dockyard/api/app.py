@@ -18,6 +18,7 @@ from dockyard.api.errors import error_response
 from dockyard.auth.access import Access
 from dockyard.errors import ErrorCode, RegistryError, StorageFull, UploadBusy
 from dockyard.oci.reference import NameError_, validate_name
+from dockyard.storage.gc import CollectionRunning, GCOptions, collect
 
 access_log = logging.getLogger("dockyard.access")
 api_log = logging.getLogger("dockyard.api")
@@ -125,7 +126,8 @@ class RegistryApp:
                 "the registry is in read-only mode (storage.maintenance.readonly.enabled): "
                 "writes are refused",
             )
-        identity = await self.services.access.authorize(request, required_access(route, method, params))
+        needed = required_access(route, method, params, request.query_params.get("from"))
+        identity = await self.services.access.authorize(request, needed)
         ctx = Context(request, self.services, params, identity)
         return await handler(ctx)
 
@@ -138,6 +140,8 @@ class RegistryApp:
                 purging = self.services.config.storage.maintenance.uploadpurging
                 if purging.enabled and not self.read_only:
                     self._background.append(asyncio.create_task(self._purge_loop()))
+                if self.services.config.storage.maintenance.gc.enabled and not self.read_only:
+                    self._background.append(asyncio.create_task(self._gc_loop()))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in self._background:
@@ -161,12 +165,34 @@ class RegistryApp:
                 api_log.exception("failed to purge uploads")
             await asyncio.sleep(purging.interval)
 
+    async def _gc_loop(self) -> None:
+        """Scheduled collection: every worker tries; the run lock lets one collect at a time."""
+        settings = self.services.config.storage.maintenance.gc
+        await asyncio.sleep(random.uniform(settings.interval / 10, settings.interval))  # noqa: S311 - jitter
+        while True:
+            options = GCOptions(
+                dry_run=settings.dryrun, delete_untagged=settings.deleteuntagged, grace_seconds=settings.grace
+            )
+            try:
+                await collect(self.services.registry, options)
+            except CollectionRunning:
+                api_log.debug("scheduled collection skipped: another is running")
+            except Exception:
+                api_log.exception("failed to collect garbage")
+            await asyncio.sleep(settings.interval)
 
-def required_access(route: routes.Route, method: str, params: dict[str, str]) -> list[Access]:
+
+def required_access(
+    route: routes.Route, method: str, params: dict[str, str], mount_from: str | None = None
+) -> list[Access]:
     if route.scope == "catalog":
         return [Access("registry", "catalog", "*")]
     if route.scope == "none":
         return []
+    if route.scope == "admin":
+        return [Access("registry", "admin", "*")]
     name = params["name"]
     needed = [Access("repository", name, action) for action in routes.ACTIONS[method]]
+    if route.name == "upload-start" and mount_from and mount_from != name:  # cross-repository mount
+        needed.append(Access("repository", mount_from, "pull"))
     return needed

@@ -67,5 +67,6 @@ async def put_manifest(ctx: Context) -> Response:
 async def delete_manifest(ctx: Context) -> Response:
     deletes_enabled(ctx)
     reference = reference_param(ctx.params["reference"], for_write=False)
-    await ctx.registry.delete_manifest(ctx.name, reference)
+    force = ctx.request.query_params.get("force", "").lower() in ("1", "true", "yes")
+    await ctx.registry.delete_manifest(ctx.name, reference, force=force)
     return Response(b"", 202, {"Content-Length": "0"})

@@ -13,11 +13,11 @@ from typing import Literal
 
 from starlette.types import ASGIApp
 
-from dockyard.api import base, blobs, manifests, referrers, tags, uploads
+from dockyard.api import admin, base, blobs, manifests, referrers, tags, uploads
 from dockyard.api.context import Context
 
 Handler = Callable[[Context], Awaitable[ASGIApp]]
-Scope = Literal["none", "catalog", "repository"]
+Scope = Literal["none", "catalog", "repository", "admin"]
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Repository actions per method (distribution appendAccessRecords): pushing needs pull too.
 ACTIONS: Mapping[str, tuple[str, ...]] = {
@@ -73,6 +73,14 @@ ROUTES: tuple[Route, ...] = (
         "referrers",
         re.compile(rf"/v2/{_NAME}/referrers/(?P<digest>[^/]+)"),
         {"GET": referrers.list_referrers},
+    ),
+    # dockyard's admin API (every route needs registry:admin:*).
+    Route("admin-gc", re.compile(r"/admin/v1/gc"), {"GET": admin.gc_status, "POST": admin.run_gc}, "admin"),
+    Route(
+        "admin-repository",
+        re.compile(rf"/admin/v1/repositories/{_NAME}"),
+        {"DELETE": admin.delete_repository},
+        "admin",
     ),
 )
 

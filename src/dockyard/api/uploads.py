@@ -16,6 +16,7 @@ from starlette.responses import Response
 from dockyard.api.context import Context
 from dockyard.api.headers import parse_content_length, parse_content_range
 from dockyard.api.params import digest_param
+from dockyard.auth.mount import mount_source
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.oci.digest import Digest
 from dockyard.oci.reference import NameError_, validate_name
@@ -64,7 +65,10 @@ async def start_upload(ctx: Context) -> Response:
                 validate_name(source)
             except NameError_ as exc:
                 raise RegistryError(ErrorCode.NAME_INVALID, f"from: {exc}", {"name": source[:300]}) from None
-        if await registry.mount_blob(ctx.name, digest, source):
+        visible = ctx.services.access.visible(ctx.identity)
+        if source is None and visible is not None:  # only from a repository the caller may pull
+            source = await mount_source(registry, digest, visible)
+        if (source is not None or visible is None) and await registry.mount_blob(ctx.name, digest, source):
             return _created(ctx, digest)
     upload_id = await registry.uploads.start(ctx.name)
     digest_raw = query.get("digest")

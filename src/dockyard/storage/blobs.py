@@ -44,13 +44,21 @@ class BlobStore:
             ) from None
 
     async def put_bytes(self, digest: Digest, data: bytes) -> None:
-        """Store small content (manifests) under its digest; a no-op if already there."""
-        await self.driver.put_if_absent(paths.blob_data(digest), data)
+        """Store small content (manifests) under its digest; touched if already there."""
+        if not await self.driver.put_if_absent(paths.blob_data(digest), data):
+            await self.touch(digest)
 
     async def get_bytes(self, digest: Digest) -> bytes:
         return await self.driver.get_content(paths.blob_data(digest))
 
+    async def touch(self, digest: Digest) -> bool:
+        """Mark stored content as just used (garbage collection spares it for the grace period);
+        False if the registry does not hold it."""
+        return await self.driver.touch(paths.blob_data(digest))
+
     async def adopt(self, src: str, digest: Digest) -> None:
-        """Make a verified file the blob's content by atomic rename (kept if already stored)."""
-        if await self.size_global(digest) is None:
+        """Make a verified file the blob's content by atomic rename (touched if already stored).
+
+        Call under the shared ``gc`` lock, so a concurrent sweep sees the fresh timestamp."""
+        if not await self.touch(digest):
             await self.driver.move(src, paths.blob_data(digest))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Hashable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,3 +95,13 @@ class StorageDriver(Protocol):
 
     def local_path(self, path: str) -> str | None:
         """An OS path for zero-copy serving (sendfile/pathsend), or None."""
+
+    async def touch(self, path: str) -> bool:
+        """Set a file's modification time to now; False if it does not exist."""
+
+    def lock(
+        self, name: str, *, shared: bool = False, wait: bool = True
+    ) -> AbstractAsyncContextManager[None]:
+        """A lock held across every process serving this store (readers/writer when ``shared``).
+
+        With ``wait=False`` raise :class:`LockBusy` instead of waiting."""

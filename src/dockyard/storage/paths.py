@@ -33,6 +33,7 @@ BLOBS = f"{ROOT}/blobs"
 REPOSITORIES = f"{ROOT}/repositories"
 # dockyard's own files beside distribution's tree (distribution never looks here).
 CATALOG_GENERATION = f"{ROOT}/_dockyard/catalog-generation"
+GC_LAST_REPORT = f"{ROOT}/_dockyard/gc-last-report.json"
 UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

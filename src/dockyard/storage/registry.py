@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from dataclasses import dataclass
 
 from dockyard.errors import ErrorCode, PathNotFound, RegistryError
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Descriptor, Manifest, ManifestError, parse_manifest
+from dockyard.oci.mediatypes import INDEXES
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.manifests import ManifestStore, manifest_unknown
 from dockyard.storage.tags import TagStore
-from dockyard.storage.uploads import UploadStore
+from dockyard.storage.uploads import GC_LOCK, UploadStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +67,28 @@ class Registry:
                 f"manifest content has digest {digest}, not {reference} as in the URL",
                 str(reference),
             )
-        await self._check_references(name, manifest)
         new_repository = not self.catalog.is_known(name) and not await self.repository_exists(name)
-        await self.manifests.put(name, digest, body, manifest)
-        if isinstance(reference, str):
-            await self.tags.tag(name, reference, digest)
+        # Under the shared gc lock: references are verified and touched, and the manifest made
+        # visible, before any sweep batch can re-check them (see ARCHITECTURE.md).
+        async with self.driver.lock(GC_LOCK, shared=True):
+            await self._check_references(name, manifest)
+            await self.manifests.put(name, digest, body, manifest)
+            if isinstance(reference, str):
+                await self.tags.tag(name, reference, digest)
         if new_repository:
             await self.catalog.note_repository(name)
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
         async def missing(desc: Descriptor, as_manifest: bool) -> Descriptor | None:
+            """Check a reference exists and touch it, so a concurrent collection keeps it."""
             if as_manifest:
                 ok = await self.manifests.exists(name, desc.digest)
+                if ok:
+                    await self.driver.touch(paths.revision_link(name, desc.digest))
             else:
-                ok = await self.blobs.is_linked(name, desc.digest) and (
-                    await self.blobs.size_global(desc.digest) is not None
-                )
+                ok = await self.blobs.is_linked(name, desc.digest)
+            ok = ok and await self.blobs.touch(desc.digest)
             return None if ok else desc
 
         checks = [missing(d, False) for d in manifest.required_blobs()]
@@ -98,11 +106,43 @@ class Registry:
             first, *more = entries
             raise RegistryError(first[0], first[1], first[2], more=more)
 
-    async def delete_manifest(self, name: str, reference: str | Digest) -> None:
+    async def referencing_indexes(self, name: str, digest: Digest) -> list[Digest]:
+        """Indexes in ``name`` that list ``digest`` as a child manifest."""
+        tree = await self.driver.list_tree(paths.revisions_dir(name))
+        found = []
+        for rel, children in tree.items():
+            if "/" in rel or not rel:
+                continue
+            for hex_ in children:
+                try:
+                    candidate = Digest.parse(f"{rel}:{hex_}")
+                    media_type, body = await self.manifests.get(name, candidate)
+                except (RegistryError, ValueError):
+                    continue
+                if media_type not in INDEXES or candidate == digest:
+                    continue
+                doc = json.loads(body)
+                if any(
+                    isinstance(m, dict) and m.get("digest") == str(digest) for m in doc.get("manifests") or []
+                ):
+                    found.append(candidate)
+        return found
+
+    async def delete_manifest(self, name: str, reference: str | Digest, *, force: bool = False) -> None:
         if isinstance(reference, str):
             if not await self.tags.untag(name, reference):
                 raise manifest_unknown(name, reference)
             return
+        if not force and await self.manifests.exists(name, reference):
+            parents = await self.referencing_indexes(name, reference)
+            if parents:
+                raise RegistryError(
+                    ErrorCode.MANIFEST_REFERENCED,
+                    f"manifest {reference} is part of index {parents[0]}"
+                    + (f" and {len(parents) - 1} more" if len(parents) > 1 else "")
+                    + "; delete the index first, or delete with ?force=true to break it",
+                    {"referencedBy": [str(p) for p in parents]},
+                )
         await self.manifests.delete(name, reference)
         for tag in await self.tags.tags_for(name, reference):
             await self.tags.untag(name, tag)
@@ -111,11 +151,44 @@ class Registry:
 
     async def mount_blob(self, name: str, digest: Digest, source: str | None) -> bool:
         """Link an existing blob into ``name``: from ``source`` if given, else from anywhere."""
-        if await self.blobs.size_global(digest) is None:
-            return False
         if source is not None and not await self.blobs.is_linked(source, digest):
             return False
-        await self.blobs.link(name, digest)
+        async with self.driver.lock(GC_LOCK, shared=True):
+            if not await self.blobs.touch(digest):
+                return False
+            await self.blobs.link(name, digest)
+        return True
+
+    async def delete_repository(self, name: str) -> None:
+        """Remove a repository whole: tags, manifests, links and uploads. Content shared with
+        other repositories stays; garbage collection frees what nothing else uses."""
+        async with self.driver.lock(GC_LOCK):
+            try:
+                await self.driver.delete(paths.repository(name))
+            except PathNotFound:
+                raise RegistryError(
+                    ErrorCode.NAME_UNKNOWN, f"repository {name} is not known to the registry", {"name": name}
+                ) from None
+        self.catalog.known.discard(name)
+        await self.catalog.changed()
+
+    async def remove_if_empty(self, name: str) -> bool:
+        """Drop a repository that has no manifests left (so it leaves the catalog)."""
+        async with self.driver.lock(GC_LOCK):
+            revisions = await self.driver.list_tree(paths.revisions_dir(name))
+            if any(children for rel, children in revisions.items() if rel):  # any <alg>/<hex>
+                return False
+            if not await self.driver.exists(paths.repository(name)):
+                return False
+            uploads = await self.driver.list_tree(paths.uploads_dir(name))
+            if uploads.get(""):
+                for part in ("_manifests", "_layers", "_referrers"):
+                    with contextlib.suppress(PathNotFound):
+                        await self.driver.delete(f"{paths.repository(name)}/{part}")
+            else:
+                await self.driver.delete(paths.repository(name))
+        self.catalog.known.discard(name)
+        await self.catalog.changed()
         return True
 
     async def purge_uploads(self, older_than_seconds: float, now: float) -> int:

@@ -23,6 +23,7 @@ from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.driver import FileWriter, StorageDriver
 
+GC_LOCK = "gc"  # shared by writers that make content reachable; exclusive for a sweep batch
 BATCH = 1 << 20  # bytes handed to the writer thread at once
 _MAX_HASHERS = 4096
 
@@ -156,8 +157,9 @@ class UploadStore:
                     str(digest),
                 )
             await writer.sync()
-            await self.blobs.adopt(paths.upload_data(name, upload_id), digest)
-            await self.blobs.link(name, digest)
+            async with self.driver.lock(GC_LOCK, shared=True):
+                await self.blobs.adopt(paths.upload_data(name, upload_id), digest)
+                await self.blobs.link(name, digest)
         finally:
             await writer.close()
         await self._discard(name, upload_id)

@@ -16,7 +16,7 @@ import hashlib
 
 import pytest
 
-from dockyard.errors import InvalidPath, PathNotFound, UploadBusy
+from dockyard.errors import InvalidPath, LockBusy, PathNotFound, UploadBusy
 from dockyard.storage.driver import StorageDriver
 
 
@@ -159,3 +159,36 @@ class DriverSuite:
         assert sorted(tree["a/b"]) == ["_m"]
         assert "a/_skip" not in tree and "a/b/_m" not in tree
         assert await driver.list_tree("/absent") == {}
+
+    async def test_touch(self, driver: StorageDriver) -> None:
+        await driver.put_content("/touch/file", b"x")
+        before = (await driver.stat("/touch/file")).mtime
+        await asyncio.sleep(0.02)
+        assert await driver.touch("/touch/file")
+        assert (await driver.stat("/touch/file")).mtime > before
+        assert not await driver.touch("/touch/absent")
+
+    async def test_locks_exclude_and_share(self, driver: StorageDriver) -> None:
+        async with driver.lock("gc", shared=True), driver.lock("gc", shared=True):
+            with pytest.raises(LockBusy):
+                async with driver.lock("gc", wait=False):
+                    pass
+        async with driver.lock("gc"):
+            with pytest.raises(LockBusy):
+                async with driver.lock("gc", shared=True, wait=False):
+                    pass
+        order: list[str] = []
+
+        async def writer() -> None:
+            async with driver.lock("w"):
+                order.append("w-in")
+                await asyncio.sleep(0.05)
+                order.append("w-out")
+
+        async def reader() -> None:
+            await asyncio.sleep(0.01)
+            async with driver.lock("w", shared=True):
+                order.append("r")
+
+        await asyncio.gather(writer(), reader())
+        assert order == ["w-in", "w-out", "r"]

@@ -9,10 +9,12 @@ place, so readers see the old or the new content, never a torn write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import stat
 import uuid
@@ -21,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, BinaryIO, TypeVar
 
-from dockyard.errors import PathNotFound, StorageFull, UploadBusy
+from dockyard.errors import InvalidPath, LockBusy, PathNotFound, StorageFull, UploadBusy
 from dockyard.storage.driver import FileInfo, check_path
 
 _READ_CHUNK = 1 << 20
@@ -243,6 +245,41 @@ class FilesystemDriver:
 
     async def list_tree(self, path: str, *, skip_prefix: str = "_") -> dict[str, list[str]]:
         return await self.run(self._tree, path, skip_prefix)
+
+    def _touch(self, path: str) -> bool:
+        try:
+            os.utime(self._full(path))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def touch(self, path: str) -> bool:
+        return await self.run(self._touch, path)
+
+    def _lock_fd(self, name: str, shared: bool, wait: bool) -> int:
+        directory = os.path.join(self.root, "docker/registry/v2/_dockyard/locks")
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(os.path.join(directory, name), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            raise LockBusy(name) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str, *, shared: bool = False, wait: bool = True) -> AsyncIterator[None]:
+        if not re.fullmatch(r"[a-z0-9-]+", name):
+            raise InvalidPath(name)
+        # flock belongs to the open file description: one fd per holder, shared across processes.
+        fd = await self.run(self._lock_fd, name, shared, wait)
+        try:
+            yield
+        finally:
+            await self.run(os.close, fd)
 
     def _move(self, src: str, dst: str) -> None:
         full_dst = self._full(dst)

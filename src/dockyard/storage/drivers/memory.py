@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from dockyard.errors import PathNotFound, UploadBusy
+from dockyard.errors import LockBusy, PathNotFound, UploadBusy
 from dockyard.storage.driver import FileInfo, check_path
 
 
@@ -37,12 +39,47 @@ class _Writer:
         self._driver.locked.discard(self._path)
 
 
+class _RWLock:
+    """Readers/writer lock for one process (the memory driver never spans processes)."""
+
+    def __init__(self) -> None:
+        self.readers = 0
+        self.writer = False
+        self.changed = asyncio.Condition()
+
+    async def acquire(self, shared: bool, wait: bool) -> None:
+        async with self.changed:
+
+            def free() -> bool:
+                return not self.writer and (shared or self.readers == 0)
+
+            if not wait and not free():
+                raise LockBusy("memory lock")
+            await self.changed.wait_for(free)
+            if shared:
+                self.readers += 1
+            else:
+                self.writer = True
+
+    def release(self, shared: bool) -> None:
+        if shared:
+            self.readers -= 1
+        else:
+            self.writer = False
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+
 class MemoryDriver:
     name = "inmemory"
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[bytearray, float]] = {}
         self.locked: set[str] = set()
+        self.locks: dict[str, _RWLock] = {}
 
     def local_path(self, path: str) -> str | None:
         return None
@@ -58,6 +95,7 @@ class MemoryDriver:
         return any(p.startswith(prefix) for p in self.files)
 
     async def get_content(self, path: str) -> bytes:
+        await asyncio.sleep(0)  # yield like real I/O, so concurrency bugs can show in tests
         return bytes(self._file(path))
 
     async def put_content(self, path: str, data: bytes) -> None:
@@ -89,6 +127,7 @@ class MemoryDriver:
         return hashlib.new(algorithm, data).hexdigest(), len(data)
 
     async def stat(self, path: str) -> FileInfo:
+        await asyncio.sleep(0)
         path = check_path(path)
         if path in self.files:
             buf, mtime = self.files[path]
@@ -119,6 +158,22 @@ class MemoryDriver:
                     break
                 out.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
         return {k: sorted(v) for k, v in out.items()}
+
+    async def touch(self, path: str) -> bool:
+        path = check_path(path)
+        if path not in self.files:
+            return False
+        self.files[path] = (self.files[path][0], time.time())
+        return True
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str, *, shared: bool = False, wait: bool = True) -> AsyncIterator[None]:
+        lock = self.locks.setdefault(name, _RWLock())
+        await lock.acquire(shared, wait)
+        try:
+            yield
+        finally:
+            lock.release(shared)
 
     async def move(self, src: str, dst: str) -> None:
         check_path(dst)

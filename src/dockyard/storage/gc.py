@@ -1,0 +1,355 @@
+"""Online garbage collection: mark from every kept manifest, sweep what nothing reaches.
+
+It runs while pushes and pulls go on, with no read-only window. The argument (ARCHITECTURE.md
+has it in full):
+
+- Writers that make content reachable (manifest PUT, blob commit, mount) hold the ``gc`` lock
+  *shared* while they verify their references exist, ``touch`` them (mtime := now) and publish.
+- The sweep deletes in batches, each under the ``gc`` lock held *exclusively*, and re-checks every
+  candidate inside the batch: anything modified within the grace period is kept. So a writer
+  either finished before the batch (its touch is visible to the re-check) or starts after it (and
+  finds the deleted content missing, and fails cleanly instead of publishing a dangling reference).
+- The collection starts with a barrier (the ``gc`` lock taken exclusively, then released): every
+  writer in flight at that instant has published, so the mark sees it; every later writer touches
+  what it uses after that instant, so the re-check sees it as fresh. Timestamps are compared with
+  ``TIMESTAMP_SLACK`` to spare, because filesystems store mtimes with a coarse clock.
+- Fresh uploads whose manifest has not arrived yet are younger than the grace period.
+
+Only one collection runs at a time across all workers (the ``gc-run`` lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dockyard.errors import LockBusy, PathNotFound
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.digest import Digest, DigestError
+from dockyard.storage import paths
+from dockyard.storage.links import read_link
+from dockyard.storage.registry import Registry
+from dockyard.storage.uploads import GC_LOCK
+
+log = logging.getLogger("dockyard.gc")
+RUN_LOCK = "gc-run"
+TIMESTAMP_SLACK = 2.0
+BATCH = 200
+Progress = Callable[[str, int, int], None]
+
+
+class CollectionRunning(Exception):
+    """Another garbage collection is running on this store."""
+
+
+@dataclass(frozen=True, slots=True)
+class GCOptions:
+    dry_run: bool = False
+    delete_untagged: bool = False
+    grace_seconds: float = 3600.0
+    upload_age_seconds: float | None = None
+
+
+@dataclass(slots=True)
+class GCReport:
+    dry_run: bool
+    delete_untagged: bool
+    started: float = 0.0
+    finished: float = 0.0
+    repositories: int = 0
+    blobs_total: int = 0
+    blobs_marked: int = 0
+    blobs_deleted: list[dict[str, Any]] = field(default_factory=list)
+    manifests_deleted: list[dict[str, str]] = field(default_factory=list)
+    layer_links_deleted: int = 0
+    kept_recent: int = 0
+    uploads_purged: int = 0
+    repositories_removed: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(int(b["size"]) for b in self.blobs_deleted)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["bytes_freed"] = self.bytes_freed
+        out["seconds"] = round(self.finished - self.started, 3)
+        return out
+
+
+def _digests_in(tree: dict[str, list[str]], depth: int) -> list[Digest]:
+    """Digests of a ``<alg>/<hex>`` (depth 2) or ``<alg>/<xx>/<hex>`` (depth 3) directory tree."""
+    out = []
+    for rel, children in tree.items():
+        parts = rel.split("/") if rel else []
+        if len(parts) == depth - 1:
+            for child in children:
+                try:
+                    out.append(Digest.parse(f"{parts[0]}:{child}"))
+                except DigestError:
+                    continue
+    return out
+
+
+class Collector:
+    def __init__(self, registry: Registry, options: GCOptions, progress: Progress | None = None) -> None:
+        self.registry = registry
+        self.driver = registry.driver
+        self.options = options
+        self.progress = progress or (lambda phase, done, total: None)
+        self.marked: set[Digest] = set()
+        self.report = GCReport(options.dry_run, options.delete_untagged)
+
+    async def run(self) -> GCReport:
+        try:
+            async with self.driver.lock(RUN_LOCK, wait=False):
+                async with self.driver.lock(GC_LOCK):  # the barrier: no writer is mid-publish
+                    self.report.started = time.time()
+                await self._collect()
+                self.report.finished = time.time()
+        except LockBusy:
+            raise CollectionRunning("a garbage collection is already running on this registry") from None
+        await self._save_report()
+        log.info(
+            "garbage collection finished",
+            extra={
+                "dry_run": self.options.dry_run,
+                "blobs_deleted": len(self.report.blobs_deleted),
+                "manifests_deleted": len(self.report.manifests_deleted),
+                "bytes_freed": self.report.bytes_freed,
+                "seconds": round(self.report.finished - self.report.started, 3),
+            },
+        )
+        return self.report
+
+    async def _save_report(self) -> None:
+        if not self.options.dry_run:
+            body = json.dumps(self.report.to_json()).encode()
+            await self.driver.put_content(paths.GC_LAST_REPORT, body)
+
+    # -- mark ----------------------------------------------------------------------------------
+
+    async def _collect(self) -> None:
+        repos = await self.registry.catalog.walk_repositories(include_without_manifests=True)
+        self.report.repositories = len(repos)
+        untagged: dict[str, list[Digest]] = {}
+        for i, name in enumerate(repos):
+            self.progress("mark", i, len(repos))
+            candidates = await self._mark_repository(name)
+            if candidates:
+                untagged[name] = candidates
+        self.progress("mark", len(repos), len(repos))
+        if self.options.delete_untagged:
+            await self._sweep_manifests(untagged)
+        await self._sweep_blobs()
+        await self._sweep_layer_links(repos)
+        if self.options.upload_age_seconds is not None and not self.options.dry_run:
+            self.report.uploads_purged = await self.registry.purge_uploads(
+                self.options.upload_age_seconds, time.time()
+            )
+        await self._remove_empty_repositories(repos)
+
+    async def _revisions(self, name: str) -> list[Digest]:
+        return _digests_in(await self.driver.list_tree(paths.revisions_dir(name)), 2)
+
+    async def _tagged(self, name: str) -> set[Digest]:
+        tags = await self.registry.tags.names(name)
+        found = set()
+        for tag in tags:
+            digest = await self.registry.tags.resolve(name, tag)
+            if digest is not None:
+                found.add(digest)
+        return found
+
+    async def _referrers(self, name: str) -> dict[Digest, list[Digest]]:
+        tree = await self.driver.list_tree(f"{paths.repository(name)}/_referrers")
+        out: dict[Digest, list[Digest]] = {}
+        for rel, children in tree.items():
+            parts = rel.split("/") if rel else []
+            if len(parts) != 3:
+                continue
+            try:
+                subject = Digest.parse(f"{parts[0]}:{parts[1]}")
+                out.setdefault(subject, []).extend(Digest.parse(f"{parts[2]}:{c}") for c in children)
+            except DigestError:
+                continue
+        return out
+
+    async def _mark_repository(self, name: str) -> list[Digest]:
+        """Mark everything ``name`` keeps; return its untagged, unreachable revisions."""
+        revisions = await self._revisions(name)
+        if not revisions:
+            return []
+        roots = await self._tagged(name) if self.options.delete_untagged else set(revisions)
+        kept = await self._closure(name, roots & set(revisions), await self._referrers(name))
+        return [d for d in revisions if d not in kept]
+
+    async def _closure(
+        self, name: str, roots: Iterable[Digest], referrers: dict[Digest, list[Digest]]
+    ) -> set[Digest]:
+        """Manifests reachable from ``roots`` (children, and referrers of anything kept); their
+        content and every blob they reference are added to the global mark set."""
+        kept: set[Digest] = set()
+        todo = list(roots)
+        while todo:
+            digest = todo.pop()
+            if digest in kept:
+                continue
+            kept.add(digest)
+            self.marked.add(digest)
+            todo.extend(referrers.get(digest, ()))
+            doc = await self._manifest_doc(digest)
+            if doc is None:
+                continue
+            for desc in doc.get("manifests") or []:
+                child = _descriptor_digest(desc)
+                if child is not None:
+                    todo.append(child)
+            for desc in [doc.get("config"), *(doc.get("layers") or [])]:
+                blob = _descriptor_digest(desc)
+                if blob is not None:
+                    self.marked.add(blob)
+        return kept
+
+    async def _manifest_doc(self, digest: Digest) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(await self.registry.blobs.get_bytes(digest))
+        except (PathNotFound, ValueError):
+            log.warning("manifest content missing or unreadable", extra={"digest": str(digest)})
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    # -- sweep ---------------------------------------------------------------------------------
+
+    def _old(self, mtime: float, now: float) -> bool:
+        """Untouched since before this collection began, and for longer than the grace period."""
+        return mtime < min(self.report.started - TIMESTAMP_SLACK, now - self.options.grace_seconds)
+
+    async def _sweep_manifests(self, untagged: dict[str, list[Digest]]) -> None:
+        total = sum(len(v) for v in untagged.values())
+        done = 0
+        for name, candidates in untagged.items():
+            for start in range(0, len(candidates), BATCH):
+                batch = candidates[start : start + BATCH]
+                if self.options.dry_run:
+                    self.report.manifests_deleted += [{"repository": name, "digest": str(d)} for d in batch]
+                else:
+                    async with self.driver.lock(GC_LOCK):
+                        await self._delete_manifests(name, batch)
+                done += len(batch)
+                self.progress("manifests", done, total)
+
+    async def _delete_manifests(self, name: str, batch: list[Digest]) -> None:
+        """Inside an exclusive batch: re-check each untagged revision, then delete it."""
+        tagged = await self._tagged(name)
+        referrers = await self._referrers(name)
+        now = time.time()
+        tags = await self.registry.tags.names(name)
+        for digest in batch:
+            try:
+                info = await self.driver.stat(paths.revision_link(name, digest))
+            except PathNotFound:
+                continue
+            if digest in tagged or not self._old(info.mtime, now):
+                # Tagged, pushed or referenced by a new index since the mark: keep it and its content.
+                self.report.kept_recent += 1
+                await self._closure(name, [digest], referrers)
+                continue
+            subject = await self.registry.manifests._subject_of(digest)
+            await self.driver.delete(paths.revision_dir(name, digest))
+            for tag in tags:
+                index_entry = paths.tag_index_link(name, tag, digest).rsplit("/", 1)[0]
+                with contextlib.suppress(PathNotFound):
+                    await self.driver.delete(index_entry)
+            if subject is not None:
+                with contextlib.suppress(PathNotFound):
+                    await self.driver.delete(paths.referrer_link(name, subject, digest).rsplit("/", 1)[0])
+            self.report.manifests_deleted.append({"repository": name, "digest": str(digest)})
+
+    async def _sweep_blobs(self) -> None:
+        stored = _digests_in(await self.driver.list_tree(paths.BLOBS), 3)
+        self.report.blobs_total = len(stored)
+        self.report.blobs_marked = sum(1 for d in stored if d in self.marked)
+        candidates = [d for d in stored if d not in self.marked]
+        for start in range(0, len(candidates), BATCH):
+            batch = candidates[start : start + BATCH]
+            if self.options.dry_run:
+                await self._account(batch, delete=False)
+            else:
+                async with self.driver.lock(GC_LOCK):
+                    await self._account(batch, delete=True)
+            self.progress("blobs", min(start + BATCH, len(candidates)), len(candidates))
+
+    async def _account(self, batch: list[Digest], *, delete: bool) -> None:
+        now = time.time()
+        for digest in batch:
+            if digest in self.marked:  # re-marked by a revision kept at re-check
+                continue
+            try:
+                info = await self.driver.stat(paths.blob_data(digest))
+            except PathNotFound:
+                continue
+            if not self._old(info.mtime, now):
+                self.report.kept_recent += 1
+                continue
+            if delete:
+                try:
+                    await self.driver.delete(paths.blob_dir(digest))
+                except PathNotFound:
+                    continue
+            self.report.blobs_deleted.append({"digest": str(digest), "size": info.size})
+
+    async def _sweep_layer_links(self, repos: list[str]) -> None:
+        """Drop repository links to blobs that are gone (or going, in a dry run)."""
+        deleted = {Digest.parse(b["digest"]) for b in self.report.blobs_deleted}
+        for name in repos:
+            layers = _digests_in(await self.driver.list_tree(f"{paths.repository(name)}/_layers"), 2)
+            for digest in layers:
+                if digest in self.marked:
+                    continue
+                if digest in deleted or await self.registry.blobs.size_global(digest) is None:
+                    if not self.options.dry_run:
+                        try:
+                            await self.driver.delete(paths.layer_dir(name, digest))
+                        except PathNotFound:
+                            continue
+                    self.report.layer_links_deleted += 1
+
+    async def _remove_empty_repositories(self, repos: list[str]) -> None:
+        if self.options.dry_run:
+            return
+        for name in repos:
+            if await self.registry.remove_if_empty(name):
+                self.report.repositories_removed.append(name)
+
+
+def _descriptor_digest(desc: Any) -> Digest | None:
+    if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str):
+        return None
+    if desc.get("mediaType") == mt.DOCKER_FOREIGN_LAYER and desc.get("urls"):
+        return None
+    try:
+        return Digest.parse(desc["digest"])
+    except DigestError:
+        return None
+
+
+async def collect(registry: Registry, options: GCOptions, progress: Progress | None = None) -> GCReport:
+    return await Collector(registry, options, progress).run()
+
+
+async def last_report(registry: Registry) -> dict[str, Any] | None:
+    try:
+        raw = await registry.driver.get_content(paths.GC_LAST_REPORT)
+    except PathNotFound:
+        return None
+    result: dict[str, Any] = json.loads(raw)
+    return result
+
+
+__all__ = ["CollectionRunning", "GCOptions", "GCReport", "collect", "last_report", "read_link"]

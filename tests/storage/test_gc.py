@@ -1,0 +1,261 @@
+"""Garbage collection on both drivers: what is kept, what is freed, and races with writers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from dockyard.errors import RegistryError
+from dockyard.oci.digest import Digest
+from dockyard.storage import paths
+from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.filesystem import FilesystemDriver
+from dockyard.storage.drivers.memory import MemoryDriver
+from dockyard.storage.gc import CollectionRunning, GCOptions, collect
+from dockyard.storage.registry import Registry
+
+pytestmark = pytest.mark.anyio
+OCI = "application/vnd.oci.image.manifest.v1+json"
+INDEX = "application/vnd.oci.image.index.v1+json"
+NOW = GCOptions(grace_seconds=0.0)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["memory", "filesystem"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
+    driver: StorageDriver = (
+        MemoryDriver() if request.param == "memory" else FilesystemDriver(str(tmp_path), fsync=False)
+    )
+    return Registry(driver)
+
+
+async def _body(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def blob(registry: Registry, name: str, data: bytes) -> dict[str, object]:
+    digest = Digest.of(data)
+    upload = await registry.uploads.start(name)
+    await registry.uploads.finish(name, upload, digest, _body(data))
+    return {"mediaType": "application/octet-stream", "digest": str(digest), "size": len(data)}
+
+
+async def image(
+    registry: Registry, name: str, tag: str | None, *layers: bytes, extra: dict[str, object] | None = None
+) -> Digest:
+    config = await blob(registry, name, json.dumps({"tag": tag, "layers": len(layers)}).encode())
+    descs = [await blob(registry, name, data) for data in layers]
+    body = json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI, "config": config, "layers": descs, **(extra or {})}
+    ).encode()
+    digest = Digest.of(body)
+    return (await registry.put_manifest(name, tag or digest, body, OCI)).digest
+
+
+async def index(registry: Registry, name: str, tag: str, children: list[Digest]) -> Digest:
+    manifests = []
+    for child in children:
+        _, body = await registry.manifests.get(name, child)
+        manifests.append({"mediaType": OCI, "digest": str(child), "size": len(body)})
+    body = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}).encode()
+    return (await registry.put_manifest(name, tag, body, INDEX)).digest
+
+
+def age(registry: Registry, seconds: float = 60.0) -> None:
+    """Make everything stored so far look ``seconds`` older (as if pushed a while ago)."""
+    driver = registry.driver
+    if isinstance(driver, MemoryDriver):
+        for path, (buf, mtime) in list(driver.files.items()):
+            driver.files[path] = (buf, mtime - seconds)
+        return
+    assert isinstance(driver, FilesystemDriver)
+    for directory, _, files in os.walk(driver.root):
+        for name in files:
+            full = os.path.join(directory, name)
+            st = os.stat(full)
+            os.utime(full, (st.st_atime - seconds, st.st_mtime - seconds))
+
+
+async def has_blob(registry: Registry, data: bytes) -> bool:
+    return await registry.blobs.size_global(Digest.of(data)) is not None
+
+
+async def pulls(registry: Registry, name: str, reference: str | Digest) -> bool:
+    """The manifest and everything it references are readable."""
+    try:
+        _, _, body = await registry.get_manifest(name, reference)
+    except RegistryError:
+        return False
+    doc = json.loads(body)
+    for child in doc.get("manifests", []):
+        if not await pulls(registry, name, Digest.parse(child["digest"])):
+            return False
+    for desc in [doc.get("config"), *doc.get("layers", [])]:
+        if desc and await registry.blobs.size_global(Digest.parse(desc["digest"])) is None:
+            return False
+    return True
+
+
+async def test_frees_unreferenced_blobs_and_keeps_images(registry: Registry) -> None:
+    kept = await image(registry, "app", "v1", b"shared", b"only-v1")
+    doomed = await image(registry, "app", "v2", b"shared", b"only-v2")
+    await blob(registry, "app", b"orphan upload")
+    await registry.delete_manifest("app", doomed)
+    age(registry)
+    report = await collect(registry, NOW)
+    assert await pulls(registry, "app", "v1") and await pulls(registry, "app", kept)
+    assert await has_blob(registry, b"shared")
+    assert not await has_blob(registry, b"only-v2") and not await has_blob(registry, b"orphan upload")
+    freed = {d["digest"] for d in report.blobs_deleted}
+    assert str(Digest.of(b"only-v2")) in freed and str(doomed) in freed
+    assert report.bytes_freed == sum(int(d["size"]) for d in report.blobs_deleted) > 0
+    # Links to deleted blobs are gone too.
+    assert not await registry.blobs.is_linked("app", Digest.of(b"orphan upload"))
+    age(registry)
+    again = await collect(registry, NOW)
+    assert again.blobs_deleted == []
+
+
+async def test_dry_run_deletes_nothing(registry: Registry) -> None:
+    await image(registry, "app", "v1", b"layer")
+    await blob(registry, "app", b"orphan")
+    age(registry)
+    report = await collect(registry, GCOptions(dry_run=True, grace_seconds=0.0))
+    assert [d["digest"] for d in report.blobs_deleted] == [str(Digest.of(b"orphan"))]
+    assert report.bytes_freed == len(b"orphan")
+    assert await has_blob(registry, b"orphan")
+
+
+async def test_grace_period_keeps_fresh_uploads(registry: Registry) -> None:
+    await blob(registry, "app", b"pushed a moment ago, manifest still to come")
+    age(registry, 600)
+    report = await collect(registry, GCOptions(grace_seconds=3600))
+    assert report.blobs_deleted == [] and report.kept_recent == 1
+    assert await has_blob(registry, b"pushed a moment ago, manifest still to come")
+
+
+async def test_untagged_revisions_survive_without_the_flag(registry: Registry) -> None:
+    first = await image(registry, "app", "latest", b"old layer")
+    await image(registry, "app", "latest", b"new layer")
+    age(registry)
+    await collect(registry, NOW)
+    assert await pulls(registry, "app", first) and await has_blob(registry, b"old layer")
+
+
+async def test_overwritten_tag_frees_old_layers_with_delete_untagged(registry: Registry) -> None:
+    first = await image(registry, "app", "latest", b"old layer")
+    second = await image(registry, "app", "latest", b"new layer")
+    age(registry)
+    report = await collect(registry, GCOptions(delete_untagged=True, grace_seconds=0.0))
+    assert report.manifests_deleted == [{"repository": "app", "digest": str(first)}]
+    assert not await has_blob(registry, b"old layer")
+    assert await pulls(registry, "app", "latest") and await pulls(registry, "app", second)
+    assert not await registry.manifests.exists("app", first)
+
+
+async def test_index_children_and_referrers_of_kept_subjects_are_kept(registry: Registry) -> None:
+    amd = await image(registry, "multi", None, b"amd64 layer")
+    arm = await image(registry, "multi", None, b"arm64 layer")
+    top = await index(registry, "multi", "latest", [amd, arm])
+    _, body = await registry.manifests.get("multi", top)
+    subject = {"mediaType": INDEX, "digest": str(top), "size": len(body)}
+    signature = await image(
+        registry, "multi", None, b"signature", extra={"subject": subject, "artifactType": "application/x-sig"}
+    )
+    orphan_sig = await image(
+        registry,
+        "multi",
+        None,
+        b"signature of nothing",
+        extra={"subject": {"mediaType": OCI, "digest": str(Digest.of(b"gone")), "size": 4}},
+    )
+    age(registry)
+    await collect(registry, GCOptions(delete_untagged=True, grace_seconds=0.0))
+    assert await pulls(registry, "multi", "latest")
+    assert await pulls(registry, "multi", signature)
+    assert [d.digest for d in await registry.manifests.referrers("multi", top)] == [signature]
+    assert not await registry.manifests.exists("multi", orphan_sig)
+    assert not await has_blob(registry, b"signature of nothing")
+
+
+async def test_shared_blobs_across_repositories(registry: Registry) -> None:
+    await image(registry, "one", "v1", b"base layer", b"one")
+    gone = await image(registry, "two", "v1", b"base layer", b"two")
+    await registry.delete_manifest("two", gone)
+    age(registry)
+    report = await collect(registry, NOW)
+    assert await pulls(registry, "one", "v1")
+    assert not await has_blob(registry, b"two")
+    assert report.repositories_removed == ["two"]
+    assert await registry.catalog.names() == ["one"]
+
+
+async def test_one_collection_at_a_time(registry: Registry) -> None:
+    for i in range(5):
+        await image(registry, f"r{i}", "v1", b"layer %d" % i)
+    results = await asyncio.gather(*(collect(registry, NOW) for _ in range(3)), return_exceptions=True)
+    assert sum(isinstance(r, CollectionRunning) for r in results) >= 1
+    assert any(not isinstance(r, BaseException) for r in results)
+
+
+async def test_push_racing_a_sweep_never_leaves_a_dangling_manifest(registry: Registry) -> None:
+    """An unreferenced, old blob is re-used by a manifest pushed while the sweep runs: either the
+    push wins (the blob is kept) or the sweep wins (the push fails cleanly)."""
+    for attempt in range(6):
+        name = f"race{attempt}"
+        layer = b"reused layer %d" % attempt
+        config = await blob(registry, name, b'{"c": %d}' % attempt)
+        desc = await blob(registry, name, layer)
+        body = json.dumps({"schemaVersion": 2, "mediaType": OCI, "config": config, "layers": [desc]}).encode()
+        age(registry)  # the layer was uploaded long ago and nothing references it
+        outcome: list[str] = []
+
+        async def push(
+            body: bytes = body, name: str = name, outcome: list[str] = outcome, attempt: int = attempt
+        ) -> None:
+            await asyncio.sleep(0.0005 * attempt)
+            try:
+                await registry.put_manifest(name, "v1", body, OCI)
+                outcome.append("pushed")
+            except RegistryError:
+                outcome.append("refused")
+
+        await asyncio.gather(collect(registry, NOW), push())
+        if outcome == ["pushed"]:
+            assert await pulls(registry, name, "v1"), attempt
+        else:
+            assert outcome == ["refused"]
+            assert not await registry.manifests.exists(name, Digest.of(body))
+
+
+async def test_referenced_child_cannot_be_deleted_without_force(registry: Registry) -> None:
+    child = await image(registry, "multi", None, b"child")
+    top = await index(registry, "multi", "latest", [child])
+    with pytest.raises(RegistryError) as info:
+        await registry.delete_manifest("multi", child)
+    assert info.value.status == 409 and str(top) in str(info.value)
+    await registry.delete_manifest("multi", child, force=True)
+    assert not await registry.manifests.exists("multi", child)
+
+
+async def test_delete_repository(registry: Registry) -> None:
+    await image(registry, "keep", "v1", b"shared")
+    await image(registry, "drop/me", "v1", b"shared", b"unique")
+    await registry.delete_repository("drop/me")
+    assert await registry.catalog.names() == ["keep"]
+    with pytest.raises(RegistryError):
+        await registry.delete_repository("drop/me")
+    age(registry)
+    report = await collect(registry, NOW)
+    assert not await has_blob(registry, b"unique") and await has_blob(registry, b"shared")
+    assert report.repositories_removed == []
+    assert not await registry.driver.exists(paths.repository("drop/me"))
