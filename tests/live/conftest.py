@@ -1,0 +1,11 @@
+"""Fixtures of the live robustness tests (see livetools.py for why this folder is not a package)."""
+
+from __future__ import annotations
+
+import pytest
+from livetools import TLSFiles, make_tls_files
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
