@@ -9,6 +9,7 @@ environment mapping is unambiguous.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from dockyard.durations import parse_duration
+from dockyard.sizes import parse_size
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 # Variables other tools put in the environment under the same prefix.
@@ -244,12 +246,44 @@ class Auth(Section):
         return server or (self.htpasswd.path if self.htpasswd is not None else None)
 
 
+class RetentionPolicy(Section):
+    repositories: str = "**"
+    keep: int | None = Field(default=None, ge=0)
+    keepmatch: str | None = None
+    match: str | None = None
+    olderthan: Duration | None = None
+    untagged: bool = False
+
+    @field_validator("keepmatch", "match")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {v!r}: {exc}") from None
+        return v
+
+
+class Retention(Section):
+    interval: Duration = 0.0  # 0: only on demand (dockyard prune, POST /admin/v1/retention)
+    force: bool = False  # allow a policy to delete every tag of a repository
+    policies: list[RetentionPolicy] = Field(default_factory=list)
+
+
+class Quota(Section):
+    repositories: str
+    limit: Annotated[int, BeforeValidator(parse_size)]
+
+
 class Config(Section):
     version: str = "0.1"
     log: Log = Log()
     http: HTTP = HTTP()
     storage: Storage = Storage()
     health: Health = Health()
+    retention: Retention = Retention()
+    quotas: list[Quota] = Field(default_factory=list)
     auth: Auth = Auth()
 
     @field_validator("version", mode="before")

@@ -80,6 +80,10 @@ class RegistryError(Exception):
         self.headers = headers or {}
         super().__init__(message or code.spec.message)
 
+    @classmethod
+    def name_unknown(cls, name: str) -> RegistryError:
+        return cls(ErrorCode.NAME_UNKNOWN, f"repository {name} is not known to the registry", {"name": name})
+
     @property
     def status(self) -> int:
         return self.entries[0][0].spec.status

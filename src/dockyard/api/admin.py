@@ -1,16 +1,23 @@
-"""dockyard's admin API: garbage collection and repository deletion (needs registry:admin:*)."""
+"""dockyard's admin API (every route needs registry:admin:*): garbage collection, repository
+deletion, retention, tag details, image inspection, disk usage and quotas."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from dockyard.api.blobs import deletes_enabled
 from dockyard.api.context import Context
+from dockyard.api.params import reference_param
+from dockyard.config import RetentionPolicy
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect, last_report
+from dockyard.storage.inventory import Inventory
+from dockyard.storage.retention import Policy
+from dockyard.storage.retention import apply as apply_retention
 
 
 async def _json_body(ctx: Context) -> dict[str, Any]:
@@ -62,3 +69,62 @@ async def delete_repository(ctx: Context) -> Response:
     deletes_enabled(ctx)
     await ctx.registry.delete_repository(ctx.name)
     return Response(b"", 202, {"Content-Length": "0"})
+
+
+async def tag_details(ctx: Context) -> Response:
+    """``GET /admin/v1/repositories/<name>/tags``: digest, size, platforms and push time per tag."""
+    infos = await Inventory(ctx.registry).tags(ctx.name)
+    return JSONResponse({"repository": ctx.name, "tags": [i.to_json() for i in infos]})
+
+
+async def inspect(ctx: Context) -> Response:
+    reference = reference_param(ctx.params["reference"], for_write=False)
+    return JSONResponse(await Inventory(ctx.registry).inspect(ctx.name, reference))
+
+
+async def usage(ctx: Context) -> Response:
+    """``GET /admin/v1/usage[?repository=NAME]``: bytes per repository (total, unique, shared)."""
+    only = ctx.request.query_params.getlist("repository") or None
+    return JSONResponse((await Inventory(ctx.registry).usage(only)).to_json())
+
+
+async def quotas(ctx: Context) -> Response:
+    quotas = ctx.registry.quotas
+    out = []
+    for rule in quotas.rules if quotas is not None else []:
+        used = await quotas.usage(rule, fresh=True)  # type: ignore[union-attr]
+        out.append({"repositories": rule.repositories, "limit": rule.limit, "used": used.used})
+    return JSONResponse({"quotas": out})
+
+
+def _policies_from(body: dict[str, Any], ctx: Context) -> list[Policy]:
+    raw = body.get("policies")
+    if raw is None:
+        return [policy_from_config(p) for p in ctx.services.config.retention.policies]
+    if not isinstance(raw, list):
+        raise RegistryError(ErrorCode.UNSUPPORTED_BODY, "policies must be a list")
+    try:
+        return [policy_from_config(RetentionPolicy.model_validate(p)) for p in raw]
+    except (ValidationError, ValueError) as exc:
+        raise RegistryError(ErrorCode.UNSUPPORTED_BODY, f"invalid policy: {exc}") from None
+
+
+async def run_retention(ctx: Context) -> Response:
+    """``POST /admin/v1/retention`` with ``{"dryRun", "force", "policies"?}`` (default: configured)."""
+    body = await _json_body(ctx)
+    dry_run = _flag(body, "dryRun", False)
+    if ctx.services.config.storage.maintenance.readonly.enabled and not dry_run:
+        raise RegistryError(ErrorCode.UNSUPPORTED, "the registry is read-only: only a dry run is possible")
+    policies = _policies_from(body, ctx)
+    report = await apply_retention(
+        ctx.registry,
+        policies,
+        dry_run=dry_run,
+        force=_flag(body, "force", ctx.services.config.retention.force),
+        grace_seconds=ctx.services.config.storage.maintenance.gc.grace,
+    )
+    return JSONResponse(report.to_json())
+
+
+def policy_from_config(p: RetentionPolicy) -> Policy:
+    return Policy(p.repositories, p.keep, p.keepmatch, p.match, p.olderthan, p.untagged)

@@ -76,6 +76,18 @@ ROUTES: tuple[Route, ...] = (
     ),
     # dockyard's admin API (every route needs registry:admin:*).
     Route("admin-gc", re.compile(r"/admin/v1/gc"), {"GET": admin.gc_status, "POST": admin.run_gc}, "admin"),
+    Route("admin-retention", re.compile(r"/admin/v1/retention"), {"POST": admin.run_retention}, "admin"),
+    Route("admin-usage", re.compile(r"/admin/v1/usage"), {"GET": admin.usage}, "admin"),
+    Route("admin-quotas", re.compile(r"/admin/v1/quotas"), {"GET": admin.quotas}, "admin"),
+    Route(
+        "admin-tags", re.compile(rf"/admin/v1/repositories/{_NAME}/tags"), {"GET": admin.tag_details}, "admin"
+    ),
+    Route(
+        "admin-inspect",
+        re.compile(rf"/admin/v1/repositories/{_NAME}/manifests/(?P<reference>[^/]+)"),
+        {"GET": admin.inspect},
+        "admin",
+    ),
     Route(
         "admin-repository",
         re.compile(rf"/admin/v1/repositories/{_NAME}"),

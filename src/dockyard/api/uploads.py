@@ -9,7 +9,7 @@ cross-repository mount with ``from=`` or automatic mount without it (202 fallbac
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from starlette.responses import Response
 
@@ -74,6 +74,9 @@ async def start_upload(ctx: Context) -> Response:
     digest_raw = query.get("digest")
     if digest_raw is not None and not mount:
         digest = digest_param(digest_raw)
+        declared = parse_content_length(ctx.request.headers.get("content-length"))
+        if registry.quotas is not None and declared is not None:
+            await _drop_on_error(ctx, upload_id, registry.quotas.check(ctx.name, digest, declared))
         try:
             await registry.uploads.finish(ctx.name, upload_id, digest, _body(ctx))
         except BaseException:
@@ -81,6 +84,15 @@ async def start_upload(ctx: Context) -> Response:
             raise
         return _created(ctx, digest)
     return Response(b"", 202, _session_headers(ctx, upload_id, 0))
+
+
+async def _drop_on_error(ctx: Context, upload_id: str, check: Awaitable[None]) -> None:
+    """Refuse before any byte is stored (the size is known up front)."""
+    try:
+        await check
+    except BaseException:
+        await _drop(ctx, upload_id)
+        raise
 
 
 async def _drop(ctx: Context, upload_id: str) -> None:

@@ -13,6 +13,7 @@ import time
 import uuid
 
 from dockyard.errors import PathNotFound
+from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.reference import is_valid_name
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
@@ -73,6 +74,20 @@ class Catalog:
             for rel, children in tree.items()
             if rel and any(m in children for m in marker) and is_valid_name(rel)
         )
+
+    async def linked_digests(self, name: str) -> set[Digest]:
+        """Every blob and manifest ``name`` links (``_layers`` and manifest revisions)."""
+        digests: set[Digest] = set()
+        for sub in ("_layers", "_manifests/revisions"):
+            tree = await self.driver.list_tree(f"{paths.repository(name)}/{sub}")
+            for rel, children in tree.items():
+                if rel and "/" not in rel:
+                    for child in children:
+                        try:
+                            digests.add(Digest.parse(f"{rel}:{child}"))
+                        except DigestError:
+                            continue
+        return digests
 
     async def note_repository(self, name: str) -> None:
         """Called after a manifest lands in ``name`` if ``name`` was new to the store."""

@@ -343,6 +343,18 @@ async def collect(registry: Registry, options: GCOptions, progress: Progress | N
     return await Collector(registry, options, progress).run()
 
 
+async def prune_untagged(registry: Registry, name: str, options: GCOptions) -> list[dict[str, str]]:
+    """Delete the untagged, unreachable manifests of one repository (the blobs they free go at the
+    next collection), with the same barrier and re-checks as a collection."""
+    collector = Collector(registry, options)
+    async with registry.driver.lock(GC_LOCK):
+        collector.report.started = time.time()
+    candidates = await collector._mark_repository(name)
+    if candidates:
+        await collector._sweep_manifests({name: candidates})
+    return collector.report.manifests_deleted
+
+
 async def last_report(registry: Registry) -> dict[str, Any] | None:
     try:
         raw = await registry.driver.get_content(paths.GC_LAST_REPORT)
@@ -352,4 +364,12 @@ async def last_report(registry: Registry) -> dict[str, Any] | None:
     return result
 
 
-__all__ = ["CollectionRunning", "GCOptions", "GCReport", "collect", "last_report", "read_link"]
+__all__ = [
+    "CollectionRunning",
+    "GCOptions",
+    "GCReport",
+    "collect",
+    "last_report",
+    "prune_untagged",
+    "read_link",
+]

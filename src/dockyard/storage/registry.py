@@ -16,6 +16,7 @@ from dockyard.storage.blobs import BlobStore
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.manifests import ManifestStore, manifest_unknown
+from dockyard.storage.quota import Quotas
 from dockyard.storage.tags import TagStore
 from dockyard.storage.uploads import GC_LOCK, UploadStore
 
@@ -27,10 +28,11 @@ class PutResult:
 
 
 class Registry:
-    def __init__(self, driver: StorageDriver) -> None:
+    def __init__(self, driver: StorageDriver, quotas: Quotas | None = None) -> None:
         self.driver = driver
+        self.quotas = quotas
         self.blobs = BlobStore(driver)
-        self.uploads = UploadStore(driver, self.blobs)
+        self.uploads = UploadStore(driver, self.blobs, quotas)
         self.manifests = ManifestStore(driver, self.blobs)
         self.tags = TagStore(driver)
         self.catalog = Catalog(driver)
@@ -153,10 +155,15 @@ class Registry:
         """Link an existing blob into ``name``: from ``source`` if given, else from anywhere."""
         if source is not None and not await self.blobs.is_linked(source, digest):
             return False
+        if self.quotas is not None:
+            size = await self.blobs.size_global(digest)
+            await self.quotas.check(name, digest, size or 0)
         async with self.driver.lock(GC_LOCK, shared=True):
             if not await self.blobs.touch(digest):
                 return False
             await self.blobs.link(name, digest)
+        if self.quotas is not None:
+            self.quotas.added(name, digest, await self.blobs.size_global(digest) or 0)
         return True
 
     async def delete_repository(self, name: str) -> None:
@@ -166,9 +173,7 @@ class Registry:
             try:
                 await self.driver.delete(paths.repository(name))
             except PathNotFound:
-                raise RegistryError(
-                    ErrorCode.NAME_UNKNOWN, f"repository {name} is not known to the registry", {"name": name}
-                ) from None
+                raise RegistryError.name_unknown(name) from None
         self.catalog.known.discard(name)
         await self.catalog.changed()
 

@@ -22,6 +22,7 @@ from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.driver import FileWriter, StorageDriver
+from dockyard.storage.quota import Quotas
 
 GC_LOCK = "gc"  # shared by writers that make content reachable; exclusive for a sweep batch
 BATCH = 1 << 20  # bytes handed to the writer thread at once
@@ -35,9 +36,10 @@ def upload_unknown(upload_id: str) -> RegistryError:
 
 
 class UploadStore:
-    def __init__(self, driver: StorageDriver, blobs: BlobStore) -> None:
+    def __init__(self, driver: StorageDriver, blobs: BlobStore, quotas: Quotas | None = None) -> None:
         self.driver = driver
         self.blobs = blobs
+        self.quotas = quotas
         self._hashers: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
 
     async def start(self, name: str) -> str:
@@ -156,6 +158,12 @@ class UploadStore:
                     "the upload was discarded",
                     str(digest),
                 )
+            if self.quotas is not None:
+                try:
+                    await self.quotas.check(name, digest, size)
+                except RegistryError:
+                    await self._discard(name, upload_id)
+                    raise
             await writer.sync()
             async with self.driver.lock(GC_LOCK, shared=True):
                 await self.blobs.adopt(paths.upload_data(name, upload_id), digest)
@@ -163,6 +171,8 @@ class UploadStore:
         finally:
             await writer.close()
         await self._discard(name, upload_id)
+        if self.quotas is not None:
+            self.quotas.added(name, digest, size)
         return size
 
     async def _discard(self, name: str, upload_id: str) -> None:

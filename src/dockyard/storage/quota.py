@@ -1,0 +1,89 @@
+"""Storage quotas per repository glob (``team-a/**``), each blob counted once per quota.
+
+Usage is derived from the store (the blobs linked by the repositories a rule covers) and cached
+per process for ``CACHE_SECONDS``, with this process's own additions counted at once; with several
+workers pushing into one namespace at the same moment, a quota can be overshot by what they
+upload concurrently within that window.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from dockyard.errors import ErrorCode, PathNotFound, RegistryError
+from dockyard.globs import glob_match
+from dockyard.oci.digest import Digest
+from dockyard.sizes import human
+from dockyard.storage import paths
+from dockyard.storage.catalog import Catalog
+from dockyard.storage.driver import StorageDriver
+
+CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRule:
+    repositories: str
+    limit: int  # bytes
+
+
+@dataclass(slots=True)
+class QuotaUsage:
+    rule: QuotaRule
+    used: int
+    blobs: set[Digest]
+    computed: float
+
+
+class Quotas:
+    def __init__(self, driver: StorageDriver, rules: list[QuotaRule]) -> None:
+        self.driver = driver
+        self.catalog = Catalog(driver)
+        self.rules = rules
+        self._usage: dict[str, QuotaUsage] = {}
+
+    def rule_for(self, name: str) -> QuotaRule | None:
+        return next((r for r in self.rules if glob_match(r.repositories, name)), None)
+
+    async def usage(self, rule: QuotaRule, *, fresh: bool = False) -> QuotaUsage:
+        cached = self._usage.get(rule.repositories)
+        if cached is not None and not fresh and time.monotonic() - cached.computed < CACHE_SECONDS:
+            return cached
+        digests: set[Digest] = set()
+        for name in await self.catalog.walk_repositories(include_without_manifests=True):
+            if glob_match(rule.repositories, name):
+                digests |= await self.catalog.linked_digests(name)
+        used = 0
+        for digest in digests:
+            try:
+                used += (await self.driver.stat(paths.blob_data(digest))).size
+            except PathNotFound:
+                continue
+        usage = QuotaUsage(rule, used, digests, time.monotonic())
+        self._usage[rule.repositories] = usage
+        return usage
+
+    async def check(self, name: str, digest: Digest | None, size: int) -> None:
+        """Refuse with DENIED if storing ``size`` more bytes in ``name`` would exceed its quota."""
+        rule = self.rule_for(name)
+        if rule is None or size <= 0:
+            return
+        usage = await self.usage(rule)
+        if digest is not None and digest in usage.blobs:
+            return  # already counted in this quota
+        if usage.used + size > rule.limit:
+            over = usage.used + size - rule.limit
+            raise RegistryError(
+                ErrorCode.DENIED,
+                f"quota for {rule.repositories} is {human(rule.limit)} and {human(usage.used)} is used; "
+                f"storing {human(size)} more would exceed it by {human(over)}",
+                {"quota": rule.repositories, "limit": rule.limit, "used": usage.used, "exceededBy": over},
+            )
+
+    def added(self, name: str, digest: Digest, size: int) -> None:
+        rule = self.rule_for(name)
+        usage = self._usage.get(rule.repositories) if rule else None
+        if usage is not None and digest not in usage.blobs:
+            usage.blobs.add(digest)
+            usage.used += size
