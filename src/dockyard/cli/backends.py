@@ -1,0 +1,244 @@
+"""Where the admin commands act: a running registry over HTTP, or a storage root directly.
+
+Both answer the same calls with the same JSON shapes (the admin API's), so every command is
+written once. Over HTTP, credentials go through :class:`RegistryAuth`, which answers Basic and
+Bearer (token server) challenges the way ``docker login`` does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Generator
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from dockyard.config import Config, RetentionPolicy
+from dockyard.errors import RegistryError
+from dockyard.oci.digest import Digest
+from dockyard.storage import gc, retention
+from dockyard.storage.drivers import create_driver
+from dockyard.storage.inventory import Inventory
+from dockyard.storage.quota import QuotaRule, Quotas
+from dockyard.storage.registry import Registry
+
+T = TypeVar("T")
+
+
+class CommandError(Exception):
+    """A failure to report to the user; ``code`` is the process exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+NOT_FOUND = 4
+REFUSED = 5
+
+
+class Backend(Protocol):
+    async def repositories(self) -> list[str]: ...
+    async def tags(self, repository: str) -> dict[str, Any]: ...
+    async def inspect(self, repository: str, reference: str) -> dict[str, Any]: ...
+    async def delete(self, repository: str, reference: str, *, force: bool) -> None: ...
+    async def delete_repository(self, repository: str) -> None: ...
+    async def usage(self, repositories: list[str]) -> dict[str, Any]: ...
+    async def gc(self, *, dry_run: bool, delete_untagged: bool) -> dict[str, Any]: ...
+    async def retention(
+        self, policies: list[dict[str, Any]], *, dry_run: bool, force: bool
+    ) -> dict[str, Any]: ...
+    async def close(self) -> None: ...
+
+
+_PARAM = re.compile(r'([A-Za-z_]+)="([^"]*)"')
+
+
+def _challenge_params(header: str) -> tuple[str, dict[str, str]]:
+    """``Bearer realm="…",service="…",scope="…"`` → ("bearer", {...})."""
+    scheme, _, rest = header.partition(" ")
+    return scheme.lower(), {k.lower(): v for k, v in _PARAM.findall(rest)}
+
+
+class RegistryAuth(httpx.Auth):
+    """Basic, or Bearer via the realm the registry names in its challenge."""
+
+    def __init__(self, username: str | None, password: str | None) -> None:
+        self.username = username
+        self.password = password
+        self.bearer: str | None = None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self.bearer:
+            request.headers["Authorization"] = f"Bearer {self.bearer}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        scheme, params = _challenge_params(response.headers.get("www-authenticate", ""))
+        basic = httpx.BasicAuth(self.username or "", self.password or "")
+        if scheme == "basic" and self.username:
+            request.headers["Authorization"] = basic._auth_header
+            yield request
+        elif scheme == "bearer" and "realm" in params:
+            query = {k: v for k, v in params.items() if k in ("service", "scope")}
+            token_request = httpx.Request("GET", params["realm"], params=query)
+            if self.username:
+                token_request.headers["Authorization"] = basic._auth_header
+            token_response = yield token_request
+            if token_response.status_code != 200:
+                return
+            token_response.read()
+            body = token_response.json()
+            self.bearer = body.get("token") or body.get("access_token")
+            request.headers["Authorization"] = f"Bearer {self.bearer}"
+            yield request
+
+
+class HTTPBackend:
+    def __init__(
+        self, url: str, username: str | None, password: str | None, verify: bool | str = True
+    ) -> None:
+        self.client = httpx.AsyncClient(
+            base_url=url.rstrip("/"),
+            auth=RegistryAuth(username, password),
+            timeout=httpx.Timeout(30, read=None),
+            verify=verify,
+        )
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise CommandError(f"cannot reach the registry at {self.client.base_url}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                message = "; ".join(e.get("message", e.get("code", "")) for e in response.json()["errors"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                message = response.text[:200] or response.reason_phrase
+            code = (
+                NOT_FOUND
+                if response.status_code == 404
+                else REFUSED
+                if response.status_code in (403, 409)
+                else 1
+            )
+            raise CommandError(f"{response.status_code}: {message}", code)
+        return response
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = (await self._call(method, path, **kwargs)).json()
+        return body
+
+    async def repositories(self) -> list[str]:
+        names: list[str] = []
+        path: str | None = "/v2/_catalog?n=1000"
+        while path:
+            response = await self._call("GET", path)
+            names += response.json()["repositories"]
+            link = response.headers.get("link")
+            path = link.split(";")[0].strip("<> ") if link else None
+        return names
+
+    async def tags(self, repository: str) -> dict[str, Any]:
+        return await self._json("GET", f"/admin/v1/repositories/{repository}/tags")
+
+    async def inspect(self, repository: str, reference: str) -> dict[str, Any]:
+        ref = quote(reference, safe=":")
+        return await self._json("GET", f"/admin/v1/repositories/{repository}/manifests/{ref}")
+
+    async def delete(self, repository: str, reference: str, *, force: bool) -> None:
+        await self._call(
+            "DELETE", f"/v2/{repository}/manifests/{reference}", params={"force": "true"} if force else None
+        )
+
+    async def delete_repository(self, repository: str) -> None:
+        await self._call("DELETE", f"/admin/v1/repositories/{repository}")
+
+    async def usage(self, repositories: list[str]) -> dict[str, Any]:
+        return await self._json("GET", "/admin/v1/usage", params=[("repository", r) for r in repositories])
+
+    async def gc(self, *, dry_run: bool, delete_untagged: bool) -> dict[str, Any]:
+        body = {"dryRun": dry_run, "deleteUntagged": delete_untagged}
+        return await self._json("POST", "/admin/v1/gc", json=body)
+
+    async def retention(
+        self, policies: list[dict[str, Any]], *, dry_run: bool, force: bool
+    ) -> dict[str, Any]:
+        body = {"dryRun": dry_run, "force": force, "policies": policies}
+        return await self._json("POST", "/admin/v1/retention", json=body)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class StoreBackend:
+    """Acts on the storage directly (safe beside a running registry: the same locks apply)."""
+
+    def __init__(self, config: Config, progress: gc.Progress | None = None) -> None:
+        name, params = config.storage.driver()
+        driver = create_driver(name, params)
+        rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
+        self.registry = Registry(driver, Quotas(driver, rules) if rules else None)
+        self.inventory = Inventory(self.registry)
+        self.config = config
+        self.progress = progress
+
+    @staticmethod
+    def _reference(reference: str) -> str | Digest:
+        return Digest.parse(reference) if ":" in reference else reference
+
+    async def _guard(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except RegistryError as exc:
+            code = NOT_FOUND if exc.status == 404 else REFUSED if exc.status in (403, 409) else 1
+            raise CommandError(f"{exc.status}: {exc}", code) from None
+
+    async def repositories(self) -> list[str]:
+        return await self.registry.catalog.names()
+
+    async def tags(self, repository: str) -> dict[str, Any]:
+        infos = await self._guard(self.inventory.tags(repository))
+        return {"repository": repository, "tags": [i.to_json() for i in infos]}
+
+    async def inspect(self, repository: str, reference: str) -> dict[str, Any]:
+        return await self._guard(self.inventory.inspect(repository, self._reference(reference)))
+
+    async def delete(self, repository: str, reference: str, *, force: bool) -> None:
+        await self._guard(self.registry.delete_manifest(repository, self._reference(reference), force=force))
+
+    async def delete_repository(self, repository: str) -> None:
+        await self._guard(self.registry.delete_repository(repository))
+
+    async def usage(self, repositories: list[str]) -> dict[str, Any]:
+        return (await self.inventory.usage(repositories or None)).to_json()
+
+    async def gc(self, *, dry_run: bool, delete_untagged: bool) -> dict[str, Any]:
+        options = gc.GCOptions(dry_run, delete_untagged, self.config.storage.maintenance.gc.grace)
+        try:
+            report = await gc.collect(self.registry, options, self.progress)
+        except gc.CollectionRunning as exc:
+            raise CommandError(str(exc), REFUSED) from None
+        return report.to_json()
+
+    async def retention(
+        self, policies: list[dict[str, Any]], *, dry_run: bool, force: bool
+    ) -> dict[str, Any]:
+        parsed = []
+        for raw in policies:
+            p = RetentionPolicy.model_validate(raw)
+            parsed.append(
+                retention.Policy(p.repositories, p.keep, p.keepmatch, p.match, p.olderthan, p.untagged)
+            )
+        report = await retention.apply(
+            self.registry,
+            parsed,
+            dry_run=dry_run,
+            force=force,
+            grace_seconds=self.config.storage.maintenance.gc.grace,
+        )
+        return report.to_json()
+
+    async def close(self) -> None:
+        return None
