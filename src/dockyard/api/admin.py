@@ -16,6 +16,7 @@ from dockyard.config import RetentionPolicy
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect, last_report
 from dockyard.storage.inventory import Inventory
+from dockyard.storage.quota import Quotas
 from dockyard.storage.retention import Policy
 from dockyard.storage.retention import apply as apply_retention
 
@@ -85,16 +86,13 @@ async def inspect(ctx: Context) -> Response:
 async def usage(ctx: Context) -> Response:
     """``GET /admin/v1/usage[?repository=NAME]``: bytes per repository (total, unique, shared)."""
     only = ctx.request.query_params.getlist("repository") or None
-    return JSONResponse((await Inventory(ctx.registry).usage(only)).to_json())
+    usage = (await Inventory(ctx.registry).usage(only)).to_json()
+    usage["quotas"] = await Quotas.report_of(ctx.registry.quotas)
+    return JSONResponse(usage)
 
 
 async def quotas(ctx: Context) -> Response:
-    quotas = ctx.registry.quotas
-    out = []
-    for rule in quotas.rules if quotas is not None else []:
-        used = await quotas.usage(rule, fresh=True)  # type: ignore[union-attr]
-        out.append({"repositories": rule.repositories, "limit": rule.limit, "used": used.used})
-    return JSONResponse({"quotas": out})
+    return JSONResponse({"quotas": await Quotas.report_of(ctx.registry.quotas)})
 
 
 def _policies_from(body: dict[str, Any], ctx: Context) -> list[Policy]:

@@ -13,12 +13,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive, Scope, Send
 
 from dockyard.api import routes
+from dockyard.api.admin import policy_from_config
 from dockyard.api.context import Context, Services
 from dockyard.api.errors import error_response
 from dockyard.auth.access import Access
-from dockyard.errors import ErrorCode, RegistryError, StorageFull, UploadBusy
+from dockyard.errors import ErrorCode, LockBusy, RegistryError, StorageFull, UploadBusy
 from dockyard.oci.reference import NameError_, validate_name
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect
+from dockyard.storage.retention import apply as apply_retention
 
 access_log = logging.getLogger("dockyard.access")
 api_log = logging.getLogger("dockyard.api")
@@ -142,6 +144,9 @@ class RegistryApp:
                     self._background.append(asyncio.create_task(self._purge_loop()))
                 if self.services.config.storage.maintenance.gc.enabled and not self.read_only:
                     self._background.append(asyncio.create_task(self._gc_loop()))
+                retention = self.services.config.retention
+                if retention.interval > 0 and retention.policies and not self.read_only:
+                    self._background.append(asyncio.create_task(self._retention_loop()))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for task in self._background:
@@ -180,6 +185,34 @@ class RegistryApp:
             except Exception:
                 api_log.exception("failed to collect garbage")
             await asyncio.sleep(settings.interval)
+
+    async def _retention_loop(self) -> None:
+        """Scheduled retention: one worker at a time (the retention lock), the others skip."""
+        config = self.services.config
+        policies = [policy_from_config(p) for p in config.retention.policies]
+        await asyncio.sleep(random.uniform(config.retention.interval / 10, config.retention.interval))  # noqa: S311
+        while True:
+            try:
+                async with self.services.driver.lock("retention", wait=False):
+                    report = await apply_retention(
+                        self.services.registry,
+                        policies,
+                        dry_run=False,
+                        force=config.retention.force,
+                        grace_seconds=config.storage.maintenance.gc.grace,
+                    )
+                for deletion in report.deleted:
+                    api_log.info(
+                        "retention deleted tag",
+                        extra={"repository": deletion.repository, "tag": deletion.tag, "rule": deletion.rule},
+                    )
+                for refused in report.refused:
+                    api_log.warning("retention refused", extra=refused)
+            except LockBusy:
+                api_log.debug("scheduled retention skipped: another worker is applying it")
+            except Exception:
+                api_log.exception("failed to apply retention policies")
+            await asyncio.sleep(config.retention.interval)
 
 
 def required_access(

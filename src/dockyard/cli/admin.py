@@ -198,6 +198,12 @@ async def _dispatch(args: argparse.Namespace, backend: Backend, console: Console
                 )
             console.print(table)
             console.print(f"stored: {human(data['stored'])} in {data['blobs']} blobs")
+            for quota in data.get("quotas") or []:
+                share = quota["used"] / quota["limit"] * 100 if quota["limit"] else 100.0
+                used, limit = human(quota["used"]), human(quota["limit"])
+                console.print(
+                    f"quota {quota['repositories']}: {used} of {limit} ({share:.0f}%)", highlight=False
+                )
         return 0
     if command == "gc":
         report = await backend.gc(dry_run=args.dry_run, delete_untagged=args.delete_untagged)

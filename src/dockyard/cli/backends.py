@@ -212,7 +212,9 @@ class StoreBackend:
         await self._guard(self.registry.delete_repository(repository))
 
     async def usage(self, repositories: list[str]) -> dict[str, Any]:
-        return (await self.inventory.usage(repositories or None)).to_json()
+        usage = (await self.inventory.usage(repositories or None)).to_json()
+        usage["quotas"] = await Quotas.report_of(self.registry.quotas)
+        return usage
 
     async def gc(self, *, dry_run: bool, delete_untagged: bool) -> dict[str, Any]:
         options = gc.GCOptions(dry_run, delete_untagged, self.config.storage.maintenance.gc.grace)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from dockyard.errors import ErrorCode, PathNotFound, RegistryError
 from dockyard.globs import glob_match
@@ -80,6 +81,17 @@ class Quotas:
                 f"storing {human(size)} more would exceed it by {human(over)}",
                 {"quota": rule.repositories, "limit": rule.limit, "used": usage.used, "exceededBy": over},
             )
+
+    @staticmethod
+    async def report_of(quotas: Quotas | None) -> list[dict[str, Any]]:
+        """Every quota with its limit and current use (recomputed now)."""
+        if quotas is None:
+            return []
+        out = []
+        for rule in quotas.rules:
+            used = await quotas.usage(rule, fresh=True)
+            out.append({"repositories": rule.repositories, "limit": rule.limit, "used": used.used})
+        return out
 
     def added(self, name: str, digest: Digest, size: int) -> None:
         rule = self.rule_for(name)
