@@ -10,10 +10,11 @@ from starlette.types import ASGIApp
 from dockyard import log
 from dockyard.api.app import RegistryApp
 from dockyard.api.context import Services
-from dockyard.auth.access import AllowAll
+from dockyard.auth.setup import build_access, wrap_token_server
 from dockyard.config import Config
 from dockyard.health import HealthApp
 from dockyard.storage.drivers import create_driver
+from dockyard.storage.quota import QuotaRule, Quotas
 from dockyard.storage.registry import Registry
 
 CONFIG_ENV = "DOCKYARD_CONFIG_JSON"
@@ -22,13 +23,16 @@ CONFIG_ENV = "DOCKYARD_CONFIG_JSON"
 def create_services(config: Config) -> Services:
     name, params = config.storage.driver()
     driver = create_driver(name, params)
-    return Services(config=config, driver=driver, registry=Registry(driver), access=AllowAll())
+    rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
+    registry = Registry(driver, Quotas(driver, rules) if rules else None)
+    return Services(config=config, driver=driver, registry=registry, access=build_access(config))
 
 
 def create_app(config: Config) -> ASGIApp:
     log.configure(config.log)
     services = create_services(config)
-    return HealthApp(RegistryApp(services), services)
+    api = wrap_token_server(RegistryApp(services), services.access, config.http.prefix)
+    return HealthApp(api, services)
 
 
 def app_from_env() -> ASGIApp:

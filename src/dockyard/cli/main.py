@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from dockyard import __version__
+from dockyard.cli import admin, tokens, users
 from dockyard.config import ConfigError, load_config
 
 
@@ -25,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate a configuration file and exit")
     check.add_argument("file")
+    admin.add_parsers(sub)
+    users.add_parser(sub)
+    tokens.add_parser(sub)
     return parser
 
 
@@ -36,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
 
             config = load_config(args.config_opt or args.config)
             check_tls_files(config)
+            from dockyard import log
+            from dockyard.auth.setup import prepare
+
+            log.configure(config.log)
+            prepare(config)
             workers = args.workers if args.workers is not None else default_workers()
             if workers < 1:
                 raise ConfigError("--workers must be at least 1")
@@ -44,8 +53,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config" and args.config_command == "check":
             config = load_config(args.file)
             driver, _params = config.storage.driver()
-            print(f"{args.file}: ok (storage {driver}, listening on {config.http.addr})")
+            from dockyard.auth.setup import check as check_auth
+
+            for warning in check_auth(config):
+                print(f"warning: {warning}", file=sys.stderr)
+            addr, mode = config.http.addr, config.auth.mode
+            print(f"{args.file}: ok (storage {driver}, listening on {addr}, auth {mode})")
             return 0
+        if args.command in admin.COMMANDS:
+            return admin.run(args)
+        if args.command == "user":
+            return users.run(args)
+        if args.command == "token":
+            return tokens.run(args)
     except ConfigError as exc:
         print(f"dockyard: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,98 @@
+"""Checking a username and password: htpasswd users and robot tokens, throttled.
+
+Every failure looks the same to the client (401, one message), whether the user exists or not;
+unknown users cost a dummy bcrypt check. Throttling counts failures per client address and per
+account name and answers 429 ``TOOMANYREQUESTS`` with ``Retry-After`` while over the limit.
+Nothing here logs a password or token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from dockyard.auth.htpasswd import HtpasswdFile
+from dockyard.auth.robots import PREFIX, TOKEN_PREFIX, Robot, RobotStore
+from dockyard.auth.throttle import Throttle
+from dockyard.errors import ErrorCode, RegistryError
+
+log = logging.getLogger("dockyard.auth")
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    subject: str
+    robot: Robot | None
+    fingerprint: str  # changes when the password changes or the robot is replaced; binds refresh tokens
+
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    """``Basic base64(user:password)`` → (user, password); None when absent or not Basic."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ("", "")
+    user, _, password = decoded.partition(":")
+    return user, password
+
+
+def _user_fingerprint(hashed: str) -> str:
+    return hashlib.sha256(hashed.encode()).hexdigest()[:32]
+
+
+class Authenticator:
+    def __init__(self, users: HtpasswdFile | None, robots: RobotStore | None, throttle: Throttle) -> None:
+        self.users = users
+        self.robots = robots
+        self.throttle = throttle
+
+    async def login(self, username: str, password: str, client: str) -> Authenticated | None:
+        """The caller if the credentials are good; None if not; RegistryError 429 when throttled."""
+        keys = [f"addr:{client}", f"user:{username[:256]}"]
+        wait = self.throttle.retry_after(keys)
+        if wait:
+            raise RegistryError(
+                ErrorCode.TOOMANYREQUESTS,
+                "too many failed logins; try again later",
+                headers={"Retry-After": str(wait)},
+            )
+        found = await self._check(username, password)
+        if found is None:
+            self.throttle.failure(keys)
+            log.info("failed login", extra={"remote": client})
+        else:
+            self.throttle.success(keys[1])
+        return found
+
+    async def _check(self, username: str, password: str) -> Authenticated | None:
+        if username.startswith(PREFIX) and password.startswith(TOKEN_PREFIX):
+            robot = self.robots.authenticate(username, password) if self.robots else None
+            return Authenticated(username, robot, robot.id) if robot else None
+        if self.users is None:
+            return None
+        users = self.users
+        hashed = await anyio.to_thread.run_sync(users.verify, username, password)
+        return Authenticated(username, None, _user_fingerprint(hashed)) if hashed else None
+
+    def still_valid(self, subject: str, fingerprint: str) -> Authenticated | None:
+        """Re-check a refresh token's subject: the password unchanged, the robot not revoked."""
+        if subject.startswith(PREFIX):
+            robot = self.robots.get(subject[len(PREFIX) :]) if self.robots else None
+            if robot is None or not robot.active() or not hmac.compare_digest(robot.id, fingerprint):
+                return None
+            return Authenticated(subject, robot, robot.id)
+        hashed = self.users.hash_of(subject) if self.users else None
+        if hashed is None or not hmac.compare_digest(_user_fingerprint(hashed), fingerprint):
+            return None
+        return Authenticated(subject, None, fingerprint)

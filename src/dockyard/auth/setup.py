@@ -1,0 +1,103 @@
+"""Building the access controller the configuration asks for, and start-up checks.
+
+``auth`` modes: none (no section: every request may do everything), ``htpasswd`` (Basic on every
+request), ``token`` (bearer tokens from the built-in server and/or an external issuer).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from starlette.types import ASGIApp
+
+from dockyard.auth.access import AccessController, AllowAll
+from dockyard.auth.controllers import BasicController, TokenController
+from dockyard.auth.credentials import Authenticator
+from dockyard.auth.htpasswd import HtpasswdFile
+from dockyard.auth.keys import KeyStore
+from dockyard.auth.robots import RobotStore
+from dockyard.auth.rules import Policy
+from dockyard.auth.throttle import NoThrottle, Throttle
+from dockyard.auth.tokenserver import TokenServer, TokenServerApp
+from dockyard.config import Config, ConfigError, TokenAuth, split_addr
+
+log = logging.getLogger("dockyard.auth")
+
+
+def keystore(token: TokenAuth) -> KeyStore:
+    server = token.server
+    return KeyStore(server.keys, retain=max(server.expiration, server.refreshexpiration) + token.leeway)
+
+
+def _authenticator(config: Config) -> Authenticator:
+    auth = config.auth
+    users = HtpasswdFile(auth.userfile) if auth.userfile else None
+    throttle = (
+        Throttle(auth.throttle.attempts, auth.throttle.window) if auth.throttle.enabled else NoThrottle()
+    )
+    return Authenticator(users, RobotStore(auth.robots.path), throttle)
+
+
+def build_access(config: Config) -> AccessController:
+    auth = config.auth
+    policy = Policy(auth.access)
+    if auth.token is not None:
+        token = auth.token
+        store = keystore(token) if token.server.enabled else None
+        if store is not None:
+            store.ensure(token.server.algorithm)
+        return TokenController(token, config.http.prefix, _authenticator(config), policy, store)
+    if auth.htpasswd is not None:
+        return BasicController(auth.htpasswd.realm, _authenticator(config), policy)
+    return AllowAll()
+
+
+def wrap_token_server(app: ASGIApp, access: AccessController, prefix: str) -> ASGIApp:
+    """Mount the built-in token server in front of the API when it is enabled."""
+    if isinstance(access, TokenController) and access.keystore is not None:
+        return TokenServerApp(app, TokenServer(access, access.keystore), prefix)
+    return app
+
+
+def check(config: Config) -> list[str]:
+    """Validate the auth section beyond its schema; return warnings to print loudly at start."""
+    auth = config.auth
+    warnings: list[str] = []
+    if auth.token is not None:
+        token = auth.token
+        if not (token.server.enabled or token.rootcertbundle or token.jwks):
+            raise ConfigError(
+                "auth.token: trust something: enable the built-in server (auth.token.server.enabled), "
+                "or set auth.token.rootcertbundle or auth.token.jwks"
+            )
+        if not token.server.enabled and not token.realm:
+            raise ConfigError("auth.token.realm: required with an external token issuer")
+        if token.rootcertbundle and not Path(token.rootcertbundle).is_file():
+            raise ConfigError(f"auth.token.rootcertbundle: cannot read {token.rootcertbundle}")
+        if token.server.enabled and not auth.userfile:
+            warnings.append(
+                "auth.token.server has no user file: only robot accounts and anonymous rules apply"
+            )
+    if auth.htpasswd is not None and not Path(auth.htpasswd.path).is_file():
+        warnings.append(f"auth.htpasswd.path {auth.htpasswd.path} does not exist yet: nobody can log in")
+    if auth.mode != "none" and not config.http.tls.certificate:
+        host, _ = split_addr(config.http.addr)
+        from dockyard.server import is_loopback
+
+        if not is_loopback(host):
+            warnings.append(
+                f"!!! {auth.mode} authentication is served over PLAIN HTTP on {config.http.addr}: "
+                "passwords and tokens cross the network in clear text. Configure http.tls "
+                "(or terminate TLS in front "
+                "and bind to a loopback address). !!!"
+            )
+    return warnings
+
+
+def prepare(config: Config) -> None:
+    """Run once in the serving parent: check the section, create the signing key, warn."""
+    for warning in check(config):
+        log.warning(warning)
+    if config.auth.token is not None and config.auth.token.server.enabled:
+        keystore(config.auth.token).ensure(config.auth.token.server.algorithm)

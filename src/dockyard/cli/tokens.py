@@ -1,0 +1,82 @@
+"""``dockyard token create|list|revoke|rotate-key``: robot access tokens and the signing key."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from dockyard.auth.robots import RobotError, RobotStore
+from dockyard.auth.setup import keystore
+from dockyard.config import ConfigError, load_config
+from dockyard.durations import parse_duration
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = sub.add_parser("token", help="manage robot access tokens and the token signing key")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a robot token (shown once)")
+    create.add_argument("name")
+    create.add_argument(
+        "--repository",
+        "-r",
+        action="append",
+        required=True,
+        help="repository glob (repeatable)",
+    )
+    create.add_argument("--actions", default="pull", help="comma-separated: pull,push,delete (default pull)")
+    create.add_argument("--expires", default="90d", help="lifetime, e.g. 720h or 90d; 'never' for none")
+    token_sub.add_parser("list", help="list robot tokens")
+    revoke = token_sub.add_parser("revoke", help="revoke a robot token")
+    revoke.add_argument("name")
+    token_sub.add_parser("rotate-key", help="new signing key; the old one validates until its tokens expire")
+    for cmd in token_sub.choices.values():
+        cmd.add_argument("--config", help="configuration file")
+
+
+def _lifetime(text: str) -> float | None:
+    if text == "never":
+        return None
+    if text.endswith("d") and text[:-1].isdigit():
+        return int(text[:-1]) * 86400.0
+    return parse_duration(text)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts)) if ts else "-"
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    command = args.token_command
+    if command == "rotate-key":
+        if config.auth.token is None or not config.auth.token.server.enabled:
+            raise ConfigError("rotate-key needs auth.token.server.enabled in the configuration")
+        store = keystore(config.auth.token)
+        store.rotate(config.auth.token.server.algorithm)
+        signer, trusted = store.load()
+        print(f"signing with {signer.name} (kid {signer.thumbprint}); {len(trusted)} key(s) trusted")
+        return 0
+    robots = RobotStore(config.auth.robots.path)
+    try:
+        if command == "create":
+            actions = [a.strip() for a in args.actions.split(",") if a.strip()]
+            robot, secret = robots.create(args.name, args.repository, actions, _lifetime(args.expires))
+            print(f"user:  {robot.username}")
+            print(f"token: {secret}")
+            print("(the token is shown only now; use it as the password of docker login)", file=sys.stderr)
+        elif command == "list":
+            print(f"{'NAME':20} {'REPOSITORIES':30} {'ACTIONS':18} {'EXPIRES':17} STATUS")
+            for r in robots.robots():
+                status = "revoked" if r.revoked else ("expired" if not r.active() else "active")
+                print(
+                    f"{r.name:20} {','.join(r.repositories):30} {','.join(r.actions):18} "
+                    f"{_when(r.expires):17} {status}"
+                )
+        elif command == "revoke":
+            robots.revoke(args.name)
+            print(f"revoked robot {args.name}")
+    except (RobotError, ValueError) as exc:
+        print(f"dockyard: {exc}", file=sys.stderr)
+        return 1
+    return 0
