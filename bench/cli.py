@@ -1,0 +1,350 @@
+"""``python -m bench``: rounds, interleaving, CPU/RSS accounting, tables and JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import data, figures
+from bench.figures import Context, Step
+from bench.model import Figure, Results, Sample, fmt, markdown_table
+from bench.procstat import RssSampler, client_cpu_seconds, group_cpu_seconds, group_pids, group_rss_bytes
+from bench.servers import (
+    DISTRIBUTION,
+    DOCKYARD,
+    NAMES,
+    Server,
+    distribution_version,
+    find_distribution,
+    find_dockyard,
+)
+from bench.wrkrun import write_script
+
+PHASES = ("requests", "catalog", "push", "pull", "images")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="smaller sizes and counts, 2 rounds (< 3 minutes)")
+    p.add_argument("--json", metavar="FILE", help="also write all results (every round) as JSON")
+    p.add_argument(
+        "--only", nargs="+", choices=PHASES, metavar="FIGURE", help=f"only these: {', '.join(PHASES)}"
+    )
+    p.add_argument("--rounds", type=int, help="rounds (each measures both servers; default 2 quick, 3 full)")
+    p.add_argument(
+        "--tmpdir",
+        help="where storage roots and blob files go (default: /dev/shm if present, else the system temp dir)",
+    )
+    p.add_argument("--workers", type=int, default=2, help="dockyard worker processes (default 2)")
+    p.add_argument(
+        "--no-fsync", action="store_true", help="run dockyard with storage.filesystem.fsync: false"
+    )
+    return p
+
+
+def default_tmpdir() -> str:
+    return (
+        "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    )
+
+
+class Runner:
+    def __init__(self, ctx: Context, results: Results, sampler: RssSampler) -> None:
+        self.ctx = ctx
+        self.results = results
+        self.sampler = sampler
+        # phase -> server -> list per round of {server_cpu, client_cpu, wall, work}
+        self.phase_cpu: dict[str, dict[str, list[dict[str, float]]]] = {}
+
+    def run_phase(
+        self, phase: str, steps: list[Step], servers: dict[str, Server], order: list[str], rnd: int
+    ) -> None:
+        self.sampler.set_phase(f"{rnd}/{phase}")
+        totals = {n: {"server_cpu": 0.0, "client_cpu": 0.0, "wall": 0.0, "work": 0.0} for n in order}
+        for step in steps:
+            for fig in step.figures:
+                self.results.declare(fig)
+            for name in order:
+                server = servers[name]
+                try:
+                    if step.setup is not None:
+                        step.setup(server)
+                    cpu0, client0, t0 = (
+                        group_cpu_seconds(server.pgid),
+                        client_cpu_seconds(),
+                        time.perf_counter(),
+                    )
+                    out = step.fn(server)
+                    wall = time.perf_counter() - t0
+                    totals[name]["server_cpu"] += group_cpu_seconds(server.pgid) - cpu0
+                    totals[name]["client_cpu"] += client_cpu_seconds() - client0
+                    totals[name]["wall"] += wall
+                    totals[name]["work"] += float(out.get("_work", 0))
+                    extra = dict(out.get("_extra", {}))
+                    for fig in step.figures:
+                        self.results.add(fig, name, Sample(rnd, float(out[fig.key]), None, extra))
+                    status = " ".join(f"{fig.key.split('.')[-1]}={fmt(out[fig.key])}" for fig in step.figures)
+                except Exception as exc:
+                    msg = f"{type(exc).__name__}: {exc}"
+                    for fig in step.figures:
+                        self.results.add(fig, name, Sample(rnd, None, msg))
+                    status = f"FAILED {msg[:300]}"
+                    if os.environ.get("BENCH_DEBUG"):
+                        traceback.print_exc()
+                print(f"  r{rnd} {step.name:<40} {name:<12} {status}", flush=True)
+        for name in order:
+            self.phase_cpu.setdefault(phase, {n: [] for n in NAMES})[name].append(
+                {"round": rnd, **totals[name]}
+            )
+
+
+def install_layout(src: Path, dst: Path, parts: list[str]) -> None:
+    for part in parts:
+        target = dst / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(src / part, target)
+
+
+def layout_parts(layout: data.Layout) -> list[str]:
+    v2 = "docker/registry/v2"
+    parts = [f"{v2}/repositories/{data.CATALOG_PREFIX}", f"{v2}/repositories/bench"]
+    image = data.make_image(-1, layer_size=2048)
+    for digest in [d for d, _ in image.blobs] + [layout.manifest_digest]:
+        hexd = digest.split(":", 1)[1]
+        parts.append(f"{v2}/blobs/sha256/{hexd[:2]}/{hexd}")
+    return parts
+
+
+def prepare(ctx: Context, only: set[str]) -> None:
+    p = ctx.params
+    t0 = time.perf_counter()
+    if only & {"push", "pull"}:
+        blob_dir = ctx.workdir / "blobs"
+        blob_dir.mkdir()
+        seed = 0
+        for size in p.push_sizes:
+            for mode in ("monolithic", "chunked"):
+                for i in range(p.push_reps[size]):
+                    seed += 1
+                    ctx.blobs[(size, mode, i)] = data.make_blob_file(
+                        blob_dir / f"{size}-{mode}-{i}", size, seed
+                    )
+    if "images" in only:
+        ctx.images = [data.make_image(i) for i in range(p.images)]
+    print(f"prepared blob files and images in {time.perf_counter() - t0:.1f}s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    p = figures.params(args.quick)
+    if args.rounds:
+        p.rounds = args.rounds
+    only = set(args.only or PHASES)
+    dockyard_bin, dist_bin = find_dockyard(), find_distribution()
+    for tool in ("wrk", "ab", "curl"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is not installed (make debs)", file=sys.stderr)
+            return 2
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir=args.tmpdir or default_tmpdir()))
+    need = sum(p.push_reps[s] * s * 2 for s in p.push_sizes) * 3
+    free = shutil.disk_usage(tmp).free
+    print(
+        f"bench: {'quick' if p.quick else 'full'} run, {p.rounds} rounds, data in {tmp} "
+        f"(needs ~{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free)",
+        flush=True,
+    )
+    if need > free:
+        print("bench: not enough space for the blob files and both storage roots", file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 2
+    ctx = Context(params=p, workdir=tmp, lua=write_script(tmp))
+    results = Results()
+    running: dict[str, Server] = {}
+    sampler = RssSampler(lambda: {n: s.pgid for n, s in list(running.items()) if s.proc is not None})
+    runner = Runner(ctx, results, sampler)
+    mem_idle = Figure("mem.idle", "memory", "server RSS after start (all processes)", "MiB", False)
+    mem_peak = Figure("mem.peak", "memory", "server peak RSS during the round (all processes)", "MiB", False)
+    info: dict[str, Any] = {}
+    round_errors: list[str] = []
+    try:
+        prepare(ctx, only)
+        layouts: dict[str, Path] = {}
+        if only & {"requests", "catalog"}:
+            t0 = time.perf_counter()
+            for name in NAMES:  # one copy per server, moved into each round's fresh root
+                layouts[name] = tmp / f"layout-{name}"
+                ctx.layout = data.build_layout(layouts[name], p.catalog_repos, p.tags)
+            print(
+                f"wrote the on-disk layout ({p.catalog_repos:,} repos, {p.tags:,} tags) "
+                f"twice in {time.perf_counter() - t0:.1f}s",
+                flush=True,
+            )
+        sampler.start()
+        for rnd in range(p.rounds):
+            order = list(NAMES) if rnd % 2 == 0 else list(reversed(NAMES))
+            print(f"round {rnd + 1}/{p.rounds}: order {', '.join(order)}", flush=True)
+            round_dir = tmp / f"round{rnd}"
+            round_dir.mkdir()
+            servers: dict[str, Server] = {}
+            for name in order:
+                root = round_dir / f"{name}-root"
+                root.mkdir()
+                if ctx.layout is not None:
+                    install_layout(layouts[name], root, layout_parts(ctx.layout))
+                servers[name] = Server(
+                    name,
+                    round_dir,
+                    root,
+                    binary=dockyard_bin if name == DOCKYARD else dist_bin,
+                    workers=args.workers,
+                    fsync=not args.no_fsync,
+                )
+            try:
+                sampler.set_phase(f"{rnd}/start")
+                try:
+                    for name in order:
+                        servers[name].start()
+                        running[name] = servers[name]
+                except RuntimeError as exc:
+                    print(f"round {rnd + 1}: a server did not start, round skipped: {exc}", flush=True)
+                    round_errors.append(f"round {rnd + 1}: {exc}")
+                    only_now: set[str] = set()
+                else:
+                    only_now = only
+                time.sleep(1.0)
+                for name in order if only_now else []:
+                    rss = group_rss_bytes(group_pids(servers[name].pgid))
+                    results.add(mem_idle, name, Sample(rnd, rss / 2**20, None, {}))
+                steps: dict[str, list[Step]] = {
+                    "requests": figures.request_steps(ctx) if "requests" in only_now else [],
+                    "catalog": figures.catalog_steps(ctx) if "catalog" in only_now else [],
+                    "push": figures.push_steps(ctx) if "push" in only_now else [],
+                    "pull": figures.pull_steps(ctx) if "pull" in only_now else [],
+                    "images": figures.image_steps(ctx) if "images" in only_now else [],
+                }
+                for phase in PHASES:
+                    if steps[phase]:
+                        runner.run_phase(phase, steps[phase], servers, order, rnd)
+                sampler.set_phase(f"{rnd}/end")
+                for name in order if only_now else []:
+                    peak = max(
+                        v for (n, ph), v in sampler.peaks.items() if n == name and ph.startswith(f"{rnd}/")
+                    )
+                    results.add(mem_peak, name, Sample(rnd, peak / 2**20, None, {}))
+                    for phase in PHASES:
+                        ph_peak = sampler.peak(name, f"{rnd}/{phase}")
+                        if ph_peak:
+                            runner.phase_cpu[phase][name][-1]["peak_rss_mib"] = ph_peak / 2**20
+                    if "version" not in info.get(name, {}):
+                        info.setdefault(name, {})["log_tail"] = servers[name].log_tail(1500)
+            finally:
+                for name in order:
+                    servers[name].stop()
+                    running.pop(name, None)
+            if ctx.layout is not None:
+                for name in order:
+                    install_layout(round_dir / f"{name}-root", layouts[name], layout_parts(ctx.layout))
+            shutil.rmtree(round_dir, ignore_errors=True)
+    except KeyboardInterrupt:
+        print("interrupted; reporting what was measured", file=sys.stderr)
+    finally:
+        sampler.stop()
+        for server in list(running.values()):
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    wall = time.perf_counter() - started
+    info["round_errors"] = round_errors
+    report(results, runner, p, args, wall, dist_bin, info)
+    return 0
+
+
+def phase_table(runner: Runner) -> str:
+    lines = [
+        "| Phase | server CPU s dockyard | server CPU s distribution | work units dockyard / distribution "
+        "| server CPU per unit: distribution/dockyard (>1 = dockyard cheaper) "
+        "| client CPU s (while dockyard / distribution ran) | phase peak RSS MiB dockyard / distribution |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for phase, per in runner.phase_cpu.items():
+
+        def med(name: str, key: str, per: dict[str, list[dict[str, float]]] = per) -> float | None:
+            vals = [r[key] for r in per[name] if key in r]
+            return statistics.median(vals) if vals else None
+
+        ratios = []
+        for a, b in zip(per[DOCKYARD], per[DISTRIBUTION], strict=False):
+            if a["work"] and b["work"] and a["server_cpu"] > 0:
+                ratios.append((b["server_cpu"] / b["work"]) / (a["server_cpu"] / a["work"]))
+        ratio = f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "n/a"
+        lines.append(
+            f"| {phase} | {fmt(med(DOCKYARD, 'server_cpu'))} | {fmt(med(DISTRIBUTION, 'server_cpu'))} "
+            f"| {fmt(med(DOCKYARD, 'work'))} / {fmt(med(DISTRIBUTION, 'work'))} | {ratio} "
+            f"| {fmt(med(DOCKYARD, 'client_cpu'))} / {fmt(med(DISTRIBUTION, 'client_cpu'))} "
+            f"| {fmt(med(DOCKYARD, 'peak_rss_mib'))} / {fmt(med(DISTRIBUTION, 'peak_rss_mib'))} |"
+        )
+    return "\n".join(lines)
+
+
+def report(
+    results: Results,
+    runner: Runner,
+    p: figures.Params,
+    args: argparse.Namespace,
+    wall: float,
+    dist_bin: str,
+    info: dict[str, Any],
+) -> None:
+    groups: dict[str, list[str]] = {}
+    for key, fig in results.figures.items():
+        groups.setdefault(fig.group, []).append(key)
+    print()
+    print(
+        f"# dockyard vs distribution ({'quick' if p.quick else 'full'} run, {p.rounds} rounds, "
+        f"wall {wall:.0f}s; medians over rounds; ↓ = lower is better)"
+    )
+    for group, keys in groups.items():
+        print(f"\n## {group}\n")
+        print(markdown_table(results, keys))
+    print("\n## server and client CPU per phase (medians over rounds)\n")
+    print(phase_table(runner))
+    for err in info.get("round_errors", []):
+        print(f"\nROUND FAILED: {err}")
+    failures = [(k, f) for k in results.figures for f in results.summary(k).failures]
+    if failures:
+        print("\n## failed measurements (⚠; not included in medians)\n")
+        for key, failure in failures:
+            print(f"- {key}: {failure}")
+    headline = [
+        k for k in results.figures if not k.startswith("req.") or (".c16." in k and not k.endswith(".p50"))
+    ]
+    print("\n## README table\n")
+    print(markdown_table(results, headline))
+    if args.json:
+        doc = {
+            "mode": "quick" if p.quick else "full",
+            "params": asdict(p),
+            "wall_seconds": wall,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version},
+            "distribution": distribution_version(dist_bin),
+            "dockyard_workers": args.workers,
+            "dockyard_fsync": not args.no_fsync,
+            "storage": args.tmpdir or default_tmpdir(),
+            "figures": results.to_json(),
+            "phases": runner.phase_cpu,
+            "round_errors": info.get("round_errors", []),
+            "server_log_tails": {n: info.get(n, {}).get("log_tail", "") for n in NAMES},
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=2, default=str))
+        print(f"\nwrote {args.json}")

@@ -1,0 +1,154 @@
+"""Starting and stopping the two registries on loopback, each with a fresh storage root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.httpclient import Connection, HTTPFailure
+from bench.procstat import group_pids
+
+DOCKYARD = "dockyard"
+DISTRIBUTION = "distribution"
+NAMES = (DOCKYARD, DISTRIBUTION)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_dockyard() -> str:
+    beside = Path(sys.executable).with_name("dockyard")
+    if beside.exists():
+        return str(beside)
+    repo_venv = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "dockyard"
+    if repo_venv.exists():
+        return str(repo_venv)
+    found = shutil.which("dockyard")
+    if not found:
+        raise SystemExit("bench: cannot find the dockyard executable (make venv)")
+    return found
+
+
+def find_distribution() -> str:
+    found = shutil.which("docker-registry")
+    if not found:
+        raise SystemExit("bench: docker-registry (CNCF distribution 2.8.2) is not installed (make debs)")
+    return found
+
+
+def distribution_version(binary: str) -> str:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    return (out.stdout or out.stderr).strip()
+
+
+class Server:
+    """One registry process group: ``start()`` on a fresh port, ``stop()`` by pid."""
+
+    def __init__(
+        self, name: str, workdir: Path, root: Path, *, binary: str, workers: int, fsync: bool
+    ) -> None:
+        self.name = name
+        self.workdir = workdir
+        self.root = root
+        self.binary = binary
+        self.workers = workers
+        self.fsync = fsync
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"{name}.log"
+
+    @property
+    def pgid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self.proc.pid
+
+    def config(self) -> dict[str, Any]:
+        filesystem: dict[str, Any] = {"rootdirectory": str(self.root)}
+        if self.name == DOCKYARD:
+            filesystem["fsync"] = self.fsync
+        return {
+            "version": "0.1",
+            # Identical settings for both: no access log, no per-request info logging.
+            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "http": {"addr": f"127.0.0.1:{self.port}"},
+            "storage": {
+                "filesystem": filesystem,
+                "delete": {"enabled": True},
+                "cache": {"blobdescriptor": "inmemory"},
+            },
+        }
+
+    def command(self, config_path: Path) -> list[str]:
+        if self.name == DOCKYARD:
+            return [self.binary, "serve", "--config", str(config_path), "--workers", str(self.workers)]
+        return [self.binary, "serve", str(config_path)]
+
+    def start(self, timeout: float = 60.0) -> None:
+        config_path = self.workdir / f"{self.name}.yml"
+        config_path.write_text(yaml.safe_dump(self.config()))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(config_path),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        expected = self.workers + 1 if self.name == DOCKYARD else 1
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                with Connection(self.port, timeout=2) as conn:
+                    ok = conn.request("GET", "/v2/").status == 200
+            except (HTTPFailure, OSError):
+                ok = False
+            if ok and len(group_pids(self.pgid)) >= expected:
+                # Every worker must answer: a few requests on fresh connections.
+                for _ in range(4 * self.workers):
+                    with Connection(self.port, timeout=5) as conn:
+                        conn.request("GET", "/v2/").expect(200, what=f"{self.name} warm-up")
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not come up within {timeout}s: {self.log_tail()}")
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM to the pid we started; SIGKILL to its own process group if it lingers."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        os.killpg(proc.pid, signal.SIGKILL)  # stray workers of our own group
