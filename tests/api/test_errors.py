@@ -122,6 +122,11 @@ class _Faulty:
             raise self.error
         await self.inner.put_content(path, data)
 
+    async def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        if any("/_uploads/" in path for path, _ in items):
+            raise self.error
+        await self.inner.put_many(items)
+
 
 async def test_storage_full_is_507(make_client: AppFactory) -> None:
     async with make_client(wrap=lambda d: _Faulty(d, StorageFull("no space left on device"))) as client:

@@ -8,8 +8,7 @@ cross-repository mount with ``from=`` or automatic mount without it (202 fallbac
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 
 from starlette.responses import Response
 
@@ -70,34 +69,17 @@ async def start_upload(ctx: Context) -> Response:
             source = await mount_source(registry, digest, visible)
         if (source is not None or visible is None) and await registry.mount_blob(ctx.name, digest, source):
             return _created(ctx, digest)
-    upload_id = await registry.uploads.start(ctx.name)
     digest_raw = query.get("digest")
     if digest_raw is not None and not mount:
         digest = digest_param(digest_raw)
         declared = parse_content_length(ctx.request.headers.get("content-length"))
         if registry.quotas is not None and declared is not None:
-            await _drop_on_error(ctx, upload_id, registry.quotas.check(ctx.name, digest, declared))
-        try:
-            await registry.uploads.finish(ctx.name, upload_id, digest, _body(ctx))
-        except BaseException:
-            await _drop(ctx, upload_id)
-            raise
+            # Refused before any byte is stored: the size is known up front.
+            await registry.quotas.check(ctx.name, digest, declared)
+        await registry.uploads.monolithic(ctx.name, digest, _body(ctx))
         return _created(ctx, digest)
+    upload_id = await registry.uploads.start(ctx.name)
     return Response(b"", 202, _session_headers(ctx, upload_id, 0))
-
-
-async def _drop_on_error(ctx: Context, upload_id: str, check: Awaitable[None]) -> None:
-    """Refuse before any byte is stored (the size is known up front)."""
-    try:
-        await check
-    except BaseException:
-        await _drop(ctx, upload_id)
-        raise
-
-
-async def _drop(ctx: Context, upload_id: str) -> None:
-    with contextlib.suppress(RegistryError):
-        await ctx.registry.uploads.cancel(ctx.name, upload_id)
 
 
 def _chunk_start(ctx: Context) -> int | None:

@@ -25,11 +25,10 @@ class BlobStore:
         return await read_link(self.driver, paths.layer_link(name, digest)) == digest
 
     async def stat(self, name: str, digest: Digest) -> int:
-        """Size of a blob visible in ``name``; BLOB_UNKNOWN otherwise."""
-        if await self.is_linked(name, digest):
-            size = await self.size_global(digest)
-            if size is not None:
-                return size
+        """Size of a blob visible in ``name`` (linked there, and stored); BLOB_UNKNOWN otherwise."""
+        link, data = await self.driver.stat_many([paths.layer_link(name, digest), paths.blob_data(digest)])
+        if link is not None and data is not None:
+            return data.size
         raise RegistryError(ErrorCode.BLOB_UNKNOWN, f"blob {digest} is not in repository {name}", str(digest))
 
     async def link(self, name: str, digest: Digest) -> None:
@@ -57,8 +56,8 @@ class BlobStore:
         return await self.driver.touch(paths.blob_data(digest))
 
     async def adopt(self, src: str, digest: Digest) -> None:
-        """Make a verified file the blob's content by atomic rename (touched if already stored).
+        """Make a verified file the blob's content: durable, then an atomic rename (if the blob is
+        already stored, it is touched and the file dropped).
 
         Call under the shared ``gc`` lock, so a concurrent sweep sees the fresh timestamp."""
-        if not await self.touch(digest):
-            await self.driver.move(src, paths.blob_data(digest))
+        await self.driver.publish(src, paths.blob_data(digest))

@@ -9,7 +9,7 @@ must pass.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -69,13 +69,29 @@ class StorageDriver(Protocol):
     def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Stream a file from ``offset``; raise PathNotFound on the first iteration."""
 
-    async def writer(self, path: str, *, append: bool = True) -> FileWriter:
-        """Open ``path`` for appending, held exclusively; raise UploadBusy if already held."""
+    async def writer(self, path: str, *, append: bool = True, create: bool = True) -> FileWriter:
+        """Open ``path`` for appending, held exclusively; raise UploadBusy if already held, and
+        PathNotFound if it does not exist and ``create`` is false."""
 
     async def stat(self, path: str) -> FileInfo:
         """Raise PathNotFound."""
 
     async def exists(self, path: str) -> bool: ...
+
+    # Batches: several small operations for the price of one round trip to the backend.
+
+    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
+        """``stat`` of each path, None where it does not exist."""
+
+    async def touch_many(self, paths: Sequence[str]) -> list[bool]:
+        """``touch`` each path; False where it does not exist."""
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """``put_content`` of each item, in order (each one atomic)."""
+
+    async def publish(self, src: str, dst: str) -> bool:
+        """Make ``src`` durable and move it to ``dst``, unless ``dst`` exists: then touch ``dst``
+        and remove ``src``. True if ``src`` became ``dst``."""
 
     async def list_dir(self, path: str) -> list[str]:
         """Names of the direct children of a directory; raise PathNotFound."""

@@ -14,7 +14,7 @@ from dockyard.oci.manifest import Descriptor, Manifest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.driver import StorageDriver
-from dockyard.storage.links import read_link, write_link
+from dockyard.storage.links import read_link
 
 _CACHE_ENTRIES = 8192
 _CACHE_MAX_ITEM = 256 * 1024
@@ -71,11 +71,22 @@ class ManifestStore:
                 self._cache.popitem(last=False)
         return entry
 
-    async def put(self, name: str, digest: Digest, body: bytes, manifest: Manifest) -> None:
+    async def put(
+        self, name: str, digest: Digest, body: bytes, manifest: Manifest, *, tag: str | None
+    ) -> None:
+        """Store the bytes, then (in one batch, in this order) the revision link, the referrers
+        link for a ``subject``, the tag's history entry and the tag itself."""
         await self.blobs.put_bytes(digest, body)
-        await write_link(self.driver, paths.revision_link(name, digest), digest)
+        link = paths.link_content(digest)
+        links = [(paths.revision_link(name, digest), link)]
         if manifest.subject is not None:
-            await write_link(self.driver, paths.referrer_link(name, manifest.subject.digest, digest), digest)
+            links.append((paths.referrer_link(name, manifest.subject.digest, digest), link))
+        if tag is not None:
+            links += [
+                (paths.tag_index_link(name, tag, digest), link),
+                (paths.tag_current_link(name, tag), link),
+            ]
+        await self.driver.put_many(links)
 
     async def delete(self, name: str, digest: Digest) -> None:
         if not await self.exists(name, digest):

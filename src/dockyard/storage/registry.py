@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from dataclasses import dataclass
 
 from dockyard.errors import ErrorCode, PathNotFound, RegistryError
 from dockyard.oci.digest import Digest
-from dockyard.oci.manifest import Descriptor, Manifest, ManifestError, parse_manifest
+from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
 from dockyard.oci.mediatypes import INDEXES
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
@@ -74,28 +73,26 @@ class Registry:
         # visible, before any sweep batch can re-check them (see ARCHITECTURE.md).
         async with self.driver.lock(GC_LOCK, shared=True):
             await self._check_references(name, manifest)
-            await self.manifests.put(name, digest, body, manifest)
-            if isinstance(reference, str):
-                await self.tags.tag(name, reference, digest)
+            await self.manifests.put(
+                name, digest, body, manifest, tag=reference if isinstance(reference, str) else None
+            )
         if new_repository:
             await self.catalog.note_repository(name)
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
-        async def missing(desc: Descriptor, as_manifest: bool) -> Descriptor | None:
-            """Check a reference exists and touch it, so a concurrent collection keeps it."""
-            if as_manifest:
-                ok = await self.manifests.exists(name, desc.digest)
-                if ok:
-                    await self.driver.touch(paths.revision_link(name, desc.digest))
-            else:
-                ok = await self.blobs.is_linked(name, desc.digest)
-            ok = ok and await self.blobs.touch(desc.digest)
-            return None if ok else desc
-
-        checks = [missing(d, False) for d in manifest.required_blobs()]
-        checks += [missing(d, True) for d in manifest.manifests]
-        absent = [d for d in await asyncio.gather(*checks) if d is not None]
+        """Every referenced blob (child manifest) must be linked in ``name`` and stored; all are
+        touched, so a concurrent collection keeps them. Two round trips to storage in all."""
+        blobs, children = manifest.required_blobs(), list(manifest.manifests)
+        links = [paths.layer_link(name, d.digest) for d in blobs]
+        links += [paths.revision_link(name, d.digest) for d in children]
+        linked = await self.driver.stat_many(links)
+        touched = await self.driver.touch_many(
+            [paths.blob_data(d.digest) for d in blobs + children]
+            + [paths.revision_link(name, d.digest) for d in children]
+        )
+        present = [bool(link) and ok for link, ok in zip(linked, touched, strict=False)]
+        absent = [d for d, ok in zip(blobs + children, present, strict=True) if not ok]
         if absent:
             entries = [
                 (

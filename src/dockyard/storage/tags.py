@@ -11,7 +11,7 @@ from dockyard.errors import PathNotFound
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
-from dockyard.storage.links import read_link, write_link
+from dockyard.storage.links import read_link
 
 # A directory's listing is cached only once it has been unchanged this long: file timestamps
 # tick with the kernel's coarse clock, so two changes within one tick can share an mtime.
@@ -29,10 +29,6 @@ class TagStore:
 
     async def resolve(self, name: str, tag: str) -> Digest | None:
         return await read_link(self.driver, paths.tag_current_link(name, tag))
-
-    async def tag(self, name: str, tag: str, digest: Digest) -> None:
-        await write_link(self.driver, paths.tag_index_link(name, tag, digest), digest)
-        await write_link(self.driver, paths.tag_current_link(name, tag), digest)
 
     async def untag(self, name: str, tag: str) -> bool:
         try:

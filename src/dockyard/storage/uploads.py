@@ -45,8 +45,12 @@ class UploadStore:
     async def start(self, name: str) -> str:
         upload_id = str(uuid.uuid4())
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        await self.driver.put_content(paths.upload_startedat(name, upload_id), started.encode())
-        await self.driver.put_content(paths.upload_data(name, upload_id), b"")
+        await self.driver.put_many(
+            [
+                (paths.upload_startedat(name, upload_id), started.encode()),
+                (paths.upload_data(name, upload_id), b""),
+            ]
+        )
         return upload_id
 
     async def size(self, name: str, upload_id: str) -> int:
@@ -55,11 +59,13 @@ class UploadStore:
         except PathNotFound:
             raise upload_unknown(upload_id) from None
 
-    async def _open(self, name: str, upload_id: str) -> FileWriter:
-        if not await self.driver.exists(paths.upload_startedat(name, upload_id)):
-            raise upload_unknown(upload_id)
+    async def _open(self, name: str, upload_id: str, *, new: bool = False) -> FileWriter:
+        """The session's data file, held exclusively. A session exists while its data file does
+        (``start`` creates it; commit and cancel remove it); ``new`` creates a fresh one."""
         try:
-            return await self.driver.writer(paths.upload_data(name, upload_id))
+            return await self.driver.writer(paths.upload_data(name, upload_id), create=new)
+        except PathNotFound:
+            raise upload_unknown(upload_id) from None
         except UploadBusy:
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID,
@@ -135,12 +141,22 @@ class UploadStore:
         finally:
             await writer.close()
 
+    async def monolithic(self, name: str, digest: Digest, chunks: AsyncIterator[bytes]) -> int:
+        """A whole blob in one request (``POST ?digest=``): a session only for the request's life."""
+        return await self.finish(name, str(uuid.uuid4()), digest, chunks, new=True)
+
     async def finish(
-        self, name: str, upload_id: str, digest: Digest, chunks: AsyncIterator[bytes] | None
+        self,
+        name: str,
+        upload_id: str,
+        digest: Digest,
+        chunks: AsyncIterator[bytes] | None,
+        *,
+        new: bool = False,
     ) -> int:
         """Append the last bytes, verify the digest, and publish the blob; returns its size."""
         key = (name, upload_id)
-        writer = await self._open(name, upload_id)
+        writer = await self._open(name, upload_id, new=new)
         try:
             if chunks is not None:
                 await self._pump(writer, key, chunks)
@@ -164,10 +180,13 @@ class UploadStore:
                 except RegistryError:
                     await self._discard(name, upload_id)
                     raise
-            await writer.sync()
             async with self.driver.lock(GC_LOCK, shared=True):
                 await self.blobs.adopt(paths.upload_data(name, upload_id), digest)
                 await self.blobs.link(name, digest)
+        except BaseException:
+            if new:
+                await self._discard(name, upload_id)
+            raise
         finally:
             await writer.close()
         await self._discard(name, upload_id)
@@ -181,7 +200,7 @@ class UploadStore:
             await self.driver.delete(paths.upload_dir(name, upload_id))
 
     async def cancel(self, name: str, upload_id: str) -> None:
-        if not await self.driver.exists(paths.upload_startedat(name, upload_id)):
+        if not await self.driver.exists(paths.upload_data(name, upload_id)):
             raise upload_unknown(upload_id)
         await self._discard(name, upload_id)
 

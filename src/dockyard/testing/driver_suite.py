@@ -192,3 +192,25 @@ class DriverSuite:
 
         await asyncio.gather(writer(), reader())
         assert order == ["w-in", "w-out", "r"]
+
+    async def test_batches(self, driver: StorageDriver) -> None:
+        await driver.put_many([("/b/one", b"1"), ("/b/two/deep", b"22")])
+        infos = await driver.stat_many(["/b/one", "/b/absent", "/b/two/deep"])
+        assert [i.size if i else None for i in infos] == [1, None, 2]
+        assert await driver.touch_many(["/b/one", "/b/absent"]) == [True, False]
+
+    async def test_publish(self, driver: StorageDriver) -> None:
+        await driver.put_content("/p/upload", b"content")
+        assert await driver.publish("/p/upload", "/p/blobs/x/data")
+        assert await driver.get_content("/p/blobs/x/data") == b"content"
+        assert not await driver.exists("/p/upload")
+        await driver.put_content("/p/upload2", b"content")
+        assert not await driver.publish(
+            "/p/upload2", "/p/blobs/x/data"
+        )  # already there: kept, source dropped
+        assert not await driver.exists("/p/upload2")
+
+    async def test_writer_without_create(self, driver: StorageDriver) -> None:
+        with pytest.raises(PathNotFound):
+            await driver.writer("/nc/data", create=False)
+        assert not await driver.exists("/nc")

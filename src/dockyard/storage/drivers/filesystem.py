@@ -9,22 +9,22 @@ place, so readers see the old or the new content, never a torn write.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import fcntl
 import hashlib
 import os
-import re
 import shutil
 import stat
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any, BinaryIO, TypeVar
 
-from dockyard.errors import InvalidPath, LockBusy, PathNotFound, StorageFull, UploadBusy
+from dockyard.errors import PathNotFound, StorageFull, UploadBusy
 from dockyard.storage.driver import FileInfo, check_path
+from dockyard.storage.drivers.flock import FileLocks
 
 _READ_CHUNK = 1 << 20
 T = TypeVar("T")
@@ -93,6 +93,7 @@ class FilesystemDriver:
         self.fsync = fsync
         os.makedirs(self.root, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dockyard-fs")
+        self._locks = FileLocks(os.path.join(self.root, "docker/registry/v2/_dockyard/locks"), self.run)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call in the driver's thread pool."""
@@ -175,11 +176,12 @@ class FilesystemDriver:
         finally:
             await self.run(f.close)
 
-    def _open_writer(self, path: str, append: bool) -> _Writer:
+    def _open_writer(self, path: str, append: bool, create: bool) -> _Writer:
         full = self._full(path)
         try:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+            if create:
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+            flags = os.O_WRONLY | (os.O_CREAT if create else 0) | (os.O_APPEND if append else os.O_TRUNC)
             fd = os.open(full, flags, 0o644)
         except OSError as exc:
             raise _translate(exc, path) from exc
@@ -190,8 +192,8 @@ class FilesystemDriver:
             raise UploadBusy(path) from None
         return _Writer(self, path, fd, os.fstat(fd).st_size)
 
-    async def writer(self, path: str, *, append: bool = True) -> _Writer:
-        return await self.run(self._open_writer, path, append)
+    async def writer(self, path: str, *, append: bool = True, create: bool = True) -> _Writer:
+        return await self.run(self._open_writer, path, append, create)
 
     def _hash(self, path: str, algorithm: str) -> tuple[str, int]:
         h = hashlib.new(algorithm)
@@ -246,6 +248,49 @@ class FilesystemDriver:
     async def list_tree(self, path: str, *, skip_prefix: str = "_") -> dict[str, list[str]]:
         return await self.run(self._tree, path, skip_prefix)
 
+    def _stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
+        out: list[FileInfo | None] = []
+        for path in paths:
+            try:
+                out.append(self._stat(path))
+            except PathNotFound:
+                out.append(None)
+        return out
+
+    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
+        return await self.run(self._stat_many, paths)
+
+    async def touch_many(self, paths: Sequence[str]) -> list[bool]:
+        return await self.run(lambda: [self._touch(p) for p in paths])
+
+    def _put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        for path, data in items:
+            self._put(path, data, False)
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        await self.run(self._put_many, items)
+
+    def _publish(self, src: str, dst: str) -> bool:
+        full_src, full_dst = self._full(src), self._full(dst)
+        try:
+            if self._touch(dst):
+                os.unlink(full_src)
+                return False
+            if self.fsync:
+                fd = os.open(full_src, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.makedirs(os.path.dirname(full_dst), exist_ok=True)
+            os.rename(full_src, full_dst)
+        except OSError as exc:
+            raise _translate(exc, src) from exc
+        return True
+
+    async def publish(self, src: str, dst: str) -> bool:
+        return await self.run(self._publish, src, dst)
+
     def _touch(self, path: str) -> bool:
         try:
             os.utime(self._full(path))
@@ -256,30 +301,10 @@ class FilesystemDriver:
     async def touch(self, path: str) -> bool:
         return await self.run(self._touch, path)
 
-    def _lock_fd(self, name: str, shared: bool, wait: bool) -> int:
-        directory = os.path.join(self.root, "docker/registry/v2/_dockyard/locks")
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(os.path.join(directory, name), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            raise LockBusy(name) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    @contextlib.asynccontextmanager
-    async def lock(self, name: str, *, shared: bool = False, wait: bool = True) -> AsyncIterator[None]:
-        if not re.fullmatch(r"[a-z0-9-]+", name):
-            raise InvalidPath(name)
-        # flock belongs to the open file description: one fd per holder, shared across processes.
-        fd = await self.run(self._lock_fd, name, shared, wait)
-        try:
-            yield
-        finally:
-            await self.run(os.close, fd)
+    def lock(
+        self, name: str, *, shared: bool = False, wait: bool = True
+    ) -> AbstractAsyncContextManager[None]:
+        return self._locks.lock(name, shared=shared, wait=wait)
 
     def _move(self, src: str, dst: str) -> None:
         full_dst = self._full(dst)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from dockyard.errors import LockBusy, PathNotFound, UploadBusy
@@ -113,10 +113,12 @@ class MemoryDriver:
         for start in range(offset, end, 1 << 20):
             yield bytes(data[start : min(end, start + (1 << 20))])
 
-    async def writer(self, path: str, *, append: bool = True) -> _Writer:
+    async def writer(self, path: str, *, append: bool = True, create: bool = True) -> _Writer:
         path = check_path(path)
         if path in self.locked:
             raise UploadBusy(path)
+        if not create and path not in self.files:
+            raise PathNotFound(path)
         if path not in self.files or not append:
             self.files[path] = (bytearray(), time.time())
         self.locked.add(path)
@@ -158,6 +160,29 @@ class MemoryDriver:
                     break
                 out.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
         return {k: sorted(v) for k, v in out.items()}
+
+    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
+        out: list[FileInfo | None] = []
+        for path in paths:
+            try:
+                out.append(await self.stat(path))
+            except PathNotFound:
+                out.append(None)
+        return out
+
+    async def touch_many(self, paths: Sequence[str]) -> list[bool]:
+        return [await self.touch(p) for p in paths]
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        for path, data in items:
+            await self.put_content(path, data)
+
+    async def publish(self, src: str, dst: str) -> bool:
+        if await self.touch(dst):
+            await self.delete(src)
+            return False
+        await self.move(src, dst)
+        return True
 
     async def touch(self, path: str) -> bool:
         path = check_path(path)
