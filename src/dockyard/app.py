@@ -11,13 +11,11 @@ from dockyard import log
 from dockyard.api.app import RegistryApp
 from dockyard.api.context import Services
 from dockyard.auth.setup import build_access, wrap_token_server
-from dockyard.config import Config
+from dockyard.config import CONFIG_ENV, Config
 from dockyard.health import HealthApp
 from dockyard.storage.drivers import create_driver
 from dockyard.storage.quota import QuotaRule, Quotas
 from dockyard.storage.registry import Registry
-
-CONFIG_ENV = "DOCKYARD_CONFIG_JSON"
 
 
 def create_services(config: Config) -> Services:

@@ -25,6 +25,10 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 _FOREIGN_ENV = {"REGISTRY_AUTH_FILE", "REGISTRY_CONFIGURATION_PATH"}
 
 
+# How `dockyard serve` hands the validated configuration to its worker processes.
+CONFIG_ENV = "DOCKYARD_CONFIG_JSON"
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the key."""
 

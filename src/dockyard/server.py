@@ -8,8 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from dockyard.app import CONFIG_ENV
-from dockyard.config import Config, ConfigError, split_addr
+from dockyard.config import CONFIG_ENV, Config, ConfigError, split_addr
 
 log = logging.getLogger("dockyard.server")
 

@@ -8,29 +8,36 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
 
 from dockyard.auth.access import AccessController, AllowAll
-from dockyard.auth.controllers import BasicController, TokenController
-from dockyard.auth.credentials import Authenticator
-from dockyard.auth.htpasswd import HtpasswdFile
-from dockyard.auth.keys import KeyStore
-from dockyard.auth.robots import RobotStore
-from dockyard.auth.rules import Policy
-from dockyard.auth.throttle import NoThrottle, Throttle
-from dockyard.auth.tokenserver import TokenServer, TokenServerApp
 from dockyard.config import Config, ConfigError, TokenAuth, split_addr
+
+if TYPE_CHECKING:
+    from dockyard.auth.credentials import Authenticator
+    from dockyard.auth.keys import KeyStore
+
+# The controllers, JWT and crypto modules are imported only by the modes that use them, so a
+# registry without auth (and the serving parent process) does not carry them in memory.
 
 log = logging.getLogger("dockyard.auth")
 
 
 def keystore(token: TokenAuth) -> KeyStore:
+    from dockyard.auth.keys import KeyStore
+
     server = token.server
     return KeyStore(server.keys, retain=max(server.expiration, server.refreshexpiration) + token.leeway)
 
 
 def _authenticator(config: Config) -> Authenticator:
+    from dockyard.auth.credentials import Authenticator
+    from dockyard.auth.htpasswd import HtpasswdFile
+    from dockyard.auth.robots import RobotStore
+    from dockyard.auth.throttle import NoThrottle, Throttle
+
     auth = config.auth
     users = HtpasswdFile(auth.userfile) if auth.userfile else None
     throttle = (
@@ -41,6 +48,11 @@ def _authenticator(config: Config) -> Authenticator:
 
 def build_access(config: Config) -> AccessController:
     auth = config.auth
+    if auth.token is None and auth.htpasswd is None:
+        return AllowAll()
+    from dockyard.auth.controllers import BasicController, TokenController
+    from dockyard.auth.rules import Policy
+
     policy = Policy(auth.access)
     if auth.token is not None:
         token = auth.token
@@ -55,6 +67,11 @@ def build_access(config: Config) -> AccessController:
 
 def wrap_token_server(app: ASGIApp, access: AccessController, prefix: str) -> ASGIApp:
     """Mount the built-in token server in front of the API when it is enabled."""
+    if isinstance(access, AllowAll):
+        return app
+    from dockyard.auth.controllers import TokenController
+    from dockyard.auth.tokenserver import TokenServer, TokenServerApp
+
     if isinstance(access, TokenController) and access.keystore is not None:
         return TokenServerApp(app, TokenServer(access, access.keystore), prefix)
     return app

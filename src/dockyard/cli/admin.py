@@ -14,15 +14,15 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from dockyard.cli.backends import Backend, CommandError, HTTPBackend, StoreBackend
 from dockyard.config import ConfigError, load_config, parse_config
 from dockyard.sizes import human
+
+if TYPE_CHECKING:  # imported when a command runs, so `dockyard serve` never loads them
+    from rich.console import Console
+
+    from dockyard.cli.backends import Backend
 
 COMMANDS = ("ls", "tags", "inspect", "rm", "du", "gc", "prune")
 USAGE = 2
@@ -80,6 +80,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _backend(args: argparse.Namespace, console: Console) -> Backend:
+    from dockyard.cli.backends import HTTPBackend, StoreBackend
+
     if args.root or args.config:
         if args.root:
             config = parse_config({"storage": {"filesystem": {"rootdirectory": args.root}}}, "--root")
@@ -94,6 +96,8 @@ def _backend(args: argparse.Namespace, console: Console) -> Backend:
 
 
 def _progress_callback(console: Console) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -148,6 +152,8 @@ def _emit(args: argparse.Namespace, console: Console, data: Any) -> bool:
 
 
 async def _dispatch(args: argparse.Namespace, backend: Backend, console: Console) -> int:
+    from rich.table import Table
+
     command = args.command
     if command == "ls":
         names = await backend.repositories()
@@ -249,10 +255,12 @@ async def _dispatch(args: argparse.Namespace, backend: Backend, console: Console
             if report["untagged_deleted"]:
                 console.print(f"untagged manifests deleted: {len(report['untagged_deleted'])}")
         return 5 if report["refused"] else 0
-    raise CommandError(f"unknown command {command}", USAGE)  # pragma: no cover
+    raise ValueError(f"unknown command {command}")  # pragma: no cover - argparse enforces the choice
 
 
 def _print_inspect(console: Console, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]{data['repository']}@{data['digest']}[/]  {data['mediaType']}", highlight=False)
     console.print(
         f"tags: {', '.join(data['tags']) or '-'}   size: {human(data['size'])}   "
@@ -285,6 +293,10 @@ def _print_inspect(console: Console, data: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from dockyard.cli.backends import CommandError
+
     # Piped output gets a wide page so digests and rules are never wrapped mid-value.
     console = Console(width=None if sys.stdout.isatty() else 240)
     try:
