@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=2, help="dockyard worker processes (default 2)")
     p.add_argument(
+        "--blob-mib",
+        type=int,
+        nargs="+",
+        metavar="MIB",
+        help="blob sizes (MiB) of the push and pull figures instead of the defaults, e.g. 1024",
+    )
+    p.add_argument(
         "--no-fsync", action="store_true", help="run dockyard with storage.filesystem.fsync: false"
     )
     return p
@@ -150,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     p = figures.params(args.quick)
     if args.rounds:
         p.rounds = args.rounds
+    if args.blob_mib:
+        sizes = tuple(m * figures.MiB for m in args.blob_mib)
+        p.push_sizes = sizes
+        p.push_reps = {s: p.push_reps.get(s, 1) for s in sizes}
     only = set(args.only or PHASES)
     dockyard_bin, dist_bin = find_dockyard(), find_distribution()
     for tool in ("wrk", "ab", "curl"):
