@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +23,9 @@ ACCESS = {
 
 
 class AuthRegistry(LiveRegistry):
-    def start(self, timeout: float = 30.0, verify: Any = False) -> AuthRegistry:
-        self.config_path.write_text(yaml.safe_dump(self.config))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-        env.update(self.env)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [DOCKYARD, "serve", "--config", str(self.config_path), "--workers", str(self.workers)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dockyard exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2, verify=verify).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"dockyard did not answer within {timeout}s:\n{self.log()}")
+    """Ready when ``/health`` answers (``/v2/`` asks for credentials)."""
+
+    ready_path = "/health"
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -7,50 +7,24 @@ pushes and pulls through distribution.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from tests.auth.live import USERS, AuthRegistry, auth_registry
 from tests.clients.conftest import Docker, docker, make_image  # noqa: F401 - the dockerd fixture
 from tests.clients.images import write_docker_archive
-from tests.interop.distribution import DISTRIBUTION, DistributionRegistry
+from tests.interop.distribution import DistributionRegistry
 
 pytestmark = pytest.mark.interop
 
 
 class TokenDistribution(DistributionRegistry):
-    """Ready when ``/v2/`` answers 401 with a Bearer challenge (the helper waits for 200)."""
+    """Ready when ``/v2/`` answers 401 with a Bearer challenge."""
 
-    def start(self, timeout: float = 20.0) -> TokenDistribution:
-        self.config_path.write_text(yaml.safe_dump(self.config))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [DISTRIBUTION, "serve", str(self.config_path)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/v2/", timeout=2).status_code == 401:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"docker-registry did not answer within {timeout}s:\n{self.log()}")
+    ready_statuses = (401,)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import time
 import uuid
 
 from dockyard.errors import PathNotFound
-from dockyard.oci.digest import Digest, DigestError
+from dockyard.oci.digest import Digest
 from dockyard.oci.reference import is_valid_name
 from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
@@ -79,14 +79,9 @@ class Catalog:
         """Every blob and manifest ``name`` links (``_layers`` and manifest revisions)."""
         digests: set[Digest] = set()
         for sub in ("_layers", "_manifests/revisions"):
-            tree = await self.driver.list_tree(f"{paths.repository(name)}/{sub}")
-            for rel, children in tree.items():
-                if rel and "/" not in rel:
-                    for child in children:
-                        try:
-                            digests.add(Digest.parse(f"{rel}:{child}"))
-                        except DigestError:
-                            continue
+            digests.update(
+                paths.digests_in(await self.driver.list_tree(f"{paths.repository(name)}/{sub}"), 2)
+            )
         return digests
 
     async def note_repository(self, name: str) -> None:

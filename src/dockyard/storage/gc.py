@@ -82,20 +82,6 @@ class GCReport:
         return out
 
 
-def _digests_in(tree: dict[str, list[str]], depth: int) -> list[Digest]:
-    """Digests of a ``<alg>/<hex>`` (depth 2) or ``<alg>/<xx>/<hex>`` (depth 3) directory tree."""
-    out = []
-    for rel, children in tree.items():
-        parts = rel.split("/") if rel else []
-        if len(parts) == depth - 1:
-            for child in children:
-                try:
-                    out.append(Digest.parse(f"{parts[0]}:{child}"))
-                except DigestError:
-                    continue
-    return out
-
-
 class Collector:
     def __init__(self, registry: Registry, options: GCOptions, progress: Progress | None = None) -> None:
         self.registry = registry
@@ -155,7 +141,7 @@ class Collector:
         await self._remove_empty_repositories(repos)
 
     async def _revisions(self, name: str) -> list[Digest]:
-        return _digests_in(await self.driver.list_tree(paths.revisions_dir(name)), 2)
+        return paths.digests_in(await self.driver.list_tree(paths.revisions_dir(name)), 2)
 
     async def _tagged(self, name: str) -> set[Digest]:
         tags = await self.registry.tags.names(name)
@@ -272,7 +258,7 @@ class Collector:
             self.report.manifests_deleted.append({"repository": name, "digest": str(digest)})
 
     async def _sweep_blobs(self) -> None:
-        stored = _digests_in(await self.driver.list_tree(paths.BLOBS), 3)
+        stored = paths.digests_in(await self.driver.list_tree(paths.BLOBS), 3)
         self.report.blobs_total = len(stored)
         self.report.blobs_marked = sum(1 for d in stored if d in self.marked)
         candidates = [d for d in stored if d not in self.marked]
@@ -308,7 +294,7 @@ class Collector:
         """Drop repository links to blobs that are gone (or going, in a dry run)."""
         deleted = {Digest.parse(b["digest"]) for b in self.report.blobs_deleted}
         for name in repos:
-            layers = _digests_in(await self.driver.list_tree(f"{paths.repository(name)}/_layers"), 2)
+            layers = paths.digests_in(await self.driver.list_tree(f"{paths.repository(name)}/_layers"), 2)
             for digest in layers:
                 if digest in self.marked:
                     continue

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 
-from dockyard.oci.digest import Digest
+from dockyard.oci.digest import Digest, DigestError
 
 ROOT = "/docker/registry/v2"
 BLOBS = f"{ROOT}/blobs"
@@ -113,6 +113,21 @@ def referrers_dir(name: str, subject: Digest) -> str:
 
 def referrer_link(name: str, subject: Digest, digest: Digest) -> str:
     return f"{referrers_dir(name, subject)}/{digest.algorithm}/{digest.hex}/link"
+
+
+def digests_in(tree: dict[str, list[str]], depth: int) -> list[Digest]:
+    """Digests named by a listed directory tree (``StorageDriver.list_tree``): ``<alg>/<hex>``
+    (depth 2: links) or ``<alg>/<xx>/<hex>`` (depth 3: blobs); malformed names are skipped."""
+    out = []
+    for rel, children in tree.items():
+        parts = rel.split("/") if rel else []
+        if len(parts) == depth - 1:
+            for child in children:
+                try:
+                    out.append(Digest.parse(f"{parts[0]}:{child}"))
+                except DigestError:
+                    continue
+    return out
 
 
 def link_content(digest: Digest) -> bytes:

@@ -107,24 +107,17 @@ class Registry:
 
     async def referencing_indexes(self, name: str, digest: Digest) -> list[Digest]:
         """Indexes in ``name`` that list ``digest`` as a child manifest."""
-        tree = await self.driver.list_tree(paths.revisions_dir(name))
         found = []
-        for rel, children in tree.items():
-            if "/" in rel or not rel:
+        for candidate in paths.digests_in(await self.driver.list_tree(paths.revisions_dir(name)), 2):
+            if candidate == digest:
                 continue
-            for hex_ in children:
-                try:
-                    candidate = Digest.parse(f"{rel}:{hex_}")
-                    media_type, body = await self.manifests.get(name, candidate)
-                except (RegistryError, ValueError):
-                    continue
-                if media_type not in INDEXES or candidate == digest:
-                    continue
-                doc = json.loads(body)
-                if any(
-                    isinstance(m, dict) and m.get("digest") == str(digest) for m in doc.get("manifests") or []
-                ):
-                    found.append(candidate)
+            try:
+                media_type, body = await self.manifests.get(name, candidate)
+            except RegistryError:
+                continue
+            children = json.loads(body).get("manifests") or [] if media_type in INDEXES else []
+            if any(isinstance(m, dict) and m.get("digest") == str(digest) for m in children):
+                found.append(candidate)
         return found
 
     async def delete_manifest(self, name: str, reference: str | Digest, *, force: bool = False) -> None:
