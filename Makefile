@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Real clients and the reference peer the tests drive (Debian packages).
 DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry busybox-static \
-	apache2-utils jq openssl uidmap wrk curl
+	apache2-utils jq openssl uidmap wrk curl chromium chromium-driver
 
 .PHONY: serve test venv venv-test debs lint typecheck pytest bench bench-quick clean
 

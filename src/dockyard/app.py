@@ -13,6 +13,7 @@ from dockyard.api.context import Services
 from dockyard.auth.setup import build_access, wrap_token_server
 from dockyard.config import CONFIG_ENV, Config
 from dockyard.health import HealthApp
+from dockyard.hub.flush import FlushPullsApp
 from dockyard.storage.drivers import create_driver
 from dockyard.storage.quota import QuotaRule, Quotas
 from dockyard.storage.registry import Registry
@@ -30,7 +31,12 @@ def create_app(config: Config) -> ASGIApp:
     log.configure(config.log)
     services = create_services(config)
     api = wrap_token_server(RegistryApp(services), services.access, config.http.prefix)
-    return HealthApp(api, services)
+    app: ASGIApp = HealthApp(api, services)
+    if config.ui.enabled:
+        from dockyard.web.app import WebApp  # Jinja2 loads only when the UI is on
+
+        app = WebApp(app, services)
+    return FlushPullsApp(app, services)
 
 
 def app_from_env() -> ASGIApp:

@@ -280,6 +280,15 @@ class Quota(Section):
     limit: Annotated[int, BeforeValidator(parse_size)]
 
 
+class UI(Section):
+    """dockyard's web UI at ``/`` (``dockyard.web``) and its login sessions."""
+
+    enabled: bool = True
+    title: str = "dockyard"
+    secret: str | None = None  # signs session cookies; default: http.secret, else a key kept in storage
+    sessionlifetime: Duration = 12 * 3600.0
+
+
 class Config(Section):
     version: str = "0.1"
     log: Log = Log()
@@ -289,6 +298,7 @@ class Config(Section):
     retention: Retention = Retention()
     quotas: list[Quota] = Field(default_factory=list)
     auth: Auth = Auth()
+    ui: UI = UI()
 
     @field_validator("version", mode="before")
     @classmethod

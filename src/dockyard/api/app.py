@@ -18,6 +18,8 @@ from dockyard.api.context import Context, Services
 from dockyard.api.errors import error_response
 from dockyard.auth.access import Access
 from dockyard.errors import ErrorCode, LockBusy, RegistryError, StorageFull, UploadBusy
+from dockyard.hub.access import identify as hub_identify
+from dockyard.hub.names import resolve as resolve_hub_name
 from dockyard.oci.reference import NameError_, validate_name
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect
 from dockyard.storage.retention import apply as apply_retention
@@ -115,6 +117,10 @@ class RegistryApp:
                 f"{method} is not allowed on this endpoint",
                 headers={"Allow": ", ".join(route.methods)},
             )
+        if route.scope == "hub-repository":  # Hub's namespace/repository → the stored name
+            params["name"] = await resolve_hub_name(
+                self.services.registry, params["namespace"], params["repository"]
+            )
         if "name" in params:
             try:
                 validate_name(params["name"])
@@ -129,7 +135,10 @@ class RegistryApp:
                 "writes are refused",
             )
         needed = required_access(route, method, params, request.query_params.get("from"))
-        identity = await self.services.access.authorize(request, needed)
+        if route.scope in ("hub-list", "hub-repository"):
+            identity = await hub_identify(self.services.access, request, needed)
+        else:
+            identity = await self.services.access.authorize(request, needed)
         ctx = Context(request, self.services, params, identity)
         return await handler(ctx)
 
@@ -220,7 +229,7 @@ def required_access(
 ) -> list[Access]:
     if route.scope == "catalog":
         return [Access("registry", "catalog", "*")]
-    if route.scope == "none":
+    if route.scope in ("none", "hub-list"):
         return []
     if route.scope == "admin":
         return [Access("registry", "admin", "*")]

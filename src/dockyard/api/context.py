@@ -19,6 +19,8 @@ class Services:
     driver: StorageDriver
     registry: Registry
     access: AccessController
+    # Per-process state of the Hub-compatible API and the web UI (hub.state.of builds it).
+    hub: Any = None
 
 
 @dataclass(slots=True)

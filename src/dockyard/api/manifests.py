@@ -9,6 +9,7 @@ from dockyard.api.context import Context
 from dockyard.api.headers import parse_content_length
 from dockyard.api.params import reference_param
 from dockyard.errors import ErrorCode, RegistryError
+from dockyard.hub.state import record_pull
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
@@ -23,6 +24,7 @@ def too_big() -> RegistryError:
 async def get_manifest(ctx: Context) -> Response:
     reference = reference_param(ctx.params["reference"], for_write=False)
     digest, media_type, body = await ctx.registry.get_manifest(ctx.name, reference)
+    record_pull(ctx, digest, reference)  # in memory, O(1); flushed every few seconds (hub.pulls)
     etag = f'"{digest}"'
     headers = {
         "Docker-Content-Digest": str(digest),

@@ -2,6 +2,12 @@
 
 Auth derives required scopes from here; read-only mode refuses the methods marked as writes.
 Repository names may contain ``/``, so patterns are anchored on the fixed suffix after the name.
+
+The Docker Hub-compatible routes (``/v2/repositories/…``, ``/v2/namespaces/…``) come first. Their
+repository part never contains a ``tags``/``manifests``/``blobs``/``referrers`` component and a tag
+named ``list`` needs its trailing slash, so no registry API path (``/v2/<name>/tags/list``,
+``…/manifests/…``, ``…/blobs/…``, ``…/referrers/…``) is shadowed, even for a repository named
+``repositories/x`` (see README, "Browsing").
 """
 
 from __future__ import annotations
@@ -15,9 +21,15 @@ from starlette.types import ASGIApp
 
 from dockyard.api import admin, base, blobs, manifests, referrers, tags, uploads
 from dockyard.api.context import Context
+from dockyard.hub import openapi
+from dockyard.hub import repositories as hub_repositories
+from dockyard.hub import tags as hub_tags
+from dockyard.hub.names import NAMESPACE_PATTERN, REPOSITORY_PATTERN
 
 Handler = Callable[[Context], Awaitable[ASGIApp]]
-Scope = Literal["none", "catalog", "repository", "admin"]
+# "hub-list": anyone; the handler shows only what visible(identity) allows.
+# "hub-repository": like "repository", for the name the Hub namespace/repository pair maps to.
+Scope = Literal["none", "catalog", "repository", "admin", "hub-list", "hub-repository"]
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Repository actions per method (distribution appendAccessRecords): pushing needs pull too.
 ACTIONS: Mapping[str, tuple[str, ...]] = {
@@ -29,6 +41,13 @@ ACTIONS: Mapping[str, tuple[str, ...]] = {
     "DELETE": ("delete",),
 }
 _NAME = r"(?P<name>.+?)"
+_NS, _REPO = NAMESPACE_PATTERN, REPOSITORY_PATTERN
+# A tag, then "/" or the end; "list" only with its slash (``…/tags/list`` is the registry's).
+_TAG = r"tags/(?P<tag>[^/]+)(?:/|(?<!/tags/list))"
+_HUB_TAGS = {"GET": hub_tags.list_tags, "HEAD": hub_tags.list_tags}
+_HUB_TAG = {"GET": hub_tags.get_tag, "HEAD": hub_tags.get_tag, "DELETE": hub_tags.delete_tag}
+_HUB_REPO = {"GET": hub_repositories.get_repository, "HEAD": hub_repositories.get_repository}
+_HUB_REPOS = {"GET": hub_repositories.list_repositories}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +61,31 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("base", re.compile(r"/v2/?"), {"GET": base.api_version, "HEAD": base.api_version}, "none"),
     Route("catalog", re.compile(r"/v2/_catalog"), {"GET": base.catalog}, "catalog"),
+    # Docker Hub-compatible listing API (dockyard.hub): legacy paths, then the documented ones.
+    Route("hub-tags", re.compile(rf"/v2/repositories/{_NS}/{_REPO}/tags/?"), _HUB_TAGS, "hub-repository"),
+    Route("hub-tag", re.compile(rf"/v2/repositories/{_NS}/{_REPO}/{_TAG}"), _HUB_TAG, "hub-repository"),
+    Route("hub-repos", re.compile(rf"/v2/repositories/{_NS}/?"), _HUB_REPOS, "hub-list"),
+    Route("hub-repo", re.compile(rf"/v2/repositories/{_NS}/{_REPO}/?"), _HUB_REPO, "hub-repository"),
+    Route(
+        "hub-ns-tags",
+        re.compile(rf"/v2/namespaces/{_NS}/repositories/{_REPO}/tags/?"),
+        _HUB_TAGS,
+        "hub-repository",
+    ),
+    Route(
+        "hub-ns-tag",
+        re.compile(rf"/v2/namespaces/{_NS}/repositories/{_REPO}/{_TAG}"),
+        _HUB_TAG,
+        "hub-repository",
+    ),
+    Route("hub-ns-repos", re.compile(rf"/v2/namespaces/{_NS}/repositories/?"), _HUB_REPOS, "hub-list"),
+    Route(
+        "hub-ns-repo",
+        re.compile(rf"/v2/namespaces/{_NS}/repositories/{_REPO}/?"),
+        _HUB_REPO,
+        "hub-repository",
+    ),
+    Route("openapi", re.compile(r"/openapi\.json"), {"GET": openapi.serve}, "none"),
     Route("tags", re.compile(rf"/v2/{_NAME}/tags/list"), {"GET": tags.list_tags}),
     Route(
         "manifest",

@@ -1,0 +1,58 @@
+"""Tag endpoints: ``/v2/repositories/{ns}/{repo}/tags/[{tag}/]`` and
+``/v2/namespaces/{ns}/repositories/{repo}/tags[/{tag}]`` (list, get one, delete one)."""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse, Response
+
+from dockyard.api.blobs import deletes_enabled
+from dockyard.api.context import Context
+from dockyard.hub import state
+from dockyard.hub.errors import HubError, hub_errors
+from dockyard.hub.params import TAG_ORDERINGS, page_bounds, parse_listing
+from dockyard.hub.render import envelope, tag_json
+from dockyard.oci.reference import is_valid_tag
+
+DEFAULT_ORDERING = "-last_updated"  # Hub lists the most recently pushed tags first
+
+
+def _tag(ctx: Context) -> str:
+    tag = ctx.params["tag"]
+    if not is_valid_tag(tag):
+        raise HubError.bad_field("tag", f"{tag[:130]!r} is not a valid tag", "Invalid tag")
+    return tag
+
+
+@hub_errors
+async def list_tags(ctx: Context) -> Response:
+    listing = parse_listing(ctx.request.query_params, TAG_ORDERINGS, DEFAULT_ORDERING)
+    hub = state.of(ctx.services)
+    names = await hub.browser.tag_names(ctx.name, listing.name, listing.ordering)
+    if ctx.request.method == "HEAD":
+        return Response(b"", 200 if names else 404)
+    start, end = page_bounds(listing, len(names))
+    rows = await hub.browser.tag_rows(ctx.name, names[start:end])
+    results = [tag_json(ctx.name, row, hub.pulls) for row in rows]
+    return JSONResponse(envelope(ctx, listing, len(names), results))
+
+
+@hub_errors
+async def get_tag(ctx: Context) -> Response:
+    tag = _tag(ctx)
+    hub = state.of(ctx.services)
+    row = await hub.browser.tag_row(ctx.name, tag)
+    if row is None:
+        raise HubError.not_found("Not Found", f"httperror 404: tag '{tag}' not found")
+    if ctx.request.method == "HEAD":
+        return Response(b"", 200)
+    return JSONResponse(tag_json(ctx.name, row, hub.pulls))
+
+
+@hub_errors
+async def delete_tag(ctx: Context) -> Response:
+    """Untag (Hub's ``RemoveTag``): the manifest stays until it is deleted or collected."""
+    deletes_enabled(ctx)
+    tag = _tag(ctx)
+    if not await ctx.registry.tags.untag(ctx.name, tag):
+        raise HubError.not_found("Not Found", f"httperror 404: tag '{tag}' not found")
+    return Response(b"", 204)

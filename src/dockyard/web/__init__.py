@@ -1,0 +1,1 @@
+"""dockyard's web UI: server-rendered pages at ``/`` over the same store and access rules."""

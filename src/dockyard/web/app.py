@@ -1,0 +1,89 @@
+"""The web UI as an ASGI wrapper: ``/`` and ``/ui/…`` (under ``http.prefix``) are pages, anything
+else goes on to the registry. Turned off with ``ui.enabled: false`` (then ``/`` is the JSON probe)."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from dockyard.api.context import Services
+from dockyard.errors import RegistryError
+from dockyard.web import actions, pages
+from dockyard.web.context import Page, UIState, open_page, render_error
+
+log = logging.getLogger("dockyard.web")
+PageHandler = Callable[[Page], Awaitable[Response]]
+
+ROUTES: dict[tuple[str, str], PageHandler] = {
+    ("GET", "/"): pages.repositories,
+    ("GET", "/ui/repository"): pages.repository,
+    ("GET", "/ui/image"): pages.image,
+    ("GET", "/ui/usage"): pages.usage,
+    ("GET", "/ui/login"): actions.login_form,
+    ("POST", "/ui/login"): actions.login,
+    ("POST", "/ui/logout"): actions.logout,
+    ("POST", "/ui/delete"): actions.delete,
+}
+_STATIC = resources.files("dockyard.web") / "static"
+
+
+class WebApp:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+        self.prefix = services.config.http.prefix.rstrip("/")
+        self.state = UIState(services)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        local = path[len(self.prefix) :] if self.prefix and path.startswith(self.prefix) else path
+        if self.prefix and not path.startswith(self.prefix):
+            local = ""
+        if local.startswith("/ui/static/"):
+            response = self.static(local[len("/ui/static/") :])
+        else:
+            method = "GET" if scope["method"] == "HEAD" else scope["method"]
+            handler = ROUTES.get((method, local or "-"))
+            if handler is None:
+                if local == "/" or local.startswith("/ui/"):
+                    response = Response("not found", 404 if local != "/" else 405)
+                else:
+                    await self.app(scope, receive, send)
+                    return
+            else:
+                response = await self.page(handler, Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def page(self, handler: PageHandler, request: Request) -> Response:
+        started = time.perf_counter()
+        page = await open_page(self.state, request)
+        try:
+            response = await handler(page)
+        except RegistryError as exc:
+            response = render_error(page, exc)
+        except Exception:
+            log.exception("failed to render a page", extra={"path": request.url.path})
+            response = render_error(page, None)
+        response.headers["Server-Timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return page.finish(response)
+
+    def static(self, name: str) -> Response:
+        if "/" in name or name.startswith(".") or not name:
+            return Response("not found", 404)
+        item = _STATIC / name
+        if not item.is_file():
+            return Response("not found", 404)
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return Response(
+            item.read_bytes(), 200, {"Cache-Control": "public, max-age=3600"}, media_type=media_type
+        )

@@ -1,0 +1,84 @@
+"""Signed session cookies and CSRF tokens for the web UI.
+
+The session cookie holds ``base64(json{sub, fp, exp}).hmac`` (HttpOnly, SameSite=Strict, Secure
+behind https). The signing key is ``ui.secret``, else ``http.secret``, else a random key kept in
+the store (``_dockyard/ui-session-key``) so that every worker and restart agrees on it.
+CSRF: a random token in its own SameSite=Strict cookie that every form must echo (double submit).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+from dockyard.config import Config
+from dockyard.errors import PathNotFound
+from dockyard.storage import paths
+from dockyard.storage.driver import StorageDriver
+
+SESSION_COOKIE = "dockyard_session"
+CSRF_COOKIE = "dockyard_csrf"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    subject: str
+    fingerprint: str
+    expires: float
+
+
+async def load_key(config: Config, driver: StorageDriver) -> bytes:
+    configured = config.ui.secret or config.http.secret
+    if configured:
+        return hashlib.sha256(b"dockyard-ui\0" + configured.encode()).digest()
+    await driver.put_if_absent(paths.UI_SESSION_KEY, secrets.token_hex(32).encode())
+    try:
+        return bytes.fromhex((await driver.get_content(paths.UI_SESSION_KEY)).decode().strip())
+    except (PathNotFound, ValueError):  # unreadable: sessions last as long as this process
+        return secrets.token_bytes(32)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(key: bytes, session: Session) -> str:
+    payload = _b64(
+        json.dumps({"sub": session.subject, "fp": session.fingerprint, "exp": session.expires}).encode()
+    )
+    mac = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+    return f"{payload}.{mac}"
+
+
+def verify(key: bytes, cookie: str | None, now: float | None = None) -> Session | None:
+    if not cookie or "." not in cookie:
+        return None
+    payload, _, mac = cookie.partition(".")
+    expected = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(mac, expected):
+        return None
+    try:
+        data = json.loads(_unb64(payload))
+        session = Session(str(data["sub"]), str(data["fp"]), float(data["exp"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if session.expires < (time.time() if now is None else now):
+        return None
+    return session
+
+
+def new_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def csrf_ok(cookie: str | None, submitted: str | None) -> bool:
+    return bool(cookie) and bool(submitted) and hmac.compare_digest(str(cookie), str(submitted))

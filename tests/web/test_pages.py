@@ -1,0 +1,123 @@
+"""The web UI in process: pages, server-side search and paging, login sessions, CSRF, deletes."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.api.helpers import push_image
+from tests.web.conftest import UIFactory
+
+pytestmark = pytest.mark.anyio
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found
+    return found.group(1)
+
+
+async def test_pages_render_and_page_on_the_server(make_ui: UIFactory) -> None:
+    async with make_ui() as c:
+        for i in range(30):
+            await push_image(c, f"team/app{i:02d}", "v1")
+        r = await c.get("/")
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+        assert r.text.count('class="repo-link"') == 25 and "1\u201325 of 30" in r.text
+        r = await c.get("/", params={"page": 2})
+        assert r.text.count('class="repo-link"') == 5 and "team/app29" in r.text
+        r = await c.get("/", params={"q": "app1", "sort": "-name"})
+        names = re.findall(r'<span class="repo-icon" aria-hidden="true"></span>([^<]+)</a>', r.text)
+        assert names == [f"team/app{i}" for i in range(19, 9, -1)]
+        r = await c.get("/ui/repository", params={"name": "team/app01"})
+        assert r.status_code == 200 and "docker pull registry.test/team/app01:v1" in r.text
+        r = await c.get("/ui/image", params={"name": "team/app01", "ref": "v1"})
+        assert r.status_code == 200 and "linux/amd64" in r.text and "Layers" in r.text
+        r = await c.get("/ui/usage")
+        assert r.status_code == 200 and "<svg" in r.text
+        assert (await c.get("/ui/repository", params={"name": "nope/x"})).status_code == 404
+        assert (await c.get("/ui/static/app.js")).status_code == 200
+        assert (await c.get("/ui/static/../app.py")).status_code == 404
+        assert (await c.get("/v2/_catalog")).status_code == 200  # the registry is still there
+
+
+async def test_ui_can_be_turned_off(make_ui: UIFactory) -> None:
+    async with make_ui({"ui": {"enabled": False}}) as c:
+        r = await c.get("/")
+        assert r.json() == {"status": "ok"}
+
+
+async def test_delete_needs_csrf_and_confirmation(make_ui: UIFactory) -> None:
+    async with make_ui() as c:
+        await push_image(c, "team/app", "v1")
+        await push_image(c, "team/app", "v2", seed="b")
+        page = await c.get("/ui/repository", params={"name": "team/app"})
+        token = csrf_of(page.text)
+        assert c.cookies.get("dockyard_csrf") == token
+        form = {"name": "team/app", "tag": "v1"}
+        r = await c.post("/ui/delete", data={**form, "csrf": "forged"})
+        assert r.status_code == 403
+        r = await c.post("/ui/delete", data={**form, "csrf": token})
+        assert r.status_code == 200 and "Delete tag?" in r.text  # asked first (no JavaScript needed)
+        r = await c.post(
+            "/ui/delete",
+            data={**form, "csrf": token, "confirm": "yes"},
+            headers={"Origin": "http://evil.test"},
+        )
+        assert r.status_code == 403
+        r = await c.post("/ui/delete", data={**form, "csrf": token, "confirm": "yes"})
+        assert r.status_code == 303 and "deleted=tag+v1" in r.headers["location"]
+        assert (await c.get("/v2/team/app/tags/list")).json()["tags"] == ["v2"]
+
+
+async def test_deletes_disabled(make_ui: UIFactory) -> None:
+    async with make_ui({"storage": {"delete": {"enabled": False}}}) as c:
+        await push_image(c, "team/app", "v1")
+        page = await c.get("/ui/repository", params={"name": "team/app"})
+        assert "btn-danger-ghost" not in page.text
+        r = await c.post(
+            "/ui/delete",
+            data={"name": "team/app", "tag": "v1", "csrf": c.cookies["dockyard_csrf"], "confirm": "yes"},
+        )
+        assert r.status_code == 405
+
+
+async def test_login_session_and_visibility(make_ui: UIFactory) -> None:
+    async with make_ui(auth=True) as c:
+        admin = ("alice", "pw-alice")
+        for name in ("pub/hello", "team/app"):
+            client = httpx.AsyncClient(transport=c._transport, base_url=str(c.base_url), auth=admin)
+            await push_image(client, name, "v1")
+        r = await c.get("/")
+        assert "pub/hello" in r.text and "team/app" not in r.text  # anonymous: public only
+        r = await c.get("/ui/repository", params={"name": "team/app"})
+        assert r.status_code == 303 and "/ui/login" in r.headers["location"]
+        login = await c.get("/ui/login")
+        token = csrf_of(login.text)
+        r = await c.post("/ui/login", data={"username": "alice", "password": "nope", "csrf": token})
+        assert r.status_code == 401 and "Wrong username" in r.text
+        r = await c.post(
+            "/ui/login", data={"username": "bob", "password": "pw-bob", "csrf": token, "next": "//evil.test/"}
+        )
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        cookie = r.headers["set-cookie"]
+        assert "dockyard_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+        r = await c.get("/")
+        assert "team/app" in r.text and ">bob<" in r.text
+        r = await c.get("/ui/repository", params={"name": "team/app"})
+        assert r.status_code == 200 and "btn-danger-ghost" not in r.text  # bob may pull, not delete
+        r = await c.post(
+            "/ui/delete", data={"name": "team/app", "tag": "v1", "csrf": token, "confirm": "yes"}
+        )
+        assert r.status_code == 403
+        session = c.cookies.get("dockyard_session")
+        assert session
+        r = await c.post("/ui/logout", data={"csrf": token})
+        assert r.status_code == 303
+        assert "team/app" not in (await c.get("/")).text
+        # A tampered session is anonymous.
+        c.cookies.set("dockyard_session", session[:-2] + "xx")
+        assert "team/app" not in (await c.get("/")).text
