@@ -83,6 +83,12 @@ class StorageDriver(Protocol):
     async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
         """``stat`` of each path, None where it does not exist."""
 
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        """``get_content`` of each path, None where it does not exist."""
+
+    async def delete_many(self, paths: Sequence[str]) -> list[bool]:
+        """``delete`` each path (file or tree); False where it did not exist."""
+
     async def touch_many(self, paths: Sequence[str]) -> list[bool]:
         """``touch`` each path; False where it does not exist."""
 

@@ -32,7 +32,7 @@ from dockyard.errors import LockBusy, PathNotFound
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.storage import paths
-from dockyard.storage.links import read_link
+from dockyard.storage.links import parse_link, read_link
 from dockyard.storage.registry import Registry
 from dockyard.storage.uploads import GC_LOCK
 
@@ -145,12 +145,8 @@ class Collector:
 
     async def _tagged(self, name: str) -> set[Digest]:
         tags = await self.registry.tags.names(name)
-        found = set()
-        for tag in tags:
-            digest = await self.registry.tags.resolve(name, tag)
-            if digest is not None:
-                found.add(digest)
-        return found
+        links = await self.driver.get_many([paths.tag_current_link(name, tag) for tag in tags])
+        return {d for d in (parse_link(raw) for raw in links if raw is not None) if d is not None}
 
     async def _referrers(self, name: str) -> dict[Digest, list[Digest]]:
         tree = await self.driver.list_tree(f"{paths.repository(name)}/_referrers")
@@ -181,34 +177,28 @@ class Collector:
         """Manifests reachable from ``roots`` (children, and referrers of anything kept); their
         content and every blob they reference are added to the global mark set."""
         kept: set[Digest] = set()
-        todo = list(roots)
-        while todo:
-            digest = todo.pop()
-            if digest in kept:
-                continue
-            kept.add(digest)
-            self.marked.add(digest)
-            todo.extend(referrers.get(digest, ()))
-            doc = await self._manifest_doc(digest)
-            if doc is None:
-                continue
-            for desc in doc.get("manifests") or []:
-                child = _descriptor_digest(desc)
-                if child is not None:
-                    todo.append(child)
-            for desc in [doc.get("config"), *(doc.get("layers") or [])]:
-                blob = _descriptor_digest(desc)
-                if blob is not None:
-                    self.marked.add(blob)
+        frontier = set(roots)
+        while frontier:  # breadth first: one storage round trip per level, per BATCH manifests
+            kept |= frontier
+            self.marked |= frontier
+            level = sorted(frontier)
+            frontier = set()
+            for start in range(0, len(level), BATCH):
+                batch = level[start : start + BATCH]
+                bodies = await self.driver.get_many([paths.blob_data(d) for d in batch])
+                for digest, body in zip(batch, bodies, strict=True):
+                    frontier.update(referrers.get(digest, ()))
+                    doc = _manifest_doc(digest, body)
+                    for desc in doc.get("manifests") or []:
+                        child = _descriptor_digest(desc)
+                        if child is not None:
+                            frontier.add(child)
+                    for desc in [doc.get("config"), *(doc.get("layers") or [])]:
+                        blob = _descriptor_digest(desc)
+                        if blob is not None:
+                            self.marked.add(blob)
+            frontier -= kept
         return kept
-
-    async def _manifest_doc(self, digest: Digest) -> dict[str, Any] | None:
-        try:
-            doc = json.loads(await self.registry.blobs.get_bytes(digest))
-        except (PathNotFound, ValueError):
-            log.warning("manifest content missing or unreadable", extra={"digest": str(digest)})
-            return None
-        return doc if isinstance(doc, dict) else None
 
     # -- sweep ---------------------------------------------------------------------------------
 
@@ -272,39 +262,35 @@ class Collector:
             self.progress("blobs", min(start + BATCH, len(candidates)), len(candidates))
 
     async def _account(self, batch: list[Digest], *, delete: bool) -> None:
+        """Inside an exclusive batch: re-check each candidate blob, then delete the old ones."""
         now = time.time()
-        for digest in batch:
-            if digest in self.marked:  # re-marked by a revision kept at re-check
-                continue
-            try:
-                info = await self.driver.stat(paths.blob_data(digest))
-            except PathNotFound:
+        batch = [d for d in batch if d not in self.marked]  # re-marked by a revision kept at re-check
+        infos = await self.driver.stat_many([paths.blob_data(d) for d in batch])
+        doomed = []
+        for digest, info in zip(batch, infos, strict=True):
+            if info is None:
                 continue
             if not self._old(info.mtime, now):
                 self.report.kept_recent += 1
                 continue
-            if delete:
-                try:
-                    await self.driver.delete(paths.blob_dir(digest))
-                except PathNotFound:
-                    continue
-            self.report.blobs_deleted.append({"digest": str(digest), "size": info.size})
+            doomed.append((digest, info.size))
+        if delete:
+            done = await self.driver.delete_many([paths.blob_dir(d) for d, _ in doomed])
+            doomed = [item for item, ok in zip(doomed, done, strict=True) if ok]
+        self.report.blobs_deleted += [{"digest": str(d), "size": size} for d, size in doomed]
 
     async def _sweep_layer_links(self, repos: list[str]) -> None:
         """Drop repository links to blobs that are gone (or going, in a dry run)."""
         deleted = {Digest.parse(b["digest"]) for b in self.report.blobs_deleted}
         for name in repos:
-            layers = paths.digests_in(await self.driver.list_tree(f"{paths.repository(name)}/_layers"), 2)
-            for digest in layers:
-                if digest in self.marked:
-                    continue
-                if digest in deleted or await self.registry.blobs.size_global(digest) is None:
-                    if not self.options.dry_run:
-                        try:
-                            await self.driver.delete(paths.layer_dir(name, digest))
-                        except PathNotFound:
-                            continue
-                    self.report.layer_links_deleted += 1
+            tree = await self.driver.list_tree(f"{paths.repository(name)}/_layers")
+            unmarked = [d for d in paths.digests_in(tree, 2) if d not in self.marked]
+            stored = await self.driver.stat_many([paths.blob_data(d) for d in unmarked])
+            gone = [d for d, info in zip(unmarked, stored, strict=True) if d in deleted or info is None]
+            if gone and not self.options.dry_run:
+                done = await self.driver.delete_many([paths.layer_dir(name, d) for d in gone])
+                gone = [d for d, ok in zip(gone, done, strict=True) if ok]
+            self.report.layer_links_deleted += len(gone)
 
     async def _remove_empty_repositories(self, repos: list[str]) -> None:
         if self.options.dry_run:
@@ -312,6 +298,17 @@ class Collector:
         for name in repos:
             if await self.registry.remove_if_empty(name):
                 self.report.repositories_removed.append(name)
+
+
+def _manifest_doc(digest: Digest, body: bytes | None) -> dict[str, Any]:
+    try:
+        doc = json.loads(body) if body is not None else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        log.warning("manifest content missing or unreadable", extra={"digest": str(digest)})
+        return {}
+    return doc
 
 
 def _descriptor_digest(desc: Any) -> Digest | None:

@@ -8,16 +8,21 @@ from dockyard.storage import paths
 from dockyard.storage.driver import StorageDriver
 
 
+def parse_link(raw: bytes) -> Digest | None:
+    """The digest a link file's content names, or None if it is not one."""
+    try:
+        return Digest.parse(raw.decode("ascii", "replace").strip())
+    except DigestError:
+        return None
+
+
 async def read_link(driver: StorageDriver, path: str) -> Digest | None:
     """The digest a link file holds, or None if it is missing or unreadable."""
     try:
         raw = await driver.get_content(path)
     except PathNotFound:
         return None
-    try:
-        return Digest.parse(raw.decode("ascii", "replace").strip())
-    except DigestError:
-        return None
+    return parse_link(raw)
 
 
 async def write_link(driver: StorageDriver, path: str, digest: Digest) -> None:

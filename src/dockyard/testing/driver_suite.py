@@ -198,6 +198,9 @@ class DriverSuite:
         infos = await driver.stat_many(["/b/one", "/b/absent", "/b/two/deep"])
         assert [i.size if i else None for i in infos] == [1, None, 2]
         assert await driver.touch_many(["/b/one", "/b/absent"]) == [True, False]
+        assert await driver.get_many(["/b/two/deep", "/b/absent"]) == [b"22", None]
+        assert await driver.delete_many(["/b/two", "/b/absent", "/b/one"]) == [True, False, True]
+        assert not await driver.exists("/b/two/deep") and not await driver.exists("/b/one")
 
     async def test_publish(self, driver: StorageDriver) -> None:
         await driver.put_content("/p/upload", b"content")

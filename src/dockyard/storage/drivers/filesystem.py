@@ -260,6 +260,31 @@ class FilesystemDriver:
     async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
         return await self.run(self._stat_many, paths)
 
+    def _get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for path in paths:
+            try:
+                out.append(self._get(path))
+            except PathNotFound:
+                out.append(None)
+        return out
+
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        return await self.run(self._get_many, paths)
+
+    def _delete_many(self, paths: Sequence[str]) -> list[bool]:
+        out = []
+        for path in paths:
+            try:
+                self._delete(path)
+                out.append(True)
+            except PathNotFound:
+                out.append(False)
+        return out
+
+    async def delete_many(self, paths: Sequence[str]) -> list[bool]:
+        return await self.run(self._delete_many, paths)
+
     async def touch_many(self, paths: Sequence[str]) -> list[bool]:
         return await self.run(lambda: [self._touch(p) for p in paths])
 

@@ -170,6 +170,25 @@ class MemoryDriver:
                 out.append(None)
         return out
 
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for path in paths:
+            try:
+                out.append(await self.get_content(path))
+            except PathNotFound:
+                out.append(None)
+        return out
+
+    async def delete_many(self, paths: Sequence[str]) -> list[bool]:
+        out = []
+        for path in paths:
+            try:
+                await self.delete(path)
+                out.append(True)
+            except PathNotFound:
+                out.append(False)
+        return out
+
     async def touch_many(self, paths: Sequence[str]) -> list[bool]:
         return [await self.touch(p) for p in paths]
 
