@@ -259,3 +259,20 @@ async def test_delete_repository(registry: Registry) -> None:
     assert not await has_blob(registry, b"unique") and await has_blob(registry, b"shared")
     assert report.repositories_removed == []
     assert not await registry.driver.exists(paths.repository("drop/me"))
+
+
+async def test_leftovers_of_a_crash_are_removed(registry: Registry) -> None:
+    """A delete or write killed half way leaves a ``.tmp-`` entry; a collection removes it once old."""
+    kept = await image(registry, "app", "v1", b"kept")
+    half_deleted = paths.blob_dir(Digest.of(b"half deleted")) + ".tmp-0123456789abcdef/data"
+    half_written = paths.revision_link("app", kept) + ".tmp-fedcba9876543210"
+    await registry.driver.put_content(half_deleted, b"half deleted")
+    await registry.driver.put_content(half_written, b"sha256:")
+    report = await collect(registry, NOW)
+    # A delete's leftover directory goes at once; a write's temporary file may be in progress.
+    assert report.temporaries_removed == 1 and not await registry.driver.exists(half_deleted)
+    assert await registry.driver.exists(half_written)
+    age(registry)
+    report = await collect(registry, NOW)
+    assert report.temporaries_removed == 1 and not await registry.driver.exists(half_written)
+    assert await pulls(registry, "app", kept)

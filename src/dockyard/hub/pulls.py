@@ -35,9 +35,12 @@ def tag_key(name: str, tag: str) -> Key:
 
 
 class PullLog:
-    def __init__(self, driver: StorageDriver, flush_seconds: float = FLUSH_SECONDS) -> None:
+    def __init__(
+        self, driver: StorageDriver, flush_seconds: float = FLUSH_SECONDS, *, read_only: bool = False
+    ) -> None:
         self.driver = driver
         self.flush_seconds = flush_seconds
+        self.read_only = read_only  # a read-only registry writes nothing: pulls stay in memory
         self._pending: dict[Key, float] = {}
         self._stored: dict[Key, float] = {}
         self._stored_mtime: float | None = None
@@ -50,7 +53,7 @@ class PullLog:
         self._pending[digest_key(name, digest)] = now
         if tag is not None:
             self._pending[tag_key(name, tag)] = now
-        if self._flush_task is None:
+        if self._flush_task is None and not self.read_only:
             with contextlib.suppress(RuntimeError):  # no running loop: flushed at shutdown
                 self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
 
@@ -65,7 +68,7 @@ class PullLog:
 
     async def flush(self) -> None:
         """Merge this worker's pulls into the shared file."""
-        if not self._pending:
+        if not self._pending or self.read_only:
             return
         pending, self._pending = self._pending, {}
         try:

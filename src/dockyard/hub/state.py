@@ -21,7 +21,7 @@ class HubState:
 def of(services: Services) -> HubState:
     state = services.hub
     if not isinstance(state, HubState) or state.browser.registry is not services.registry:
-        pulls = PullLog(services.driver)
+        pulls = PullLog(services.driver, read_only=services.config.storage.maintenance.readonly.enabled)
         state = HubState(pulls, Browser(services.registry, pulls), Inventory(services.registry))
         services.hub = state
     return state

@@ -112,6 +112,12 @@ class StorageDriver(Protocol):
     async def delete(self, path: str) -> None:
         """Delete a file or a whole directory tree; raise PathNotFound."""
 
+    async def sweep_temporaries(self, path: str, older_than: float) -> int:
+        """Remove leftovers of interrupted deletes and atomic writes below ``path`` (names
+        containing ``.tmp-``): directories always (only a delete makes them, and it was removing
+        them anyway), files only if last modified before ``older_than`` (epoch seconds), since a
+        fresh one may be a write in progress. Returns how many entries went."""
+
     async def hash_file(self, path: str, algorithm: str) -> tuple[str, int]:
         """Hex digest and size of a stored file, computed by the backend without a round trip per chunk."""
 

@@ -70,6 +70,7 @@ class GCReport:
     kept_recent: int = 0
     uploads_purged: int = 0
     repositories_removed: list[str] = field(default_factory=list)
+    temporaries_removed: int = 0
 
     @property
     def bytes_freed(self) -> int:
@@ -139,6 +140,10 @@ class Collector:
                 self.options.upload_age_seconds, time.time()
             )
         await self._remove_empty_repositories(repos)
+        if not self.options.dry_run:
+            # Leftovers of writes and deletes interrupted by a crash (never visible, never used).
+            cutoff = min(self.report.started - TIMESTAMP_SLACK, time.time() - self.options.grace_seconds)
+            self.report.temporaries_removed = await self.driver.sweep_temporaries(paths.ROOT, cutoff)
 
     async def _revisions(self, name: str) -> list[Digest]:
         return paths.digests_in(await self.driver.list_tree(paths.revisions_dir(name)), 2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 
 import pytest
 
@@ -212,6 +213,17 @@ class DriverSuite:
             "/p/upload2", "/p/blobs/x/data"
         )  # already there: kept, source dropped
         assert not await driver.exists("/p/upload2")
+
+    async def test_sweep_temporaries(self, driver: StorageDriver) -> None:
+        await driver.put_content("/t/blobs/ab.tmp-123/data", b"left by a killed delete")
+        await driver.put_content("/t/link.tmp-456", b"left by a killed write")
+        await driver.put_content("/t/keep/data", b"real")
+        # The directory goes at once; the file only once it is older than the cutoff.
+        assert await driver.sweep_temporaries("/t", time.time() - 3600) == 1
+        assert await driver.exists("/t/link.tmp-456")
+        assert await driver.sweep_temporaries("/t", time.time() + 10) == 1
+        assert await driver.get_content("/t/keep/data") == b"real"
+        assert not await driver.exists("/t/link.tmp-456")
 
     async def test_writer_without_create(self, driver: StorageDriver) -> None:
         with pytest.raises(PathNotFound):

@@ -316,6 +316,29 @@ class FilesystemDriver:
     async def publish(self, src: str, dst: str) -> bool:
         return await self.run(self._publish, src, dst)
 
+    def _sweep_temporaries(self, path: str, older_than: float) -> int:
+        removed = 0
+        for directory, dirs, files in os.walk(self._full(path)):
+            for name in [*dirs, *files]:
+                if ".tmp-" not in name:
+                    continue
+                full = os.path.join(directory, name)
+                try:
+                    if os.path.isdir(full) and not os.path.islink(full):
+                        shutil.rmtree(full, ignore_errors=True)
+                    elif os.lstat(full).st_mtime < older_than:
+                        os.unlink(full)
+                    else:
+                        continue
+                    removed += 1
+                except FileNotFoundError:
+                    continue
+            dirs[:] = [d for d in dirs if ".tmp-" not in d]
+        return removed
+
+    async def sweep_temporaries(self, path: str, older_than: float) -> int:
+        return await self.run(self._sweep_temporaries, path, older_than)
+
     def _touch(self, path: str) -> bool:
         try:
             os.utime(self._full(path))

@@ -203,6 +203,24 @@ class MemoryDriver:
         await self.move(src, dst)
         return True
 
+    async def sweep_temporaries(self, path: str, older_than: float) -> int:
+        prefix = check_path(path) + "/"
+        dirs: set[str] = set()
+        files = []
+        for p, (_, mtime) in list(self.files.items()):
+            if not p.startswith(prefix) or ".tmp-" not in p:
+                continue
+            parts = p.split("/")
+            inside = next((i for i, part in enumerate(parts[:-1]) if ".tmp-" in part), None)
+            if inside is not None:
+                dirs.add("/".join(parts[: inside + 1]))
+                del self.files[p]
+            elif mtime < older_than:
+                files.append(p)
+        for p in files:
+            del self.files[p]
+        return len(dirs) + len(files)
+
     async def touch(self, path: str) -> bool:
         path = check_path(path)
         if path not in self.files:
