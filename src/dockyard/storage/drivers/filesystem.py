@@ -9,6 +9,7 @@ place, so readers see the old or the new content, never a torn write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -162,18 +163,32 @@ class FilesystemDriver:
             f = await self.run(_open_binary, full)
         except OSError as exc:
             raise _translate(exc, path) from exc
+        ahead: asyncio.Future[bytes] | None = None
         try:
             await self.run(f.seek, offset)
             remaining = length
-            while remaining is None or remaining > 0:
+
+            def next_read() -> asyncio.Future[bytes] | None:
+                if remaining is not None and remaining <= 0:
+                    return None
                 want = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
-                chunk = await self.run(f.read, want)
+                return asyncio.ensure_future(self.run(f.read, want))
+
+            # Read ahead: the next chunk is read from disk while this one is being sent.
+            ahead = next_read()
+            while ahead is not None:
+                chunk = await ahead
                 if not chunk:
+                    ahead = None
                     break
                 if remaining is not None:
                     remaining -= len(chunk)
+                ahead = next_read()
                 yield chunk
         finally:
+            if ahead is not None:
+                with contextlib.suppress(BaseException):
+                    await ahead
             await self.run(f.close)
 
     def _open_writer(self, path: str, append: bool, create: bool) -> _Writer:
