@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry busybox-static \
 	apache2-utils jq openssl uidmap wrk curl chromium chromium-driver
 
-.PHONY: serve test venv venv-test debs lint typecheck pytest bench bench-quick clean
+.PHONY: serve test venv venv-test debs lint typecheck pytest bench bench-quick bench-gc bench-scale clean
 
 $(BIN)/dockyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,14 @@ bench: venv-test debs
 
 bench-quick: venv-test debs
 	$(BIN)/python -m bench --quick $(BENCH_ARGS)
+
+# Garbage collection on 12,001 blobs, dockyard against distribution's garbage-collect.
+bench-gc: venv-test debs
+	$(BIN)/python -m bench.gc_scale $(BENCH_ARGS)
+
+# Pagination with 100,000 tags and 50,000 repositories against 1,000.
+bench-scale: venv-test debs
+	$(BIN)/python -m bench.scale $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
