@@ -111,6 +111,11 @@ def size_label(size: int) -> str:
     return f"{size // MiB} MiB"
 
 
+def median_ms(key: str, times: list[float]) -> dict[str, Any]:
+    """A latency figure: the median of repeated timings (seconds) in milliseconds."""
+    return {key: statistics.median(times) * 1000, "_work": len(times), "_extra": {"repeats": len(times)}}
+
+
 # --------------------------------------------------------------------------- small requests
 
 
@@ -244,11 +249,7 @@ def catalog_steps(ctx: Context) -> list[Step]:
                     raise HTTPFailure(f"catalog first page has too few names ({r.body[:200]!r})")
 
             times = timed_repeats(p.latency_budget, once)
-        return {
-            first.key: statistics.median(times) * 1000,
-            "_work": len(times),
-            "_extra": {"repeats": len(times)},
-        }
+        return median_ms(first.key, times)
 
     def all_pages(server: Server) -> dict[str, Any]:
         import json
@@ -289,11 +290,7 @@ def catalog_steps(ctx: Context) -> list[Step]:
                     raise HTTPFailure(f"tags list has {got} tags, expected {layout.tags}")
 
             times = timed_repeats(p.latency_budget, once)
-        return {
-            tags.key: statistics.median(times) * 1000,
-            "_work": len(times),
-            "_extra": {"repeats": len(times)},
-        }
+        return median_ms(tags.key, times)
 
     return [
         Step("catalog.first", [first], first_page),
