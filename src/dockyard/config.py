@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from dockyard.durations import parse_duration
@@ -337,6 +336,8 @@ def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
 
 def apply_env(tree: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """Apply ``REGISTRY_*`` overrides in sorted order (less specific first)."""
+    import yaml  # only the CLI parses YAML; worker processes get the config as JSON
+
     for var in sorted(environ):
         if not var.startswith("REGISTRY_") or var in _FOREIGN_ENV:
             continue
@@ -392,6 +393,8 @@ def parse_config(tree: dict[str, Any], source: str = "configuration") -> Config:
 
 def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
     """Read ``path`` (or nothing: all defaults), apply the environment, validate."""
+    import yaml
+
     environ = os.environ if environ is None else environ
     path = path or environ.get("REGISTRY_CONFIGURATION_PATH") or None
     tree: dict[str, Any] = {}

@@ -10,9 +10,10 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dockyard.config import Log
+if TYPE_CHECKING:
+    from dockyard.config import Log
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
@@ -54,10 +55,15 @@ class TextFormatter(logging.Formatter):
 
 
 def configure(log: Log) -> None:
+    configure_from(log.level, log.formatter, log.fields, access_disabled=log.accesslog.disabled)
+
+
+def configure_from(level: str, formatter: str, fields: dict[str, str], *, access_disabled: bool) -> None:
+    """The same, from plain values: the lean serving parent has no pydantic config model."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter(log.fields) if log.formatter == "json" else TextFormatter())
+    handler.setFormatter(JSONFormatter(fields) if formatter == "json" else TextFormatter())
     root = logging.getLogger("dockyard")
     root.handlers[:] = [handler]
-    root.setLevel(_LEVELS[log.level])
+    root.setLevel(_LEVELS[level])
     root.propagate = False
-    logging.getLogger("dockyard.access").disabled = log.accesslog.disabled
+    logging.getLogger("dockyard.access").disabled = access_disabled

@@ -6,9 +6,11 @@ import ipaddress
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 from dockyard.config import CONFIG_ENV, Config, ConfigError, split_addr
+from dockyard.supervisor import PLAN_ENV, ServePlan
 
 log = logging.getLogger("dockyard.server")
 
@@ -40,10 +42,13 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(config: Config, workers: int) -> None:
-    from granian.constants import Interfaces, Loops, SSLProtocols
-    from granian.log import LogLevels
-    from granian.server import Server
+    """Validate, then replace this process with the lean serving parent (same pid).
 
+    The parent only supervises granian's workers, so it should not carry what the CLI
+    imported to get here (pydantic, YAML, the argument parser): ``exec`` drops all of it.
+    glibc's per-thread malloc arenas are capped for the new process image (unless the
+    operator chose a value), which keeps the workers' resident memory flat under load.
+    """
     from dockyard import log as logsetup
 
     logsetup.configure(config.log)
@@ -52,7 +57,6 @@ def serve(config: Config, workers: int) -> None:
     if config.storage.inmemory is not None and workers > 1:
         log.warning("the inmemory driver is per process; serving it with one worker")
         workers = 1
-    os.environ[CONFIG_ENV] = json.dumps(config.model_dump(mode="json"))
     driver, params = config.storage.driver()
     log.info(
         "starting dockyard",
@@ -64,21 +68,23 @@ def serve(config: Config, workers: int) -> None:
             "root": params.get("rootdirectory", "-"),
         },
     )
-    server = Server(
-        "dockyard.app:app_from_env",
-        address=host,
+    plan = ServePlan(
+        host=host,
         port=port,
-        interface=Interfaces.ASGI,
         workers=workers,
-        loop=Loops.uvloop,
-        factory=True,
-        log_enabled=True,
-        log_level=LogLevels(config.log.level),
-        log_access=False,
-        ssl_cert=tls[0] if tls else None,
-        ssl_key=tls[1] if tls else None,
-        ssl_protocol_min=SSLProtocols(config.http.tls.minimumtls),
-        workers_kill_timeout=int(config.http.draintimeout) or None,
-        backlog=2048,
+        certificate=str(tls[0]) if tls else None,
+        key=str(tls[1]) if tls else None,
+        minimumtls=config.http.tls.minimumtls,
+        draintimeout=int(config.http.draintimeout),
+        log_level=config.log.level,
+        log_formatter=config.log.formatter,
+        log_fields=dict(config.log.fields),
+        access_disabled=config.log.accesslog.disabled,
     )
-    server.serve()
+    env = dict(os.environ)
+    env[CONFIG_ENV] = json.dumps(config.model_dump(mode="json"))
+    env[PLAN_ENV] = json.dumps(plan.__dict__)
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "dockyard.supervisor"], env)  # noqa: S606

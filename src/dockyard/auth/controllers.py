@@ -17,7 +17,6 @@ import json
 import logging
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +27,13 @@ from starlette.requests import Request
 from dockyard.auth.access import Access, Identity
 from dockyard.auth.credentials import Authenticator, parse_basic
 from dockyard.auth.keys import KeyStore
-from dockyard.auth.robots import PREFIX
-from dockyard.auth.rules import Policy, Principal
+from dockyard.auth.rules import Policy
 from dockyard.auth.tokens import ASYMMETRIC, TokenInvalid, TrustStore, allows, granted_access
+from dockyard.auth.visibility import PolicyVisibility, client_address
 from dockyard.config import TokenAuth
 from dockyard.errors import ErrorCode, RegistryError
 
 log = logging.getLogger("dockyard.auth")
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "-"
 
 
 def _detail(accesses: list[Access]) -> list[dict[str, str]]:
@@ -50,39 +45,6 @@ def scope_param(accesses: list[Access]) -> str:
     for a in accesses:
         grouped.setdefault((a.type, a.name), []).append(a.action)
     return " ".join(f"{t}:{n}:{','.join(actions)}" for (t, n), actions in grouped.items())
-
-
-class PolicyVisibility:
-    """Shared by both controllers: the repositories a caller may pull, by the rules."""
-
-    policy: Policy
-    authenticator: Authenticator
-
-    def principal(self, subject: str) -> Principal:
-        robot = None
-        if subject.startswith(PREFIX) and self.authenticator.robots is not None:
-            robot = self.authenticator.robots.get(subject[len(PREFIX) :])
-            if robot is None or not robot.active():
-                return Principal(subject, robot=None, groups=frozenset(), admin=False)
-        return self.policy.principal(subject, robot)
-
-    def allowed(self, who: Principal, access: Access) -> bool:
-        if access.type == "repository":
-            return access.action in self.policy.repository_actions(who, access.name)
-        if access.type == "registry" and access.name == "catalog":
-            return self.policy.may_list_catalog(who)
-        if access.type == "registry" and access.name == "admin":
-            return self.policy.is_admin(who)
-        return False
-
-    def visible(self, identity: Identity) -> Callable[[str], bool] | None:
-        who = self.principal(identity.subject)
-        granted = identity.granted
-
-        def may_pull(name: str) -> bool:
-            return ("repository", name, "pull") in granted or self.policy.may_pull(who, name)
-
-        return may_pull
 
 
 class BasicController(PolicyVisibility):

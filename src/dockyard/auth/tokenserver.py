@@ -20,11 +20,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.api.errors import error_response
-from dockyard.auth.controllers import TokenController, client_address
+from dockyard.auth.controllers import TokenController
 from dockyard.auth.credentials import Authenticated, parse_basic
 from dockyard.auth.keys import KeyStore
 from dockyard.auth.scope import ResourceScope, ScopeError, format_scopes, parse_scopes
 from dockyard.auth.tokens import REFRESH_TYP, TokenInvalid, TrustStore, access_claims, issue
+from dockyard.auth.visibility import client_address
 from dockyard.errors import ErrorCode, RegistryError
 
 MAX_FORM = 64 * 1024

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 
 from starlette.responses import Response
 
-from dockyard.auth.controllers import PolicyVisibility, client_address
+from dockyard.auth.visibility import PolicyVisibility, client_address
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.reference import is_valid_name, is_valid_tag

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dockyard.auth.access import ANONYMOUS, Access, AccessController, AllowAll, Identity
-from dockyard.auth.controllers import PolicyVisibility
+from dockyard.auth.visibility import PolicyVisibility
 from dockyard.hub.access import may
 from dockyard.web.sessions import Session
 

@@ -1,0 +1,77 @@
+"""The serving parent process: granian's supervisor of the worker processes, kept lean.
+
+``dockyard serve`` validates the configuration and then ``exec``s ``python -m
+dockyard.supervisor`` (same pid, so signals and pid files still reach it). This module
+imports granian and the logging setup and nothing else of dockyard's: every worker
+builds the application itself from the validated configuration in ``DOCKYARD_CONFIG_JSON``
+(see ``dockyard.app.app_from_env``), and the parent stays at the size of the interpreter
+plus granian instead of carrying pydantic, YAML and the CLI for the server's lifetime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+PLAN_ENV = "DOCKYARD_SERVE_PLAN"
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    """What the parent needs to run granian: plain values, already validated."""
+
+    host: str
+    port: int
+    workers: int
+    certificate: str | None
+    key: str | None
+    minimumtls: str
+    draintimeout: int
+    log_level: str
+    log_formatter: str
+    log_fields: dict[str, str]
+    access_disabled: bool
+
+
+def run(plan: ServePlan) -> None:
+    from pathlib import Path
+
+    from granian.constants import Interfaces, Loops, SSLProtocols
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    from dockyard import log as logsetup
+
+    logsetup.configure_from(
+        plan.log_level, plan.log_formatter, plan.log_fields, access_disabled=plan.access_disabled
+    )
+    server = Server(
+        "dockyard.app:app_from_env",
+        address=plan.host,
+        port=plan.port,
+        interface=Interfaces.ASGI,
+        workers=plan.workers,
+        loop=Loops.uvloop,
+        factory=True,
+        log_enabled=True,
+        log_level=LogLevels(plan.log_level),
+        log_access=False,
+        ssl_cert=Path(plan.certificate) if plan.certificate else None,
+        ssl_key=Path(plan.key) if plan.key else None,
+        ssl_protocol_min=SSLProtocols(plan.minimumtls),
+        workers_kill_timeout=plan.draintimeout or None,
+        backlog=2048,
+    )
+    server.serve()
+
+
+def main() -> None:
+    raw = os.environ.pop(PLAN_ENV, None)
+    if raw is None:
+        raise SystemExit("dockyard.supervisor is started by `dockyard serve`, not directly")
+    run(ServePlan(**json.loads(raw)))
+
+
+if __name__ == "__main__":
+    main()
