@@ -54,10 +54,3 @@ class BlobStore:
         """Mark stored content as just used (garbage collection spares it for the grace period);
         False if the registry does not hold it."""
         return await self.driver.touch(paths.blob_data(digest))
-
-    async def adopt(self, src: str, digest: Digest) -> None:
-        """Make a verified file the blob's content: durable, then an atomic rename (if the blob is
-        already stored, it is touched and the file dropped).
-
-        Call under the shared ``gc`` lock, so a concurrent sweep sees the fresh timestamp."""
-        await self.driver.publish(src, paths.blob_data(digest))

@@ -53,6 +53,14 @@ class FileWriter(Protocol):
 
     async def close(self) -> None: ...
 
+    async def commit(
+        self, dst: str, files: Sequence[tuple[str, bytes]] = (), remove: Sequence[str] = ()
+    ) -> bool:
+        """Finish with the written file in one step (one round trip to the backend): make it
+        ``dst``'s content as ``StorageDriver.publish`` does (True), or drop it and refresh ``dst``'s
+        timestamp if ``dst`` exists (False); then write the small ``files`` like ``put_many``,
+        delete ``remove`` (missing paths are fine), and close the writer, also when a step fails."""
+
 
 class StorageDriver(Protocol):
     name: str

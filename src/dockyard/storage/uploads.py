@@ -180,16 +180,22 @@ class UploadStore:
                 except RegistryError:
                     await self._discard(name, upload_id)
                     raise
+            # Durable, renamed into blobs/ (or touched if stored already), linked into the
+            # repository, the session removed and the writer closed: one trip to the driver,
+            # under the shared gc lock so a concurrent sweep sees the fresh timestamp.
             async with self.driver.lock(GC_LOCK, shared=True):
-                await self.blobs.adopt(paths.upload_data(name, upload_id), digest)
-                await self.blobs.link(name, digest)
+                await writer.commit(
+                    paths.blob_data(digest),
+                    [(paths.layer_link(name, digest), paths.link_content(digest))],
+                    [paths.upload_dir(name, upload_id)],
+                )
         except BaseException:
             if new:
                 await self._discard(name, upload_id)
             raise
         finally:
             await writer.close()
-        await self._discard(name, upload_id)
+        self._hashers.pop(key, None)
         if self.quotas is not None:
             self.quotas.added(name, digest, size)
         return size

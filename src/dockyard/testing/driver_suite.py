@@ -103,6 +103,32 @@ class DriverSuite:
         again = await driver.writer("/x/data")
         await again.close()
 
+    async def test_writer_commit_publishes_writes_removes_and_closes(self, driver: StorageDriver) -> None:
+        writer = await driver.writer("/up/u1/data")
+        await driver.put_content("/up/u1/startedat", b"then")
+        await writer.write(b"blob bytes")
+        published = await writer.commit("/blobs/b1/data", [("/repo/link", b"sha256:b1")], ["/up/u1", "/gone"])
+        assert published is True
+        assert await driver.get_content("/blobs/b1/data") == b"blob bytes"
+        assert await driver.get_content("/repo/link") == b"sha256:b1"
+        assert not await driver.exists("/up/u1/data")
+        assert not await driver.exists("/up/u1")
+        again = await driver.writer("/up/u1/data")  # closed: the lock is free, a new session can start
+        await again.close()
+
+    async def test_writer_commit_onto_stored_content_touches_it(self, driver: StorageDriver) -> None:
+        await driver.put_content("/blobs/b2/data", b"stored first")
+        before = (await driver.stat("/blobs/b2/data")).mtime
+        await asyncio.sleep(0.02)
+        writer = await driver.writer("/up/u2/data")
+        await writer.write(b"stored first")
+        assert await writer.commit("/blobs/b2/data", [], ["/up/u2"]) is False
+        assert await driver.get_content("/blobs/b2/data") == b"stored first"
+        assert (await driver.stat("/blobs/b2/data")).mtime > before
+        assert not await driver.exists("/up/u2/data")
+        again = await driver.writer("/up/u2/data")
+        await again.close()
+
     async def test_large_stream_append(self, driver: StorageDriver) -> None:
         chunk = b"z" * (1 << 20)
         writer = await driver.writer("/big/data")

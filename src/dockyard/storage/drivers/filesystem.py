@@ -85,6 +85,23 @@ class _Writer:
             fd, self._fd = self._fd, -1
             await self._driver.run(os.close, fd)  # also releases the flock
 
+    def _commit(self, dst: str, files: Sequence[tuple[str, bytes]], remove: Sequence[str]) -> bool:
+        fd, self._fd = self._fd, -1
+        try:
+            published = self._driver._publish(self._path, dst, fd)
+            self._driver._put_many(files)
+            for path in remove:
+                with contextlib.suppress(PathNotFound):
+                    self._driver._delete(path)
+        finally:
+            os.close(fd)  # the flock is held until everything above is done
+        return published
+
+    async def commit(
+        self, dst: str, files: Sequence[tuple[str, bytes]] = (), remove: Sequence[str] = ()
+    ) -> bool:
+        return await self._driver.run(self._commit, dst, files, remove)
+
 
 class FilesystemDriver:
     name = "filesystem"
@@ -310,13 +327,15 @@ class FilesystemDriver:
     async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         await self.run(self._put_many, items)
 
-    def _publish(self, src: str, dst: str) -> bool:
+    def _publish(self, src: str, dst: str, src_fd: int = -1) -> bool:
         full_src, full_dst = self._full(src), self._full(dst)
         try:
             if self._touch(dst):
                 os.unlink(full_src)
                 return False
-            if self.fsync:
+            if self.fsync and src_fd >= 0:
+                os.fsync(src_fd)
+            elif self.fsync:
                 fd = os.open(full_src, os.O_RDONLY)
                 try:
                     os.fsync(fd)

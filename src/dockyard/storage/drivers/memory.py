@@ -38,6 +38,17 @@ class _Writer:
     async def close(self) -> None:
         self._driver.locked.discard(self._path)
 
+    async def commit(
+        self, dst: str, files: Sequence[tuple[str, bytes]] = (), remove: Sequence[str] = ()
+    ) -> bool:
+        try:
+            published = await self._driver.publish(self._path, dst)
+            await self._driver.put_many(files)
+            await self._driver.delete_many(remove)
+        finally:
+            await self.close()
+        return published
+
 
 class _RWLock:
     """Readers/writer lock for one process (the memory driver never spans processes)."""
