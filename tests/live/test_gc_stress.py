@@ -49,8 +49,11 @@ def _blob_bytes_on_disk(root: Path) -> tuple[int, int]:
     count = size = 0
     for directory, _, files in os.walk(root / "docker/registry/v2/blobs"):
         if "data" in files:
+            try:  # polled while a collection deletes: a blob listed a moment ago may be gone
+                size += os.stat(os.path.join(directory, "data")).st_size
+            except FileNotFoundError:
+                continue
             count += 1
-            size += os.stat(os.path.join(directory, "data")).st_size
     return count, size
 
 

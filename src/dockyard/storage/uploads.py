@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,28 +85,47 @@ class UploadStore:
         while len(self._hashers) > _MAX_HASHERS:
             self._hashers.popitem(last=False)
 
-    async def _pump(self, writer: FileWriter, key: tuple[str, str], chunks: AsyncIterator[bytes]) -> int:
-        """Append a request body; returns the number of bytes written."""
-        start = writer.size
-        hasher = self._take_hasher(key, start)
+    async def _pump(
+        self,
+        opening: asyncio.Future[FileWriter],
+        key: tuple[str, str],
+        chunks: AsyncIterator[bytes],
+        check: Callable[[FileWriter], None] | None = None,
+    ) -> FileWriter:
+        """Append a request body to the session's file, which is opened (``opening``) while the
+        first bytes arrive; ``check`` vets the open writer before anything is written. Each batch
+        is hashed and written in a worker thread while the next one is received."""
+        writer: FileWriter | None = None
+        hasher: Any | None = None
         pending: asyncio.Task[None] | None = None
         parts: list[bytes] = []
         buffered = 0
+
+        async def opened() -> FileWriter:
+            nonlocal writer, hasher
+            if writer is None:
+                writer = await opening
+                if check is not None:
+                    check(writer)
+                hasher = self._take_hasher(key, writer.size)
+            return writer
+
         try:
-            # One batch is hashed and written in a worker thread while the next is received.
             async for chunk in chunks:
                 parts.append(chunk)
                 buffered += len(chunk)
                 if buffered >= BATCH:
+                    ready = await opened()
                     if pending is not None:
                         await pending
-                    pending = asyncio.ensure_future(writer.write(b"".join(parts), hasher))
+                    pending = asyncio.ensure_future(ready.write(b"".join(parts), hasher))
                     parts, buffered = [], 0
+            ready = await opened()
             if pending is not None:
                 await pending
                 pending = None
             if parts:
-                await writer.write(b"".join(parts), hasher)
+                await ready.write(b"".join(parts), hasher)
         except BaseException:
             if pending is not None:
                 with contextlib.suppress(BaseException):
@@ -114,8 +133,9 @@ class UploadStore:
             hasher = None  # the stored bytes and the hash may disagree now; rehash at commit
             raise
         finally:
-            self._keep_hasher(key, writer.size, hasher)
-        return writer.size - start
+            if writer is not None:
+                self._keep_hasher(key, writer.size, hasher)
+        return ready
 
     async def append(
         self,
@@ -127,8 +147,8 @@ class UploadStore:
         headers: dict[str, str] | None = None,
     ) -> int:
         """Append a chunk; with ``start`` (from Content-Range) it must continue where the data ends."""
-        writer = await self._open(name, upload_id)
-        try:
+
+        def continues(writer: FileWriter) -> None:
             if start is not None and start != writer.size:
                 raise RegistryError(
                     ErrorCode.RANGE_INVALID,
@@ -136,10 +156,13 @@ class UploadStore:
                     "ask the upload URL for the current range and resume from there",
                     headers={**(headers or {}), "Range": range_header(writer.size)},
                 )
-            await self._pump(writer, (name, upload_id), chunks)
+
+        opening = asyncio.ensure_future(self._open(name, upload_id))
+        try:
+            writer = await self._pump(opening, (name, upload_id), chunks, continues)
             return writer.size
         finally:
-            await writer.close()
+            await _close_opened(opening)
 
     async def monolithic(self, name: str, digest: Digest, chunks: AsyncIterator[bytes]) -> int:
         """A whole blob in one request (``POST ?digest=``): a session only for the request's life."""
@@ -156,10 +179,12 @@ class UploadStore:
     ) -> int:
         """Append the last bytes, verify the digest, and publish the blob; returns its size."""
         key = (name, upload_id)
-        writer = await self._open(name, upload_id, new=new)
+        opening = asyncio.ensure_future(self._open(name, upload_id, new=new))
         try:
             if chunks is not None:
-                await self._pump(writer, key, chunks)
+                writer = await self._pump(opening, key, chunks)
+            else:
+                writer = await opening
             size = writer.size
             cached = self._hashers.pop(key, None)
             if digest.algorithm == "sha256" and cached is not None and cached[0] == size:
@@ -190,11 +215,12 @@ class UploadStore:
                     [paths.upload_dir(name, upload_id)],
                 )
         except BaseException:
+            await _close_opened(opening)
             if new:
                 await self._discard(name, upload_id)
             raise
         finally:
-            await writer.close()
+            await _close_opened(opening)
         self._hashers.pop(key, None)
         if self.quotas is not None:
             self.quotas.added(name, digest, size)
@@ -209,6 +235,15 @@ class UploadStore:
         if not await self.driver.exists(paths.upload_data(name, upload_id)):
             raise upload_unknown(upload_id)
         await self._discard(name, upload_id)
+
+
+async def _close_opened(opening: asyncio.Future[FileWriter]) -> None:
+    """Close the writer ``opening`` yields, whenever it does (closing twice is harmless)."""
+    try:
+        writer = await asyncio.shield(opening)
+    except Exception:
+        return
+    await writer.close()
 
 
 def range_header(size: int) -> str:
