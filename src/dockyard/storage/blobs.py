@@ -42,11 +42,6 @@ class BlobStore:
                 ErrorCode.BLOB_UNKNOWN, f"blob {digest} is not in repository {name}", str(digest)
             ) from None
 
-    async def put_bytes(self, digest: Digest, data: bytes) -> None:
-        """Store small content (manifests) under its digest; touched if already there."""
-        if not await self.driver.put_if_absent(paths.blob_data(digest), data):
-            await self.touch(digest)
-
     async def get_bytes(self, digest: Digest) -> bytes:
         return await self.driver.get_content(paths.blob_data(digest))
 

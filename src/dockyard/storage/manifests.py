@@ -74,11 +74,11 @@ class ManifestStore:
     async def put(
         self, name: str, digest: Digest, body: bytes, manifest: Manifest, *, tag: str | None
     ) -> None:
-        """Store the bytes, then (in one batch, in this order) the revision link, the referrers
-        link for a ``subject``, the tag's history entry and the tag itself."""
-        await self.blobs.put_bytes(digest, body)
+        """In one batch, in this order: the bytes (rewritten if stored already: same content, fresh
+        timestamp), the revision link, the referrers link for a ``subject``, the tag's history entry
+        and the tag itself."""
         link = paths.link_content(digest)
-        links = [(paths.revision_link(name, digest), link)]
+        links = [(paths.blob_data(digest), body), (paths.revision_link(name, digest), link)]
         if manifest.subject is not None:
             links.append((paths.referrer_link(name, manifest.subject.digest, digest), link))
         if tag is not None:

@@ -81,17 +81,17 @@ class Registry:
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
-        """Every referenced blob (child manifest) must be linked in ``name`` and stored; all are
-        touched, so a concurrent collection keeps them. Two round trips to storage in all."""
+        """Every referenced blob (child manifest) must be linked in ``name`` and stored. One round
+        trip to storage: touching the links and the data both checks that they exist and refreshes
+        the data's timestamp, so a concurrent collection keeps it (link timestamps mean nothing)."""
         blobs, children = manifest.required_blobs(), list(manifest.manifests)
         links = [paths.layer_link(name, d.digest) for d in blobs]
         links += [paths.revision_link(name, d.digest) for d in children]
-        linked = await self.driver.stat_many(links)
-        touched = await self.driver.touch_many(
-            [paths.blob_data(d.digest) for d in blobs + children]
-            + [paths.revision_link(name, d.digest) for d in children]
-        )
-        present = [bool(link) and ok for link, ok in zip(linked, touched, strict=False)]
+        data = [paths.blob_data(d.digest) for d in blobs + children]
+        touched = await self.driver.touch_many(links + data)
+        present = [
+            link and stored for link, stored in zip(touched[: len(links)], touched[len(links) :], strict=True)
+        ]
         absent = [d for d, ok in zip(blobs + children, present, strict=True) if not ok]
         if absent:
             entries = [
