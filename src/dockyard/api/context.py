@@ -48,7 +48,7 @@ class Context:
         if http.host:
             return http.host + full
         headers = self.request.headers
-        scheme = headers.get("x-forwarded-proto", "").split(",")[0].strip() or self.request.url.scheme
+        scheme = headers.get("x-forwarded-proto", "").split(",")[0].strip() or self.request.scope["scheme"]
         host = headers.get("x-forwarded-host", "").split(",")[0].strip() or headers.get("host")
         if not host:
             return full
