@@ -68,7 +68,12 @@ class Registry:
                 f"manifest content has digest {digest}, not {reference} as in the URL",
                 str(reference),
             )
-        new_repository = not self.catalog.is_known(name) and not await self.repository_exists(name)
+        new_repository = False
+        if not self.catalog.is_known(name):
+            if await self.repository_exists(name):
+                self.catalog.known.add(name)  # as a catalog listing would: no check next time
+            else:
+                new_repository = True
         # Under the shared gc lock: references are verified and touched, and the manifest made
         # visible, before any sweep batch can re-check them (see ARCHITECTURE.md).
         async with self.driver.lock(GC_LOCK, shared=True):
