@@ -134,7 +134,8 @@ class RegistryApp:
                 "the registry is in read-only mode (storage.maintenance.readonly.enabled): "
                 "writes are refused",
             )
-        needed = required_access(route, method, params, request.query_params.get("from"))
+        mount_from = request.query_params.get("from") if route.name == "upload-start" else None
+        needed = required_access(route, method, params, mount_from)
         if route.scope in ("hub-list", "hub-repository"):
             identity = await hub_identify(self.services.access, request, needed)
         else:

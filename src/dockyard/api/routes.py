@@ -56,37 +56,77 @@ class Route:
     pattern: re.Pattern[str]
     methods: Mapping[str, Handler]
     scope: Scope = "repository"
+    # Text every path this route matches contains (checked before the pattern runs; the patterns
+    # with a repository name scan the whole path, and most requests are for the last routes).
+    needle: str = ""
+
+    def __post_init__(self) -> None:
+        if self.needle.replace(".", "\\.") not in self.pattern.pattern:
+            raise ValueError(f"route {self.name}: {self.needle!r} is not literal text of its pattern")
 
 
 ROUTES: tuple[Route, ...] = (
     Route("base", re.compile(r"/v2/?"), {"GET": base.api_version, "HEAD": base.api_version}, "none"),
     Route("catalog", re.compile(r"/v2/_catalog"), {"GET": base.catalog}, "catalog"),
     # Docker Hub-compatible listing API (dockyard.hub): legacy paths, then the documented ones.
-    Route("hub-tags", re.compile(rf"/v2/repositories/{_NS}/{_REPO}/tags/?"), _HUB_TAGS, "hub-repository"),
-    Route("hub-tag", re.compile(rf"/v2/repositories/{_NS}/{_REPO}/{_TAG}"), _HUB_TAG, "hub-repository"),
-    Route("hub-repos", re.compile(rf"/v2/repositories/{_NS}/?"), _HUB_REPOS, "hub-list"),
-    Route("hub-repo", re.compile(rf"/v2/repositories/{_NS}/{_REPO}/?"), _HUB_REPO, "hub-repository"),
+    Route(
+        "hub-tags",
+        re.compile(rf"/v2/repositories/{_NS}/{_REPO}/tags/?"),
+        _HUB_TAGS,
+        "hub-repository",
+        needle="/v2/repositories/",
+    ),
+    Route(
+        "hub-tag",
+        re.compile(rf"/v2/repositories/{_NS}/{_REPO}/{_TAG}"),
+        _HUB_TAG,
+        "hub-repository",
+        needle="/v2/repositories/",
+    ),
+    Route(
+        "hub-repos",
+        re.compile(rf"/v2/repositories/{_NS}/?"),
+        _HUB_REPOS,
+        "hub-list",
+        needle="/v2/repositories/",
+    ),
+    Route(
+        "hub-repo",
+        re.compile(rf"/v2/repositories/{_NS}/{_REPO}/?"),
+        _HUB_REPO,
+        "hub-repository",
+        needle="/v2/repositories/",
+    ),
     Route(
         "hub-ns-tags",
         re.compile(rf"/v2/namespaces/{_NS}/repositories/{_REPO}/tags/?"),
         _HUB_TAGS,
         "hub-repository",
+        needle="/v2/namespaces/",
     ),
     Route(
         "hub-ns-tag",
         re.compile(rf"/v2/namespaces/{_NS}/repositories/{_REPO}/{_TAG}"),
         _HUB_TAG,
         "hub-repository",
+        needle="/v2/namespaces/",
     ),
-    Route("hub-ns-repos", re.compile(rf"/v2/namespaces/{_NS}/repositories/?"), _HUB_REPOS, "hub-list"),
+    Route(
+        "hub-ns-repos",
+        re.compile(rf"/v2/namespaces/{_NS}/repositories/?"),
+        _HUB_REPOS,
+        "hub-list",
+        needle="/v2/namespaces/",
+    ),
     Route(
         "hub-ns-repo",
         re.compile(rf"/v2/namespaces/{_NS}/repositories/{_REPO}/?"),
         _HUB_REPO,
         "hub-repository",
+        needle="/v2/namespaces/",
     ),
     Route("openapi", re.compile(r"/openapi\.json"), {"GET": openapi.serve}, "none"),
-    Route("tags", re.compile(rf"/v2/{_NAME}/tags/list"), {"GET": tags.list_tags}),
+    Route("tags", re.compile(rf"/v2/{_NAME}/tags/list"), {"GET": tags.list_tags}, needle="/tags/list"),
     Route(
         "manifest",
         re.compile(rf"/v2/{_NAME}/manifests/(?P<reference>[^/]+)"),
@@ -96,8 +136,14 @@ ROUTES: tuple[Route, ...] = (
             "PUT": manifests.put_manifest,
             "DELETE": manifests.delete_manifest,
         },
+        needle="/manifests/",
     ),
-    Route("upload-start", re.compile(rf"/v2/{_NAME}/blobs/uploads/?"), {"POST": uploads.start_upload}),
+    Route(
+        "upload-start",
+        re.compile(rf"/v2/{_NAME}/blobs/uploads/?"),
+        {"POST": uploads.start_upload},
+        needle="/blobs/uploads",
+    ),
     Route(
         "upload",
         re.compile(rf"/v2/{_NAME}/blobs/uploads/(?P<upload_id>[^/]+)"),
@@ -107,16 +153,19 @@ ROUTES: tuple[Route, ...] = (
             "PUT": uploads.put_upload,
             "DELETE": uploads.cancel_upload,
         },
+        needle="/blobs/uploads/",
     ),
     Route(
         "blob",
         re.compile(rf"/v2/{_NAME}/blobs/(?P<digest>[^/]+)"),
         {"GET": blobs.get_blob, "HEAD": blobs.get_blob, "DELETE": blobs.delete_blob},
+        needle="/blobs/",
     ),
     Route(
         "referrers",
         re.compile(rf"/v2/{_NAME}/referrers/(?P<digest>[^/]+)"),
         {"GET": referrers.list_referrers},
+        needle="/referrers/",
     ),
     # dockyard's admin API (every route needs registry:admin:*).
     Route("admin-gc", re.compile(r"/admin/v1/gc"), {"GET": admin.gc_status, "POST": admin.run_gc}, "admin"),
@@ -143,6 +192,8 @@ ROUTES: tuple[Route, ...] = (
 
 def match(path: str) -> tuple[Route, dict[str, str]] | None:
     for route in ROUTES:
+        if route.needle not in path:
+            continue
         found = route.pattern.fullmatch(path)
         if found:
             return route, found.groupdict()
