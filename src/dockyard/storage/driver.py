@@ -54,9 +54,15 @@ class FileWriter(Protocol):
     async def close(self) -> None: ...
 
     async def commit(
-        self, dst: str, files: Sequence[tuple[str, bytes]] = (), remove: Sequence[str] = ()
+        self,
+        dst: str,
+        files: Sequence[tuple[str, bytes]] = (),
+        remove: Sequence[str] = (),
+        *,
+        data: bytes = b"",
     ) -> bool:
-        """Finish with the written file in one step (one round trip to the backend): make it
+        """Finish with the written file in one step (one round trip to the backend): append
+        ``data`` (last bytes the caller has hashed already), make it
         ``dst``'s content as ``StorageDriver.publish`` does (True), or drop it and refresh ``dst``'s
         timestamp if ``dst`` exists (False); then write the small ``files`` like ``put_many``,
         delete ``remove`` (missing paths are fine), and close the writer, also when a step fails."""

@@ -106,8 +106,10 @@ class DriverSuite:
     async def test_writer_commit_publishes_writes_removes_and_closes(self, driver: StorageDriver) -> None:
         writer = await driver.writer("/up/u1/data")
         await driver.put_content("/up/u1/startedat", b"then")
-        await writer.write(b"blob bytes")
-        published = await writer.commit("/blobs/b1/data", [("/repo/link", b"sha256:b1")], ["/up/u1", "/gone"])
+        await writer.write(b"blob ")
+        published = await writer.commit(
+            "/blobs/b1/data", [("/repo/link", b"sha256:b1")], ["/up/u1", "/gone"], data=b"bytes"
+        )
         assert published is True
         assert await driver.get_content("/blobs/b1/data") == b"blob bytes"
         assert await driver.get_content("/repo/link") == b"sha256:b1"

@@ -85,7 +85,11 @@ class _Writer:
             fd, self._fd = self._fd, -1
             await self._driver.run(os.close, fd)  # also releases the flock
 
-    def _commit(self, dst: str, files: Sequence[tuple[str, bytes]], remove: Sequence[str]) -> bool:
+    def _commit(
+        self, dst: str, files: Sequence[tuple[str, bytes]], remove: Sequence[str], data: bytes
+    ) -> bool:
+        if data:
+            self._write(data, None)
         fd, self._fd = self._fd, -1
         try:
             published = self._driver._publish(self._path, dst, fd)
@@ -98,9 +102,14 @@ class _Writer:
         return published
 
     async def commit(
-        self, dst: str, files: Sequence[tuple[str, bytes]] = (), remove: Sequence[str] = ()
+        self,
+        dst: str,
+        files: Sequence[tuple[str, bytes]] = (),
+        remove: Sequence[str] = (),
+        *,
+        data: bytes = b"",
     ) -> bool:
-        return await self._driver.run(self._commit, dst, files, remove)
+        return await self._driver.run(self._commit, dst, files, remove, data)
 
 
 class FilesystemDriver:

@@ -39,9 +39,16 @@ class _Writer:
         self._driver.locked.discard(self._path)
 
     async def commit(
-        self, dst: str, files: Sequence[tuple[str, bytes]] = (), remove: Sequence[str] = ()
+        self,
+        dst: str,
+        files: Sequence[tuple[str, bytes]] = (),
+        remove: Sequence[str] = (),
+        *,
+        data: bytes = b"",
     ) -> bool:
         try:
+            if data:
+                await self.write(data)
             published = await self._driver.publish(self._path, dst)
             await self._driver.put_many(files)
             await self._driver.delete_many(remove)
