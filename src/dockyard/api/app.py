@@ -54,6 +54,8 @@ class RegistryApp:
                 message["headers"] = list(message.get("headers", [])) + self.static_headers
             elif message["type"] == "http.response.body":
                 state["bytes"] += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":
+                state["bytes"] = -1
             await send(message)
 
         request = Request(scope, receive)

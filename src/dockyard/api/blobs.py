@@ -51,7 +51,7 @@ async def get_blob(ctx: Context) -> Response | StoredFileResponse:
     if request.method == "HEAD":
         return Response(b"", 206, headers)
     return StoredFileResponse(
-        ctx.services.driver, paths.blob_data(digest), 206, headers, offset=start, length=length
+        ctx.services.driver, paths.blob_data(digest), 206, headers, offset=start, length=length, whole=False
     )
 
 

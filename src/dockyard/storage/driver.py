@@ -136,7 +136,7 @@ class StorageDriver(Protocol):
         """Hex digest and size of a stored file, computed by the backend without a round trip per chunk."""
 
     def local_path(self, path: str) -> str | None:
-        """The file's OS path when the backend is a local filesystem (for stat-only shortcuts), or None."""
+        """An OS path for zero-copy serving (sendfile/pathsend), or None."""
 
     async def touch(self, path: str) -> bool:
         """Set a file's modification time to now; False if it does not exist."""
