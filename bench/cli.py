@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds:
         p.rounds = args.rounds
     if args.blob_mib:
-        sizes = tuple(m * figures.MiB for m in args.blob_mib)
+        sizes = tuple(m * data.MiB for m in args.blob_mib)
         p.push_sizes = sizes
         p.push_reps = {s: p.push_reps.get(s, 1) for s in sizes}
     only = set(args.only or PHASES)
@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                     for name in order:
                         servers[name].start()
                         running[name] = servers[name]
+                    sampler.update_groups()
                 except RuntimeError as exc:
                     print(f"round {rnd + 1}: a server did not start, round skipped: {exc}", flush=True)
                     round_errors.append(f"round {rnd + 1}: {exc}")

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import socket
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import urlsplit
 
 _SINK = bytearray(1 << 20)
@@ -100,7 +100,9 @@ class Connection:
         if self._sock is None or self._rfile is None:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._sock, self._rfile = sock, sock.makefile("rb", buffering=1 << 16)
+            rfile = cast(BinaryIO, sock.makefile("rb", buffering=1 << 16))
+            self._sock, self._rfile = sock, rfile
+            return sock, rfile
         return self._sock, self._rfile
 
     def request(

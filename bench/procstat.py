@@ -7,11 +7,13 @@ every process in the group; RSS is the sum of VmRSS over the group, sampled in a
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import resource
-import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -68,51 +70,88 @@ def client_cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-class RssSampler(threading.Thread):
-    """Samples the summed RSS of several process groups every ``interval`` seconds.
+class RssSampler:
+    """Samples the summed RSS of several process groups every ``interval`` seconds, in a process
+    of its own: a sampling thread in the client would hold the client's GIL for milliseconds at a
+    time, and a client thread waiting to reacquire it after each ``sendfile`` or ``recv`` made the
+    client, not the server, the bottleneck of large pushes.
 
     ``peaks[(name, phase)]`` holds the highest sum seen while ``phase`` was current, and
-    ``peaks[(name, "*")]`` the highest overall.
+    ``peaks[(name, "*")]`` the highest overall. The groups are re-read from ``groups()`` whenever
+    the phase changes and on ``update_groups()``; their member pids twice a second.
     """
 
     def __init__(self, groups: Callable[[], dict[str, int]], interval: float = 0.05) -> None:
-        super().__init__(daemon=True, name="rss-sampler")
         self.groups = groups
-        self.interval = interval
-        self.phase = "start"
-        self.peaks: dict[tuple[str, str], int] = {}
-        self._halt = threading.Event()
-        self._lock = threading.Lock()
+        self._conn, child = multiprocessing.Pipe()
+        self._proc = multiprocessing.get_context("fork").Process(
+            target=_sample_loop, args=(child, interval), daemon=True, name="rss-sampler"
+        )
+
+    def start(self) -> None:
+        self._proc.start()
+
+    def _call(self, *msg: Any) -> Any:
+        self._conn.send(msg)
+        return self._conn.recv()
 
     def set_phase(self, phase: str) -> None:
-        self.sample()
-        with self._lock:
-            self.phase = phase
-        self.sample()
+        self._call("phase", phase, self.groups())
+
+    def update_groups(self) -> None:
+        self._call("groups", self.groups())
+
+    @property
+    def peaks(self) -> dict[tuple[str, str], int]:
+        result: dict[tuple[str, str], int] = self._call("peaks")
+        return result
 
     def peak(self, name: str, phase: str = "*") -> int:
-        with self._lock:
-            return self.peaks.get((name, phase), 0)
-
-    def sample(self, pids_cache: dict[str, list[int]] | None = None) -> None:
-        for name, pgid in self.groups().items():
-            pids = pids_cache[name] if pids_cache and name in pids_cache else group_pids(pgid)
-            total = group_rss_bytes(pids)
-            with self._lock:
-                for key in ((name, self.phase), (name, "*")):
-                    if total > self.peaks.get(key, 0):
-                        self.peaks[key] = total
-
-    def run(self) -> None:
-        cache: dict[str, list[int]] = {}
-        refreshed = 0.0
-        while not self._halt.wait(self.interval):
-            now = time.monotonic()
-            if now - refreshed > 0.5:  # re-list the groups twice a second, sample 20 times
-                cache = {name: group_pids(pgid) for name, pgid in self.groups().items()}
-                refreshed = now
-            self.sample(cache)
+        return self.peaks.get((name, phase), 0)
 
     def stop(self) -> None:
-        self._halt.set()
-        self.join(5)
+        if self._proc.is_alive():
+            self._call("stop")
+        self._proc.join(5)
+
+
+def _sample_loop(conn: Connection, interval: float) -> None:
+    phase = "start"
+    groups: dict[str, int] = {}
+    pids: dict[str, list[int]] = {}
+    peaks: dict[tuple[str, str], int] = {}
+    listed = 0.0
+
+    def relist() -> None:
+        nonlocal pids, listed
+        pids = {name: group_pids(pgid) for name, pgid in groups.items()}
+        listed = time.monotonic()
+
+    def sample() -> None:
+        for name, members in pids.items():
+            total = group_rss_bytes(members)
+            for key in ((name, phase), (name, "*")):
+                if total > peaks.get(key, 0):
+                    peaks[key] = total
+
+    while True:
+        if conn.poll(interval):
+            msg = conn.recv()
+            if msg[0] == "phase":
+                sample()
+                phase, groups = msg[1], msg[2]
+                relist()
+                sample()
+                conn.send(None)
+            elif msg[0] == "groups":
+                groups = msg[1]
+                relist()
+                conn.send(None)
+            elif msg[0] == "peaks":
+                conn.send(dict(peaks))
+            else:
+                conn.send(None)
+                return
+        if time.monotonic() - listed > 0.5:
+            relist()
+        sample()
