@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -83,7 +84,7 @@ def serve(config: Config, workers: int) -> None:
     )
     env = dict(os.environ)
     env[CONFIG_ENV] = json.dumps(config.model_dump(mode="json"))
-    env[PLAN_ENV] = json.dumps(plan.__dict__)
+    env[PLAN_ENV] = json.dumps(dataclasses.asdict(plan))
     env.setdefault("MALLOC_ARENA_MAX", "2")
     sys.stdout.flush()
     sys.stderr.flush()

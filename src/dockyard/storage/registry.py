@@ -94,10 +94,8 @@ class Registry:
         links += [paths.revision_link(name, d.digest) for d in children]
         data = [paths.blob_data(d.digest) for d in blobs + children]
         touched = await self.driver.touch_many(links + data)
-        present = [
-            link and stored for link, stored in zip(touched[: len(links)], touched[len(links) :], strict=True)
-        ]
-        absent = [d for d, ok in zip(blobs + children, present, strict=True) if not ok]
+        linked, stored = touched[: len(links)], touched[len(links) :]
+        absent = [d for d, a, b in zip(blobs + children, linked, stored, strict=True) if not (a and b)]
         if absent:
             entries = [
                 (

@@ -233,7 +233,6 @@ class UploadStore:
                     data=held,
                 )
         except BaseException:
-            await _close_opened(opening)
             if new:
                 await self._discard(name, upload_id)
             raise

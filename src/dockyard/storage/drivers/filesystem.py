@@ -94,9 +94,7 @@ class _Writer:
         try:
             published = self._driver._publish(self._path, dst, fd)
             self._driver._put_many(files)
-            for path in remove:
-                with contextlib.suppress(PathNotFound):
-                    self._driver._delete(path)
+            self._driver._delete_many(remove)
         finally:
             os.close(fd)  # the flock is held until everything above is done
         return published
