@@ -5,27 +5,47 @@ from __future__ import annotations
 import gc
 import json
 import os
+from collections.abc import Callable
 
 from starlette.types import ASGIApp
 
 from dockyard import log
 from dockyard.api.app import RegistryApp
-from dockyard.api.context import Services
 from dockyard.auth.setup import build_access, wrap_token_server
 from dockyard.config import CONFIG_ENV, Config
 from dockyard.health import HealthApp
+from dockyard.hub.browse import Browser
 from dockyard.hub.flush import FlushPullsApp
+from dockyard.hub.pulls import PullLog
+from dockyard.services import Services
+from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers import create_driver
+from dockyard.storage.inventory import Inventory
 from dockyard.storage.quota import QuotaRule, Quotas
 from dockyard.storage.registry import Registry
 
 
-def create_services(config: Config) -> Services:
+def create_services(
+    config: Config, *, wrap_driver: Callable[[StorageDriver], StorageDriver] | None = None
+) -> Services:
+    """Build the worker's services; ``wrap_driver`` puts a layer around the driver (tests use it
+    to inject faults) before anything holds a reference to it."""
     name, params = config.storage.driver()
     driver = create_driver(name, params)
+    if wrap_driver is not None:
+        driver = wrap_driver(driver)
     rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
     registry = Registry(driver, Quotas(driver, rules) if rules else None)
-    return Services(config=config, driver=driver, registry=registry, access=build_access(config))
+    pulls = PullLog(driver, read_only=config.storage.maintenance.readonly.enabled)
+    return Services(
+        config=config,
+        driver=driver,
+        registry=registry,
+        access=build_access(config),
+        pulls=pulls,
+        browser=Browser(registry, pulls),
+        inventory=Inventory(registry),
+    )
 
 
 def create_app(config: Config) -> ASGIApp:

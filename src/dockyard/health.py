@@ -7,7 +7,7 @@ import logging
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dockyard.api.context import Services
+from dockyard.services import Services
 from dockyard.storage import paths
 
 log = logging.getLogger("dockyard.server")

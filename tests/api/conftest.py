@@ -38,10 +38,7 @@ def make_client(storage_section: dict[str, Any]) -> AppFactory:
         extra: dict[str, Any] | None = None, *, wrap: Callable[[Any], Any] | None = None
     ) -> httpx.AsyncClient:
         tree = deep_merge({"storage": storage_section}, extra or {})
-        services = create_services(parse_config(tree))
-        if wrap is not None:
-            services.driver = wrap(services.driver)
-            services.registry = type(services.registry)(services.driver)
+        services = create_services(parse_config(tree), wrap_driver=wrap)
         app = HealthApp(RegistryApp(services), services)
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registry.test")
 

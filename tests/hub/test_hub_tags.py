@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dockyard.hub.state import of as hub_state
+from dockyard.hub.pulls import PullLog
 from tests.api.helpers import OCI_INDEX, OCI_MANIFEST, descriptor, push_blob, push_image
 
 pytestmark = pytest.mark.anyio
@@ -252,13 +252,12 @@ async def test_pull_times_flush_to_storage(make_client: Any, storage_section: di
         await c.get("/v2/p/q/manifests/v1")
         transport: Any = c._transport
         services = transport.app.app.services
-        state = hub_state(services)
-        await state.pulls.flush()
+        await services.pulls.flush()
         stored = json.loads(
             await services.driver.get_content("/docker/registry/v2/_dockyard/last-pulled.json")
         )
         assert set(stored) == {"p/q:v1", next(k for k in stored if k.startswith("p/q@sha256:"))}
-        # A fresh worker (new state) reads them back.
-        services.hub = None
-        tag = (await c.get("/v2/repositories/p/q/tags/v1/")).json()
-        assert tag["tag_last_pulled"] is not None
+        # A fresh worker (new pull log, nothing pending) over the same storage reads them back.
+        fresh = PullLog(services.driver)
+        await fresh.refresh()
+        assert fresh.of_tag("p/q", "v1") == stored["p/q:v1"]

@@ -14,13 +14,14 @@ from starlette.types import Message, Receive, Scope, Send
 
 from dockyard.api import routes
 from dockyard.api.admin import policy_from_config
-from dockyard.api.context import Context, Services
+from dockyard.api.context import Context
 from dockyard.api.errors import error_response
 from dockyard.auth.access import Access
 from dockyard.errors import ErrorCode, LockBusy, RegistryError, StorageFull, UploadBusy
 from dockyard.hub.access import identify as hub_identify
 from dockyard.hub.names import resolve as resolve_hub_name
 from dockyard.oci.reference import NameError_, validate_name
+from dockyard.services import Services
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect
 from dockyard.storage.retention import apply as apply_retention
 

@@ -1,26 +1,14 @@
-"""Per-request context handed to every handler, and the services built once per process."""
+"""Per-request context handed to every API handler (the registry API and the Hub API)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from dockyard.auth.access import ANONYMOUS, AccessController, Identity
-from dockyard.config import Config
-from dockyard.storage.driver import StorageDriver
+from dockyard.auth.access import ANONYMOUS, Identity
+from dockyard.services import Services
 from dockyard.storage.registry import Registry
-
-
-@dataclass(slots=True)
-class Services:
-    config: Config
-    driver: StorageDriver
-    registry: Registry
-    access: AccessController
-    # Per-process state of the Hub-compatible API and the web UI (hub.state.of builds it).
-    hub: Any = None
 
 
 @dataclass(slots=True)
@@ -29,7 +17,6 @@ class Context:
     services: Services
     params: dict[str, str]
     identity: Identity = ANONYMOUS
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def registry(self) -> Registry:

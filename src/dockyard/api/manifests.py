@@ -9,7 +9,6 @@ from dockyard.api.context import Context
 from dockyard.api.headers import parse_content_length
 from dockyard.api.params import reference_param
 from dockyard.errors import ErrorCode, RegistryError
-from dockyard.hub.state import record_pull
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
@@ -24,7 +23,8 @@ def too_big() -> RegistryError:
 async def get_manifest(ctx: Context) -> Response:
     reference = reference_param(ctx.params["reference"], for_write=False)
     digest, media_type, body = await ctx.registry.get_manifest(ctx.name, reference)
-    record_pull(ctx, digest, reference)  # in memory, O(1); flushed every few seconds (hub.pulls)
+    if ctx.request.method == "GET":  # HEAD is not a pull; in memory, O(1), flushed later (hub.pulls)
+        ctx.services.pulls.record(ctx.name, str(digest), reference if isinstance(reference, str) else None)
     etag = f'"{digest}"'
     headers = {
         "Docker-Content-Digest": str(digest),

@@ -6,8 +6,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dockyard.api.context import Services
-from dockyard.hub import state
+from dockyard.services import Services
 
 log = logging.getLogger("dockyard.hub")
 
@@ -26,7 +25,7 @@ class FlushPullsApp:
             message = await receive()
             if message["type"] == "lifespan.shutdown":
                 try:
-                    await state.of(self.services).pulls.close()
+                    await self.services.pulls.close()
                 except Exception:
                     log.exception("failed to save pull times at shutdown")
             return message

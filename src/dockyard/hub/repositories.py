@@ -10,7 +10,6 @@ from starlette.responses import JSONResponse, Response
 from dockyard.api.context import Context
 from dockyard.auth.access import ANONYMOUS, Access
 from dockyard.hub import names as hub_names
-from dockyard.hub import state
 from dockyard.hub.access import may
 from dockyard.hub.browse import order
 from dockyard.hub.errors import HubError, hub_errors
@@ -32,13 +31,12 @@ def _private(ctx: Context, name: str) -> bool:
 async def list_repositories(ctx: Context) -> Response:
     listing = parse_listing(ctx.request.query_params, REPO_ORDERINGS, DEFAULT_ORDERING)
     namespace = ctx.params["namespace"]
-    hub = state.of(ctx.services)
     visible = ctx.services.access.visible(ctx.identity)
     pairs = hub_names.members(await ctx.registry.catalog.names(), namespace)
     stored = {repo: name for name, repo in pairs if (visible is None or visible(name))}
     repos = [r for r in stored if listing.name in r] if listing.name else list(stored)
     if listing.ordering in ("last_updated", "-last_updated"):
-        times = await hub.browser.repo_times([stored[r] for r in repos])
+        times = await ctx.services.browser.repo_times([stored[r] for r in repos])
         repos = order(repos, listing.ordering, lambda r: times.get(stored[r]))
     else:
         repos = order(repos, listing.ordering, lambda _: None)
@@ -49,14 +47,13 @@ async def list_repositories(ctx: Context) -> Response:
 
 
 async def _entry(ctx: Context, namespace: str, repo: str, name: str, **extra: Any) -> dict[str, Any]:
-    hub = state.of(ctx.services)
     updated, registered = await mtimes(ctx.registry.driver, [paths.tags_dir(name), paths.repository(name)])
     return repository_json(
         namespace,
         repo,
         updated=extra.pop("updated", updated),
         registered=registered,
-        size=await hub.browser.storage_size(name),
+        size=await ctx.services.browser.storage_size(name),
         private=_private(ctx, name),
         can_edit=may(ctx.services.access, ctx.identity, Access("repository", name, "push")),
         **extra,
@@ -70,12 +67,12 @@ async def get_repository(ctx: Context) -> Response:
         raise HubError.not_found("Not Found", f"object not found: repository {name}")
     if ctx.request.method == "HEAD":
         return Response(b"", 200)
-    hub = state.of(ctx.services)
     tags = await ctx.registry.tags.names(name)
-    times = await hub.browser.tag_times(name, tags)
+    times = await ctx.services.browser.tag_times(name, tags)
     known = [t for t in times.values() if t is not None]
     newest = order(tags, "-last_updated", times.get)[:_DETAIL_MEDIA_TYPES_TAGS]
-    media_types = sorted({r.desc.media_type for r in await hub.browser.tag_rows(name, newest) if r.desc})
+    rows = await ctx.services.browser.tag_rows(name, newest)
+    media_types = sorted({r.desc.media_type for r in rows if r.desc})
     namespace, repo = ctx.params["namespace"], ctx.params["repository"]
     body = await _entry(
         ctx, namespace, repo, name, updated=max(known) if known else None, media_types=media_types

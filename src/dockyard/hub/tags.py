@@ -7,7 +7,6 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.api.blobs import deletes_enabled
 from dockyard.api.context import Context
-from dockyard.hub import state
 from dockyard.hub.errors import HubError, hub_errors
 from dockyard.hub.params import TAG_ORDERINGS, page_bounds, parse_listing
 from dockyard.hub.render import envelope, tag_json
@@ -26,26 +25,24 @@ def _tag(ctx: Context) -> str:
 @hub_errors
 async def list_tags(ctx: Context) -> Response:
     listing = parse_listing(ctx.request.query_params, TAG_ORDERINGS, DEFAULT_ORDERING)
-    hub = state.of(ctx.services)
-    names = await hub.browser.tag_names(ctx.name, listing.name, listing.ordering)
+    names = await ctx.services.browser.tag_names(ctx.name, listing.name, listing.ordering)
     if ctx.request.method == "HEAD":
         return Response(b"", 200 if names else 404)
     start, end = page_bounds(listing, len(names))
-    rows = await hub.browser.tag_rows(ctx.name, names[start:end])
-    results = [tag_json(ctx.name, row, hub.pulls) for row in rows]
+    rows = await ctx.services.browser.tag_rows(ctx.name, names[start:end])
+    results = [tag_json(ctx.name, row, ctx.services.pulls) for row in rows]
     return JSONResponse(envelope(ctx, listing, len(names), results))
 
 
 @hub_errors
 async def get_tag(ctx: Context) -> Response:
     tag = _tag(ctx)
-    hub = state.of(ctx.services)
-    row = await hub.browser.tag_row(ctx.name, tag)
+    row = await ctx.services.browser.tag_row(ctx.name, tag)
     if row is None:
         raise HubError.not_found("Not Found", f"httperror 404: tag '{tag}' not found")
     if ctx.request.method == "HEAD":
         return Response(b"", 200)
-    return JSONResponse(tag_json(ctx.name, row, hub.pulls))
+    return JSONResponse(tag_json(ctx.name, row, ctx.services.pulls))
 
 
 @hub_errors

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dockyard.api.context import Services
 from dockyard.errors import RegistryError
+from dockyard.services import Services
 from dockyard.web import actions, pages
 from dockyard.web.context import Page, UIState, open_page, render_error
 

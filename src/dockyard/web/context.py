@@ -11,11 +11,9 @@ from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from dockyard.api.context import Services
 from dockyard.auth.access import Identity
 from dockyard.errors import ErrorCode, RegistryError
-from dockyard.hub import state as hub_state
-from dockyard.hub.state import HubState
+from dockyard.services import Services
 from dockyard.storage.inventory import Usage
 from dockyard.web.identity import Permissions, auth_enabled, identity_of
 from dockyard.web.sessions import CSRF_COOKIE, SESSION_COOKIE, load_key, new_csrf, verify
@@ -41,12 +39,8 @@ class UIState:
     async def usage_report(self) -> Usage:
         now = time.monotonic()
         if self.usage is None or now - self.usage[0] > USAGE_TTL:
-            self.usage = (now, await self.hub.inventory.usage())
+            self.usage = (now, await self.services.inventory.usage())
         return self.usage[1]
-
-    @property
-    def hub(self) -> HubState:
-        return hub_state.of(self.services)
 
 
 @dataclass(slots=True)

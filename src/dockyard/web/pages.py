@@ -61,12 +61,12 @@ async def repositories(page: Page) -> Response:
     query = page.request.query_params
     q = (query.get("q") or "").strip()
     sort = _sort(query.get("sort"), REPO_SORTS, "name")
-    hub = page.ui.hub
-    names = await hub.browser.repo_names(
+    browser = page.services.browser
+    names = await browser.repo_names(
         await page.services.registry.catalog.names(), q, sort, page.perms.visible
     )
     pager = paging(page, len(names))
-    rows = await hub.browser.repo_rows(names[pager["start"] : pager["end"]])
+    rows = await browser.repo_rows(names[pager["start"] : pager["end"]])
     tag_counts = {r.name: len(await page.services.registry.tags.names(r.name)) for r in rows}
     return page.render(
         "repositories.html",
@@ -92,10 +92,10 @@ async def repository(page: Page) -> Response:
     query = page.request.query_params
     q = (query.get("q") or "").strip()
     sort = _sort(query.get("sort"), TAG_SORTS, "-last_updated")
-    hub = page.ui.hub
-    tags = await hub.browser.tag_names(name, q, sort)
+    browser = page.services.browser
+    tags = await browser.tag_names(name, q, sort)
     pager = paging(page, len(tags))
-    rows = await hub.browser.tag_rows(name, tags[pager["start"] : pager["end"]])
+    rows = await browser.tag_rows(name, tags[pager["start"] : pager["end"]])
     return page.render(
         "repository.html",
         name=name,
@@ -116,9 +116,9 @@ async def image(page: Page) -> Response:
         return not_found(page, "There is no repository by that name, or you may not see it.")
     raw = page.request.query_params.get("ref") or "latest"
     reference = parse_reference(raw)
-    hub = page.ui.hub
-    info = await hub.inventory.inspect(name, reference)
-    await hub.pulls.refresh()
+    services = page.services
+    info = await services.inventory.inspect(name, reference)
+    await services.pulls.refresh()
     digest = info["digest"]
     return page.render(
         "image.html",
@@ -126,7 +126,7 @@ async def image(page: Page) -> Response:
         ref=raw,
         info=info,
         is_tag=not isinstance(reference, Digest),
-        pulled=hub.pulls.of_digest(name, digest),
+        pulled=services.pulls.of_digest(name, digest),
         can_delete=page.perms.can_delete(name) and page.services.config.storage.delete.enabled,
     )
 

@@ -1,0 +1,30 @@
+"""The services one worker process builds once and hands to every surface (API, Hub API, UI, health).
+
+``dockyard.app.create_services`` wires them explicitly from the configuration; nothing here is
+built lazily or looked up by name, so mypy sees every member's type. Living in its own module (not
+in ``api``) is what lets ``web``, ``health`` and the Hub API use them without importing the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dockyard.auth.access import AccessController
+from dockyard.config import Config
+from dockyard.hub.browse import Browser
+from dockyard.hub.pulls import PullLog
+from dockyard.storage.driver import StorageDriver
+from dockyard.storage.inventory import Inventory
+from dockyard.storage.registry import Registry
+
+
+@dataclass(slots=True)
+class Services:
+    config: Config
+    driver: StorageDriver
+    registry: Registry
+    access: AccessController
+    # The read model the Hub API and the UI share: pull times, listings, what an image holds.
+    pulls: PullLog
+    browser: Browser
+    inventory: Inventory
