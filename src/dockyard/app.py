@@ -11,12 +11,13 @@ from starlette.types import ASGIApp
 
 from dockyard import log
 from dockyard.api.app import RegistryApp
-from dockyard.auth.setup import build_access, wrap_token_server
+from dockyard.api.hub.flush import FlushPullsApp
+from dockyard.auth.access import AccessController, AllowAll
+from dockyard.auth.setup import build_access
+from dockyard.browse.browser import Browser
+from dockyard.browse.pulls import PullLog
 from dockyard.config import CONFIG_ENV, Config
 from dockyard.health import HealthApp
-from dockyard.hub.browse import Browser
-from dockyard.hub.flush import FlushPullsApp
-from dockyard.hub.pulls import PullLog
 from dockyard.services import Services
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers import create_driver
@@ -46,6 +47,19 @@ def create_services(
         browser=Browser(registry, pulls),
         inventory=Inventory(registry),
     )
+
+
+def wrap_token_server(app: ASGIApp, access: AccessController, prefix: str) -> ASGIApp:
+    """Mount the built-in token server in front of the API when it is enabled (imported only then:
+    it loads the JWT and crypto modules)."""
+    if isinstance(access, AllowAll):
+        return app
+    from dockyard.api.tokenserver import TokenServer, TokenServerApp
+    from dockyard.auth.controllers import TokenController
+
+    if isinstance(access, TokenController) and access.keystore is not None:
+        return TokenServerApp(app, TokenServer(access, access.keystore), prefix)
+    return app
 
 
 def create_app(config: Config) -> ASGIApp:

@@ -8,6 +8,7 @@ environment mapping is unambiguous.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -314,6 +315,16 @@ def split_addr(addr: str) -> tuple[str, int]:
         raise ValueError(f"{addr!r} is not host:port (e.g. :5000, 127.0.0.1:5000, [::1]:5000)")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (from ``split_addr``) reaches only this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:

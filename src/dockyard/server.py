@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
@@ -31,15 +30,6 @@ def check_tls_files(config: Config) -> tuple[Path, Path] | None:
         if not path.is_file() or not os.access(path, os.R_OK):
             raise ConfigError(f"{key}: cannot read {path}")
     return pair
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(config: Config, workers: int) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockyard.auth.access import AccessController
+from dockyard.browse.browser import Browser
+from dockyard.browse.pulls import PullLog
 from dockyard.config import Config
-from dockyard.hub.browse import Browser
-from dockyard.hub.pulls import PullLog
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.registry import Registry

@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from dockyard.api.app import RegistryApp
-from dockyard.app import create_services
+from dockyard.app import create_services, wrap_token_server
 from dockyard.auth.htpasswd import HtpasswdFile
-from dockyard.auth.setup import wrap_token_server
 from dockyard.config import parse_config
 from tests.api.helpers import push_image
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dockyard.hub.pulls import PullLog
+from dockyard.browse.pulls import PullLog
 from tests.api.helpers import OCI_INDEX, OCI_MANIFEST, descriptor, push_blob, push_image
 
 pytestmark = pytest.mark.anyio

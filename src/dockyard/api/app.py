@@ -16,10 +16,10 @@ from dockyard.api import routes
 from dockyard.api.admin import policy_from_config
 from dockyard.api.context import Context
 from dockyard.api.errors import error_response
+from dockyard.api.hub.access import identify as hub_identify
+from dockyard.api.hub.names import resolve as resolve_hub_name
 from dockyard.auth.access import Access
 from dockyard.errors import ErrorCode, LockBusy, RegistryError, StorageFull, UploadBusy
-from dockyard.hub.access import identify as hub_identify
-from dockyard.hub.names import resolve as resolve_hub_name
 from dockyard.oci.reference import NameError_, validate_name
 from dockyard.services import Services
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect

@@ -23,7 +23,7 @@ def too_big() -> RegistryError:
 async def get_manifest(ctx: Context) -> Response:
     reference = reference_param(ctx.params["reference"], for_write=False)
     digest, media_type, body = await ctx.registry.get_manifest(ctx.name, reference)
-    if ctx.request.method == "GET":  # HEAD is not a pull; in memory, O(1), flushed later (hub.pulls)
+    if ctx.request.method == "GET":  # HEAD is not a pull; in memory, O(1), flushed later (browse.pulls)
         ctx.services.pulls.record(ctx.name, str(digest), reference if isinstance(reference, str) else None)
     etag = f'"{digest}"'
     headers = {

@@ -21,10 +21,10 @@ from starlette.types import ASGIApp
 
 from dockyard.api import admin, base, blobs, manifests, referrers, tags, uploads
 from dockyard.api.context import Context
-from dockyard.hub import openapi
-from dockyard.hub import repositories as hub_repositories
-from dockyard.hub import tags as hub_tags
-from dockyard.hub.names import NAMESPACE_PATTERN, REPOSITORY_PATTERN
+from dockyard.api.hub import openapi
+from dockyard.api.hub import repositories as hub_repositories
+from dockyard.api.hub import tags as hub_tags
+from dockyard.api.hub.names import NAMESPACE_PATTERN, REPOSITORY_PATTERN
 
 Handler = Callable[[Context], Awaitable[ASGIApp]]
 # "hub-list": anyone; the handler shows only what visible(identity) allows.
@@ -68,7 +68,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("base", re.compile(r"/v2/?"), {"GET": base.api_version, "HEAD": base.api_version}, "none"),
     Route("catalog", re.compile(r"/v2/_catalog"), {"GET": base.catalog}, "catalog"),
-    # Docker Hub-compatible listing API (dockyard.hub): legacy paths, then the documented ones.
+    # Docker Hub-compatible listing API (api/hub/): legacy paths, then the documented ones.
     Route(
         "hub-tags",
         re.compile(rf"/v2/repositories/{_NS}/{_REPO}/tags/?"),

@@ -15,11 +15,11 @@ from starlette.responses import Response
 from dockyard.api.context import Context
 from dockyard.api.headers import parse_content_length, parse_content_range
 from dockyard.api.params import digest_param
-from dockyard.auth.mount import mount_source
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.oci.digest import Digest
 from dockyard.oci.reference import NameError_, validate_name
 from dockyard.storage import paths
+from dockyard.storage.mount import mount_source
 from dockyard.storage.uploads import range_header, upload_unknown
 
 

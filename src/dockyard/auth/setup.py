@@ -10,10 +10,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp
-
 from dockyard.auth.access import AccessController, AllowAll
-from dockyard.config import Config, ConfigError, TokenAuth, split_addr
+from dockyard.config import Config, ConfigError, TokenAuth, is_loopback, split_addr
 
 if TYPE_CHECKING:
     from dockyard.auth.credentials import Authenticator
@@ -65,18 +63,6 @@ def build_access(config: Config) -> AccessController:
     return AllowAll()
 
 
-def wrap_token_server(app: ASGIApp, access: AccessController, prefix: str) -> ASGIApp:
-    """Mount the built-in token server in front of the API when it is enabled."""
-    if isinstance(access, AllowAll):
-        return app
-    from dockyard.auth.controllers import TokenController
-    from dockyard.auth.tokenserver import TokenServer, TokenServerApp
-
-    if isinstance(access, TokenController) and access.keystore is not None:
-        return TokenServerApp(app, TokenServer(access, access.keystore), prefix)
-    return app
-
-
 def check(config: Config) -> list[str]:
     """Validate the auth section beyond its schema; return warnings to print loudly at start."""
     auth = config.auth
@@ -100,8 +86,6 @@ def check(config: Config) -> list[str]:
         warnings.append(f"auth.htpasswd.path {auth.htpasswd.path} does not exist yet: nobody can log in")
     if auth.mode != "none" and not config.http.tls.certificate:
         host, _ = split_addr(config.http.addr)
-        from dockyard.server import is_loopback
-
         if not is_loopback(host):
             warnings.append(
                 f"!!! {auth.mode} authentication is served over PLAIN HTTP on {config.http.addr}: "

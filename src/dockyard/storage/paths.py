@@ -34,7 +34,7 @@ REPOSITORIES = f"{ROOT}/repositories"
 # dockyard's own files beside distribution's tree (distribution never looks here).
 CATALOG_GENERATION = f"{ROOT}/_dockyard/catalog-generation"
 GC_LAST_REPORT = f"{ROOT}/_dockyard/gc-last-report.json"
-LAST_PULLED = f"{ROOT}/_dockyard/last-pulled.json"  # derived (hub.pulls): safe to delete
+LAST_PULLED = f"{ROOT}/_dockyard/last-pulled.json"  # derived (browse.pulls): safe to delete
 UI_SESSION_KEY = f"{ROOT}/_dockyard/ui-session-key"  # signs web UI sessions (web.sessions)
 UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

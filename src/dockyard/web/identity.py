@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dockyard.api.hub.access import may
 from dockyard.auth.access import ANONYMOUS, Access, AccessController, AllowAll, Identity
 from dockyard.auth.visibility import PolicyVisibility
-from dockyard.hub.access import may
 from dockyard.web.sessions import Session
 
 

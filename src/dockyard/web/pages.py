@@ -1,7 +1,7 @@
 """The pages: repositories, one repository's tags, one image, storage usage.
 
 Every list is paged and searched on the server, so a registry with 10,000 repositories or a
-repository with 10,000 tags renders as fast as a small one (see hub.browse).
+repository with 10,000 tags renders as fast as a small one (see browse.browser).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
 
-from dockyard.hub.errors import HubError
+from dockyard.api.hub.errors import HubError
 
 PAGE_SIZE_DEFAULT = 10
 PAGE_SIZE_MAX = 100  # Hub caps larger values at 100 instead of refusing them

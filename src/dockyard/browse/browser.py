@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dockyard.browse.describe import Describer, ManifestDesc
+from dockyard.browse.mtimes import mtimes
+from dockyard.browse.pulls import PullLog
 from dockyard.errors import PathNotFound, RegistryError
-from dockyard.hub.describe import Describer, ManifestDesc
-from dockyard.hub.mtimes import mtimes
-from dockyard.hub.pulls import PullLog
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.registry import Registry

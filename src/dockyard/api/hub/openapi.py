@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard import __version__
 from dockyard.api.context import Context
-from dockyard.hub.params import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, REPO_ORDERINGS, TAG_ORDERINGS
+from dockyard.api.hub.params import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, REPO_ORDERINGS, TAG_ORDERINGS
 
 
 def _ref(name: str) -> dict[str, str]:

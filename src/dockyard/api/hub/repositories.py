@@ -8,14 +8,14 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from dockyard.api.context import Context
+from dockyard.api.hub import names as hub_names
+from dockyard.api.hub.access import may
+from dockyard.api.hub.errors import HubError, hub_errors
+from dockyard.api.hub.params import REPO_ORDERINGS, page_bounds, parse_listing
+from dockyard.api.hub.render import envelope, repository_json
 from dockyard.auth.access import ANONYMOUS, Access
-from dockyard.hub import names as hub_names
-from dockyard.hub.access import may
-from dockyard.hub.browse import order
-from dockyard.hub.errors import HubError, hub_errors
-from dockyard.hub.mtimes import mtimes
-from dockyard.hub.params import REPO_ORDERINGS, page_bounds, parse_listing
-from dockyard.hub.render import envelope, repository_json
+from dockyard.browse.browser import order
+from dockyard.browse.mtimes import mtimes
 from dockyard.storage import paths
 
 DEFAULT_ORDERING = "name"

@@ -7,9 +7,9 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.api.blobs import deletes_enabled
 from dockyard.api.context import Context
-from dockyard.hub.errors import HubError, hub_errors
-from dockyard.hub.params import TAG_ORDERINGS, page_bounds, parse_listing
-from dockyard.hub.render import envelope, tag_json
+from dockyard.api.hub.errors import HubError, hub_errors
+from dockyard.api.hub.params import TAG_ORDERINGS, page_bounds, parse_listing
+from dockyard.api.hub.render import envelope, tag_json
 from dockyard.oci.reference import is_valid_tag
 
 DEFAULT_ORDERING = "-last_updated"  # Hub lists the most recently pushed tags first

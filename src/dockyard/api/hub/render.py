@@ -7,11 +7,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from dockyard.api.context import Context
-from dockyard.hub.browse import TagRow
-from dockyard.hub.describe import ImageDesc
-from dockyard.hub.params import Listing
-from dockyard.hub.pulls import PullLog
-from dockyard.hub.times import iso, status
+from dockyard.api.hub.params import Listing
+from dockyard.api.hub.times import iso, status
+from dockyard.browse.browser import TagRow
+from dockyard.browse.describe import ImageDesc
+from dockyard.browse.pulls import PullLog
 
 
 def stable_id(text: str) -> int:
