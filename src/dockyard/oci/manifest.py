@@ -2,17 +2,18 @@
 
 The registry stores the exact bytes it was given; this module only reads them to learn the media
 type, what they reference (config, layers, child manifests) and their ``subject``. Unknown fields
-and unknown media types of configs and layers are accepted, as image-spec requires.
+and unknown media types of configs and layers are accepted, as image-spec requires. The bytes are
+parsed by :func:`dockyard.oci.document.load_strict`: depth, number and duplicate-key limits, UTF-8.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest, DigestError
+from dockyard.oci.document import DocumentError, load_strict
 
 _GENERIC_TYPES = {"", "application/json", "application/octet-stream"}
 
@@ -147,9 +148,9 @@ def _decide_media_type(content_type: str, doc: dict[str, Any]) -> str:
 def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     """Parse and validate manifest bytes; raise :class:`ManifestError` with a reason."""
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"manifest is not valid JSON: {exc}") from None
+        doc = load_strict(body, "manifest")
+    except DocumentError as exc:
+        raise ManifestError(str(exc)) from None
     if not isinstance(doc, dict):
         raise ManifestError("manifest must be a JSON object")
     media_type = _decide_media_type(media_type_of(content_type), doc)
