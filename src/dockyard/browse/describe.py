@@ -1,26 +1,23 @@
 """What a manifest is, for listings: media type, size and one entry per platform image.
 
 Results are cached per process by digest (a digest names immutable content), so a page of tags
-costs a few reads the first time and none after.
+costs a few reads the first time and none after. Documents are read with the tolerant reader
+(:mod:`dockyard.oci.document`): odd content describes as "unknown", it never raises.
 """
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
-from dockyard.errors import PathNotFound, RegistryError
+from dockyard.errors import RegistryError
 from dockyard.oci import mediatypes as mt
-from dockyard.oci.digest import Digest, DigestError
+from dockyard.oci.digest import Digest
+from dockyard.oci.document import UNKNOWN, ManifestDoc, Platform, read_manifest
+from dockyard.storage.configs import ConfigReader
 from dockyard.storage.registry import Registry
 
 _CACHE = 50_000
-_MAX_CONFIG = 4 * 1024 * 1024
-IMAGE_CONFIGS = frozenset(
-    {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,24 +46,14 @@ class ManifestDesc:
     artifact_type: str | None = None
 
 
-def _layers(doc: dict[str, Any]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for layer in doc.get("layers") or []:
-        if isinstance(layer, dict) and isinstance(layer.get("digest"), str):
-            size = layer.get("size")
-            out[layer["digest"]] = size if isinstance(size, int) else 0
-    return out
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return value if isinstance(value, str) else ""
+def _layers(doc: ManifestDoc) -> dict[str, int]:
+    return {str(layer.digest): layer.size or 0 for layer in doc.layers if layer.digest is not None}
 
 
 class Describer:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.configs = ConfigReader(registry.blobs)
         self._cache: OrderedDict[str, ManifestDesc] = OrderedDict()
 
     async def describe(self, name: str, digest: Digest) -> ManifestDesc:
@@ -81,63 +68,46 @@ class Describer:
             self._cache.popitem(last=False)
         return desc
 
-    async def _doc(self, name: str, digest: Digest) -> tuple[str, dict[str, Any]]:
+    async def _doc(self, name: str, digest: Digest) -> tuple[str, ManifestDoc]:
         media_type, body = await self.registry.manifests.get(name, digest)
-        doc = json.loads(body)
-        return media_type, doc if isinstance(doc, dict) else {}
-
-    async def _config(self, doc: dict[str, Any]) -> dict[str, Any]:
-        config = doc.get("config")
-        if not isinstance(config, dict) or config.get("mediaType") not in IMAGE_CONFIGS:
-            return {}
-        try:
-            digest = Digest.parse(str(config.get("digest", "")))
-            size = await self.registry.blobs.size_global(digest)
-            if size is None or size > _MAX_CONFIG:
-                return {}
-            loaded = json.loads(await self.registry.blobs.get_bytes(digest))
-        except (DigestError, PathNotFound, ValueError):
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
+        return media_type, read_manifest(body)
 
     async def _describe(self, name: str, digest: Digest) -> ManifestDesc:
         media_type, doc = await self._doc(name, digest)
-        artifact = doc.get("artifactType") if isinstance(doc.get("artifactType"), str) else None
+        artifact = doc.artifact_type
         if media_type not in mt.INDEXES:
-            config = await self._config(doc)
+            config = await self.configs.read(doc.config, image_only=True)
             layers = _layers(doc)
             images = []
-            if config.get("os") and config.get("architecture"):
-                images.append(self._image(str(digest), config, sum(layers.values())))
-            kind = "image" if config and not artifact else "artifact"
+            if config.platform.known:
+                images.append(self._image(str(digest), config.platform, sum(layers.values())))
+            kind = "image" if config.found and not artifact else "artifact"
             return ManifestDesc(str(digest), media_type, kind, sum(layers.values()), images, artifact)
         images, every_layer = [], {}
-        for child in doc.get("manifests") or []:
-            if not isinstance(child, dict):
+        for child in doc.manifests:
+            platform = child.platform or Platform()
+            if not platform.os or platform.os == UNKNOWN:  # attestations, not images
                 continue
-            raw = child.get("platform")
-            platform: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            if not platform.get("os") or platform.get("os") == "unknown":  # attestations, not images
+            if child.digest is None:
                 continue
             try:
-                child_digest = Digest.parse(str(child.get("digest", "")))
-                _, child_doc = await self._doc(name, child_digest)
-            except (RegistryError, DigestError, ValueError):
+                _, child_doc = await self._doc(name, child.digest)
+            except RegistryError:
                 continue
             layers = _layers(child_doc)
             every_layer.update(layers)
-            images.append(self._image(str(child_digest), platform, sum(layers.values())))
+            images.append(self._image(str(child.digest), platform, sum(layers.values())))
         return ManifestDesc(str(digest), media_type, "image", sum(every_layer.values()), images, artifact)
 
     @staticmethod
-    def _image(digest: str, platform: dict[str, Any], size: int) -> ImageDesc:
+    def _image(digest: str, platform: Platform, size: int) -> ImageDesc:
         return ImageDesc(
             digest=digest,
-            os=str(platform.get("os", "")),
-            architecture=str(platform.get("architecture", "")),
-            variant=platform.get("variant") or None,
-            os_version=platform.get("os.version") or None,
-            os_features=_text(platform.get("os.features")),
-            features=_text(platform.get("features")),
+            os=platform.os,
+            architecture=platform.architecture,
+            variant=platform.variant,
+            os_version=platform.os_version,
+            os_features=",".join(platform.os_features),
+            features=",".join(platform.features),
             size=size,
         )

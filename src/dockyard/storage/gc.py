@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dockyard.errors import LockBusy, PathNotFound
-from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest, DigestError
+from dockyard.oci.document import ManifestDoc, Ref, read_manifest
 from dockyard.storage import paths
 from dockyard.storage.links import parse_link, read_link
 from dockyard.storage.registry import Registry
@@ -194,14 +194,9 @@ class Collector:
                 for digest, body in zip(batch, bodies, strict=True):
                     frontier.update(referrers.get(digest, ()))
                     doc = _manifest_doc(digest, body)
-                    for desc in doc.get("manifests") or []:
-                        child = _descriptor_digest(desc)
-                        if child is not None:
-                            frontier.add(child)
-                    for desc in [doc.get("config"), *(doc.get("layers") or [])]:
-                        blob = _descriptor_digest(desc)
-                        if blob is not None:
-                            self.marked.add(blob)
+                    frontier.update(d for d in map(_descriptor_digest, doc.manifests) if d is not None)
+                    self.marked.update(d for d in map(_descriptor_digest, doc.blobs) if d is not None)
+                    self.marked.update(doc.salvaged)
             frontier -= kept
         return kept
 
@@ -305,26 +300,17 @@ class Collector:
                 self.report.repositories_removed.append(name)
 
 
-def _manifest_doc(digest: Digest, body: bytes | None) -> dict[str, Any]:
-    try:
-        doc = json.loads(body) if body is not None else None
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict):
+def _manifest_doc(digest: Digest, body: bytes | None) -> ManifestDoc:
+    """The manifest as read by the tolerant reader. When it cannot be read, every digest written in
+    it is still marked (``salvaged``): a collection keeps too much rather than too little."""
+    doc = read_manifest(body)
+    if not doc.readable:
         log.warning("manifest content missing or unreadable", extra={"digest": str(digest)})
-        return {}
     return doc
 
 
-def _descriptor_digest(desc: Any) -> Digest | None:
-    if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str):
-        return None
-    if desc.get("mediaType") == mt.DOCKER_FOREIGN_LAYER and desc.get("urls"):
-        return None
-    try:
-        return Digest.parse(desc["digest"])
-    except DigestError:
-        return None
+def _descriptor_digest(desc: Ref) -> Digest | None:
+    return None if desc.foreign else desc.digest
 
 
 async def collect(registry: Registry, options: GCOptions, progress: Progress | None = None) -> GCReport:

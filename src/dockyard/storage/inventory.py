@@ -1,24 +1,22 @@
 """What the store holds, described for people: tag details, image inspection, disk usage.
 
 Everything is derived from the store on demand (push time is the tag link's mtime), so it is
-always current and needs no index.
+always current and needs no index. Manifests and configs are read with the tolerant reader
+(:mod:`dockyard.oci.document`), so odd content shows as "unknown" instead of failing.
 """
 
 from __future__ import annotations
 
-import json
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dockyard.errors import PathNotFound, RegistryError
 from dockyard.oci import mediatypes as mt
-from dockyard.oci.digest import Digest, DigestError
+from dockyard.oci.digest import Digest
+from dockyard.oci.document import ManifestDoc, read_manifest
 from dockyard.storage import paths
+from dockyard.storage.configs import ConfigReader
 from dockyard.storage.registry import Registry
-
-_MAX_CONFIG = 4 * 1024 * 1024
-_CONFIG_CACHE = 4096
 
 
 @dataclass(slots=True)
@@ -73,29 +71,11 @@ class Usage:
 class Inventory:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._configs: OrderedDict[Digest, dict[str, Any]] = OrderedDict()
+        self.configs = ConfigReader(registry.blobs)
 
-    async def _json_blob(self, digest: Digest) -> dict[str, Any]:
-        cached = self._configs.get(digest)
-        if cached is not None:
-            return cached
-        size = await self.registry.blobs.size_global(digest)
-        if size is None or size > _MAX_CONFIG:
-            return {}
-        try:
-            doc = json.loads(await self.registry.blobs.get_bytes(digest))
-        except (PathNotFound, ValueError):
-            return {}
-        doc = doc if isinstance(doc, dict) else {}
-        self._configs[digest] = doc
-        if len(self._configs) > _CONFIG_CACHE:
-            self._configs.popitem(last=False)
-        return doc
-
-    async def _manifest(self, name: str, digest: Digest) -> tuple[str, bytes, dict[str, Any]]:
+    async def _manifest(self, name: str, digest: Digest) -> tuple[str, bytes, ManifestDoc]:
         media_type, body = await self.registry.manifests.get(name, digest)
-        doc = json.loads(body)
-        return media_type, body, doc if isinstance(doc, dict) else {}
+        return media_type, body, read_manifest(body)
 
     async def _describe(self, name: str, digest: Digest) -> tuple[str, int, list[Platform]]:
         """(media type, size with every referenced blob once, platforms)."""
@@ -103,44 +83,30 @@ class Inventory:
         seen: dict[str, int] = {str(digest): len(body)}
         platforms: list[Platform] = []
         if media_type in mt.INDEXES:
-            for child in doc.get("manifests") or []:
-                try:
-                    child_digest = Digest.parse(child["digest"])
-                    _, child_body, child_doc = await self._manifest(name, child_digest)
-                except (RegistryError, KeyError, TypeError, DigestError, ValueError):
+            for child in doc.manifests:
+                if child.digest is None:
                     continue
-                seen[str(child_digest)] = len(child_body)
+                try:
+                    _, child_body, child_doc = await self._manifest(name, child.digest)
+                except RegistryError:
+                    continue
+                seen[str(child.digest)] = len(child_body)
                 self._blob_sizes(child_doc, seen)
-                plat = child.get("platform") or {}
-                if plat.get("os") and plat.get("architecture"):
-                    platforms.append(
-                        Platform(plat["os"], plat["architecture"], plat.get("variant"), str(child_digest))
-                    )
+                plat = child.platform
+                if plat is not None and plat.known:
+                    platforms.append(Platform(plat.os, plat.architecture, plat.variant, str(child.digest)))
         else:
             self._blob_sizes(doc, seen)
-            config = await self._config_of(doc)
-            if config.get("os") and config.get("architecture"):
-                platforms.append(Platform(config["os"], config["architecture"], config.get("variant")))
+            config = (await self.configs.read(doc.config)).platform
+            if config.known:
+                platforms.append(Platform(config.os, config.architecture, config.variant))
         return media_type, sum(seen.values()), platforms
 
     @staticmethod
-    def _blob_sizes(doc: dict[str, Any], seen: dict[str, int]) -> None:
-        for desc in [doc.get("config"), *(doc.get("layers") or [])]:
-            if (
-                isinstance(desc, dict)
-                and isinstance(desc.get("digest"), str)
-                and isinstance(desc.get("size"), int)
-            ):
-                seen[desc["digest"]] = desc["size"]
-
-    async def _config_of(self, doc: dict[str, Any]) -> dict[str, Any]:
-        config = doc.get("config")
-        if not isinstance(config, dict):
-            return {}
-        try:
-            return await self._json_blob(Digest.parse(config.get("digest", "")))
-        except DigestError:
-            return {}
+    def _blob_sizes(doc: ManifestDoc, seen: dict[str, int]) -> None:
+        for desc in doc.blobs:
+            if desc.digest is not None and desc.size is not None:
+                seen[str(desc.digest)] = desc.size
 
     async def tag(self, name: str, tag: str) -> TagInfo | None:
         digest = await self.registry.tags.resolve(name, tag)
@@ -169,12 +135,12 @@ class Inventory:
             "mediaType": media_type,
             "manifestSize": len(body),
             "tags": await self.registry.tags.tags_for(name, digest),
-            "annotations": doc.get("annotations") or {},
+            "annotations": doc.annotations,
         }
-        if doc.get("artifactType"):
-            out["artifactType"] = doc["artifactType"]
-        if doc.get("subject"):
-            out["subject"] = doc["subject"]
+        if doc.artifact_type:
+            out["artifactType"] = doc.artifact_type
+        if doc.subject_raw and doc.subject is not None and doc.subject.digest is not None:
+            out["subject"] = doc.subject_raw
         _, out["size"], platforms = await self._describe(name, digest)
         out["platforms"] = [str(p) for p in platforms]
         if media_type in mt.INDEXES:
@@ -197,26 +163,24 @@ class Inventory:
             _, _, doc = await self._manifest(name, digest)
         except RegistryError:
             return {}
-        config = await self._config_of(doc)
-        settings = config.get("config") or {}
+        config = await self.configs.read(doc.config)
         layers = [
-            {"digest": d.get("digest"), "size": d.get("size"), "mediaType": d.get("mediaType")}
-            for d in doc.get("layers") or []
-            if isinstance(d, dict)
+            {
+                "digest": str(d.digest) if d.digest is not None else None,
+                "size": d.size or 0,
+                "mediaType": d.media_type or None,
+            }
+            for d in doc.layers
         ]
         return {
-            "config": (doc.get("config") or {}).get("digest"),
+            "config": str(doc.config.digest) if doc.config and doc.config.digest else None,
             "layers": layers,
-            "created": config.get("created"),
-            "entrypoint": settings.get("Entrypoint"),
-            "cmd": settings.get("Cmd"),
-            "env": settings.get("Env") or [],
-            "labels": settings.get("Labels") or {},
-            "history": [
-                {k: h[k] for k in ("created", "created_by", "empty_layer", "comment") if k in h}
-                for h in config.get("history") or []
-                if isinstance(h, dict)
-            ],
+            "created": config.created,
+            "entrypoint": list(config.entrypoint) if config.entrypoint is not None else None,
+            "cmd": list(config.cmd) if config.cmd is not None else None,
+            "env": list(config.env),
+            "labels": config.labels,
+            "history": [h.to_json() for h in config.history],
         }
 
     async def usage(self, only: list[str] | None = None) -> Usage:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import OrderedDict
 
 from dockyard.errors import ErrorCode, PathNotFound, RegistryError
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
+from dockyard.oci.document import load, read_manifest
 from dockyard.oci.manifest import Descriptor, Manifest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
@@ -22,11 +22,8 @@ _CACHE_MAX_ITEM = 256 * 1024
 
 def stored_media_type(body: bytes) -> str:
     """The media type to serve stored manifest bytes with."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return mt.OCI_MANIFEST
-    if not isinstance(doc, dict):
+    doc = load(body)
+    if doc is None:
         return mt.OCI_MANIFEST
     media_type = doc.get("mediaType")
     if isinstance(media_type, str) and media_type:
@@ -99,10 +96,10 @@ class ManifestStore:
 
     async def _subject_of(self, digest: Digest) -> Digest | None:
         try:
-            doc = json.loads(await self.blobs.get_bytes(digest))
-            return Digest.parse(doc["subject"]["digest"])
-        except (PathNotFound, ValueError, KeyError, TypeError):
+            subject = read_manifest(await self.blobs.get_bytes(digest)).subject
+        except PathNotFound:
             return None
+        return subject.digest if subject is not None else None
 
     async def referrers(self, name: str, subject: Digest) -> list[Descriptor]:
         """Descriptors of the manifests in ``name`` whose subject is ``subject``."""
@@ -129,9 +126,8 @@ class ManifestStore:
             media_type, body = await self.get(name, digest)
         except RegistryError:
             return None  # deleted since it was indexed
-        doc = json.loads(body)
-        artifact_type = doc.get("artifactType")
-        if not artifact_type and media_type in mt.IMAGE_MANIFESTS:
-            artifact_type = (doc.get("config") or {}).get("mediaType")
-        annotations = doc.get("annotations") or None
-        return Descriptor(media_type, digest, len(body), artifact_type, annotations)
+        doc = read_manifest(body)
+        artifact_type = doc.artifact_type
+        if not artifact_type and media_type in mt.IMAGE_MANIFESTS and doc.config is not None:
+            artifact_type = doc.config.media_type or None
+        return Descriptor(media_type, digest, len(body), artifact_type, doc.annotations or None)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 
 from dockyard.errors import ErrorCode, PathNotFound, RegistryError
 from dockyard.oci.digest import Digest
+from dockyard.oci.document import read_manifest
 from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
 from dockyard.oci.mediatypes import INDEXES
 from dockyard.storage import paths
@@ -118,8 +118,8 @@ class Registry:
                 media_type, body = await self.manifests.get(name, candidate)
             except RegistryError:
                 continue
-            children = json.loads(body).get("manifests") or [] if media_type in INDEXES else []
-            if any(isinstance(m, dict) and m.get("digest") == str(digest) for m in children):
+            children = read_manifest(body).manifests if media_type in INDEXES else ()
+            if any(m.digest == digest for m in children):
                 found.append(candidate)
         return found
 
