@@ -12,12 +12,11 @@ import pytest
 from starlette.types import ASGIApp
 
 from dockyard.api.app import RegistryApp
-from dockyard.app import create_services
+from dockyard.api.hub.flush import FlushPullsApp
+from dockyard.app import create_services, wrap_token_server
 from dockyard.auth.htpasswd import HtpasswdFile
-from dockyard.auth.setup import wrap_token_server
 from dockyard.config import parse_config
 from dockyard.health import HealthApp
-from dockyard.hub.flush import FlushPullsApp
 from dockyard.web.app import WebApp
 from tests.live import deep_merge
 
