@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 from dockyard import log
 from dockyard.api.app import RegistryApp
 from dockyard.api.hub.flush import FlushPullsApp
-from dockyard.auth.access import AccessController, AllowAll
+from dockyard.auth.access import AccessController
 from dockyard.auth.setup import build_access
 from dockyard.browse.browser import Browser
 from dockyard.browse.pulls import PullLog
@@ -52,14 +52,11 @@ def create_services(
 def wrap_token_server(app: ASGIApp, access: AccessController, prefix: str) -> ASGIApp:
     """Mount the built-in token server in front of the API when it is enabled (imported only then:
     it loads the JWT and crypto modules)."""
-    if isinstance(access, AllowAll):
+    if access.issuer is None:
         return app
     from dockyard.api.tokenserver import TokenServer, TokenServerApp
-    from dockyard.auth.controllers import TokenController
 
-    if isinstance(access, TokenController) and access.keystore is not None:
-        return TokenServerApp(app, TokenServer(access, access.keystore), prefix)
-    return app
+    return TokenServerApp(app, TokenServer(access.issuer), prefix)
 
 
 def create_app(config: Config) -> ASGIApp:

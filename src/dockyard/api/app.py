@@ -16,7 +16,7 @@ from dockyard.api import routes
 from dockyard.api.admin import policy_from_config
 from dockyard.api.context import Context
 from dockyard.api.errors import error_response
-from dockyard.api.hub.access import identify as hub_identify
+from dockyard.api.hub.identify import identify as hub_identify
 from dockyard.api.hub.names import resolve as resolve_hub_name
 from dockyard.auth.access import Access
 from dockyard.errors import ErrorCode, LockBusy, RegistryError, StorageFull, UploadBusy

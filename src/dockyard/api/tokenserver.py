@@ -20,9 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.api.errors import error_response
-from dockyard.auth.controllers import TokenController
+from dockyard.auth.access import TokenIssuer
 from dockyard.auth.credentials import Authenticated, parse_basic
-from dockyard.auth.keys import KeyStore
 from dockyard.auth.scope import ResourceScope, ScopeError, format_scopes, parse_scopes
 from dockyard.auth.tokens import REFRESH_TYP, TokenInvalid, TrustStore, access_claims, issue
 from dockyard.auth.visibility import client_address
@@ -41,11 +40,11 @@ def _rfc3339(ts: float) -> str:
 
 
 class TokenServer:
-    def __init__(self, controller: TokenController, keystore: KeyStore) -> None:
-        self.controller = controller
-        self.config = controller.config
-        self.server = controller.config.server
-        self.keystore = keystore
+    def __init__(self, issuer: TokenIssuer) -> None:
+        self.issuer = issuer
+        self.config = issuer.config
+        self.server = issuer.config.server
+        self.keystore = issuer.keystore
         self.refresh_audience = f"{self.config.issuer}:refresh"
 
     def _unauthorized(self) -> RegistryError:
@@ -63,11 +62,9 @@ class TokenServer:
         return None
 
     def _grant(self, who: Authenticated | None, scopes: list[ResourceScope]) -> list[ResourceScope]:
-        controller = self.controller
-        principal = (
-            controller.policy.principal(who.subject, who.robot) if who else controller.policy.principal("")
-        )
-        return controller.policy.grant(principal, scopes)
+        policy = self.issuer.policy
+        principal = policy.principal(who.subject, who.robot) if who else policy.principal("")
+        return policy.grant(principal, scopes)
 
     def _tokens(
         self, who: Authenticated | None, granted: list[ResourceScope], offline: bool, client_id: str
@@ -122,7 +119,7 @@ class TokenServer:
         who = None
         credentials = parse_basic(request.headers.get("authorization"))
         if credentials is not None:
-            who = await self.controller.authenticator.login(*credentials, client_address(request))
+            who = await self.issuer.authenticator.login(*credentials, client_address(request))
             if who is None:
                 raise self._unauthorized()
         offline = query.get("offline_token", "").lower() == "true"
@@ -149,7 +146,7 @@ class TokenServer:
         grant_type = fields.get("grant_type")
         offline = fields.get("access_type") == "offline"
         if grant_type == "password":
-            who = await self.controller.authenticator.login(
+            who = await self.issuer.authenticator.login(
                 fields.get("username", ""), fields.get("password", ""), client_address(request)
             )
         elif grant_type == "refresh_token":
@@ -172,7 +169,7 @@ class TokenServer:
         subject, cred = claims.get("sub"), claims.get("cred")
         if not isinstance(subject, str) or not subject or not isinstance(cred, str):
             return None
-        return self.controller.authenticator.still_valid(subject, cred)
+        return self.issuer.authenticator.still_valid(subject, cred)
 
     def jwks(self) -> Response:
         _, keys = self.keystore.load()

@@ -24,7 +24,7 @@ import anyio.to_thread
 from cryptography import x509
 from starlette.requests import Request
 
-from dockyard.auth.access import Access, Identity
+from dockyard.auth.access import Access, Identity, Mode, TokenIssuer
 from dockyard.auth.credentials import Authenticator, parse_basic
 from dockyard.auth.keys import KeyStore
 from dockyard.auth.rules import Policy
@@ -48,10 +48,12 @@ def scope_param(accesses: list[Access]) -> str:
 
 
 class BasicController(PolicyVisibility):
+    mode: Mode = "htpasswd"
+    issuer: TokenIssuer | None = None
+
     def __init__(self, realm: str, authenticator: Authenticator, policy: Policy) -> None:
+        super().__init__(authenticator, policy)
         self.realm = realm
-        self.authenticator = authenticator
-        self.policy = policy
 
     def _challenge(self, accesses: list[Access], message: str | None = None) -> RegistryError:
         realm = self.realm.replace("\\", "\\\\").replace('"', '\\"')
@@ -93,6 +95,8 @@ def _fetch_jwks(source: str) -> dict[str, Any]:
 
 
 class TokenController(PolicyVisibility):
+    mode: Mode = "token"
+
     def __init__(
         self,
         config: TokenAuth,
@@ -101,11 +105,11 @@ class TokenController(PolicyVisibility):
         policy: Policy,
         keystore: KeyStore | None,
     ) -> None:
+        super().__init__(authenticator, policy)
         self.config = config
         self.prefix = "" if prefix == "/" else prefix
-        self.authenticator = authenticator
-        self.policy = policy
         self.keystore = keystore
+        self.issuer = TokenIssuer(config, authenticator, policy, keystore) if keystore is not None else None
         algorithms = ASYMMETRIC & set(config.signingalgorithms or ASYMMETRIC)
         self._static = TrustStore(config.issuer, config.service, config.leeway, frozenset(algorithms))
         if config.rootcertbundle:

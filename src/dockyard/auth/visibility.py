@@ -1,4 +1,4 @@
-"""What the rules let a caller see: shared by both access controllers, the Hub API and the UI.
+"""What the rules let a caller see and do: the half both access controllers share.
 
 Kept apart from ``controllers`` so that code asking "may this caller see that repository?" does
 not import cryptography, PyJWT and bcrypt: a registry without auth never loads them.
@@ -16,7 +16,7 @@ from dockyard.auth.robots import PREFIX
 from dockyard.auth.rules import Policy, Principal
 
 if TYPE_CHECKING:
-    from dockyard.auth.credentials import Authenticator
+    from dockyard.auth.credentials import Authenticated, Authenticator
 
 
 def client_address(request: Request) -> str:
@@ -24,10 +24,12 @@ def client_address(request: Request) -> str:
 
 
 class PolicyVisibility:
-    """Shared by both controllers: the repositories a caller may pull, by the rules."""
+    """The base of both controllers: accounts (``authenticator``) and what the rules (``policy``)
+    let each caller see and do. Only ``authorize`` (how a request proves who it is) differs."""
 
-    policy: Policy
-    authenticator: Authenticator
+    def __init__(self, authenticator: Authenticator, policy: Policy) -> None:
+        self.authenticator = authenticator
+        self.policy = policy
 
     def principal(self, subject: str) -> Principal:
         robot = None
@@ -54,3 +56,14 @@ class PolicyVisibility:
             return ("repository", name, "pull") in granted or self.policy.may_pull(who, name)
 
         return may_pull
+
+    def may(self, identity: Identity, access: Access) -> bool:
+        if (access.type, access.name, access.action) in identity.granted:
+            return True
+        return self.allowed(self.principal(identity.subject), access)
+
+    async def authenticate(self, username: str, password: str, client: str) -> Authenticated | None:
+        return await self.authenticator.login(username, password, client)
+
+    def still_valid(self, subject: str, fingerprint: str) -> bool:
+        return self.authenticator.still_valid(subject, fingerprint) is not None

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 
 from starlette.responses import Response
 
-from dockyard.auth.visibility import PolicyVisibility, client_address
+from dockyard.auth.visibility import client_address
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.reference import is_valid_name, is_valid_tag
@@ -65,13 +65,11 @@ async def login(page: Page) -> Response:
         return _forbidden(page)
     access = page.services.access
     target = _safe_next(form.get("next"), page)
-    if not auth_enabled(access) or not isinstance(access, PolicyVisibility):
+    if not auth_enabled(access):
         return Response(status_code=303, headers={"Location": target})
     username = form.get("username", "")[:256]
     try:
-        found = await access.authenticator.login(
-            username, form.get("password", ""), client_address(page.request)
-        )
+        found = await access.authenticate(username, form.get("password", ""), client_address(page.request))
         error = None if found else "Wrong username, password or token."
     except RegistryError as exc:  # throttled
         found, error = None, str(exc)

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dockyard.api.hub.access import may
-from dockyard.auth.access import ANONYMOUS, Access, AccessController, AllowAll, Identity
-from dockyard.auth.visibility import PolicyVisibility
+from dockyard.auth.access import ANONYMOUS, Access, AccessController, Identity
 from dockyard.web.sessions import Session
 
 
 def auth_enabled(access: AccessController) -> bool:
-    return not isinstance(access, AllowAll)
+    return access.mode != "none"
 
 
 def identity_of(access: AccessController, session: Session | None) -> Identity:
     """The session's user while their password is unchanged and their robot not revoked."""
-    if session is None or not isinstance(access, PolicyVisibility):
-        return ANONYMOUS
-    if access.authenticator.still_valid(session.subject, session.fingerprint) is None:
+    if session is None or not access.still_valid(session.subject, session.fingerprint):
         return ANONYMOUS
     return Identity(session.subject)
 
@@ -37,7 +33,7 @@ class Permissions:
         return self._visible is None or self._visible(name)
 
     def can_delete(self, name: str) -> bool:
-        return may(self.access, self.identity, Access("repository", name, "delete"))
+        return self.access.may(self.identity, Access("repository", name, "delete"))
 
     def is_admin(self) -> bool:
-        return may(self.access, self.identity, Access("registry", "admin", "*"))
+        return self.access.may(self.identity, Access("registry", "admin", "*"))

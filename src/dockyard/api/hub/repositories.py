@@ -9,7 +9,6 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.api.context import Context
 from dockyard.api.hub import names as hub_names
-from dockyard.api.hub.access import may
 from dockyard.api.hub.errors import HubError, hub_errors
 from dockyard.api.hub.params import REPO_ORDERINGS, page_bounds, parse_listing
 from dockyard.api.hub.render import envelope, repository_json
@@ -55,7 +54,7 @@ async def _entry(ctx: Context, namespace: str, repo: str, name: str, **extra: An
         registered=registered,
         size=await ctx.services.browser.storage_size(name),
         private=_private(ctx, name),
-        can_edit=may(ctx.services.access, ctx.identity, Access("repository", name, "push")),
+        can_edit=ctx.services.access.may(ctx.identity, Access("repository", name, "push")),
         **extra,
     )
 
@@ -86,8 +85,8 @@ async def get_repository(ctx: Context) -> Response:
             "full_description": "",
             "permissions": {
                 "read": True,
-                "write": may(access, ctx.identity, Access("repository", name, "push")),
-                "admin": may(access, ctx.identity, Access("registry", "admin", "*")),
+                "write": access.may(ctx.identity, Access("repository", name, "push")),
+                "admin": access.may(ctx.identity, Access("registry", "admin", "*")),
             },
             "immutable_tags_settings": {"enabled": False, "rules": []},
             "source": None,
