@@ -21,6 +21,7 @@ from dockyard.health import HealthApp
 from dockyard.services import Services
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers import create_driver
+from dockyard.storage.drivers.checked import checked
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.quota import QuotaRule, Quotas
 from dockyard.storage.registry import Registry
@@ -32,9 +33,10 @@ def create_services(
     """Build the worker's services; ``wrap_driver`` puts a layer around the driver (tests use it
     to inject faults) before anything holds a reference to it."""
     name, params = config.storage.driver()
-    driver = create_driver(name, params)
-    if wrap_driver is not None:
-        driver = wrap_driver(driver)
+    redirect = not config.storage.redirect.disable
+    driver = create_driver(name, params, redirect=redirect)
+    if wrap_driver is not None:  # around the driver itself, behind the one wrapper
+        driver = checked(wrap_driver(driver.inner), redirect=redirect)
     rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
     registry = Registry(driver, Quotas(driver, rules) if rules else None)
     pulls = PullLog(driver, read_only=config.storage.maintenance.readonly.enabled)

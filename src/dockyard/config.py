@@ -97,13 +97,18 @@ class HTTP(Section):
         return v
 
 
-class Filesystem(Section):
+class DriverSection(Section):
+    """A storage driver's parameters: the ``storage`` key holding one names the driver
+    (``dockyard.storage.drivers.DRIVERS`` maps the same names to the classes)."""
+
+
+class Filesystem(DriverSection):
     rootdirectory: str = "./registry-data"
     maxthreads: int = 100
     fsync: bool = True
 
 
-class InMemory(Section):
+class InMemory(DriverSection):
     pass
 
 
@@ -154,13 +159,24 @@ class Storage(Section):
     redirect: Redirect = Redirect()
 
     def driver(self) -> tuple[str, dict[str, Any]]:
-        chosen = [(n, s) for n, s in (("filesystem", self.filesystem), ("inmemory", self.inmemory)) if s]
+        chosen = [(n, s) for n in DRIVER_NAMES if (s := getattr(self, n)) is not None]
         if len(chosen) > 1:
-            raise ConfigError("storage: configure exactly one driver (filesystem or inmemory), not both")
+            names = " or ".join(DRIVER_NAMES)
+            raise ConfigError(f"storage: configure exactly one driver ({names}), not several")
         if not chosen:
             return "filesystem", Filesystem().model_dump()
         name, section = chosen[0]
         return name, section.model_dump()
+
+
+def _driver_section(annotation: Any) -> bool:
+    args = getattr(annotation, "__args__", ())
+    return any(isinstance(a, type) and issubclass(a, DriverSection) for a in args)
+
+
+# The keys under ``storage`` that name a driver, and the ones that are options of every driver.
+DRIVER_NAMES = tuple(n for n, f in Storage.model_fields.items() if _driver_section(f.annotation))
+STORAGE_OPTIONS = tuple(n for n in Storage.model_fields if n not in DRIVER_NAMES)
 
 
 class StorageDriverHealth(Section):
@@ -339,7 +355,7 @@ def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
     if isinstance(value, str) and isinstance(node.get(last), dict) and last == "storage":
         node[last] = {
             value: node[last].get(value, {}),
-            **{k: v for k, v in node[last].items() if k in ("delete", "maintenance", "cache", "redirect")},
+            **{k: v for k, v in node[last].items() if k in STORAGE_OPTIONS},
         }
     else:
         node[last] = value

@@ -13,7 +13,7 @@ from dockyard.auth.access import AccessController
 from dockyard.browse.browser import Browser
 from dockyard.browse.pulls import PullLog
 from dockyard.config import Config
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.registry import Registry
 
@@ -21,7 +21,7 @@ from dockyard.storage.registry import Registry
 @dataclass(slots=True)
 class Services:
     config: Config
-    driver: StorageDriver
+    driver: CheckedDriver
     registry: Registry
     access: AccessController
     # The read model the Hub API and the UI share: pull times, listings, what an image holds.

@@ -1,4 +1,6 @@
-"""Responses that stream stored files: ASGI pathsend when the driver has a local path.
+"""Responses that serve stored files: a redirect when the driver signs URLs (and
+``storage.redirect.disable`` is false), else ASGI pathsend when it has a local path, else a
+stream through the driver.
 
 With pathsend granian streams the file itself (128 KiB reads in its blocking pool), with no
 Python per chunk and no buffering beyond the socket's pace. Streaming 1 MiB chunks through the
@@ -12,13 +14,15 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver
+
+REDIRECT_SECONDS = 20 * 60.0  # how long a redirect URL stays valid (distribution's default)
 
 
 class StoredFileResponse:
     def __init__(
         self,
-        driver: StorageDriver,
+        driver: CheckedDriver,
         path: str,
         status: int,
         headers: dict[str, str],
@@ -36,6 +40,12 @@ class StoredFileResponse:
         self.whole = whole
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.whole and (url := await self.driver.redirect_url(self.path, REDIRECT_SECONDS)):
+            digest = [(k, v) for k, v in self.headers if k == b"docker-content-digest"]
+            headers = [(b"location", url.encode()), *digest, (b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 307, "headers": headers})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         local = self.driver.local_path(self.path)
         pathsend = "http.response.pathsend" in scope.get("extensions", {})
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})

@@ -18,7 +18,7 @@ from typing import Any
 
 from dockyard.errors import PathNotFound
 from dockyard.storage import paths
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver
 
 log = logging.getLogger("dockyard.hub")
 FLUSH_SECONDS = 10.0
@@ -36,7 +36,7 @@ def tag_key(name: str, tag: str) -> Key:
 
 class PullLog:
     def __init__(
-        self, driver: StorageDriver, flush_seconds: float = FLUSH_SECONDS, *, read_only: bool = False
+        self, driver: CheckedDriver, flush_seconds: float = FLUSH_SECONDS, *, read_only: bool = False
     ) -> None:
         self.driver = driver
         self.flush_seconds = flush_seconds

@@ -177,7 +177,7 @@ class StoreBackend:
 
     def __init__(self, config: Config, progress: gc.Progress | None = None) -> None:
         name, params = config.storage.driver()
-        driver = create_driver(name, params)
+        driver = create_driver(name, params, redirect=not config.storage.redirect.disable)
         rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
         self.registry = Registry(driver, Quotas(driver, rules) if rules else None)
         self.inventory = Inventory(self.registry)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dockyard.errors import ErrorCode, PathNotFound, RegistryError
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.links import read_link, write_link
 
 
 class BlobStore:
-    def __init__(self, driver: StorageDriver) -> None:
+    def __init__(self, driver: CheckedDriver) -> None:
         self.driver = driver
 
     async def size_global(self, digest: Digest) -> int | None:

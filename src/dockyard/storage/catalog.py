@@ -16,13 +16,13 @@ from dockyard.errors import PathNotFound
 from dockyard.oci.digest import Digest
 from dockyard.oci.reference import is_valid_name
 from dockyard.storage import paths
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver
 
 MAX_AGE = 30.0
 
 
 class Catalog:
-    def __init__(self, driver: StorageDriver) -> None:
+    def __init__(self, driver: CheckedDriver) -> None:
         self.driver = driver
         self._names: list[str] = []
         self._generation: bytes | None = None

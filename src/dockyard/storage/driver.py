@@ -1,22 +1,32 @@
-"""The storage driver interface.
+"""The storage driver interface: a narrow set of object-store primitives.
 
 Drivers know nothing about registries: they store byte strings under ``/``-separated paths that
 match :data:`PATH_RE`. Registry logic (``storage.blobs``, ``storage.uploads``, ...) is written once
-above this interface, and ``dockyard.testing.driver_suite`` is the shared test suite every driver
-must pass.
+above this interface and reaches every driver through one wrapper,
+:class:`dockyard.storage.drivers.checked.CheckedDriver` (path checks, batches, error
+normalisation), and ``dockyard.testing.driver_suite`` is the shared test suite every driver must
+pass.
+
+The primitives map one to one onto an object store (S3: GetObject, PutObject, ranged GetObject,
+HeadObject, ListObjectsV2, DeleteObjects, CopyObject, multipart upload, presigned URLs,
+ListMultipartUploads + Abort), so a driver for one is a thin translation. A driver may also
+offer any of the batch methods of :class:`NativeBatches`, when it can do a batch for the price
+of one call (the filesystem driver: one trip to its worker threads); the wrapper falls back to
+a loop over the primitive otherwise.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
-from dockyard.errors import InvalidPath
+from dockyard.errors import InvalidPath, PathNotFound
 
 PATH_RE = re.compile(r"(/[A-Za-z0-9._-]+)+")
+T = TypeVar("T")
 
 
 def check_path(path: str) -> str:
@@ -24,6 +34,26 @@ def check_path(path: str) -> str:
     if not PATH_RE.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
         raise InvalidPath(path)
     return path
+
+
+def each_or_none(fn: Callable[[str], T], paths: Sequence[str]) -> list[T | None]:
+    """``fn`` of each path, None where it raises :class:`PathNotFound`: the one loop a driver's
+    native batch runs (in its own thread, say) where it has no cheaper batch call."""
+    out: list[T | None] = []
+    for path in paths:
+        try:
+            out.append(fn(path))
+        except PathNotFound:
+            out.append(None)
+    return out
+
+
+class Hasher(Protocol):
+    """A running digest fed with exactly the bytes written (``hashlib`` objects are ones)."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,20 +68,22 @@ class FileInfo:
 
 
 class FileWriter(Protocol):
-    """An open, exclusively held, append-only writer (one upload session at a time)."""
+    """An exclusively held writer shaped like a multipart upload: ``write`` parts, then either
+    ``commit`` (the bytes become a file), ``abort`` (they are dropped) or ``close`` (they stay
+    for a later writer on the same path to continue)."""
 
     @property
-    def size(self) -> int: ...
+    def size(self) -> int:
+        """Bytes written so far, by this writer and the ones before it on the same path."""
 
-    async def write(self, data: bytes, hasher: Any | None = None) -> None:
+    async def write(self, data: bytes, hasher: Hasher | None = None) -> None:
         """Append ``data``; when ``hasher`` is given, update it with exactly the bytes written."""
 
-    async def truncate(self, size: int) -> None: ...
+    async def close(self) -> None:
+        """Release the writer and keep what was written; closing twice is harmless."""
 
-    async def sync(self) -> None:
-        """Make everything written durable (fsync where the backend has it)."""
-
-    async def close(self) -> None: ...
+    async def abort(self) -> None:
+        """Drop everything written to this path and release the writer."""
 
     async def commit(
         self,
@@ -61,11 +93,19 @@ class FileWriter(Protocol):
         *,
         data: bytes = b"",
     ) -> bool:
-        """Finish with the written file in one step (one round trip to the backend): append
-        ``data`` (last bytes the caller has hashed already), make it
-        ``dst``'s content as ``StorageDriver.publish`` does (True), or drop it and refresh ``dst``'s
-        timestamp if ``dst`` exists (False); then write the small ``files`` like ``put_many``,
-        delete ``remove`` (missing paths are fine), and close the writer, also when a step fails."""
+        """Finish the upload as ordered steps, each idempotent, each done before the next starts:
+
+        1. append ``data`` (the last bytes, already hashed by the caller);
+        2. the written bytes become ``dst``, durably: unless ``dst`` exists already, in which
+           case they are dropped and ``dst``'s modification time is refreshed (True if they
+           became ``dst``);
+        3. the small ``files`` are written, each atomically (links to ``dst``: never before it);
+        4. the paths in ``remove`` are deleted (missing ones are fine: the session last);
+        5. the writer is released, also when a step fails.
+
+        A crash between steps leaves a state that a retry or a collection finishes: a blob
+        nothing links to yet, or a session that points at a stored blob. How many calls to the
+        backend the steps take is the driver's business (the filesystem driver takes one)."""
 
 
 class StorageDriver(Protocol):
@@ -74,69 +114,44 @@ class StorageDriver(Protocol):
     async def get_content(self, path: str) -> bytes:
         """Whole content of a small file; raise PathNotFound."""
 
-    async def put_content(self, path: str, data: bytes) -> None:
-        """Write a small file atomically (readers see the old or the new content, never a mix)."""
-
-    async def put_if_absent(self, path: str, data: bytes) -> bool:
-        """Write atomically unless the file exists; True if this call created it."""
+    async def put_content(self, path: str, data: bytes, *, if_absent: bool = False) -> bool:
+        """Write a small file atomically (readers see the old or the new content, never a mix);
+        with ``if_absent``, only if it does not exist yet. True if this call wrote it."""
 
     def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        """Stream a file from ``offset``; raise PathNotFound on the first iteration."""
-
-    async def writer(self, path: str, *, append: bool = True, create: bool = True) -> FileWriter:
-        """Open ``path`` for appending, held exclusively; raise UploadBusy if already held, and
-        PathNotFound if it does not exist and ``create`` is false."""
+        """Stream a file from ``offset`` (a range read); raise PathNotFound on the first iteration."""
 
     async def stat(self, path: str) -> FileInfo:
-        """Raise PathNotFound."""
+        """Size and modification time of a file, or ``is_dir`` for a prefix; raise PathNotFound."""
 
-    async def exists(self, path: str) -> bool: ...
-
-    # Batches: several small operations for the price of one round trip to the backend.
-
-    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
-        """``stat`` of each path, None where it does not exist."""
-
-    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
-        """``get_content`` of each path, None where it does not exist."""
+    async def list_tree(
+        self, path: str, *, skip_prefix: str = "_", depth: int | None = None
+    ) -> dict[str, list[str]]:
+        """Walk a prefix: every directory below ``path`` (relative, "" for ``path`` itself) →
+        its child names, not descending into children whose name starts with ``skip_prefix``,
+        nor deeper than ``depth`` levels (1: ``path``'s children only); {} if missing."""
 
     async def delete_many(self, paths: Sequence[str]) -> list[bool]:
-        """``delete`` each path (file or tree); False where it did not exist."""
+        """Delete each path, a file or a whole prefix; False where nothing was there."""
 
-    async def touch_many(self, paths: Sequence[str]) -> list[bool]:
-        """``touch`` each path; False where it does not exist."""
+    async def copy(self, src: str, dst: str) -> None:
+        """Copy a file to ``dst`` atomically, replacing it; raise PathNotFound."""
 
-    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        """``put_content`` of each item, in order (each one atomic)."""
+    async def writer(self, path: str, *, create: bool = True) -> FileWriter:
+        """Open ``path`` to continue writing it, held exclusively; raise UploadBusy if already
+        held, and PathNotFound if it does not exist and ``create`` is false."""
 
-    async def publish(self, src: str, dst: str) -> bool:
-        """Make ``src`` durable and move it to ``dst``, unless ``dst`` exists: then touch ``dst``
-        and remove ``src``. True if ``src`` became ``dst``."""
-
-    async def list_dir(self, path: str) -> list[str]:
-        """Names of the direct children of a directory; raise PathNotFound."""
-
-    async def list_tree(self, path: str, *, skip_prefix: str = "_") -> dict[str, list[str]]:
-        """Every directory below ``path`` (relative, "" for ``path`` itself) → its child names,
-        not descending into children whose name starts with ``skip_prefix``; {} if missing."""
-
-    async def move(self, src: str, dst: str) -> None:
-        """Atomically move a file, replacing ``dst``; parent directories are created."""
-
-    async def delete(self, path: str) -> None:
-        """Delete a file or a whole directory tree; raise PathNotFound."""
-
-    async def sweep_temporaries(self, path: str, older_than: float) -> int:
-        """Remove leftovers of interrupted deletes and atomic writes below ``path`` (names
-        containing ``.tmp-``): directories always (only a delete makes them, and it was removing
-        them anyway), files only if last modified before ``older_than`` (epoch seconds), since a
-        fresh one may be a write in progress. Returns how many entries went."""
-
-    async def hash_file(self, path: str, algorithm: str) -> tuple[str, int]:
-        """Hex digest and size of a stored file, computed by the backend without a round trip per chunk."""
+    async def redirect_url(self, path: str, expires: float) -> str | None:
+        """A URL a client may fetch the file from directly for ``expires`` seconds (a presigned
+        object-store URL), or None (filesystem, memory)."""
 
     def local_path(self, path: str) -> str | None:
         """An OS path for zero-copy serving (sendfile/pathsend), or None."""
+
+    async def cleanup(self, older_than: float) -> int:
+        """Remove the leftovers of interrupted writes and deletes (temporary files, incomplete
+        multipart uploads) last modified before ``older_than`` (epoch seconds), never anything
+        written through this interface. Returns how many went."""
 
     async def touch(self, path: str) -> bool:
         """Set a file's modification time to now; False if it does not exist."""
@@ -147,3 +162,19 @@ class StorageDriver(Protocol):
         """A lock held across every process serving this store (readers/writer when ``shared``).
 
         With ``wait=False`` raise :class:`LockBusy` instead of waiting."""
+
+
+class NativeBatches(Protocol):
+    """Batches a driver may offer when it can do one for the price of a single call; each is
+    optional (the wrapper loops over the primitive otherwise) and means what its loop would."""
+
+    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]: ...
+
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]: ...
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None: ...
+
+    async def touch_many(self, paths: Sequence[str]) -> list[bool]: ...
+
+    async def hash_file(self, path: str, algorithm: str) -> tuple[str, int]:
+        """Hex digest and size of a stored file, without a trip per chunk."""

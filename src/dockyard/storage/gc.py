@@ -143,7 +143,7 @@ class Collector:
         if not self.options.dry_run:
             # Leftovers of writes and deletes interrupted by a crash (never visible, never used).
             cutoff = min(self.report.started - TIMESTAMP_SLACK, time.time() - self.options.grace_seconds)
-            self.report.temporaries_removed = await self.driver.sweep_temporaries(paths.ROOT, cutoff)
+            self.report.temporaries_removed = await self.driver.cleanup(cutoff)
 
     async def _revisions(self, name: str) -> list[Digest]:
         return paths.digests_in(await self.driver.list_tree(paths.revisions_dir(name)), 2)

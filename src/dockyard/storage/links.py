@@ -5,7 +5,7 @@ from __future__ import annotations
 from dockyard.errors import PathNotFound
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.storage import paths
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver
 
 
 def parse_link(raw: bytes) -> Digest | None:
@@ -16,7 +16,7 @@ def parse_link(raw: bytes) -> Digest | None:
         return None
 
 
-async def read_link(driver: StorageDriver, path: str) -> Digest | None:
+async def read_link(driver: CheckedDriver, path: str) -> Digest | None:
     """The digest a link file holds, or None if it is missing or unreadable."""
     try:
         raw = await driver.get_content(path)
@@ -25,5 +25,5 @@ async def read_link(driver: StorageDriver, path: str) -> Digest | None:
     return parse_link(raw)
 
 
-async def write_link(driver: StorageDriver, path: str, digest: Digest) -> None:
+async def write_link(driver: CheckedDriver, path: str, digest: Digest) -> None:
     await driver.put_content(path, paths.link_content(digest))

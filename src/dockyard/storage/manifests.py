@@ -13,7 +13,7 @@ from dockyard.oci.document import load, read_manifest
 from dockyard.oci.manifest import Descriptor, Manifest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.links import read_link
 
 _CACHE_ENTRIES = 8192
@@ -40,7 +40,7 @@ def manifest_unknown(name: str, reference: str) -> RegistryError:
 
 
 class ManifestStore:
-    def __init__(self, driver: StorageDriver, blobs: BlobStore) -> None:
+    def __init__(self, driver: CheckedDriver, blobs: BlobStore) -> None:
         self.driver = driver
         self.blobs = blobs
         # Content-addressed, so entries never go stale; visibility is checked on every read.

@@ -116,7 +116,7 @@ def referrer_link(name: str, subject: Digest, digest: Digest) -> str:
 
 
 def digests_in(tree: dict[str, list[str]], depth: int) -> list[Digest]:
-    """Digests named by a listed directory tree (``StorageDriver.list_tree``): ``<alg>/<hex>``
+    """Digests named by a listed directory tree (``CheckedDriver.list_tree``): ``<alg>/<hex>``
     (depth 2: links) or ``<alg>/<xx>/<hex>`` (depth 3: blobs); malformed names are skipped."""
     out = []
     for rel, children in tree.items():

@@ -18,7 +18,7 @@ from dockyard.oci.digest import Digest
 from dockyard.sizes import human
 from dockyard.storage import paths
 from dockyard.storage.catalog import Catalog
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver
 
 CACHE_SECONDS = 10.0
 
@@ -38,7 +38,7 @@ class QuotaUsage:
 
 
 class Quotas:
-    def __init__(self, driver: StorageDriver, rules: list[QuotaRule]) -> None:
+    def __init__(self, driver: CheckedDriver, rules: list[QuotaRule]) -> None:
         self.driver = driver
         self.catalog = Catalog(driver)
         self.rules = rules

@@ -14,6 +14,7 @@ from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver, checked
 from dockyard.storage.manifests import ManifestStore, manifest_unknown
 from dockyard.storage.quota import Quotas
 from dockyard.storage.tags import TagStore
@@ -27,8 +28,8 @@ class PutResult:
 
 
 class Registry:
-    def __init__(self, driver: StorageDriver, quotas: Quotas | None = None) -> None:
-        self.driver = driver
+    def __init__(self, driver: StorageDriver | CheckedDriver, quotas: Quotas | None = None) -> None:
+        self.driver = driver = checked(driver)
         self.quotas = quotas
         self.blobs = BlobStore(driver)
         self.uploads = UploadStore(driver, self.blobs, quotas)

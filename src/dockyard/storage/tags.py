@@ -10,7 +10,7 @@ from collections.abc import Hashable
 from dockyard.errors import PathNotFound
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.links import read_link
 
 # A directory's listing is cached only once it has been unchanged this long: file timestamps
@@ -22,7 +22,7 @@ _CACHE_MAX_TAGS = 1_000_000
 class TagStore:
     """Tags of repositories; sorted tag lists are cached per process, revalidated by one stat."""
 
-    def __init__(self, driver: StorageDriver) -> None:
+    def __init__(self, driver: CheckedDriver) -> None:
         self.driver = driver
         self._lists: OrderedDict[str, tuple[Hashable, list[str]]] = OrderedDict()
         self._cached_tags = 0

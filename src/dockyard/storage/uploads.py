@@ -15,13 +15,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from dockyard.errors import ErrorCode, PathNotFound, RegistryError, UploadBusy
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
-from dockyard.storage.driver import FileWriter, StorageDriver
+from dockyard.storage.driver import FileWriter, Hasher
+from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.quota import Quotas
 
 GC_LOCK = "gc"  # shared by writers that make content reachable; exclusive for a sweep batch
@@ -39,11 +39,11 @@ def upload_unknown(upload_id: str) -> RegistryError:
 
 
 class UploadStore:
-    def __init__(self, driver: StorageDriver, blobs: BlobStore, quotas: Quotas | None = None) -> None:
+    def __init__(self, driver: CheckedDriver, blobs: BlobStore, quotas: Quotas | None = None) -> None:
         self.driver = driver
         self.blobs = blobs
         self.quotas = quotas
-        self._hashers: OrderedDict[tuple[str, str], tuple[int, Any]] = OrderedDict()
+        self._hashers: OrderedDict[tuple[str, str], tuple[int, Hasher]] = OrderedDict()
 
     async def start(self, name: str) -> str:
         upload_id = str(uuid.uuid4())
@@ -75,13 +75,13 @@ class UploadStore:
                 f"another request is writing to upload {upload_id}; retry when it has finished",
             ) from None
 
-    def _take_hasher(self, key: tuple[str, str], offset: int) -> Any | None:
+    def _take_hasher(self, key: tuple[str, str], offset: int) -> Hasher | None:
         cached = self._hashers.pop(key, None)
         if cached is not None and cached[0] == offset:
             return cached[1]
         return hashlib.sha256() if offset == 0 else None
 
-    def _keep_hasher(self, key: tuple[str, str], offset: int, hasher: Any | None) -> None:
+    def _keep_hasher(self, key: tuple[str, str], offset: int, hasher: Hasher | None) -> None:
         if hasher is None:
             return
         self._hashers[key] = (offset, hasher)
@@ -103,7 +103,7 @@ class UploadStore:
         With ``hold``, a last batch of at most that many bytes is hashed here and returned instead
         of written, for the caller to hand to ``FileWriter.commit`` (one trip to storage fewer)."""
         writer: FileWriter | None = None
-        hasher: Any | None = None
+        hasher: Hasher | None = None
         pending: asyncio.Task[None] | None = None
         parts: list[bytes] = []
         buffered = 0
@@ -208,7 +208,7 @@ class UploadStore:
                     held = b""
                 actual, _ = await self.driver.hash_file(paths.upload_data(name, upload_id), digest.algorithm)
             if actual != digest.hex:
-                await self._discard(name, upload_id)
+                await self._discard(name, upload_id, writer)
                 raise RegistryError(
                     ErrorCode.DIGEST_INVALID,
                     f"uploaded content has digest {digest.algorithm}:{actual}, not {digest}; "
@@ -219,7 +219,7 @@ class UploadStore:
                 try:
                     await self.quotas.check(name, digest, size)
                 except RegistryError:
-                    await self._discard(name, upload_id)
+                    await self._discard(name, upload_id, writer)
                     raise
             # The held last bytes written, durable, renamed into blobs/ (or touched if stored
             # already), linked into the repository, the session removed and the writer closed:
@@ -243,8 +243,11 @@ class UploadStore:
             self.quotas.added(name, digest, size)
         return size
 
-    async def _discard(self, name: str, upload_id: str) -> None:
+    async def _discard(self, name: str, upload_id: str, writer: FileWriter | None = None) -> None:
+        """Drop the session: what ``writer`` (if open) wrote, then the rest of its files."""
         self._hashers.pop((name, upload_id), None)
+        if writer is not None:
+            await writer.abort()
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.upload_dir(name, upload_id))
 

@@ -6,6 +6,13 @@ A driver's test module subclasses :class:`DriverSuite` and provides a ``driver``
         @pytest.fixture
         def driver(self, tmp_path): return MyDriver(...)
 
+The tests use the driver the way registry code does, through
+:func:`~dockyard.storage.drivers.checked.checked`. They hold for an object store too: no test
+orders modification times finer than a second or sleeps to make them differ (a driver whose
+stored times can be set overrides :meth:`DriverSuite.age`; the tests that need it skip
+otherwise), and every test removes what it wrote, which the teardown checks: a driver that
+leaves files behind (a temporary, a part of an aborted upload) fails the test that caused it.
+
 Tests run under anyio (asyncio backend); the suite needs ``pytest`` and ``anyio`` installed.
 """
 
@@ -14,16 +21,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from dockyard.errors import InvalidPath, LockBusy, PathNotFound, UploadBusy
 from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver, checked
 
 
-async def _read_all(driver: StorageDriver, path: str, offset: int = 0, length: int | None = None) -> bytes:
+async def _read_all(store: CheckedDriver, path: str, offset: int = 0, length: int | None = None) -> bytes:
     out = bytearray()
-    async for chunk in driver.read(path, offset, length):
+    async for chunk in store.read(path, offset, length):
         out += chunk
     return bytes(out)
 
@@ -34,226 +44,310 @@ class DriverSuite:
     def anyio_backend(self) -> str:
         return "asyncio"
 
-    async def test_put_get_overwrite(self, driver: StorageDriver) -> None:
-        await driver.put_content("/a/b/c", b"one")
-        assert await driver.get_content("/a/b/c") == b"one"
-        await driver.put_content("/a/b/c", b"two!")
-        assert await driver.get_content("/a/b/c") == b"two!"
-        assert (await driver.stat("/a/b/c")).size == 4
+    @pytest.fixture
+    async def store(self, driver: StorageDriver) -> AsyncIterator[CheckedDriver]:
+        """The driver behind the wrapper; afterwards, the test must have left no file behind."""
+        store = checked(driver)
+        yield store
+        assert await self.leftovers(store) == [], "the test left files in the store"
 
-    async def test_missing_paths(self, driver: StorageDriver) -> None:
+    async def leftovers(self, store: CheckedDriver) -> list[str]:
+        """Every file in the store (directories without files do not count: object stores
+        have none). A driver whose temporaries a listing hides should look past it here."""
+        tree = await store.list_tree("/", skip_prefix="")
+        entries = (f"{d}/{n}" if d else n for d, names in tree.items() for n in names)
+        return sorted(e for e in entries if e not in tree)
+
+    async def age(self, driver: StorageDriver, path: str, seconds: float) -> None:
+        """Make ``path``'s stored modification time ``seconds`` older, where the driver can."""
+        pytest.skip(f"the {driver.name} driver's stored times cannot be set")
+
+    async def test_put_get_overwrite(self, store: CheckedDriver) -> None:
+        assert await store.put_content("/a/b/c", b"one")
+        assert await store.get_content("/a/b/c") == b"one"
+        await store.put_content("/a/b/c", b"two!")
+        assert await store.get_content("/a/b/c") == b"two!"
+        assert (await store.stat("/a/b/c")).size == 4
+        await store.delete("/a")
+
+    async def test_missing_paths(self, store: CheckedDriver) -> None:
         with pytest.raises(PathNotFound):
-            await driver.get_content("/nope")
+            await store.get_content("/nope")
         with pytest.raises(PathNotFound):
-            await driver.stat("/nope")
+            await store.stat("/nope")
         with pytest.raises(PathNotFound):
-            await driver.list_dir("/nope")
+            await store.list_dir("/nope")
         with pytest.raises(PathNotFound):
-            await driver.delete("/nope")
+            await store.delete("/nope")
         with pytest.raises(PathNotFound):
-            await _read_all(driver, "/nope")
-        assert not await driver.exists("/nope")
+            await _read_all(store, "/nope")
+        with pytest.raises(PathNotFound):
+            await store.copy("/nope", "/nope2")
+        assert not await store.exists("/nope")
+        assert await store.delete_many(["/nope", "/nope/deeper"]) == [False, False]
 
     @pytest.mark.parametrize(
-        "path", ["", "relative", "/a/../b", "/a/./b", "/a//b", "/a/b/", "/a b", "/a\x00b", "/ä"]
+        "path", ["", "/", "relative", "/a/../b", "/a/./b", "/a//b", "/a/b/", "/a b", "/a\x00b", "/ä"]
     )
-    async def test_invalid_paths(self, driver: StorageDriver, path: str) -> None:
+    async def test_invalid_paths(self, store: CheckedDriver, path: str) -> None:
         with pytest.raises(InvalidPath):
-            await driver.put_content(path, b"x")
+            await store.put_content(path, b"x")
+        with pytest.raises(InvalidPath):
+            await store.delete_many(["/fine", path])
+        with pytest.raises(InvalidPath):
+            await store.writer(path)
 
-    async def test_put_if_absent(self, driver: StorageDriver) -> None:
-        assert await driver.put_if_absent("/p/file", b"first")
-        assert not await driver.put_if_absent("/p/file", b"second")
-        assert await driver.get_content("/p/file") == b"first"
+    async def test_put_if_absent(self, store: CheckedDriver) -> None:
+        assert await store.put_if_absent("/p/file", b"first")
+        assert not await store.put_if_absent("/p/file", b"second")
+        assert await store.get_content("/p/file") == b"first"
+        await store.delete("/p")
 
-    async def test_concurrent_put_if_absent_has_one_winner(self, driver: StorageDriver) -> None:
-        results = await asyncio.gather(*(driver.put_if_absent("/race/file", b"%d" % i) for i in range(16)))
+    async def test_concurrent_put_if_absent_has_one_winner(self, store: CheckedDriver) -> None:
+        results = await asyncio.gather(*(store.put_if_absent("/race/file", b"%d" % i) for i in range(16)))
         assert sum(results) == 1
-        assert await driver.get_content("/race/file") == b"%d" % results.index(True)
+        assert await store.get_content("/race/file") == b"%d" % results.index(True)
+        await store.delete("/race")
 
-    async def test_read_with_offset_and_length(self, driver: StorageDriver) -> None:
+    async def test_read_with_offset_and_length(self, store: CheckedDriver) -> None:
         data = bytes(range(256)) * 8192  # 2 MiB: more than one read chunk
-        await driver.put_content("/r/data", data)
-        assert await _read_all(driver, "/r/data") == data
-        assert await _read_all(driver, "/r/data", 1000) == data[1000:]
-        assert await _read_all(driver, "/r/data", 1000, 1_500_000) == data[1000:1_501_000]
-        assert await _read_all(driver, "/r/data", len(data)) == b""
+        await store.put_content("/r/data", data)
+        assert await _read_all(store, "/r/data") == data
+        assert await _read_all(store, "/r/data", 1000) == data[1000:]
+        assert await _read_all(store, "/r/data", 1000, 1_500_000) == data[1000:1_501_000]
+        assert await _read_all(store, "/r/data", len(data)) == b""
+        await store.delete("/r/data")
 
-    async def test_append_writer_resumes_and_hashes(self, driver: StorageDriver) -> None:
+    async def test_append_writer_resumes_and_hashes(self, store: CheckedDriver) -> None:
         hasher = hashlib.sha256()
-        writer = await driver.writer("/w/data")
+        writer = await store.writer("/w/data")
         await writer.write(b"hello ", hasher)
         assert writer.size == 6
-        await writer.sync()
         await writer.close()
-        writer = await driver.writer("/w/data")
+        writer = await store.writer("/w/data")
         assert writer.size == 6
         await writer.write(b"world", hasher)
         await writer.close()
-        assert await driver.get_content("/w/data") == b"hello world"
+        assert await store.get_content("/w/data") == b"hello world"
         assert hasher.hexdigest() == hashlib.sha256(b"hello world").hexdigest()
-        assert await driver.hash_file("/w/data", "sha256") == (hasher.hexdigest(), 11)
-        assert (await driver.hash_file("/w/data", "sha512"))[0] == hashlib.sha512(b"hello world").hexdigest()
+        assert await store.hash_file("/w/data", "sha256") == (hasher.hexdigest(), 11)
+        assert (await store.hash_file("/w/data", "sha512"))[0] == hashlib.sha512(b"hello world").hexdigest()
+        await store.delete("/w")
 
-    async def test_writer_is_exclusive(self, driver: StorageDriver) -> None:
-        writer = await driver.writer("/x/data")
+    async def test_writer_is_exclusive(self, store: CheckedDriver) -> None:
+        writer = await store.writer("/x/data")
         with pytest.raises(UploadBusy):
-            await driver.writer("/x/data")
+            await store.writer("/x/data")
         await writer.close()
-        again = await driver.writer("/x/data")
+        await writer.close()  # harmless
+        again = await store.writer("/x/data")
         await again.close()
+        await store.delete("/x")
 
-    async def test_writer_commit_publishes_writes_removes_and_closes(self, driver: StorageDriver) -> None:
-        writer = await driver.writer("/up/u1/data")
-        await driver.put_content("/up/u1/startedat", b"then")
+    async def test_writer_abort_drops_the_data_and_releases(self, store: CheckedDriver) -> None:
+        writer = await store.writer("/ab/data")
+        await writer.write(b"half an upload")
+        await writer.abort()
+        assert not await store.exists("/ab/data")
+        with pytest.raises(PathNotFound):
+            await store.writer("/ab/data", create=False)
+        again = await store.writer("/ab/data")  # released: a new one may start
+        assert again.size == 0
+        await again.abort()
+
+    async def test_writer_commit_publishes_writes_removes_and_closes(self, store: CheckedDriver) -> None:
+        writer = await store.writer("/up/u1/data")
+        await store.put_content("/up/u1/startedat", b"then")
         await writer.write(b"blob ")
         published = await writer.commit(
             "/blobs/b1/data", [("/repo/link", b"sha256:b1")], ["/up/u1", "/gone"], data=b"bytes"
         )
         assert published is True
-        assert await driver.get_content("/blobs/b1/data") == b"blob bytes"
-        assert await driver.get_content("/repo/link") == b"sha256:b1"
-        assert not await driver.exists("/up/u1/data")
-        assert not await driver.exists("/up/u1")
-        again = await driver.writer("/up/u1/data")  # closed: the lock is free, a new session can start
-        await again.close()
+        assert await store.get_content("/blobs/b1/data") == b"blob bytes"
+        assert await store.get_content("/repo/link") == b"sha256:b1"
+        assert not await store.exists("/up/u1/data")
+        assert not await store.exists("/up/u1")
+        again = await store.writer("/up/u1/data")  # closed: the lock is free, a new session can start
+        await again.abort()
+        assert await store.delete_many(["/blobs", "/repo"]) == [True, True]
 
-    async def test_writer_commit_onto_stored_content_touches_it(self, driver: StorageDriver) -> None:
-        await driver.put_content("/blobs/b2/data", b"stored first")
-        before = (await driver.stat("/blobs/b2/data")).mtime
-        await asyncio.sleep(0.02)
-        writer = await driver.writer("/up/u2/data")
+    async def test_writer_commit_onto_stored_content_keeps_it(self, store: CheckedDriver) -> None:
+        await store.put_content("/blobs/b2/data", b"stored first")
+        writer = await store.writer("/up/u2/data")
         await writer.write(b"stored first")
         assert await writer.commit("/blobs/b2/data", [], ["/up/u2"]) is False
-        assert await driver.get_content("/blobs/b2/data") == b"stored first"
-        assert (await driver.stat("/blobs/b2/data")).mtime > before
-        assert not await driver.exists("/up/u2/data")
-        again = await driver.writer("/up/u2/data")
-        await again.close()
+        assert await store.get_content("/blobs/b2/data") == b"stored first"
+        assert not await store.exists("/up/u2/data")
+        again = await store.writer("/up/u2/data")
+        await again.abort()
+        await store.delete("/blobs")
 
-    async def test_large_stream_append(self, driver: StorageDriver) -> None:
+    async def test_writer_commit_onto_stored_content_refreshes_its_time(
+        self, driver: StorageDriver, store: CheckedDriver
+    ) -> None:
+        await store.put_content("/blobs/b3/data", b"stored first")
+        try:
+            await self.age(driver, "/blobs/b3/data", 3600)
+            assert (await store.stat("/blobs/b3/data")).mtime < time.time() - 3000
+            writer = await store.writer("/up/u3/data")
+            await writer.write(b"stored first")
+            assert await writer.commit("/blobs/b3/data", [], ["/up/u3"]) is False
+            assert (await store.stat("/blobs/b3/data")).mtime > time.time() - 600
+        finally:
+            await store.delete_many(["/blobs", "/up"])
+
+    async def test_large_stream_append(self, store: CheckedDriver) -> None:
         chunk = b"z" * (1 << 20)
-        writer = await driver.writer("/big/data")
+        writer = await store.writer("/big/data")
         for _ in range(8):
             await writer.write(chunk)
         await writer.close()
-        assert (await driver.stat("/big/data")).size == 8 << 20
+        assert (await store.stat("/big/data")).size == 8 << 20
+        await store.delete("/big")
 
-    async def test_list_and_directories(self, driver: StorageDriver) -> None:
-        await driver.put_content("/l/a/x", b"1")
-        await driver.put_content("/l/a/y", b"2")
-        await driver.put_content("/l/b", b"3")
-        assert sorted(await driver.list_dir("/l")) == ["a", "b"]
-        assert sorted(await driver.list_dir("/l/a")) == ["x", "y"]
-        assert (await driver.stat("/l/a")).is_dir
-        assert not (await driver.stat("/l/b")).is_dir
-        assert await driver.exists("/l/a")
+    async def test_concurrent_streams(self, store: CheckedDriver) -> None:
+        """Sixteen uploads written in interleaved parts, then read back at once."""
+        streams = 16
+        parts = [[bytes([i]) * (4096 + 977 * j) for j in range(6)] for i in range(streams)]
 
-    async def test_move_replaces_and_creates_parents(self, driver: StorageDriver) -> None:
-        await driver.put_content("/m/src", b"new")
-        await driver.put_content("/m/deep/er/dst", b"old")
-        await driver.move("/m/src", "/m/deep/er/dst")
-        assert await driver.get_content("/m/deep/er/dst") == b"new"
-        assert not await driver.exists("/m/src")
-        await driver.put_content("/m/src2", b"x")
-        await driver.move("/m/src2", "/n/fresh/dst")
-        assert await driver.get_content("/n/fresh/dst") == b"x"
-        with pytest.raises(PathNotFound):
-            await driver.move("/m/absent", "/m/whatever")
+        async def upload(i: int) -> None:
+            writer = await store.writer(f"/cs/{i}/data")
+            for part in parts[i]:
+                await writer.write(part)
+                await asyncio.sleep(0)  # let the other streams write in between
+            assert await writer.commit(f"/cs/{i}/blob", [(f"/cs/{i}/link", b"%d" % i)], [f"/cs/{i}/data"])
 
-    async def test_delete_is_recursive_and_prefix_exact(self, driver: StorageDriver) -> None:
-        await driver.put_content("/d/dir/a", b"1")
-        await driver.put_content("/d/dir/sub/b", b"2")
-        await driver.put_content("/d/dir2/c", b"3")
-        await driver.put_content("/d/file", b"4")
-        await driver.delete("/d/dir")
-        assert not await driver.exists("/d/dir")
-        assert await driver.get_content("/d/dir2/c") == b"3"  # a sibling sharing the prefix survives
-        await driver.delete("/d/file")
-        assert sorted(await driver.list_dir("/d")) == ["dir2"]
+        await asyncio.gather(*(upload(i) for i in range(streams)))
+        read = await asyncio.gather(*(_read_all(store, f"/cs/{i}/blob") for i in range(streams)))
+        assert read == [b"".join(p) for p in parts]
+        assert await store.get_many([f"/cs/{i}/link" for i in range(streams)]) == [
+            b"%d" % i for i in range(streams)
+        ]
+        await store.delete("/cs")
 
-    async def test_zero_length_files(self, driver: StorageDriver) -> None:
-        await driver.put_content("/z/empty", b"")
-        assert await driver.get_content("/z/empty") == b""
-        assert (await driver.stat("/z/empty")).size == 0
-        assert await _read_all(driver, "/z/empty") == b""
+    async def test_list_and_directories(self, store: CheckedDriver) -> None:
+        await store.put_content("/l/a/x", b"1")
+        await store.put_content("/l/a/y", b"2")
+        await store.put_content("/l/b", b"3")
+        assert sorted(await store.list_dir("/l")) == ["a", "b"]
+        assert sorted(await store.list_dir("/l/a")) == ["x", "y"]
+        assert (await store.stat("/l/a")).is_dir
+        assert not (await store.stat("/l/b")).is_dir
+        assert await store.exists("/l/a")
+        await store.delete("/l")
 
-    async def test_list_tree(self, driver: StorageDriver) -> None:
-        await driver.put_content("/t/a/_skip/x", b"1")
-        await driver.put_content("/t/a/b/_m/y", b"2")
-        await driver.put_content("/t/c", b"3")
-        tree = await driver.list_tree("/t")
+    async def test_copy_replaces_and_creates_parents(self, store: CheckedDriver) -> None:
+        await store.put_content("/m/src", b"new")
+        await store.put_content("/m/deep/er/dst", b"old")
+        await store.copy("/m/src", "/m/deep/er/dst")
+        assert await store.get_content("/m/deep/er/dst") == b"new"
+        assert await store.get_content("/m/src") == b"new"
+        await store.copy("/m/src", "/n/fresh/dst")
+        assert await store.get_content("/n/fresh/dst") == b"new"
+        assert await store.delete_many(["/m", "/n"]) == [True, True]
+
+    async def test_delete_is_recursive_and_prefix_exact(self, store: CheckedDriver) -> None:
+        await store.put_content("/d/dir/a", b"1")
+        await store.put_content("/d/dir/sub/b", b"2")
+        await store.put_content("/d/dir2/c", b"3")
+        await store.put_content("/d/file", b"4")
+        await store.delete("/d/dir")
+        assert not await store.exists("/d/dir")
+        assert await store.get_content("/d/dir2/c") == b"3"  # a sibling sharing the prefix survives
+        await store.delete("/d/file")
+        assert sorted(await store.list_dir("/d")) == ["dir2"]
+        await store.delete("/d")
+
+    async def test_zero_length_files(self, store: CheckedDriver) -> None:
+        await store.put_content("/z/empty", b"")
+        assert await store.get_content("/z/empty") == b""
+        assert (await store.stat("/z/empty")).size == 0
+        assert await _read_all(store, "/z/empty") == b""
+        await store.delete("/z")
+
+    async def test_list_tree(self, store: CheckedDriver) -> None:
+        await store.put_content("/t/a/_skip/x", b"1")
+        await store.put_content("/t/a/b/_m/y", b"2")
+        await store.put_content("/t/c", b"3")
+        tree = await store.list_tree("/t")
         assert sorted(tree[""]) == ["a", "c"]
         assert sorted(tree["a"]) == ["_skip", "b"]
         assert sorted(tree["a/b"]) == ["_m"]
         assert "a/_skip" not in tree and "a/b/_m" not in tree
-        assert await driver.list_tree("/absent") == {}
+        assert {k: sorted(v) for k, v in (await store.list_tree("/t", depth=2)).items()} == {
+            "": ["a", "c"],
+            "a": ["_skip", "b"],
+        }
+        assert "a/b/_m" in await store.list_tree("/t", skip_prefix="")
+        assert await store.list_tree("/absent") == {}
+        await store.delete("/t")
 
-    async def test_touch(self, driver: StorageDriver) -> None:
-        await driver.put_content("/touch/file", b"x")
-        before = (await driver.stat("/touch/file")).mtime
-        await asyncio.sleep(0.02)
-        assert await driver.touch("/touch/file")
-        assert (await driver.stat("/touch/file")).mtime > before
-        assert not await driver.touch("/touch/absent")
+    async def test_touch(self, driver: StorageDriver, store: CheckedDriver) -> None:
+        assert not await store.touch("/touch/absent")
+        await store.put_content("/touch/file", b"x")
+        try:
+            await self.age(driver, "/touch/file", 3600)
+            assert (await store.stat("/touch/file")).mtime < time.time() - 3000
+            assert await store.touch("/touch/file")
+            assert (await store.stat("/touch/file")).mtime > time.time() - 600
+        finally:
+            await store.delete("/touch")
 
-    async def test_locks_exclude_and_share(self, driver: StorageDriver) -> None:
-        async with driver.lock("gc", shared=True), driver.lock("gc", shared=True):
+    async def test_locks_exclude_and_share(self, store: CheckedDriver) -> None:
+        async with store.lock("gc", shared=True), store.lock("gc", shared=True):
             with pytest.raises(LockBusy):
-                async with driver.lock("gc", wait=False):
+                async with store.lock("gc", wait=False):
                     pass
-        async with driver.lock("gc"):
+        async with store.lock("gc"):
             with pytest.raises(LockBusy):
-                async with driver.lock("gc", shared=True, wait=False):
+                async with store.lock("gc", shared=True, wait=False):
                     pass
         order: list[str] = []
 
         async def writer() -> None:
-            async with driver.lock("w"):
+            async with store.lock("w"):
                 order.append("w-in")
                 await asyncio.sleep(0.05)
                 order.append("w-out")
 
         async def reader() -> None:
             await asyncio.sleep(0.01)
-            async with driver.lock("w", shared=True):
+            async with store.lock("w", shared=True):
                 order.append("r")
 
         await asyncio.gather(writer(), reader())
         assert order == ["w-in", "w-out", "r"]
 
-    async def test_batches(self, driver: StorageDriver) -> None:
-        await driver.put_many([("/b/one", b"1"), ("/b/two/deep", b"22")])
-        infos = await driver.stat_many(["/b/one", "/b/absent", "/b/two/deep"])
+    async def test_batches(self, store: CheckedDriver) -> None:
+        await store.put_many([("/b/one", b"1"), ("/b/two/deep", b"22")])
+        infos = await store.stat_many(["/b/one", "/b/absent", "/b/two/deep"])
         assert [i.size if i else None for i in infos] == [1, None, 2]
-        assert await driver.touch_many(["/b/one", "/b/absent"]) == [True, False]
-        assert await driver.get_many(["/b/two/deep", "/b/absent"]) == [b"22", None]
-        assert await driver.delete_many(["/b/two", "/b/absent", "/b/one"]) == [True, False, True]
-        assert not await driver.exists("/b/two/deep") and not await driver.exists("/b/one")
+        assert await store.touch_many(["/b/one", "/b/absent"]) == [True, False]
+        assert await store.get_many(["/b/two/deep", "/b/absent"]) == [b"22", None]
+        assert await store.delete_many(["/b/two", "/b/absent", "/b/one"]) == [True, False, True]
+        assert not await store.exists("/b/two/deep") and not await store.exists("/b/one")
 
-    async def test_publish(self, driver: StorageDriver) -> None:
-        await driver.put_content("/p/upload", b"content")
-        assert await driver.publish("/p/upload", "/p/blobs/x/data")
-        assert await driver.get_content("/p/blobs/x/data") == b"content"
-        assert not await driver.exists("/p/upload")
-        await driver.put_content("/p/upload2", b"content")
-        assert not await driver.publish(
-            "/p/upload2", "/p/blobs/x/data"
-        )  # already there: kept, source dropped
-        assert not await driver.exists("/p/upload2")
+    async def test_cleanup_keeps_everything_written_through_the_driver(self, store: CheckedDriver) -> None:
+        await store.put_content("/k/small", b"kept")
+        writer = await store.writer("/k/upload/data")
+        await writer.write(b"an upload in progress")
+        await writer.close()
+        await store.cleanup(time.time() + 3600)
+        assert await store.get_content("/k/small") == b"kept"
+        assert await store.get_content("/k/upload/data") == b"an upload in progress"
+        await store.delete("/k")
 
-    async def test_sweep_temporaries(self, driver: StorageDriver) -> None:
-        await driver.put_content("/t/blobs/ab.tmp-123/data", b"left by a killed delete")
-        await driver.put_content("/t/link.tmp-456", b"left by a killed write")
-        await driver.put_content("/t/keep/data", b"real")
-        # The directory goes at once; the file only once it is older than the cutoff.
-        assert await driver.sweep_temporaries("/t", time.time() - 3600) == 1
-        assert await driver.exists("/t/link.tmp-456")
-        assert await driver.sweep_temporaries("/t", time.time() + 10) == 1
-        assert await driver.get_content("/t/keep/data") == b"real"
-        assert not await driver.exists("/t/link.tmp-456")
+    async def test_serving_paths(self, driver: StorageDriver, store: CheckedDriver) -> None:
+        await store.put_content("/s/blob", b"served")
+        local = store.local_path("/s/blob")
+        if local is not None:
+            assert await asyncio.to_thread(Path(local).read_bytes) == b"served"
+        url = await driver.redirect_url("/s/blob", 60)
+        assert url is None or url.startswith(("http://", "https://"))
+        assert await store.redirect_url("/s/blob", 60) is None  # off unless configured
+        await store.delete("/s")
 
-    async def test_writer_without_create(self, driver: StorageDriver) -> None:
+    async def test_writer_without_create(self, store: CheckedDriver) -> None:
         with pytest.raises(PathNotFound):
-            await driver.writer("/nc/data", create=False)
-        assert not await driver.exists("/nc")
+            await store.writer("/nc/data", create=False)
+        assert not await store.exists("/nc")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from dockyard.config import Config
 from dockyard.errors import PathNotFound
 from dockyard.storage import paths
-from dockyard.storage.driver import StorageDriver
+from dockyard.storage.drivers.checked import CheckedDriver
 
 SESSION_COOKIE = "dockyard_session"
 CSRF_COOKIE = "dockyard_csrf"
@@ -32,7 +32,7 @@ class Session:
     expires: float
 
 
-async def load_key(config: Config, driver: StorageDriver) -> bytes:
+async def load_key(config: Config, driver: CheckedDriver) -> bytes:
     configured = config.ui.secret or config.http.secret
     if configured:
         return hashlib.sha256(b"dockyard-ui\0" + configured.encode()).digest()

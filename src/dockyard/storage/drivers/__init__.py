@@ -1,24 +1,44 @@
-"""Storage drivers, chosen by the name of the configuration's ``storage`` section."""
+"""Storage drivers, found by the name of the configuration's ``storage`` section.
+
+:data:`DRIVERS` maps each name to ``"module:Class"`` and imported lazily, so a driver's optional
+dependencies load only when it is configured, and a missing one fails with how to install it
+(fsspec's ``known_implementations``). Every driver class has ``from_params(params)`` taking its
+configuration section as a dict, and is used through :func:`~.checked.checked`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from dockyard.storage.driver import StorageDriver
+if TYPE_CHECKING:
+    from dockyard.storage.drivers.checked import CheckedDriver
 
 
-def create_driver(name: str, params: dict[str, Any]) -> StorageDriver:
-    """Build the driver configured under ``storage.<name>``; unknown names fail loudly."""
-    if name == "filesystem":
-        from dockyard.storage.drivers.filesystem import FilesystemDriver
+class DriverEntry(NamedTuple):
+    target: str  # "module:Class"
+    install: str  # what to install when importing ``module`` fails ("" for built-in drivers)
 
-        return FilesystemDriver(
-            params["rootdirectory"],
-            fsync=params.get("fsync", True),
-            threads=min(params.get("maxthreads", 100), 64),
-        )
-    if name == "inmemory":
-        from dockyard.storage.drivers.memory import MemoryDriver
 
-        return MemoryDriver()
-    raise ValueError(f"unknown storage driver {name!r} (available: filesystem, inmemory)")
+DRIVERS: dict[str, DriverEntry] = {
+    "filesystem": DriverEntry("dockyard.storage.drivers.filesystem:FilesystemDriver", ""),
+    "inmemory": DriverEntry("dockyard.storage.drivers.memory:MemoryDriver", ""),
+}
+
+
+def create_driver(name: str, params: dict[str, Any], *, redirect: bool = False) -> CheckedDriver:
+    """Build the driver configured under ``storage.<name>``, wrapped; unknown names fail loudly.
+
+    ``redirect``: whether blob downloads may be redirected to a URL the driver signs."""
+    from dockyard.storage.drivers.checked import checked
+
+    entry = DRIVERS.get(name)
+    if entry is None:
+        raise ValueError(f"unknown storage driver {name!r} (available: {', '.join(sorted(DRIVERS))})")
+    module_name, _, class_name = entry.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f"; install it with: {entry.install}" if entry.install else ""
+        raise ValueError(f"storage driver {name!r} cannot be loaded ({exc}){hint}") from exc
+    return checked(getattr(module, class_name).from_params(params), redirect=redirect)

@@ -5,6 +5,9 @@ per-call cost of ``loop.run_in_executor``, a sixth of ``anyio.to_thread``) so th
 waits on the disk.
 Small files are written to a temporary sibling, fsynced (unless ``fsync`` is off) and renamed into
 place, so readers see the old or the new content, never a torn write.
+
+Paths arrive checked (``checked.CheckedDriver`` is the only caller). Batches (``stat_many``,
+``put_many``, ...) and a writer's ``commit`` each take one trip to the worker threads.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, BinaryIO, TypeVar
 
 from dockyard.errors import PathNotFound, StorageFull, UploadBusy
-from dockyard.storage.driver import FileInfo, check_path
+from dockyard.storage.driver import FileInfo, Hasher, each_or_none
 from dockyard.storage.drivers.flock import FileLocks
 from dockyard.storage.drivers.offload import Offload
 
@@ -55,7 +58,7 @@ class _Writer:
     def size(self) -> int:
         return self._size
 
-    def _write(self, data: bytes, hasher: Any | None) -> None:
+    def _write(self, data: bytes, hasher: Hasher | None) -> None:
         view = memoryview(data)
         written = 0
         try:
@@ -69,21 +72,25 @@ class _Writer:
         finally:
             self._size += written
 
-    async def write(self, data: bytes, hasher: Any | None = None) -> None:
+    async def write(self, data: bytes, hasher: Hasher | None = None) -> None:
         await self._driver.run(self._write, data, hasher)
-
-    async def truncate(self, size: int) -> None:
-        await self._driver.run(os.ftruncate, self._fd, size)
-        self._size = size
-
-    async def sync(self) -> None:
-        if self._driver.fsync:
-            await self._driver.run(os.fsync, self._fd)
 
     async def close(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             await self._driver.run(os.close, fd)  # also releases the flock
+
+    def _abort(self) -> None:
+        fd, self._fd = self._fd, -1
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._driver._full(self._path))
+        finally:
+            if fd >= 0:
+                os.close(fd)  # after the unlink: nobody else opens the file meanwhile
+
+    async def abort(self) -> None:
+        await self._driver.run(self._abort)
 
     def _commit(
         self, dst: str, files: Sequence[tuple[str, bytes]], remove: Sequence[str], data: bytes
@@ -120,12 +127,21 @@ class FilesystemDriver:
         self._offload = Offload(threads, "dockyard-fs")
         self._locks = FileLocks(os.path.join(self.root, "docker/registry/v2/_dockyard/locks"), self.run)
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> FilesystemDriver:
+        """From the ``storage.filesystem`` section (``maxthreads`` is capped at 64)."""
+        return cls(
+            params["rootdirectory"],
+            fsync=params.get("fsync", True),
+            threads=min(params.get("maxthreads", 100), 64),
+        )
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call in the driver's thread pool."""
         return await self._offload.run(fn, *args)
 
     def _full(self, path: str) -> str:
-        return self.root + check_path(path)
+        return self.root if path == "/" else self.root + path
 
     def local_path(self, path: str) -> str | None:
         return self._full(path)
@@ -141,6 +157,9 @@ class FilesystemDriver:
 
     async def get_content(self, path: str) -> bytes:
         return await self.run(self._get, path)
+
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        return await self.run(each_or_none, self._get, paths)
 
     def _put(self, path: str, data: bytes, exclusive: bool) -> bool:
         full = self._full(path)
@@ -173,11 +192,36 @@ class FilesystemDriver:
                 os.unlink(tmp)
             raise _translate(exc, path) from exc
 
-    async def put_content(self, path: str, data: bytes) -> None:
-        await self.run(self._put, path, data, False)
+    async def put_content(self, path: str, data: bytes, *, if_absent: bool = False) -> bool:
+        return await self.run(self._put, path, data, if_absent)
 
-    async def put_if_absent(self, path: str, data: bytes) -> bool:
-        return await self.run(self._put, path, data, True)
+    def _put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        for path, data in items:
+            self._put(path, data, False)
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        await self.run(self._put_many, items)
+
+    def _copy(self, src: str, dst: str) -> None:
+        full_dst = self._full(dst)
+        tmp = f"{full_dst}.tmp-{uuid.uuid4().hex}"
+        try:
+            os.makedirs(os.path.dirname(full_dst), exist_ok=True)
+            shutil.copyfile(self._full(src), tmp)
+            if self.fsync:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.rename(tmp, full_dst)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise _translate(exc, src) from exc
+
+    async def copy(self, src: str, dst: str) -> None:
+        await self.run(self._copy, src, dst)
 
     # -- streams -------------------------------------------------------------------------------
 
@@ -215,12 +259,12 @@ class FilesystemDriver:
                     await ahead
             await self.run(f.close)
 
-    def _open_writer(self, path: str, append: bool, create: bool) -> _Writer:
+    def _open_writer(self, path: str, create: bool) -> _Writer:
         full = self._full(path)
         try:
             if create:
                 os.makedirs(os.path.dirname(full), exist_ok=True)
-            flags = os.O_WRONLY | (os.O_CREAT if create else 0) | (os.O_APPEND if append else os.O_TRUNC)
+            flags = os.O_WRONLY | os.O_APPEND | (os.O_CREAT if create else 0)
             fd = os.open(full, flags, 0o644)
         except OSError as exc:
             raise _translate(exc, path) from exc
@@ -231,8 +275,11 @@ class FilesystemDriver:
             raise UploadBusy(path) from None
         return _Writer(self, path, fd, os.fstat(fd).st_size)
 
-    async def writer(self, path: str, *, append: bool = True, create: bool = True) -> _Writer:
-        return await self.run(self._open_writer, path, append, create)
+    async def writer(self, path: str, *, create: bool = True) -> _Writer:
+        return await self.run(self._open_writer, path, create)
+
+    async def redirect_url(self, path: str, expires: float) -> str | None:
+        return None
 
     def _hash(self, path: str, algorithm: str) -> tuple[str, int]:
         h = hashlib.new(algorithm)
@@ -262,64 +309,31 @@ class FilesystemDriver:
     async def stat(self, path: str) -> FileInfo:
         return await self.run(self._stat, path)
 
-    async def exists(self, path: str) -> bool:
-        return await self.run(os.path.exists, self._full(path))
+    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
+        return await self.run(each_or_none, self._stat, paths)
 
-    def _list(self, path: str) -> list[str]:
-        try:
-            return [n for n in os.listdir(self._full(path)) if ".tmp-" not in n]
-        except OSError as exc:
-            raise _translate(exc, path) from exc
-
-    async def list_dir(self, path: str) -> list[str]:
-        return await self.run(self._list, path)
-
-    def _tree(self, path: str, skip_prefix: str) -> dict[str, list[str]]:
+    def _tree(self, path: str, skip_prefix: str, depth: int | None) -> dict[str, list[str]]:
         base = self._full(path)
         out: dict[str, list[str]] = {}
         for directory, dirs, files in os.walk(base):
             rel = os.path.relpath(directory, base)
             names = [n for n in dirs + files if ".tmp-" not in n]
             out["" if rel == "." else rel] = names
-            dirs[:] = [d for d in dirs if not d.startswith(skip_prefix) and ".tmp-" not in d]
+            level = 0 if rel == "." else rel.count("/") + 1
+            if depth is not None and level + 1 >= depth:
+                dirs.clear()  # deep enough
+            else:
+                skip = skip_prefix or "/"  # no name starts with "/": an empty prefix skips nothing
+                dirs[:] = [d for d in dirs if not d.startswith(skip) and ".tmp-" not in d]
         return out
 
-    async def list_tree(self, path: str, *, skip_prefix: str = "_") -> dict[str, list[str]]:
-        return await self.run(self._tree, path, skip_prefix)
-
-    def _stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
-        out: list[FileInfo | None] = []
-        for path in paths:
-            try:
-                out.append(self._stat(path))
-            except PathNotFound:
-                out.append(None)
-        return out
-
-    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
-        return await self.run(self._stat_many, paths)
-
-    def _get_many(self, paths: Sequence[str]) -> list[bytes | None]:
-        out: list[bytes | None] = []
-        for path in paths:
-            try:
-                out.append(self._get(path))
-            except PathNotFound:
-                out.append(None)
-        return out
-
-    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
-        return await self.run(self._get_many, paths)
+    async def list_tree(
+        self, path: str, *, skip_prefix: str = "_", depth: int | None = None
+    ) -> dict[str, list[str]]:
+        return await self.run(self._tree, path, skip_prefix, depth)
 
     def _delete_many(self, paths: Sequence[str]) -> list[bool]:
-        out = []
-        for path in paths:
-            try:
-                self._delete(path)
-                out.append(True)
-            except PathNotFound:
-                out.append(False)
-        return out
+        return [self._delete(path) for path in paths]
 
     async def delete_many(self, paths: Sequence[str]) -> list[bool]:
         return await self.run(self._delete_many, paths)
@@ -327,39 +341,25 @@ class FilesystemDriver:
     async def touch_many(self, paths: Sequence[str]) -> list[bool]:
         return await self.run(lambda: [self._touch(p) for p in paths])
 
-    def _put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        for path, data in items:
-            self._put(path, data, False)
-
-    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
-        await self.run(self._put_many, items)
-
-    def _publish(self, src: str, dst: str, src_fd: int = -1) -> bool:
+    def _publish(self, src: str, dst: str, src_fd: int) -> bool:
+        """Step 2 of ``commit``: ``src`` (open as ``src_fd``) becomes ``dst``, or goes if ``dst``
+        is stored already (whose timestamp is then refreshed: GC liveness)."""
         full_src, full_dst = self._full(src), self._full(dst)
         try:
             if self._touch(dst):
                 os.unlink(full_src)
                 return False
-            if self.fsync and src_fd >= 0:
+            if self.fsync:
                 os.fsync(src_fd)
-            elif self.fsync:
-                fd = os.open(full_src, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
             os.makedirs(os.path.dirname(full_dst), exist_ok=True)
             os.rename(full_src, full_dst)
         except OSError as exc:
             raise _translate(exc, src) from exc
         return True
 
-    async def publish(self, src: str, dst: str) -> bool:
-        return await self.run(self._publish, src, dst)
-
-    def _sweep_temporaries(self, path: str, older_than: float) -> int:
+    def _cleanup(self, older_than: float) -> int:
         removed = 0
-        for directory, dirs, files in os.walk(self._full(path)):
+        for directory, dirs, files in os.walk(self.root):
             for name in [*dirs, *files]:
                 if ".tmp-" not in name:
                     continue
@@ -377,8 +377,11 @@ class FilesystemDriver:
             dirs[:] = [d for d in dirs if ".tmp-" not in d]
         return removed
 
-    async def sweep_temporaries(self, path: str, older_than: float) -> int:
-        return await self.run(self._sweep_temporaries, path, older_than)
+    async def cleanup(self, older_than: float) -> int:
+        """Temporaries (``.tmp-`` names) of interrupted deletes go at once (only a delete makes a
+        temporary directory, and it was removing it anyway); of interrupted writes, once last
+        modified before ``older_than``, since a fresh one may be a write in progress."""
+        return await self.run(self._cleanup, older_than)
 
     def _touch(self, path: str) -> bool:
         try:
@@ -395,18 +398,7 @@ class FilesystemDriver:
     ) -> AbstractAsyncContextManager[None]:
         return self._locks.lock(name, shared=shared, wait=wait)
 
-    def _move(self, src: str, dst: str) -> None:
-        full_dst = self._full(dst)
-        try:
-            os.makedirs(os.path.dirname(full_dst), exist_ok=True)
-            os.rename(self._full(src), full_dst)
-        except OSError as exc:
-            raise _translate(exc, src) from exc
-
-    async def move(self, src: str, dst: str) -> None:
-        await self.run(self._move, src, dst)
-
-    def _delete(self, path: str) -> None:
+    def _delete(self, path: str) -> bool:
         full = self._full(path)
         try:
             if os.path.isdir(full) and not os.path.islink(full):
@@ -416,8 +408,8 @@ class FilesystemDriver:
                 shutil.rmtree(doomed, ignore_errors=True)
             else:
                 os.unlink(full)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
         except OSError as exc:
             raise _translate(exc, path) from exc
-
-    async def delete(self, path: str) -> None:
-        await self.run(self._delete, path)
+        return True
