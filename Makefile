@@ -37,6 +37,7 @@ debs:
 lint: venv-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports  # the floors contract in pyproject.toml: no upward imports, no cycles
 
 typecheck: venv-test
 	$(BIN)/mypy
