@@ -16,7 +16,7 @@ from dockyard.auth.access import AccessController
 from dockyard.auth.setup import build_access
 from dockyard.browse.browser import Browser
 from dockyard.browse.pulls import PullLog
-from dockyard.config import CONFIG_ENV, Config
+from dockyard.config import CONFIG_PATH_ENV, Config
 from dockyard.health import HealthApp
 from dockyard.services import Services
 from dockyard.storage.driver import StorageDriver
@@ -74,13 +74,15 @@ def create_app(config: Config) -> ASGIApp:
 
 
 def app_from_env() -> ASGIApp:
-    """Factory for server worker processes: the parent passes the validated config as JSON.
+    """Factory for server worker processes: the parent passes the validated config as JSON, in a
+    file named by ``DOCKYARD_CONFIG_PATH`` (``server.config_handoff``).
 
     Everything built here lives as long as the process, so it is moved out of the cyclic
     garbage collector's view (``gc.freeze``), and the youngest generation is collected less
     often: a request allocates a few hundred short-lived objects, and at the default threshold
     (700) collections ran every couple of requests, each walking the young objects again."""
-    config = Config.model_validate(json.loads(os.environ[CONFIG_ENV]))
+    with open(os.environ[CONFIG_PATH_ENV], "rb") as f:
+        config = Config.model_validate(json.loads(f.read()))
     app = create_app(config)
     gc.collect()
     gc.freeze()

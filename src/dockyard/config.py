@@ -25,8 +25,17 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 _FOREIGN_ENV = {"REGISTRY_AUTH_FILE", "REGISTRY_CONFIGURATION_PATH"}
 
 
-# How `dockyard serve` hands the validated configuration to its worker processes.
-CONFIG_ENV = "DOCKYARD_CONFIG_JSON"
+# Where `dockyard serve`'s worker processes read the validated configuration (as JSON): a path,
+# not the configuration itself, which carries secrets and would show in /proc/<pid>/environ and
+# in the environment of everything a worker starts.
+CONFIG_PATH_ENV = "DOCKYARD_CONFIG_PATH"
+
+# Sections a distribution configuration may carry that dockyard accepts, so the file loads, but
+# does not act on; and why. Setting one logs a warning at startup (``ignored_sections``).
+IGNORED_SECTIONS: dict[tuple[str, ...], str] = {
+    ("storage", "cache"): "dockyard keeps its own caches in each worker process",
+    ("health", "storagedriver"): "GET /health checks the storage on every request, not on an interval",
+}
 
 
 class ConfigError(ValueError):
@@ -407,6 +416,18 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             return None
         model = nested[0]
     return model
+
+
+def ignored_sections(config: Config) -> dict[str, str]:
+    """The :data:`IGNORED_SECTIONS` this configuration sets (defaults do not count) → why."""
+    out = {}
+    for keys, why in IGNORED_SECTIONS.items():
+        node: BaseModel = config
+        for key in keys[:-1]:
+            node = getattr(node, key)
+        if keys[-1] in node.model_fields_set:
+            out[".".join(keys)] = why
+    return out
 
 
 def parse_config(tree: dict[str, Any], source: str = "configuration") -> Config:

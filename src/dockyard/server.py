@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-from dockyard.config import CONFIG_ENV, Config, ConfigError, split_addr
+from dockyard.config import CONFIG_PATH_ENV, Config, ConfigError, ignored_sections, split_addr
 from dockyard.supervisor import PLAN_ENV, ServePlan
 
 log = logging.getLogger("dockyard.server")
@@ -32,6 +33,31 @@ def check_tls_files(config: Config) -> tuple[Path, Path] | None:
     return pair
 
 
+def warn_ignored(config: Config) -> None:
+    """Name each section the configuration sets that dockyard accepts but does not act on."""
+    for section, why in ignored_sections(config).items():
+        log.warning("configuration section accepted but ignored", extra={"section": section, "reason": why})
+
+
+def config_handoff(config: Config) -> str:
+    """Put the validated configuration where worker processes can read it and nobody else sees it,
+    and return the path they read it from.
+
+    The configuration carries secrets, so it does not travel in the environment (readable in
+    ``/proc/<pid>/environ``, inherited by every process a worker starts, printed by crash
+    reporters). It goes into a sealed memory file instead, owned by this process (which becomes the
+    serving parent): the workers open it through ``/proc/<parent pid>/fd/<n>``, which only this
+    user can, as often as granian starts a worker; it never touches a disk, and it vanishes with
+    the parent, however that ends."""
+    data = json.dumps(config.model_dump(mode="json")).encode()
+    fd = os.memfd_create("dockyard-config", os.MFD_ALLOW_SEALING)  # inheritable: survives exec
+    with open(fd, "wb", closefd=False) as f:
+        f.write(data)
+    seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+    return f"/proc/{os.getpid()}/fd/{fd}"
+
+
 def serve(config: Config, workers: int) -> None:
     """Validate, then replace this process with the lean serving parent (same pid).
 
@@ -43,6 +69,7 @@ def serve(config: Config, workers: int) -> None:
     from dockyard import log as logsetup
 
     logsetup.configure(config.log)
+    warn_ignored(config)
     host, port = split_addr(config.http.addr)
     tls = check_tls_files(config)
     if config.storage.inmemory is not None and workers > 1:
@@ -73,7 +100,8 @@ def serve(config: Config, workers: int) -> None:
         access_disabled=config.log.accesslog.disabled,
     )
     env = dict(os.environ)
-    env[CONFIG_ENV] = json.dumps(config.model_dump(mode="json"))
+    env.pop("DOCKYARD_CONFIG_JSON", None)  # as an older dockyard passed it
+    env[CONFIG_PATH_ENV] = config_handoff(config)
     env[PLAN_ENV] = json.dumps(dataclasses.asdict(plan))
     env.setdefault("MALLOC_ARENA_MAX", "2")
     sys.stdout.flush()

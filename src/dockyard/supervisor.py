@@ -3,9 +3,10 @@
 ``dockyard serve`` validates the configuration and then ``exec``s ``python -m
 dockyard.supervisor`` (same pid, so signals and pid files still reach it). This module
 imports granian and the logging setup and nothing else of dockyard's: every worker
-builds the application itself from the validated configuration in ``DOCKYARD_CONFIG_JSON``
-(see ``dockyard.app.app_from_env``), and the parent stays at the size of the interpreter
-plus granian instead of carrying pydantic, YAML and the CLI for the server's lifetime.
+builds the application itself from the validated configuration this process holds in a
+memory file (``dockyard.server.config_handoff``, read by ``dockyard.app.app_from_env``), and the
+parent stays at the size of the interpreter plus granian instead of carrying pydantic, YAML and
+the CLI for the server's lifetime.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,27 @@ def test_durations(h: int, m: int, s: int) -> None:
 def test_duration_parser_never_crashes(text: str) -> None:
     with contextlib.suppress(ValueError):
         assert parse_duration(text) >= 0
+
+
+def test_sections_accepted_but_ignored_are_named_at_startup(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dockyard.server import warn_ignored
+
+    monkeypatch.setattr(logging.getLogger("dockyard"), "propagate", True)  # log.configure turns it off
+    path = tmp_path / "config.yml"
+    path.write_text(
+        "version: 0.1\nstorage:\n  inmemory: {}\n  cache: {blobdescriptor: inmemory}\n"
+        "  redirect: {disable: true}\nhealth:\n  storagedriver: {enabled: true}\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="dockyard.server"):
+        warn_ignored(load_config(path, {}))
+    named = [(r.getMessage(), getattr(r, "section", None)) for r in caplog.records]
+    assert named == [
+        ("configuration section accepted but ignored", "storage.cache"),
+        ("configuration section accepted but ignored", "health.storagedriver"),
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dockyard.server"):
+        warn_ignored(load_config(None, {}))  # defaults are not "set"
+    assert caplog.records == []

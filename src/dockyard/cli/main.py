@@ -7,7 +7,7 @@ import sys
 
 from dockyard import __version__
 from dockyard.cli import admin, tokens, users
-from dockyard.config import ConfigError, load_config
+from dockyard.config import ConfigError, ignored_sections, load_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
             for warning in check_auth(config):
                 print(f"warning: {warning}", file=sys.stderr)
+            for section, why in ignored_sections(config).items():
+                print(f"warning: {section} is accepted but ignored ({why})", file=sys.stderr)
             addr, mode = config.http.addr, config.auth.mode
             print(f"{args.file}: ok (storage {driver}, listening on {addr}, auth {mode})")
             return 0
