@@ -18,9 +18,9 @@ from dockyard.api.context import Context
 from dockyard.api.errors import error_response
 from dockyard.api.hub.identify import identify as hub_identify
 from dockyard.api.hub.names import resolve as resolve_hub_name
+from dockyard.api.params import name_param
 from dockyard.auth.access import Access
 from dockyard.errors import ErrorCode, LockBusy, RegistryError, StorageFull, UploadBusy
-from dockyard.oci.reference import NameError_, validate_name
 from dockyard.services import Services
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect
 from dockyard.storage.retention import apply as apply_retention
@@ -119,16 +119,14 @@ class RegistryApp:
                 headers={"Allow": ", ".join(route.methods)},
             )
         if route.scope == "hub-repository":  # Hub's namespace/repository → the stored name
+            # Checked before resolving (which looks in storage); what it resolves to is the same
+            # name or its last component, so valid too.
+            name_param(f"{params['namespace']}/{params['repository']}")
             params["name"] = await resolve_hub_name(
                 self.services.registry, params["namespace"], params["repository"]
             )
-        if "name" in params:
-            try:
-                validate_name(params["name"])
-            except NameError_ as exc:
-                raise RegistryError(
-                    ErrorCode.NAME_INVALID, str(exc), {"name": params["name"][:300]}
-                ) from None
+        elif "name" in params:
+            name_param(params["name"])
         if self.read_only and method in routes.WRITE_METHODS:
             raise RegistryError(
                 ErrorCode.UNSUPPORTED,
@@ -136,6 +134,8 @@ class RegistryApp:
                 "writes are refused",
             )
         mount_from = request.query_params.get("from") if route.name == "upload-start" else None
+        if mount_from:  # before it names an access item or a challenge's scope
+            name_param(mount_from, "from")
         needed = required_access(route, method, params, mount_from)
         if route.scope in ("hub-list", "hub-repository"):
             identity = await hub_identify(self.services.access, request, needed)

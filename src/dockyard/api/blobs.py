@@ -27,6 +27,9 @@ async def get_blob(ctx: Context) -> Response | StoredFileResponse:
         "Accept-Ranges": "bytes",
         "Cache-Control": "max-age=31536000",
         "Content-Type": "application/octet-stream",
+        # Blobs are anyone's bytes, served on the UI's origin: never let a browser sniff them
+        # into HTML or script.
+        "X-Content-Type-Options": "nosniff",
     }
     request = ctx.request
     if request.headers.get("if-none-match") == etag:

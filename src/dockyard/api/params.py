@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.oci.digest import Digest, DigestError
-from dockyard.oci.reference import TagError, parse_reference
+from dockyard.oci.reference import NameError_, TagError, parse_reference, validate_name
+
+
+def name_param(value: str, what: str = "name") -> str:
+    """THE check of a repository name from a URL or query (path, Hub path, ``from=``), made
+    before anything uses it: storage paths, access items, challenge headers."""
+    try:
+        return validate_name(value)
+    except NameError_ as exc:
+        message = str(exc) if what == "name" else f"{what}: {exc}"
+        raise RegistryError(ErrorCode.NAME_INVALID, message, {"name": value[:300]}) from None
 
 
 def digest_param(value: str) -> Digest:

@@ -17,7 +17,6 @@ from dockyard.api.headers import parse_content_length, parse_content_range
 from dockyard.api.params import digest_param
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.oci.digest import Digest
-from dockyard.oci.reference import NameError_, validate_name
 from dockyard.storage import paths
 from dockyard.storage.mount import mount_source
 from dockyard.storage.uploads import range_header, upload_unknown
@@ -58,12 +57,7 @@ async def start_upload(ctx: Context) -> Response:
     mount = query.get("mount")
     if mount:
         digest = digest_param(mount)
-        source = query.get("from") or None
-        if source is not None:
-            try:
-                validate_name(source)
-            except NameError_ as exc:
-                raise RegistryError(ErrorCode.NAME_INVALID, f"from: {exc}", {"name": source[:300]}) from None
+        source = query.get("from") or None  # validated by the dispatcher (name_param)
         visible = ctx.services.access.visible(ctx.identity)
         if source is None and visible is not None:  # only from a repository the caller may pull
             source = await mount_source(registry, digest, visible)

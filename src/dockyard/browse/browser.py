@@ -7,6 +7,7 @@ cached for a few seconds; only the tags of the requested page are described (man
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.registry import Registry
 
+log = logging.getLogger("dockyard.browse")
+
 TIMES_TTL = 5.0
 SIZES_TTL = 30.0
 
@@ -30,6 +33,7 @@ class TagRow:
     pushed: float | None
     pulled: float | None
     desc: ManifestDesc | None  # None when the manifest cannot be read
+    failed: bool = False  # describing it raised: the row is shown, marked, and the error logged
 
 
 @dataclass(slots=True)
@@ -99,11 +103,15 @@ class Browser:
             digest = await self.registry.tags.resolve(name, tag)
             if digest is None:
                 continue  # deleted meanwhile
+            failed = False
             try:
                 desc: ManifestDesc | None = await self.describer.describe(name, digest)
             except (RegistryError, PathNotFound, ValueError):
                 desc = None
-            rows.append(TagRow(tag, str(digest), pushed, self.pulls.of_tag(name, tag), desc))
+            except Exception:  # one odd tag must not take the whole listing down with it
+                log.exception("cannot describe a tag", extra={"repository": name, "tag": tag})
+                desc, failed = None, True
+            rows.append(TagRow(tag, str(digest), pushed, self.pulls.of_tag(name, tag), desc, failed))
         return rows
 
     async def tag_row(self, name: str, tag: str) -> TagRow | None:

@@ -7,6 +7,7 @@ always current and needs no index. Manifests and configs are read with the toler
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ from dockyard.oci.document import ManifestDoc, read_manifest
 from dockyard.storage import paths
 from dockyard.storage.configs import ConfigReader
 from dockyard.storage.registry import Registry
+
+log = logging.getLogger("dockyard.inventory")
 
 
 @dataclass(slots=True)
@@ -38,10 +41,13 @@ class TagInfo:
     size: int  # manifest(s) + configs + layers, each counted once
     platforms: list[Platform]
     pushed: float  # epoch seconds
+    error: str | None = None  # set (and shown) only when the tag could not be described
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["platforms"] = [str(p) for p in self.platforms]
+        if self.error is None:
+            del out["error"]
         return out
 
 
@@ -122,8 +128,16 @@ class Inventory:
     async def tags(self, name: str) -> list[TagInfo]:
         if not await self.registry.repository_exists(name):
             raise RegistryError.name_unknown(name)
-        infos = [await self.tag(name, t) for t in await self.registry.tags.names(name)]
+        infos = [await self._safe_tag(name, t) for t in await self.registry.tags.names(name)]
         return [i for i in infos if i is not None]
+
+    async def _safe_tag(self, name: str, tag: str) -> TagInfo | None:
+        """One tag of a listing; an unexpected error marks its entry instead of failing the list."""
+        try:
+            return await self.tag(name, tag)
+        except Exception:
+            log.exception("cannot describe a tag", extra={"repository": name, "tag": tag})
+            return TagInfo(tag, "", "", 0, [], 0.0, error="unreadable")
 
     async def inspect(self, name: str, reference: str | Digest) -> dict[str, Any]:
         """Everything a person wants to know about one image or index."""

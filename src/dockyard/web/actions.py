@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import parse_qs
 
@@ -15,12 +16,21 @@ from dockyard.web.context import Page, not_found
 from dockyard.web.identity import auth_enabled
 from dockyard.web.sessions import SESSION_COOKIE, Session, csrf_ok, sign
 
+# A path on this site: "/" then printable ASCII without spaces (browsers drop tabs and newlines,
+# so "/<TAB>/evil.example" would become "//evil.example"), never "//" (another host) or "\\"
+# (read as "/" by browsers). Anything else, CR and LF included, never reaches a header.
+_SAME_ORIGIN_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` when it is a same-origin path, else None."""
+    if target and len(target) <= 2048 and _SAME_ORIGIN_PATH.fullmatch(target):
+        return target
+    return None
+
 
 def _safe_next(target: str | None, page: Page) -> str:
-    """Only a path on this site (never ``//host`` or a scheme)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return page.url("/")
+    return safe_next(target) or page.url("/")
 
 
 MAX_FORM = 64 * 1024
@@ -55,7 +65,7 @@ def _same_origin(page: Page) -> bool:
 
 async def login_form(page: Page) -> Response:
     return page.render(
-        "login.html", next=page.request.query_params.get("next") or "", error=None, username=""
+        "login.html", next=safe_next(page.request.query_params.get("next")) or "", error=None, username=""
     )
 
 
@@ -74,7 +84,9 @@ async def login(page: Page) -> Response:
     except RegistryError as exc:  # throttled
         found, error = None, str(exc)
     if found is None:
-        return page.render("login.html", 401, next=form.get("next") or "", error=error, username=username)
+        return page.render(
+            "login.html", 401, next=safe_next(form.get("next")) or "", error=error, username=username
+        )
     lifetime = page.services.config.ui.sessionlifetime
     cookie = sign(await page.ui.key(), Session(found.subject, found.fingerprint, time.time() + lifetime))
     page.cookies.append((SESSION_COOKIE, cookie, int(lifetime)))

@@ -6,14 +6,17 @@ repository with 10,000 tags renders as fast as a small one (see browse.browser).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.responses import Response
 
-from dockyard.oci.digest import Digest
-from dockyard.oci.reference import is_valid_name, parse_reference
+from dockyard.errors import ErrorCode, RegistryError
+from dockyard.oci.digest import Digest, DigestError
+from dockyard.oci.reference import TagError, is_valid_name, parse_reference
 from dockyard.web.context import Page, not_found
 
+log = logging.getLogger("dockyard.web")
 PAGE_SIZES = (25, 50, 100)
 REPO_SORTS = {
     "name": "Name, A to Z",
@@ -67,7 +70,7 @@ async def repositories(page: Page) -> Response:
     )
     pager = paging(page, len(names))
     rows = await browser.repo_rows(names[pager["start"] : pager["end"]])
-    tag_counts = {r.name: len(await page.services.registry.tags.names(r.name)) for r in rows}
+    tag_counts = {r.name: await _tag_count(page, r.name) for r in rows}
     return page.render(
         "repositories.html",
         rows=rows,
@@ -78,6 +81,15 @@ async def repositories(page: Page) -> Response:
         pager=pager,
         sizes=PAGE_SIZES,
     )
+
+
+async def _tag_count(page: Page, name: str) -> int | None:
+    """A row's tag count; an unexpected error marks the row (None) instead of failing the page."""
+    try:
+        return len(await page.services.registry.tags.names(name))
+    except Exception:
+        log.exception("cannot count the tags of a repository", extra={"repository": name})
+        return None
 
 
 def _name(page: Page) -> str | None:
@@ -115,7 +127,12 @@ async def image(page: Page) -> Response:
     if name is None or not page.perms.can_pull(name):
         return not_found(page, "There is no repository by that name, or you may not see it.")
     raw = page.request.query_params.get("ref") or "latest"
-    reference = parse_reference(raw)
+    try:
+        reference = parse_reference(raw)
+    except DigestError as exc:  # sha256:zzz, md5:…: 400, as the registry API answers
+        raise RegistryError(ErrorCode.DIGEST_INVALID, str(exc)) from None
+    except TagError:  # a malformed tag names nothing
+        return not_found(page, "There is no tag or image by that reference.")
     services = page.services
     info = await services.inventory.inspect(name, reference)
     await services.pulls.refresh()

@@ -3,6 +3,7 @@ and ``/v2/repositories/{ns}/{repo}/``, ``/v2/namespaces/{ns}/repositories/{repo}
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -17,6 +18,7 @@ from dockyard.browse.browser import order
 from dockyard.browse.mtimes import mtimes
 from dockyard.storage import paths
 
+log = logging.getLogger("dockyard.hub")
 DEFAULT_ORDERING = "name"
 _DETAIL_MEDIA_TYPES_TAGS = 100
 
@@ -41,8 +43,27 @@ async def list_repositories(ctx: Context) -> Response:
         repos = order(repos, listing.ordering, lambda _: None)
     start, end = page_bounds(listing, len(repos))
     page = repos[start:end]
-    results = [await _entry(ctx, namespace, repo, stored[repo]) for repo in page]
+    results = [await _safe_entry(ctx, namespace, repo, stored[repo]) for repo in page]
     return JSONResponse(envelope(ctx, listing, len(repos), results))
+
+
+async def _safe_entry(ctx: Context, namespace: str, repo: str, name: str) -> dict[str, Any]:
+    """One repository of a listing; an unexpected error marks its entry instead of failing the page."""
+    try:
+        return await _entry(ctx, namespace, repo, name)
+    except Exception:
+        log.exception("cannot describe a repository", extra={"repository": name})
+        entry = repository_json(
+            namespace,
+            repo,
+            updated=None,
+            registered=None,
+            size=0,
+            private=_private(ctx, name),
+            can_edit=False,
+        )
+        entry["status_description"] = "unreadable"
+        return entry
 
 
 async def _entry(ctx: Context, namespace: str, repo: str, name: str, **extra: Any) -> dict[str, Any]:
