@@ -30,9 +30,9 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def build_app(tree: dict[str, Any]) -> ASGIApp:
-    """create_app without the process-wide logging setup."""
-    services = create_services(parse_config(tree))
+def build_app(tree: dict[str, Any], wrap: Callable[[Any], Any] | None = None) -> ASGIApp:
+    """create_app without the process-wide logging setup (``wrap``: around the driver)."""
+    services = create_services(parse_config(tree), wrap_driver=wrap)
     api = wrap_token_server(RegistryApp(services), services.access, services.config.http.prefix)
     return FlushPullsApp(WebApp(HealthApp(api, services), services), services)
 
@@ -42,7 +42,9 @@ def make_app(tmp_path: Path) -> AppFactory:
     users = HtpasswdFile(tmp_path / "htpasswd")
     users.set_password("alice", "pw-alice", cost=4, create=True)
 
-    def factory(mode: str = "none", extra: dict[str, Any] | None = None) -> ASGIApp:
+    def factory(
+        mode: str = "none", extra: dict[str, Any] | None = None, wrap: Callable[[Any], Any] | None = None
+    ) -> ASGIApp:
         tree: dict[str, Any] = {
             "storage": {"filesystem": {"rootdirectory": str(tmp_path / "root"), "fsync": False}}
         }
@@ -51,9 +53,13 @@ def make_app(tmp_path: Path) -> AppFactory:
         elif mode == "token":
             tree["auth"] = {
                 "htpasswd": {"path": str(tmp_path / "htpasswd")},
-                "token": {"issuer": "dockyard", "service": "dockyard", "server": {"enabled": True}},
+                "token": {
+                    "issuer": "dockyard",
+                    "service": "dockyard",
+                    "server": {"enabled": True, "keys": str(tmp_path / "keys")},
+                },
             }
-        return build_app(deep_merge(tree, extra or {}))
+        return build_app(deep_merge(tree, extra or {}), wrap)
 
     return factory
 
@@ -64,7 +70,9 @@ def client_for(app: ASGIApp) -> httpx.AsyncClient:
 
 @pytest.fixture
 def make_client(make_app: AppFactory) -> ClientFactory:
-    def factory(mode: str = "none", extra: dict[str, Any] | None = None) -> httpx.AsyncClient:
-        return client_for(make_app(mode, extra))
+    def factory(
+        mode: str = "none", extra: dict[str, Any] | None = None, wrap: Callable[[Any], Any] | None = None
+    ) -> httpx.AsyncClient:
+        return client_for(make_app(mode, extra, wrap))
 
     return factory
