@@ -1,0 +1,192 @@
+"""Locks shared by every process of one machine: flock(2) on files in one directory
+(``_dockyard/locks/`` of the store).
+
+Exclusive holders open their own file and wait in a thread (a try-lock never waits, so it is
+made on the event loop). Shared holders in one process share one open file and a count: the
+first takes ``LOCK_SH`` with a non-blocking call (a syscall that never waits, so it is made on
+the event loop; only if an exclusive holder is in the way does it wait in a thread), the last
+releases it. A push then pays no thread round trip for the lock. While an exclusive holder of
+this process waits, new shared holders of this process wait too, so a collection is not starved
+by a steady stream of pushes.
+
+An exclusive holder removes the lock file when it lets go, so one-off names (a lock per upload)
+leave nothing behind. That is safe because every holder checks, once it has the lock, that the
+file it locked is still the one at the path (same inode), and starts over if not: a lock taken on
+a file already unlinked excludes nobody, and is never relied on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from dockyard.coord.base import check_name
+from dockyard.errors import LockBusy
+
+Runner = Callable[..., Awaitable[Any]]
+
+
+def _current(fd: int, path: str) -> bool:
+    """The file locked through ``fd`` is still the one at ``path``."""
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+class _Handoff:
+    """What a thread that waits for a lock hands back, unless its waiter was cancelled meanwhile:
+    then whoever comes second (the thread, or the cancelled waiter) lets the lock go."""
+
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()
+        self.abandoned = False
+        self.fd: int | None = None
+
+
+class FileLocks:
+    def __init__(self, directory: str, run: Runner) -> None:
+        self.directory = directory
+        self.run = run
+        self._shared_fd: dict[str, int] = {}
+        self._shared_count: dict[str, int] = {}
+        self._exclusive_waiting: dict[str, int] = {}
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def _open(self, name: str) -> int:
+        os.makedirs(self.directory, exist_ok=True)
+        return os.open(self._path(name), os.O_RDWR | os.O_CREAT, 0o644)
+
+    def _exclusive(self, name: str, wait: bool) -> int:
+        while True:
+            fd = self._open(name)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                os.close(fd)
+                raise LockBusy(name) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if _current(fd, self._path(name)):
+                return fd
+            os.close(fd)  # the previous holder removed it: lock the new one
+
+    def _wait_exclusive(self, name: str, handoff: _Handoff) -> None:
+        fd = self._exclusive(name, True)
+        with handoff.mutex:
+            if not handoff.abandoned:
+                handoff.fd = fd
+                return
+        self._release_exclusive(name, fd)
+
+    async def _exclusive_waited(self, name: str) -> int:
+        handoff = _Handoff()
+        try:
+            await self.run(self._wait_exclusive, name, handoff)
+        except BaseException:
+            with handoff.mutex:
+                handoff.abandoned = True
+                fd = handoff.fd
+            if fd is not None:  # granted as the waiter was cancelled: let it go
+                self._release_exclusive(name, fd)
+            raise
+        assert handoff.fd is not None
+        return handoff.fd
+
+    def _wait_shared(self, name: str, fd: int, handoff: _Handoff, loop: asyncio.AbstractEventLoop) -> None:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        with handoff.mutex:
+            if not handoff.abandoned:
+                handoff.fd = fd
+                return
+        loop.call_soon_threadsafe(self._unlock_if_unused, name, fd)
+
+    def _unlock_if_unused(self, name: str, fd: int) -> None:
+        if not self._shared_count.get(name) and self._shared_fd.get(name) == fd:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    async def _shared_waited(self, name: str, fd: int) -> None:
+        handoff = _Handoff()
+        try:
+            await self.run(self._wait_shared, name, fd, handoff, asyncio.get_running_loop())
+        except BaseException:
+            with handoff.mutex:
+                handoff.abandoned = True
+                granted = handoff.fd is not None
+            if granted:
+                self._unlock_if_unused(name, fd)
+            raise
+
+    def _release_exclusive(self, name: str, fd: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(name))
+        os.close(fd)
+
+    async def _acquire_shared(self, name: str, wait: bool) -> None:
+        while self._exclusive_waiting.get(name):
+            if not wait:
+                raise LockBusy(name)
+            await asyncio.sleep(0.001)
+        if self._shared_count.get(name, 0) == 0:
+            while True:
+                fd = self._shared_fd.get(name)
+                if fd is None:
+                    fd = await self.run(self._open, name)
+                    fd = self._shared_fd.setdefault(name, fd)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not wait:
+                        raise LockBusy(name) from None
+                    await self._shared_waited(name, fd)
+                if self._shared_count.get(name, 0) or _current(fd, self._path(name)):
+                    break
+                # An exclusive holder removed the file since this process opened it.
+                if self._shared_fd.get(name) == fd:
+                    del self._shared_fd[name]
+                    os.close(fd)
+        self._shared_count[name] = self._shared_count.get(name, 0) + 1
+
+    def _release_shared(self, name: str) -> None:
+        self._shared_count[name] -= 1
+        if self._shared_count[name] == 0:
+            fcntl.flock(self._shared_fd[name], fcntl.LOCK_UN)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str, *, shared: bool = False, wait: bool = True) -> AsyncIterator[None]:
+        check_name(name)
+        if shared:
+            await self._acquire_shared(name, wait)
+            try:
+                yield
+            finally:
+                self._release_shared(name)
+            return
+        self._exclusive_waiting[name] = self._exclusive_waiting.get(name, 0) + 1
+        try:
+            # A try-lock never blocks: open and flock(LOCK_NB) on the loop, no thread round trip.
+            fd = await self._exclusive_waited(name) if wait else self._exclusive(name, False)
+        finally:
+            self._exclusive_waiting[name] -= 1
+            if not self._exclusive_waiting[name]:
+                del self._exclusive_waiting[name]
+        try:
+            yield
+        finally:
+            if wait:
+                await self.run(self._release_exclusive, name, fd)
+            else:
+                self._release_exclusive(name, fd)
+
+    def close(self) -> None:
+        for fd in self._shared_fd.values():
+            os.close(fd)
+        self._shared_fd.clear()

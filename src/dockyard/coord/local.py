@@ -1,0 +1,297 @@
+"""The local coordinator: the processes of one machine, with nothing to install.
+
+Everything lives in one directory, the store's ``_dockyard/`` area (which distribution ignores):
+
+- ``locks/<name>``: flock(2) files (:mod:`dockyard.coord.flock`);
+- ``sessions/<id>``: one JSON record per upload session, replaced atomically (rename);
+- ``referenced/<h[:2]>/<h>``: an empty file per liveness key (``h`` is the key's SHA-256), whose
+  modification time *is* the record: set explicitly to the coordinator's clock, never moved back;
+- ``generations/<topic>`` and ``leases/<job>``: small files read and rewritten in place under
+  flock on the file itself, so a bump or a lease decision is atomic across processes.
+
+The clock is the host's (``time.time``), which every process of one machine shares. Blocking
+calls run in a small thread pool of the coordinator's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+from dockyard.coord.base import TOPIC_NAME, Clock, Part, UploadSession, check_name
+from dockyard.coord.flock import FileLocks
+from dockyard.storage.drivers.offload import Offload
+
+T = TypeVar("T")
+SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def _session_to_json(session: UploadSession) -> bytes:
+    return json.dumps(
+        {
+            "id": session.id,
+            "repository": session.repository,
+            "offset": session.offset,
+            "started_at": session.started_at,
+            "updated_at": session.updated_at,
+            "hash_state": session.hash_state.hex() if session.hash_state is not None else None,
+            "multipart_id": session.multipart_id,
+            "parts": [[p.number, p.etag, p.size] for p in session.parts],
+        }
+    ).encode()
+
+
+def _session_from_json(raw: bytes) -> UploadSession:
+    doc = json.loads(raw)
+    state = doc.get("hash_state")
+    return UploadSession(
+        id=doc["id"],
+        repository=doc["repository"],
+        offset=int(doc["offset"]),
+        started_at=float(doc["started_at"]),
+        updated_at=float(doc["updated_at"]),
+        hash_state=bytes.fromhex(state) if state is not None else None,
+        multipart_id=doc.get("multipart_id"),
+        parts=tuple(Part(int(n), str(e), int(s)) for n, e, s in doc.get("parts") or []),
+    )
+
+
+class _LockedFile:
+    """A small file read and rewritten in place under an exclusive flock on it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def update(self, change: Callable[[bytes], tuple[bytes | None, T]]) -> T:
+        """``change(old) -> (new or None to leave it, result)``, atomically across processes."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            old = b""
+            while chunk := os.pread(fd, 4096, len(old)):
+                old += chunk
+            new, result = change(old)
+            if new is not None and new != old:
+                os.pwrite(fd, new, 0)
+                os.ftruncate(fd, len(new))
+            return result
+        finally:
+            os.close(fd)  # releases the flock
+
+    def read(self) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+
+class LocalCoordinator:
+    name = "local"
+
+    def __init__(self, directory: str, clock: Clock = time.time, threads: int = 4) -> None:
+        self.directory = os.path.abspath(directory)
+        self.clock = clock
+        self._offload = Offload(threads, "dockyard-coord")
+        self._locks = FileLocks(os.path.join(self.directory, "locks"), self._offload.run)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._offload.run(fn, *args)
+
+    async def now(self) -> float:
+        return self.clock()
+
+    def lock(
+        self, name: str, *, shared: bool = False, wait: bool = True
+    ) -> AbstractAsyncContextManager[None]:
+        return self._locks.lock(name, shared=shared, wait=wait)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def _session_path(self, session_id: str) -> str:
+        return os.path.join(self.directory, "sessions", check_name(session_id, SESSION_ID))
+
+    def _write_session(self, session: UploadSession) -> None:
+        path = self._session_path(session.id)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            f.write(_session_to_json(session))
+        os.rename(tmp, path)
+
+    def _read_session(self, session_id: str) -> UploadSession | None:
+        try:
+            with open(self._session_path(session_id), "rb") as f:
+                return _session_from_json(f.read())
+        except FileNotFoundError:
+            return None
+
+    async def create_session(self, session_id: str, repository: str) -> UploadSession:
+        now = self.clock()
+        session = UploadSession(session_id, repository, 0, now, now)
+        await self._run(self._write_session, session)
+        return session
+
+    async def get_session(self, session_id: str) -> UploadSession | None:
+        return await self._run(self._read_session, session_id)
+
+    def _update_session(self, session_id: str, **changes: Any) -> UploadSession | None:
+        old = self._read_session(session_id)
+        if old is None:
+            return None
+        new = UploadSession(
+            old.id, old.repository, started_at=old.started_at, updated_at=self.clock(), **changes
+        )
+        self._write_session(new)
+        return new
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        offset: int,
+        hash_state: bytes | None = None,
+        multipart_id: str | None = None,
+        parts: Sequence[Part] = (),
+    ) -> UploadSession | None:
+        return await self._run(
+            lambda: self._update_session(
+                session_id,
+                offset=offset,
+                hash_state=hash_state,
+                multipart_id=multipart_id,
+                parts=tuple(parts),
+            )
+        )
+
+    def _delete_session(self, session_id: str) -> bool:
+        try:
+            os.unlink(self._session_path(session_id))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def delete_session(self, session_id: str) -> bool:
+        return await self._run(self._delete_session, session_id)
+
+    def _idle_sessions(self, cutoff: float) -> list[UploadSession]:
+        directory = os.path.join(self.directory, "sessions")
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            if ".tmp-" in name:
+                continue
+            session = self._read_session(name)
+            if session is not None and session.updated_at < cutoff:
+                out.append(session)
+        return out
+
+    async def idle_sessions(self, idle_seconds: float) -> list[UploadSession]:
+        return await self._run(self._idle_sessions, self.clock() - idle_seconds)
+
+    # -- liveness ------------------------------------------------------------------------------
+
+    def _reference_path(self, key: str) -> str:
+        h = hashlib.sha256(key.encode()).hexdigest()
+        return os.path.join(self.directory, "referenced", h[:2], h)
+
+    def _referenced(self, keys: Sequence[str], now: float) -> None:
+        for key in keys:
+            path = self._reference_path(key)
+            try:
+                if os.stat(path).st_mtime >= now:
+                    continue
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+            os.utime(path, (now, now))
+
+    async def referenced(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._run(self._referenced, keys, self.clock())
+
+    def _last_referenced(self, keys: Sequence[str]) -> list[float | None]:
+        out: list[float | None] = []
+        for key in keys:
+            try:
+                out.append(os.stat(self._reference_path(key)).st_mtime)
+            except FileNotFoundError:
+                out.append(None)
+        return out
+
+    async def last_referenced(self, keys: Sequence[str]) -> list[float | None]:
+        return await self._run(self._last_referenced, keys) if keys else []
+
+    def _forget(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._reference_path(key))
+
+    async def forget(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._run(self._forget, keys)
+
+    # -- generations ---------------------------------------------------------------------------
+
+    def _generation_file(self, topic: str) -> _LockedFile:
+        return _LockedFile(os.path.join(self.directory, "generations", check_name(topic, TOPIC_NAME)))
+
+    async def bump(self, topic: str) -> int:
+        def change(old: bytes) -> tuple[bytes, int]:
+            value = int(old or b"0") + 1
+            return str(value).encode(), value
+
+        return await self._run(self._generation_file(topic).update, change)
+
+    async def generation(self, topic: str) -> int:
+        return int(await self._run(self._generation_file(topic).read) or b"0")
+
+    # -- leases --------------------------------------------------------------------------------
+
+    def _lease_file(self, job: str) -> _LockedFile:
+        return _LockedFile(os.path.join(self.directory, "leases", check_name(job)))
+
+    async def acquire_lease(self, job: str, holder: str, ttl: float) -> bool:
+        now = self.clock()
+
+        def change(old: bytes) -> tuple[bytes | None, bool]:
+            current = json.loads(old) if old else None
+            if current is not None and current["holder"] != holder and current["expires"] > now:
+                return None, False
+            return json.dumps({"holder": holder, "expires": now + ttl}).encode(), True
+
+        return await self._run(self._lease_file(job).update, change)
+
+    async def release_lease(self, job: str, holder: str) -> None:
+        def change(old: bytes) -> tuple[bytes | None, None]:
+            current = json.loads(old) if old else None
+            if current is not None and current["holder"] == holder:
+                return json.dumps({"holder": "", "expires": 0.0}).encode(), None
+            return None, None
+
+        await self._run(self._lease_file(job).update, change)
+
+    async def lease_holder(self, job: str) -> str | None:
+        raw = await self._run(self._lease_file(job).read)
+        current = json.loads(raw) if raw else None
+        if current is None or not current["holder"] or current["expires"] <= self.clock():
+            return None
+        holder: str = current["holder"]
+        return holder
+
+    async def close(self) -> None:
+        self._locks.close()

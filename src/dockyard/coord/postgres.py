@@ -1,0 +1,325 @@
+"""The PostgreSQL coordinator: many processes on many machines (replicas on one object store).
+
+- **Locks** are session advisory locks (``pg_advisory_lock[_shared]``, keyed by 64 bits of the
+  name's SHA-256). They belong to a connection, so they die with it: a crashed replica leaves no
+  stale lock (and, by the same token, they need a connection held for as long as they are held:
+  no PgBouncer transaction pooling). Tries and the first shared holder of a name use one
+  dedicated lock connection with non-blocking calls only; a holder that has to *wait* gets a
+  connection of its own for the wait and the hold, so a blocked wait never stalls other locks'
+  traffic. Inside the process, an :class:`~dockyard.coord.rwlock.RWLock` per name comes first:
+  advisory locks are re-entrant per connection and would not exclude this process's own tasks.
+  Shared holders of one process share one advisory lock and a count, like the flock locks.
+- **Everything else** is rows (``coord/migrations``), written through a small connection pool
+  in autocommit mode, stamped by the database's ``now()``: the one clock every replica shares.
+
+``psycopg`` (``pip install 'dockyard[postgres]'``) is imported only when this module is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+try:
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError("database.dsn needs the PostgreSQL client: pip install 'dockyard[postgres]'") from exc
+
+from dockyard.coord.base import TOPIC_NAME, Clock, Part, UploadSession, check_name
+from dockyard.coord.rwlock import RWLocks
+from dockyard.coord.schema import migrate
+from dockyard.errors import LockBusy
+
+Conn = psycopg.AsyncConnection[Any]
+_NOW = "coalesce(%(now)s::float8, extract(epoch from now()))"
+_SESSION_COLUMNS = 'id, repository, "offset", started_at, updated_at, hash_state, multipart_id, parts'
+
+
+def lock_key(name: str) -> int:
+    """The advisory lock key of a lock name: 64 bits of its SHA-256, as a signed bigint."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _session(row: Sequence[Any]) -> UploadSession:
+    id_, repository, offset, started, updated, state, multipart_id, parts = row
+    return UploadSession(
+        id=id_,
+        repository=repository,
+        offset=int(offset),
+        started_at=float(started),
+        updated_at=float(updated),
+        hash_state=bytes(state) if state is not None else None,
+        multipart_id=multipart_id,
+        parts=tuple(Part(int(n), str(e), int(s)) for n, e, s in parts or []),
+    )
+
+
+class PostgresCoordinator:
+    name = "postgres"
+
+    def __init__(self, dsn: str, *, clock: Clock | None = None, pool_size: int = 8) -> None:
+        """``clock`` replaces the database's ``now()`` (tests); by default the database decides."""
+        self.dsn = dsn
+        self.clock = clock
+        self._pool = AsyncConnectionPool(
+            dsn, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}
+        )
+        self._opened = False
+        self._opening = asyncio.Lock()
+        self._lock_conn: Conn | None = None
+        self._lock_conn_guard = asyncio.Lock()
+        self._local = RWLocks()
+        self._shared: dict[str, tuple[Conn, int]] = {}
+        self._shared_gate: dict[str, asyncio.Lock] = {}
+
+    async def _ready(self) -> None:
+        if not self._opened:
+            async with self._opening:
+                await self._open()
+
+    async def _open(self) -> None:
+        if self._opened:  # another task opened it while this one waited
+            return
+        await self._pool.open(wait=True)
+        async with self._pool.connection() as conn:
+            await migrate(conn)
+        self._opened = True
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Conn]:
+        await self._ready()
+        async with self._pool.connection() as conn:
+            yield conn
+
+    def _params(self, **params: Any) -> dict[str, Any]:
+        return {"now": self.clock() if self.clock is not None else None, **params}
+
+    async def _one(self, sql: str, **params: Any) -> Any:
+        async with self._conn() as conn:
+            cursor = await conn.execute(sql.encode(), self._params(**params))
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, **params: Any) -> list[Any]:
+        async with self._conn() as conn:
+            cursor = await conn.execute(sql.encode(), self._params(**params))
+            return await cursor.fetchall()
+
+    async def now(self) -> float:
+        row = await self._one(f"SELECT {_NOW}")
+        return float(row[0])
+
+    # -- locks ---------------------------------------------------------------------------------
+
+    async def _lock_connection(self) -> Conn:
+        if self._lock_conn is None or self._lock_conn.closed or self._lock_conn.broken:
+            await self._ready()
+            self._lock_conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        return self._lock_conn
+
+    async def _pg_acquire(self, name: str, shared: bool, wait: bool) -> Conn:
+        suffix = "_shared" if shared else ""
+        async with self._lock_conn_guard:
+            conn = await self._lock_connection()
+            cursor = await conn.execute(
+                f"SELECT pg_try_advisory_lock{suffix}(%s)".encode(), (lock_key(name),)
+            )
+            row = await cursor.fetchone()
+        if row is not None and row[0]:
+            return conn
+        if not wait:
+            raise LockBusy(name)
+        own = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        try:
+            await own.execute(f"SELECT pg_advisory_lock{suffix}(%s)".encode(), (lock_key(name),))
+        except BaseException:
+            await own.close()  # also abandons the wait on the server
+            raise
+        return own
+
+    async def _pg_release(self, name: str, shared: bool, conn: Conn) -> None:
+        if conn is not self._lock_conn:
+            await conn.close()  # a connection of its own: closing it releases the lock
+            return
+        if conn.closed or conn.broken:
+            return  # the server released it with the connection
+        suffix = "_shared" if shared else ""
+        async with self._lock_conn_guard:
+            try:
+                await conn.execute(f"SELECT pg_advisory_unlock{suffix}(%s)".encode(), (lock_key(name),))
+            except psycopg.OperationalError:
+                await conn.close()  # lost: the server released every lock it held
+
+    async def _acquire_shared(self, name: str, wait: bool) -> None:
+        gate = self._shared_gate.setdefault(name, asyncio.Lock())
+        async with gate:
+            held = self._shared.get(name)
+            if held is None:
+                conn = await self._pg_acquire(name, True, wait)
+                held = (conn, 0)
+            self._shared[name] = (held[0], held[1] + 1)
+
+    async def _release_shared(self, name: str) -> None:
+        gate = self._shared_gate[name]
+        async with gate:
+            conn, count = self._shared[name]
+            if count > 1:
+                self._shared[name] = (conn, count - 1)
+                return
+            del self._shared[name]
+            await self._pg_release(name, True, conn)
+
+    @contextlib.asynccontextmanager
+    async def _hold(self, name: str, shared: bool, wait: bool) -> AsyncIterator[None]:
+        async with self._local.hold(check_name(name), shared=shared, wait=wait):
+            if shared:
+                await self._acquire_shared(name, wait)
+                try:
+                    yield
+                finally:
+                    await asyncio.shield(self._release_shared(name))
+                return
+            conn = await self._pg_acquire(name, False, wait)
+            try:
+                yield
+            finally:
+                await asyncio.shield(self._pg_release(name, False, conn))
+
+    def lock(
+        self, name: str, *, shared: bool = False, wait: bool = True
+    ) -> AbstractAsyncContextManager[None]:
+        return self._hold(name, shared, wait)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def create_session(self, session_id: str, repository: str) -> UploadSession:
+        row = await self._one(
+            f"INSERT INTO upload_sessions (id, repository, started_at, updated_at)"
+            f" VALUES (%(id)s, %(repository)s, {_NOW}, {_NOW}) RETURNING {_SESSION_COLUMNS}",
+            id=session_id,
+            repository=repository,
+        )
+        return _session(row)
+
+    async def get_session(self, session_id: str) -> UploadSession | None:
+        row = await self._one(
+            f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE id = %(id)s", id=session_id
+        )
+        return _session(row) if row is not None else None
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        offset: int,
+        hash_state: bytes | None = None,
+        multipart_id: str | None = None,
+        parts: Sequence[Part] = (),
+    ) -> UploadSession | None:
+        row = await self._one(
+            f'UPDATE upload_sessions SET "offset" = %(offset)s, updated_at = {_NOW},'
+            " hash_state = %(state)s, multipart_id = %(multipart)s, parts = %(parts)s::jsonb"
+            f" WHERE id = %(id)s RETURNING {_SESSION_COLUMNS}",
+            id=session_id,
+            offset=offset,
+            state=hash_state,
+            multipart=multipart_id,
+            parts=json.dumps([[p.number, p.etag, p.size] for p in parts]),
+        )
+        return _session(row) if row is not None else None
+
+    async def delete_session(self, session_id: str) -> bool:
+        row = await self._one("DELETE FROM upload_sessions WHERE id = %(id)s RETURNING id", id=session_id)
+        return row is not None
+
+    async def idle_sessions(self, idle_seconds: float) -> list[UploadSession]:
+        rows = await self._all(
+            f"SELECT {_SESSION_COLUMNS} FROM upload_sessions WHERE updated_at < {_NOW} - %(idle)s",
+            idle=idle_seconds,
+        )
+        return [_session(row) for row in rows]
+
+    # -- liveness ------------------------------------------------------------------------------
+
+    async def referenced(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        await self._all(
+            f"INSERT INTO gc_references (key, at) SELECT k, {_NOW} FROM unnest(%(keys)s::text[]) AS k"
+            " ON CONFLICT (key) DO UPDATE SET at = greatest(gc_references.at, excluded.at)"
+            " RETURNING key",
+            keys=sorted(set(keys)),  # one order for every writer: no deadlock between two upserts
+        )
+
+    async def last_referenced(self, keys: Sequence[str]) -> list[float | None]:
+        if not keys:
+            return []
+        rows = await self._all("SELECT key, at FROM gc_references WHERE key = ANY(%(keys)s)", keys=list(keys))
+        found = {key: float(at) for key, at in rows}
+        return [found.get(key) for key in keys]
+
+    async def forget(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._all(
+                "DELETE FROM gc_references WHERE key = ANY(%(keys)s) RETURNING key", keys=list(keys)
+            )
+
+    # -- generations ---------------------------------------------------------------------------
+
+    async def bump(self, topic: str) -> int:
+        row = await self._one(
+            "INSERT INTO generations (topic, value) VALUES (%(topic)s, 1)"
+            " ON CONFLICT (topic) DO UPDATE SET value = generations.value + 1 RETURNING value",
+            topic=check_name(topic, TOPIC_NAME),
+        )
+        return int(row[0])
+
+    async def generation(self, topic: str) -> int:
+        row = await self._one(
+            "SELECT value FROM generations WHERE topic = %(topic)s", topic=check_name(topic, TOPIC_NAME)
+        )
+        return int(row[0]) if row is not None else 0
+
+    # -- leases --------------------------------------------------------------------------------
+
+    async def acquire_lease(self, job: str, holder: str, ttl: float) -> bool:
+        row = await self._one(
+            f"INSERT INTO leases (job, holder, expires_at) VALUES (%(job)s, %(holder)s, {_NOW} + %(ttl)s)"
+            " ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+            f" WHERE leases.holder = excluded.holder OR leases.expires_at <= {_NOW}"
+            " RETURNING holder",
+            job=check_name(job),
+            holder=holder,
+            ttl=ttl,
+        )
+        return row is not None
+
+    async def release_lease(self, job: str, holder: str) -> None:
+        await self._all(
+            "DELETE FROM leases WHERE job = %(job)s AND holder = %(holder)s RETURNING job",
+            job=check_name(job),
+            holder=holder,
+        )
+
+    async def lease_holder(self, job: str) -> str | None:
+        row = await self._one(
+            f"SELECT holder FROM leases WHERE job = %(job)s AND expires_at > {_NOW}", job=check_name(job)
+        )
+        return str(row[0]) if row is not None else None
+
+    async def close(self) -> None:
+        if self._lock_conn is not None:
+            await self._lock_conn.close()
+            self._lock_conn = None
+        for conn, _ in self._shared.values():
+            if conn is not self._lock_conn:
+                await conn.close()
+        self._shared.clear()
+        if self._opened:
+            await self._pool.close()
+            self._opened = False

@@ -1,0 +1,83 @@
+"""The local coordinator passes the shared suite, across instances and across processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dockyard.coord.local import LocalCoordinator
+from dockyard.errors import LockBusy
+from dockyard.testing.coord_suite import CoordinatorSuite, ManualClock
+
+
+class TestLocalCoordinator(CoordinatorSuite):
+    @pytest.fixture
+    def coordinator(self, tmp_path: Path, clock: ManualClock) -> LocalCoordinator:
+        return LocalCoordinator(str(tmp_path / "_dockyard"), clock)
+
+    @pytest.fixture
+    def peer(self, tmp_path: Path, clock: ManualClock) -> LocalCoordinator:
+        return LocalCoordinator(str(tmp_path / "_dockyard"), clock)
+
+
+HOLDER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from dockyard.coord.local import LocalCoordinator
+
+    async def main() -> None:
+        coord = LocalCoordinator(sys.argv[1])
+        async with coord.lock("gc", shared=sys.argv[2] == "shared"):
+            print("held", flush=True)
+            sys.stdin.readline()
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["exclusive", "shared"])
+async def test_a_lock_held_by_another_process(tmp_path: Path, mode: str) -> None:
+    directory = str(tmp_path / "_dockyard")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, directory, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        coord = LocalCoordinator(directory)
+        with pytest.raises(LockBusy):
+            async with coord.lock("gc", wait=False):
+                pass
+        if mode == "shared":
+            async with coord.lock("gc", shared=True, wait=False):
+                pass
+        assert holder.stdin is not None
+        holder.stdin.close()
+        assert holder.wait(30) == 0
+        async with coord.lock("gc", wait=False):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.anyio
+async def test_exclusive_locks_leave_no_files(tmp_path: Path) -> None:
+    coord = LocalCoordinator(str(tmp_path))
+    for i in range(20):
+        async with coord.lock(f"upload-{i}", wait=False):
+            pass
+        async with coord.lock(f"waited-{i}"):
+            pass
+    assert os.listdir(tmp_path / "locks") == []
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

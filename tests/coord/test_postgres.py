@@ -1,0 +1,106 @@
+"""The PostgreSQL coordinator passes the shared suite against a real server; its own guarantees too."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+
+from dockyard.coord.postgres import PostgresCoordinator
+from dockyard.coord.schema import current_version, migrate, migrations
+from dockyard.errors import LockBusy
+from dockyard.testing.coord_suite import CoordinatorSuite, ManualClock
+from dockyard.testing.postgres import PostgresServer
+
+
+@pytest.fixture
+def dsn(postgres: PostgresServer) -> str:
+    return postgres.create_database()
+
+
+class TestPostgresCoordinator(CoordinatorSuite):
+    @pytest.fixture
+    def coordinator(self, dsn: str, clock: ManualClock) -> PostgresCoordinator:
+        return PostgresCoordinator(dsn, clock=clock)
+
+    @pytest.fixture
+    def peer(self, dsn: str, clock: ManualClock) -> PostgresCoordinator:
+        return PostgresCoordinator(dsn, clock=clock)
+
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_locks_die_with_the_holders_connection(dsn: str) -> None:
+    """A replica that crashed (its connection gone) leaves no stale lock behind."""
+    a, b = PostgresCoordinator(dsn), PostgresCoordinator(dsn)
+    try:
+        async with a.lock("gc"):
+            with pytest.raises(LockBusy):
+                async with b.lock("gc", wait=False):
+                    pass
+            assert a._lock_conn is not None
+            backend = a._lock_conn.info.backend_pid
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+                await admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+                for _ in range(1000):  # the backend exits shortly after the signal
+                    cursor = await admin.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (backend,)
+                    )
+                    row = await cursor.fetchone()
+                    if row is not None and row[0] == 0:
+                        break
+                    await asyncio.sleep(0.005)
+            async with b.lock("gc", wait=False):
+                pass
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_the_database_clock_by_default(dsn: str) -> None:
+    coord = PostgresCoordinator(dsn)
+    try:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            cursor = await conn.execute("SELECT extract(epoch from now())")
+            row = await cursor.fetchone()
+        assert row is not None
+        await coord.referenced(["k"])
+        (at,) = await coord.last_referenced(["k"])
+        assert at is not None and at >= float(row[0])
+        assert await coord.now() >= at
+    finally:
+        await coord.close()
+
+
+async def test_migrations_are_versioned_locked_and_idempotent(dsn: str) -> None:
+    latest = migrations()[-1].version
+    conns = [await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(4)]
+    try:
+        applied = await asyncio.gather(*(migrate(c) for c in conns))
+        assert sorted(applied, key=len) == [[], [], [], [m.version for m in migrations()]]
+        assert await migrate(conns[0]) == []
+        assert await current_version(conns[0]) == latest
+        cursor = await conns[0].execute("SELECT count(*) FROM schema_migrations")
+        row = await cursor.fetchone()
+        assert row is not None and row[0] == len(migrations())
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_a_fresh_database_has_no_schema_until_first_use(dsn: str) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        assert await current_version(conn) == 0
+        coord = PostgresCoordinator(dsn)
+        try:
+            await coord.bump("catalog")
+        finally:
+            await coord.close()
+        assert await current_version(conn) == migrations()[-1].version
