@@ -17,6 +17,7 @@ from dockyard.auth.setup import build_access
 from dockyard.browse.browser import Browser
 from dockyard.browse.pulls import PullLog
 from dockyard.config import CONFIG_PATH_ENV, Config
+from dockyard.coord import create_coordinator
 from dockyard.health import HealthApp
 from dockyard.services import Services
 from dockyard.storage.driver import StorageDriver
@@ -37,12 +38,14 @@ def create_services(
     driver = create_driver(name, params, redirect=redirect)
     if wrap_driver is not None:  # around the driver itself, behind the one wrapper
         driver = checked(wrap_driver(driver.inner), redirect=redirect)
+    coordinator = create_coordinator(config.database.dsn, name, params)
     rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
-    registry = Registry(driver, Quotas(driver, rules) if rules else None)
-    pulls = PullLog(driver, read_only=config.storage.maintenance.readonly.enabled)
+    registry = Registry(driver, Quotas(driver, rules) if rules else None, coordinator=coordinator)
+    pulls = PullLog(driver, coordinator, read_only=config.storage.maintenance.readonly.enabled)
     return Services(
         config=config,
         driver=driver,
+        coordinator=coordinator,
         registry=registry,
         access=build_access(config),
         pulls=pulls,

@@ -314,11 +314,20 @@ class UI(Section):
     sessionlifetime: Duration = 12 * 3600.0
 
 
+class Database(Section):
+    """The coordinator's database. Set ``dsn`` (``postgresql://user@host:5432/db``) when several
+    machines serve one store; without it, the processes of one machine coordinate through files
+    in the store (the filesystem driver) or in memory (the in-memory driver)."""
+
+    dsn: str | None = None
+
+
 class Config(Section):
     version: str = "0.1"
     log: Log = Log()
     http: HTTP = HTTP()
     storage: Storage = Storage()
+    database: Database = Database()
     health: Health = Health()
     retention: Retention = Retention()
     quotas: list[Quota] = Field(default_factory=list)

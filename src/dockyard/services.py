@@ -13,6 +13,7 @@ from dockyard.auth.access import AccessController
 from dockyard.browse.browser import Browser
 from dockyard.browse.pulls import PullLog
 from dockyard.config import Config
+from dockyard.coord.base import Coordinator
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.registry import Registry
@@ -22,6 +23,7 @@ from dockyard.storage.registry import Registry
 class Services:
     config: Config
     driver: CheckedDriver
+    coordinator: Coordinator
     registry: Registry
     access: AccessController
     # The read model the Hub API and the UI share: pull times, listings, what an image holds.

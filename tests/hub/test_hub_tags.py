@@ -258,6 +258,6 @@ async def test_pull_times_flush_to_storage(make_client: Any, storage_section: di
         )
         assert set(stored) == {"p/q:v1", next(k for k in stored if k.startswith("p/q@sha256:"))}
         # A fresh worker (new pull log, nothing pending) over the same storage reads them back.
-        fresh = PullLog(services.driver)
+        fresh = PullLog(services.driver, services.coordinator)
         await fresh.refresh()
         assert fresh.of_tag("p/q", "v1") == stored["p/q:v1"]

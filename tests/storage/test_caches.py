@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.coord import LOCAL_AREA
+from dockyard.coord.local import LocalCoordinator
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths, tags
 from dockyard.storage.drivers.filesystem import FilesystemDriver
@@ -44,9 +46,11 @@ async def push(registry: Registry, name: str, tag: str) -> Digest:
 
 
 def two_workers(root: Path) -> tuple[Registry, Registry]:
-    return Registry(FilesystemDriver(str(root), fsync=False)), Registry(
-        FilesystemDriver(str(root), fsync=False)
-    )
+    def worker() -> Registry:
+        coordinator = LocalCoordinator(str(root / LOCAL_AREA))
+        return Registry(FilesystemDriver(str(root), fsync=False), coordinator=coordinator)
+
+    return worker(), worker()
 
 
 async def test_catalog_sees_repositories_created_by_another_worker(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.coord import LOCAL_AREA
+from dockyard.coord.local import LocalCoordinator
+from dockyard.coord.memory import MemoryCoordinator
 from dockyard.errors import RegistryError
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
-from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers.filesystem import FilesystemDriver
 from dockyard.storage.drivers.memory import MemoryDriver
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect
@@ -32,10 +34,10 @@ def anyio_backend() -> str:
 
 @pytest.fixture(params=["memory", "filesystem"])
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
-    driver: StorageDriver = (
-        MemoryDriver() if request.param == "memory" else FilesystemDriver(str(tmp_path), fsync=False)
-    )
-    return Registry(driver)
+    if request.param == "memory":
+        return Registry(MemoryDriver(), coordinator=MemoryCoordinator())
+    coordinator = LocalCoordinator(str(tmp_path / LOCAL_AREA))
+    return Registry(FilesystemDriver(str(tmp_path), fsync=False), coordinator=coordinator)
 
 
 async def _body(data: bytes) -> AsyncIterator[bytes]:

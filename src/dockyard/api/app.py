@@ -164,6 +164,7 @@ class RegistryApp:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                await self.services.coordinator.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -204,7 +205,7 @@ class RegistryApp:
         await asyncio.sleep(random.uniform(config.retention.interval / 10, config.retention.interval))  # noqa: S311
         while True:
             try:
-                async with self.services.driver.lock("retention", wait=False):
+                async with self.services.coordinator.lock("retention", wait=False):
                     report = await apply_retention(
                         self.services.registry,
                         policies,

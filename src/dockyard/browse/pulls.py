@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Any
 
+from dockyard.coord.base import Coordinator
 from dockyard.errors import PathNotFound
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
@@ -36,9 +37,15 @@ def tag_key(name: str, tag: str) -> Key:
 
 class PullLog:
     def __init__(
-        self, driver: CheckedDriver, flush_seconds: float = FLUSH_SECONDS, *, read_only: bool = False
+        self,
+        driver: CheckedDriver,
+        coordinator: Coordinator,
+        flush_seconds: float = FLUSH_SECONDS,
+        *,
+        read_only: bool = False,
     ) -> None:
         self.driver = driver
+        self.coordinator = coordinator
         self.flush_seconds = flush_seconds
         self.read_only = read_only  # a read-only registry writes nothing: pulls stay in memory
         self._pending: dict[Key, float] = {}
@@ -72,7 +79,7 @@ class PullLog:
             return
         pending, self._pending = self._pending, {}
         try:
-            async with self.driver.lock("last-pulled"):
+            async with self.coordinator.lock("last-pulled"):
                 merged = await self._read()
                 for key, when in pending.items():
                     if when > merged.get(key, 0.0):

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from dockyard.config import Config, RetentionPolicy
+from dockyard.coord import create_coordinator
 from dockyard.errors import RegistryError
 from dockyard.oci.digest import Digest
 from dockyard.storage import gc, retention
@@ -179,7 +180,8 @@ class StoreBackend:
         name, params = config.storage.driver()
         driver = create_driver(name, params, redirect=not config.storage.redirect.disable)
         rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
-        self.registry = Registry(driver, Quotas(driver, rules) if rules else None)
+        coordinator = create_coordinator(config.database.dsn, name, params)
+        self.registry = Registry(driver, Quotas(driver, rules) if rules else None, coordinator=coordinator)
         self.inventory = Inventory(self.registry)
         self.config = config
         self.progress = progress
@@ -243,4 +245,4 @@ class StoreBackend:
         return report.to_json()
 
     async def close(self) -> None:
-        return None
+        await self.registry.coordinator.close()

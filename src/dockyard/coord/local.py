@@ -10,11 +10,13 @@ Everything lives in one directory, the store's ``_dockyard/`` area (which distri
   flock on the file itself, so a bump or a lease decision is atomic across processes.
 
 The clock is the host's (``time.time``), which every process of one machine shares. Blocking
-calls run in a small thread pool of the coordinator's own.
+calls run in a small thread pool of the coordinator's own (not the driver's: the coordinator sits
+below storage).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -24,12 +26,12 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from dockyard.coord.base import TOPIC_NAME, Clock, Part, UploadSession, check_name
 from dockyard.coord.flock import FileLocks
-from dockyard.storage.drivers.offload import Offload
 
 T = TypeVar("T")
 SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -103,11 +105,11 @@ class LocalCoordinator:
     def __init__(self, directory: str, clock: Clock = time.time, threads: int = 4) -> None:
         self.directory = os.path.abspath(directory)
         self.clock = clock
-        self._offload = Offload(threads, "dockyard-coord")
-        self._locks = FileLocks(os.path.join(self.directory, "locks"), self._offload.run)
+        self._threads = ThreadPoolExecutor(threads, "dockyard-coord")
+        self._locks = FileLocks(os.path.join(self.directory, "locks"), self._run)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._offload.run(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
 
     async def now(self) -> float:
         return self.clock()
@@ -295,3 +297,4 @@ class LocalCoordinator:
 
     async def close(self) -> None:
         self._locks.close()
+        self._threads.shutdown(wait=False)

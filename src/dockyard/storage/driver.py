@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -138,8 +137,9 @@ class StorageDriver(Protocol):
         """Copy a file to ``dst`` atomically, replacing it; raise PathNotFound."""
 
     async def writer(self, path: str, *, create: bool = True) -> FileWriter:
-        """Open ``path`` to continue writing it, held exclusively; raise UploadBusy if already
-        held, and PathNotFound if it does not exist and ``create`` is false."""
+        """Open ``path`` to continue writing it; raise PathNotFound if it does not exist and
+        ``create`` is false. One writer per path at a time is the caller's business (the
+        coordinator's upload lock), not the driver's."""
 
     async def redirect_url(self, path: str, expires: float) -> str | None:
         """A URL a client may fetch the file from directly for ``expires`` seconds (a presigned
@@ -155,13 +155,6 @@ class StorageDriver(Protocol):
 
     async def touch(self, path: str) -> bool:
         """Set a file's modification time to now; False if it does not exist."""
-
-    def lock(
-        self, name: str, *, shared: bool = False, wait: bool = True
-    ) -> AbstractAsyncContextManager[None]:
-        """A lock held across every process serving this store (readers/writer when ``shared``).
-
-        With ``wait=False`` raise :class:`LockBusy` instead of waiting."""
 
 
 class NativeBatches(Protocol):

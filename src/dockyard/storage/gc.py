@@ -87,6 +87,7 @@ class Collector:
     def __init__(self, registry: Registry, options: GCOptions, progress: Progress | None = None) -> None:
         self.registry = registry
         self.driver = registry.driver
+        self.coordinator = registry.coordinator
         self.options = options
         self.progress = progress or (lambda phase, done, total: None)
         self.marked: set[Digest] = set()
@@ -94,8 +95,8 @@ class Collector:
 
     async def run(self) -> GCReport:
         try:
-            async with self.driver.lock(RUN_LOCK, wait=False):
-                async with self.driver.lock(GC_LOCK):  # the barrier: no writer is mid-publish
+            async with self.coordinator.lock(RUN_LOCK, wait=False):
+                async with self.coordinator.lock(GC_LOCK):  # the barrier: no writer is mid-publish
                     self.report.started = time.time()
                 await self._collect()
                 self.report.finished = time.time()
@@ -215,7 +216,7 @@ class Collector:
                 if self.options.dry_run:
                     self.report.manifests_deleted += [{"repository": name, "digest": str(d)} for d in batch]
                 else:
-                    async with self.driver.lock(GC_LOCK):
+                    async with self.coordinator.lock(GC_LOCK):
                         await self._delete_manifests(name, batch)
                 done += len(batch)
                 self.progress("manifests", done, total)
@@ -257,7 +258,7 @@ class Collector:
             if self.options.dry_run:
                 await self._account(batch, delete=False)
             else:
-                async with self.driver.lock(GC_LOCK):
+                async with self.coordinator.lock(GC_LOCK):
                     await self._account(batch, delete=True)
             self.progress("blobs", min(start + BATCH, len(candidates)), len(candidates))
 
@@ -321,7 +322,7 @@ async def prune_untagged(registry: Registry, name: str, options: GCOptions) -> l
     """Delete the untagged, unreachable manifests of one repository (the blobs they free go at the
     next collection), with the same barrier and re-checks as a collection."""
     collector = Collector(registry, options)
-    async with registry.driver.lock(GC_LOCK):
+    async with registry.coordinator.lock(GC_LOCK):
         collector.report.started = time.time()
     candidates = await collector._mark_repository(name)
     if candidates:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
+from dockyard.coord.base import Coordinator
 from dockyard.errors import ErrorCode, PathNotFound, RegistryError
 from dockyard.oci.digest import Digest
 from dockyard.oci.document import read_manifest
@@ -28,11 +29,18 @@ class PutResult:
 
 
 class Registry:
-    def __init__(self, driver: StorageDriver | CheckedDriver, quotas: Quotas | None = None) -> None:
+    def __init__(
+        self,
+        driver: StorageDriver | CheckedDriver,
+        quotas: Quotas | None = None,
+        *,
+        coordinator: Coordinator,
+    ) -> None:
         self.driver = driver = checked(driver)
+        self.coordinator = coordinator
         self.quotas = quotas
         self.blobs = BlobStore(driver)
-        self.uploads = UploadStore(driver, self.blobs, quotas)
+        self.uploads = UploadStore(driver, self.blobs, coordinator, quotas)
         self.manifests = ManifestStore(driver, self.blobs)
         self.tags = TagStore(driver)
         self.catalog = Catalog(driver)
@@ -77,7 +85,7 @@ class Registry:
                 new_repository = True
         # Under the shared gc lock: references are verified and touched, and the manifest made
         # visible, before any sweep batch can re-check them (see ARCHITECTURE.md).
-        async with self.driver.lock(GC_LOCK, shared=True):
+        async with self.coordinator.lock(GC_LOCK, shared=True):
             await self._check_references(name, manifest)
             await self.manifests.put(
                 name, digest, body, manifest, tag=reference if isinstance(reference, str) else None
@@ -152,7 +160,7 @@ class Registry:
         if self.quotas is not None:
             size = await self.blobs.size_global(digest)
             await self.quotas.check(name, digest, size or 0)
-        async with self.driver.lock(GC_LOCK, shared=True):
+        async with self.coordinator.lock(GC_LOCK, shared=True):
             if not await self.blobs.touch(digest):
                 return False
             await self.blobs.link(name, digest)
@@ -163,7 +171,7 @@ class Registry:
     async def delete_repository(self, name: str) -> None:
         """Remove a repository whole: tags, manifests, links and uploads. Content shared with
         other repositories stays; garbage collection frees what nothing else uses."""
-        async with self.driver.lock(GC_LOCK):
+        async with self.coordinator.lock(GC_LOCK):
             try:
                 await self.driver.delete(paths.repository(name))
             except PathNotFound:
@@ -173,7 +181,7 @@ class Registry:
 
     async def remove_if_empty(self, name: str) -> bool:
         """Drop a repository that has no manifests left (so it leaves the catalog)."""
-        async with self.driver.lock(GC_LOCK):
+        async with self.coordinator.lock(GC_LOCK):
             revisions = await self.driver.list_tree(paths.revisions_dir(name))
             if any(children for rel, children in revisions.items() if rel):  # any <alg>/<hex>
                 return False

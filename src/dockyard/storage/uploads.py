@@ -14,9 +14,11 @@ import hashlib
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
-from dockyard.errors import ErrorCode, PathNotFound, RegistryError, UploadBusy
+from dockyard.coord.base import Coordinator
+from dockyard.errors import ErrorCode, LockBusy, PathNotFound, RegistryError
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
@@ -38,12 +40,26 @@ def upload_unknown(upload_id: str) -> RegistryError:
     )
 
 
+def _lock_name(name: str, upload_id: str) -> str:
+    """The coordinator lock that makes one request at a time the writer of a session (any id a
+    client sends maps to a valid lock name)."""
+    return "upload-" + hashlib.sha256(f"{name}/{upload_id}".encode()).hexdigest()[:40]
+
+
 class UploadStore:
-    def __init__(self, driver: CheckedDriver, blobs: BlobStore, quotas: Quotas | None = None) -> None:
+    def __init__(
+        self,
+        driver: CheckedDriver,
+        blobs: BlobStore,
+        coordinator: Coordinator,
+        quotas: Quotas | None = None,
+    ) -> None:
         self.driver = driver
         self.blobs = blobs
+        self.coordinator = coordinator
         self.quotas = quotas
         self._hashers: OrderedDict[tuple[str, str], tuple[int, Hasher]] = OrderedDict()
+        self._held: dict[FileWriter, AbstractAsyncContextManager[None]] = {}
 
     async def start(self, name: str) -> str:
         upload_id = str(uuid.uuid4())
@@ -63,17 +79,26 @@ class UploadStore:
             raise upload_unknown(upload_id) from None
 
     async def _open(self, name: str, upload_id: str, *, new: bool = False) -> FileWriter:
-        """The session's data file, held exclusively. A session exists while its data file does
-        (``start`` creates it; commit and cancel remove it); ``new`` creates a fresh one."""
+        """The session's data file, with the session's coordinator lock held until
+        :meth:`_close_opened`. A session exists while its data file does (``start`` creates it;
+        commit and cancel remove it); ``new`` creates a fresh one."""
+        lock = self.coordinator.lock(_lock_name(name, upload_id), wait=False)
         try:
-            return await self.driver.writer(paths.upload_data(name, upload_id), create=new)
-        except PathNotFound:
-            raise upload_unknown(upload_id) from None
-        except UploadBusy:
+            await lock.__aenter__()
+        except LockBusy:
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID,
                 f"another request is writing to upload {upload_id}; retry when it has finished",
             ) from None
+        try:
+            writer = await self.driver.writer(paths.upload_data(name, upload_id), create=new)
+        except BaseException as exc:
+            await lock.__aexit__(None, None, None)
+            if isinstance(exc, PathNotFound):
+                raise upload_unknown(upload_id) from None
+            raise
+        self._held[writer] = lock
+        return writer
 
     def _take_hasher(self, key: tuple[str, str], offset: int) -> Hasher | None:
         cached = self._hashers.pop(key, None)
@@ -173,7 +198,7 @@ class UploadStore:
             writer, _ = await self._pump(opening, (name, upload_id), chunks, continues)
             return writer.size
         finally:
-            await _close_opened(opening)
+            await self._close_opened(opening)
 
     async def monolithic(self, name: str, digest: Digest, chunks: AsyncIterator[bytes]) -> int:
         """A whole blob in one request (``POST ?digest=``): a session only for the request's life."""
@@ -225,7 +250,7 @@ class UploadStore:
             # already), linked into the repository, the session removed and the writer closed:
             # one trip to the driver, under the shared gc lock so a concurrent sweep sees the
             # fresh timestamp.
-            async with self.driver.lock(GC_LOCK, shared=True):
+            async with self.coordinator.lock(GC_LOCK, shared=True):
                 await writer.commit(
                     paths.blob_data(digest),
                     [(paths.layer_link(name, digest), paths.link_content(digest))],
@@ -237,7 +262,7 @@ class UploadStore:
                 await self._discard(name, upload_id)
             raise
         finally:
-            await _close_opened(opening)
+            await self._close_opened(opening)
         self._hashers.pop(key, None)
         if self.quotas is not None:
             self.quotas.added(name, digest, size)
@@ -251,19 +276,24 @@ class UploadStore:
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.upload_dir(name, upload_id))
 
+    async def _close_opened(self, opening: asyncio.Future[FileWriter]) -> None:
+        """Close the writer ``opening`` yields, whenever it does (closing twice is harmless), and
+        let the session's lock go."""
+        try:
+            writer = await asyncio.shield(opening)
+        except Exception:
+            return
+        try:
+            await writer.close()
+        finally:
+            lock = self._held.pop(writer, None)
+            if lock is not None:
+                await lock.__aexit__(None, None, None)
+
     async def cancel(self, name: str, upload_id: str) -> None:
         if not await self.driver.exists(paths.upload_data(name, upload_id)):
             raise upload_unknown(upload_id)
         await self._discard(name, upload_id)
-
-
-async def _close_opened(opening: asyncio.Future[FileWriter]) -> None:
-    """Close the writer ``opening`` yields, whenever it does (closing twice is harmless)."""
-    try:
-        writer = await asyncio.shield(opening)
-    except Exception:
-        return
-    await writer.close()
 
 
 def range_header(size: int) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.errors import InvalidPath, LockBusy, PathNotFound, UploadBusy
+from dockyard.errors import InvalidPath, PathNotFound
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers.checked import CheckedDriver, checked
 
@@ -134,16 +134,6 @@ class DriverSuite:
         assert (await store.hash_file("/w/data", "sha512"))[0] == hashlib.sha512(b"hello world").hexdigest()
         await store.delete("/w")
 
-    async def test_writer_is_exclusive(self, store: CheckedDriver) -> None:
-        writer = await store.writer("/x/data")
-        with pytest.raises(UploadBusy):
-            await store.writer("/x/data")
-        await writer.close()
-        await writer.close()  # harmless
-        again = await store.writer("/x/data")
-        await again.close()
-        await store.delete("/x")
-
     async def test_writer_abort_drops_the_data_and_releases(self, store: CheckedDriver) -> None:
         writer = await store.writer("/ab/data")
         await writer.write(b"half an upload")
@@ -167,7 +157,7 @@ class DriverSuite:
         assert await store.get_content("/repo/link") == b"sha256:b1"
         assert not await store.exists("/up/u1/data")
         assert not await store.exists("/up/u1")
-        again = await store.writer("/up/u1/data")  # closed: the lock is free, a new session can start
+        again = await store.writer("/up/u1/data")  # closed: a new session can start
         await again.abort()
         assert await store.delete_many(["/blobs", "/repo"]) == [True, True]
 
@@ -292,31 +282,6 @@ class DriverSuite:
             assert (await store.stat("/touch/file")).mtime > time.time() - 600
         finally:
             await store.delete("/touch")
-
-    async def test_locks_exclude_and_share(self, store: CheckedDriver) -> None:
-        async with store.lock("gc", shared=True), store.lock("gc", shared=True):
-            with pytest.raises(LockBusy):
-                async with store.lock("gc", wait=False):
-                    pass
-        async with store.lock("gc"):
-            with pytest.raises(LockBusy):
-                async with store.lock("gc", shared=True, wait=False):
-                    pass
-        order: list[str] = []
-
-        async def writer() -> None:
-            async with store.lock("w"):
-                order.append("w-in")
-                await asyncio.sleep(0.05)
-                order.append("w-out")
-
-        async def reader() -> None:
-            await asyncio.sleep(0.01)
-            async with store.lock("w", shared=True):
-                order.append("r")
-
-        await asyncio.gather(writer(), reader())
-        assert order == ["w-in", "w-out", "r"]
 
     async def test_batches(self, store: CheckedDriver) -> None:
         await store.put_many([("/b/one", b"1"), ("/b/two/deep", b"22")])

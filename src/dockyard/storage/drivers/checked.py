@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
 from dockyard.errors import PathNotFound, StorageError, StorageFull
@@ -170,11 +169,6 @@ class CheckedDriver:
 
     async def touch(self, path: str) -> bool:
         return await self._call("touch", path, self.inner.touch(check_path(path)))
-
-    def lock(
-        self, name: str, *, shared: bool = False, wait: bool = True
-    ) -> AbstractAsyncContextManager[None]:
-        return self.inner.lock(name, shared=shared, wait=wait)
 
     # -- conveniences over the primitives ------------------------------------------------------
 

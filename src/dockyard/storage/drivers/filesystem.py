@@ -15,19 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import hashlib
 import os
 import shutil
 import stat
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any, BinaryIO, TypeVar
 
-from dockyard.errors import PathNotFound, StorageFull, UploadBusy
+from dockyard.errors import PathNotFound, StorageFull
 from dockyard.storage.driver import FileInfo, Hasher, each_or_none
-from dockyard.storage.drivers.flock import FileLocks
 from dockyard.storage.drivers.offload import Offload
 
 _READ_CHUNK = 1 << 20
@@ -78,7 +75,7 @@ class _Writer:
     async def close(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
-            await self._driver.run(os.close, fd)  # also releases the flock
+            await self._driver.run(os.close, fd)
 
     def _abort(self) -> None:
         fd, self._fd = self._fd, -1
@@ -103,7 +100,7 @@ class _Writer:
             self._driver._put_many(files)
             self._driver._delete_many(remove)
         finally:
-            os.close(fd)  # the flock is held until everything above is done
+            os.close(fd)
         return published
 
     async def commit(
@@ -125,7 +122,6 @@ class FilesystemDriver:
         self.fsync = fsync
         os.makedirs(self.root, exist_ok=True)
         self._offload = Offload(threads, "dockyard-fs")
-        self._locks = FileLocks(os.path.join(self.root, "docker/registry/v2/_dockyard/locks"), self.run)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> FilesystemDriver:
@@ -268,11 +264,6 @@ class FilesystemDriver:
             fd = os.open(full, flags, 0o644)
         except OSError as exc:
             raise _translate(exc, path) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UploadBusy(path) from None
         return _Writer(self, path, fd, os.fstat(fd).st_size)
 
     async def writer(self, path: str, *, create: bool = True) -> _Writer:
@@ -392,11 +383,6 @@ class FilesystemDriver:
 
     async def touch(self, path: str) -> bool:
         return await self.run(self._touch, path)
-
-    def lock(
-        self, name: str, *, shared: bool = False, wait: bool = True
-    ) -> AbstractAsyncContextManager[None]:
-        return self._locks.lock(name, shared=shared, wait=wait)
 
     def _delete(self, path: str) -> bool:
         full = self._full(path)

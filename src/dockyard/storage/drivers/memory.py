@@ -8,12 +8,11 @@ bugs can show in tests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from dockyard.errors import LockBusy, PathNotFound, UploadBusy
+from dockyard.errors import PathNotFound
 from dockyard.storage.driver import FileInfo, Hasher
 
 
@@ -21,7 +20,6 @@ class _Writer:
     def __init__(self, driver: MemoryDriver, path: str) -> None:
         self._driver = driver
         self._path = path
-        self._open = True
 
     @property
     def size(self) -> int:
@@ -35,9 +33,7 @@ class _Writer:
             hasher.update(data)
 
     async def close(self) -> None:
-        if self._open:
-            self._open = False
-            self._driver.locked.discard(self._path)
+        return None
 
     async def abort(self) -> None:
         self._driver.files.pop(self._path, None)
@@ -67,47 +63,11 @@ class _Writer:
         return published
 
 
-class _RWLock:
-    """Readers/writer lock for one process (the memory driver never spans processes)."""
-
-    def __init__(self) -> None:
-        self.readers = 0
-        self.writer = False
-        self.changed = asyncio.Condition()
-
-    async def acquire(self, shared: bool, wait: bool) -> None:
-        async with self.changed:
-
-            def free() -> bool:
-                return not self.writer and (shared or self.readers == 0)
-
-            if not wait and not free():
-                raise LockBusy("memory lock")
-            await self.changed.wait_for(free)
-            if shared:
-                self.readers += 1
-            else:
-                self.writer = True
-
-    def release(self, shared: bool) -> None:
-        if shared:
-            self.readers -= 1
-        else:
-            self.writer = False
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self.changed:
-            self.changed.notify_all()
-
-
 class MemoryDriver:
     name = "inmemory"
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[bytearray, float]] = {}
-        self.locked: set[str] = set()
-        self.locks: dict[str, _RWLock] = {}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> MemoryDriver:
@@ -146,13 +106,10 @@ class MemoryDriver:
             yield bytes(data[start : min(end, start + (1 << 20))])
 
     async def writer(self, path: str, *, create: bool = True) -> _Writer:
-        if path in self.locked:
-            raise UploadBusy(path)
         if path not in self.files:
             if not create:
                 raise PathNotFound(path)
             self.files[path] = (bytearray(), time.time())
-        self.locked.add(path)
         return _Writer(self, path)
 
     async def stat(self, path: str) -> FileInfo:
@@ -197,12 +154,3 @@ class MemoryDriver:
             return False
         self.files[path] = (self.files[path][0], time.time())
         return True
-
-    @contextlib.asynccontextmanager
-    async def lock(self, name: str, *, shared: bool = False, wait: bool = True) -> AsyncIterator[None]:
-        lock = self.locks.setdefault(name, _RWLock())
-        await lock.acquire(shared, wait)
-        try:
-            yield
-        finally:
-            lock.release(shared)
