@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 _ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
 _ENCODED_RE = re.compile(r"[a-zA-Z0-9=_-]+")
@@ -56,7 +57,17 @@ class Digest:
         return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
 
 
-def new_hasher(algorithm: str = "sha256") -> hashlib._Hash:
+class Hasher(Protocol):
+    """A running digest fed with exactly the bytes written (``hashlib``'s objects are ones; so
+    would be one whose state can be saved with an upload session)."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def new_hasher(algorithm: str = "sha256") -> Hasher:
+    """A running digest of a supported algorithm; raise DigestError for another."""
     if algorithm not in _HEX_LENGTH:
         raise DigestError(f"digest algorithm {algorithm!r} is not supported")
     return hashlib.new(algorithm)

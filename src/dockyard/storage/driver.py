@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from dockyard.errors import InvalidPath, PathNotFound
+from dockyard.oci.digest import Hasher
 
 PATH_RE = re.compile(r"(/[A-Za-z0-9._-]+)+")
 T = TypeVar("T")
@@ -45,14 +46,6 @@ def each_or_none(fn: Callable[[str], T], paths: Sequence[str]) -> list[T | None]
         except PathNotFound:
             out.append(None)
     return out
-
-
-class Hasher(Protocol):
-    """A running digest fed with exactly the bytes written (``hashlib`` objects are ones)."""
-
-    def update(self, data: bytes | memoryview, /) -> None: ...
-
-    def hexdigest(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 
 from dockyard.coord.base import Coordinator
 from dockyard.errors import ErrorCode, LockBusy, PathNotFound, RegistryError
-from dockyard.oci.digest import Digest
+from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
-from dockyard.storage.driver import FileWriter, Hasher
+from dockyard.storage.driver import FileWriter
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.quota import Quotas
 
@@ -104,7 +104,7 @@ class UploadStore:
         cached = self._hashers.pop(key, None)
         if cached is not None and cached[0] == offset:
             return cached[1]
-        return hashlib.sha256() if offset == 0 else None
+        return new_hasher() if offset == 0 else None
 
     def _keep_hasher(self, key: tuple[str, str], offset: int, hasher: Hasher | None) -> None:
         if hasher is None:

@@ -18,12 +18,12 @@ Each call is a plain ``await`` on the driver's coroutine: no thread hop, no extr
 from __future__ import annotations
 
 import errno
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from dockyard.errors import PathNotFound, StorageError, StorageFull
-from dockyard.storage.driver import FileInfo, FileWriter, Hasher, StorageDriver, check_path
+from dockyard.oci.digest import Hasher, new_hasher
+from dockyard.storage.driver import FileInfo, FileWriter, StorageDriver, check_path
 
 T = TypeVar("T")
 _NOSPACE = {errno.ENOSPC, errno.EDQUOT}
@@ -198,7 +198,7 @@ class CheckedDriver:
         """Hex digest and size of a stored file (natively where the driver can, else streamed)."""
         if self._hash_file is not None:
             return await self._call("hash", path, self._hash_file(check_path(path), algorithm))
-        hasher = hashlib.new(algorithm)
+        hasher = new_hasher(algorithm)
         size = 0
         async for chunk in self.read(path):
             hasher.update(chunk)

@@ -24,7 +24,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, BinaryIO, TypeVar
 
 from dockyard.errors import PathNotFound, StorageFull
-from dockyard.storage.driver import FileInfo, Hasher, each_or_none
+from dockyard.oci.digest import Hasher
+from dockyard.storage.driver import FileInfo, each_or_none
 from dockyard.storage.drivers.offload import Offload
 
 _READ_CHUNK = 1 << 20

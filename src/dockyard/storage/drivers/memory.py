@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from dockyard.errors import PathNotFound
-from dockyard.storage.driver import FileInfo, Hasher
+from dockyard.oci.digest import Hasher
+from dockyard.storage.driver import FileInfo
 
 
 class _Writer:
