@@ -4,7 +4,7 @@ test-artifacts/ui/."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,24 @@ def wait_for(driver: Any, css: str, timeout: float = 10) -> Any:
     )
 
 
+def navigate(driver: Any, action: Callable[[], object], css: str, timeout: float = 10) -> Any:
+    """Run `action`, which loads a new page, and wait for the old page to go before waiting for `css`.
+
+    Waiting for `css` alone races with the navigation when the old page also matches it (the
+    repository list and the search results both have a `table`): the wait returns an element of the
+    old page at once, and the next read hits it as the new page replaces it
+    (StaleElementReferenceException). The old document's root going stale is the navigation itself.
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old))
+    return wait_for(driver, css, timeout)
+
+
 def texts(driver: Any, css: str) -> list[str]:
     from selenium.webdriver.common.by import By
 
@@ -99,26 +117,24 @@ def test_log_in_search_open_copy_and_delete(registry: Any, browser: Any) -> None
     browser.get(live.url + "/ui/login?next=/")
     browser.find_element(By.ID, "username").send_keys("alice")
     browser.find_element(By.ID, "password").send_keys("wrong")
-    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
-    assert "Wrong username" in wait_for(browser, "[role=alert]").text
+    submit = browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]")
+    assert "Wrong username" in navigate(browser, submit.click, "[role=alert]").text
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     shot(browser, "02-login")
-    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
-    wait_for(browser, ".user")
+    submit = browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]")
+    navigate(browser, submit.click, ".user")
     assert browser.find_element(By.CSS_SELECTOR, ".user").text == "alice"
     assert len(texts(browser, "table tbody th a")) == 7
     shot(browser, "03-repositories")
 
     # Search.
     search = browser.find_element(By.ID, "q")
-    search.send_keys("acme", Keys.ENTER)
-    wait_for(browser, "table")
+    navigate(browser, lambda: search.send_keys("acme", Keys.ENTER), "table")
     assert texts(browser, "table tbody th a") == ["acme/api", "acme/web", "acme/worker"]
     shot(browser, "04-search")
 
     # The repository page: tags with digests, sizes, platforms, times.
-    browser.find_element(By.LINK_TEXT, "acme/web").click()
-    wait_for(browser, "table.tags")
+    navigate(browser, browser.find_element(By.LINK_TEXT, "acme/web").click, "table.tags")
     tags = texts(browser, "table.tags tbody th")
     assert set(tags) == {"1.4.2", "1.4.1", "1.4.0", "1.3.9", "latest"}
     row = browser.find_element(By.CSS_SELECTOR, "tr[data-tag='1.4.2']")
@@ -136,14 +152,13 @@ def test_log_in_search_open_copy_and_delete(registry: Any, browser: Any) -> None
     shot(browser, "06-copied")
 
     # Open the image (an index): platforms and referrers; then one platform's details.
-    row.find_element(By.LINK_TEXT, "1.4.2").click()
-    wait_for(browser, "#platforms-h")
+    navigate(browser, row.find_element(By.LINK_TEXT, "1.4.2").click, "#platforms-h")
     assert digests["web"] in browser.find_element(By.ID, "digest").get_attribute("value")
     kinds = texts(browser, "section[aria-labelledby=referrers-h] tbody th")
     assert sorted(kinds) == ["SBOM", "Signature"]
     shot(browser, "07-image-index")
-    browser.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=platforms-h] tbody a")[1].click()
-    wait_for(browser, "#img-layers")
+    platform = browser.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=platforms-h] tbody a")[1]
+    navigate(browser, platform.click, "#img-layers")
     page = browser.find_element(By.TAG_NAME, "main").text
     assert "/usr/local/bin/server" in page and "APP_VERSION=1.4.2" in page and "maintainer" in page
     assert "COPY ./server /usr/local/bin/server" in page
@@ -156,16 +171,15 @@ def test_log_in_search_open_copy_and_delete(registry: Any, browser: Any) -> None
     wait_for(browser, "dialog#confirm[open]")
     assert "Remove tag 1.4.0 from acme/web" in browser.find_element(By.ID, "confirm-text").text
     shot(browser, "09-confirm-delete")
-    browser.find_element(By.ID, "confirm-ok").click()
-    assert "Deleted tag 1.4.0" in wait_for(browser, ".notice").text
+    confirm = browser.find_element(By.ID, "confirm-ok")
+    assert "Deleted tag 1.4.0" in navigate(browser, confirm.click, ".notice").text
     assert "1.4.0" not in texts(browser, "table.tags tbody th")
     shot(browser, "10-deleted")
     tags_now = httpx.get(f"{live.url}/v2/acme/web/tags/list", auth=("alice", PASSWORD)).json()["tags"]
     assert "1.4.0" not in tags_now and "1.4.1" in tags_now
 
     # Storage usage with its chart.
-    browser.find_element(By.LINK_TEXT, "Storage").click()
-    wait_for(browser, ".chart svg")
+    navigate(browser, browser.find_element(By.LINK_TEXT, "Storage").click, ".chart svg")
     assert "acme/web" in browser.find_element(By.CSS_SELECTOR, "table").text
     shot(browser, "11-usage")
 
@@ -193,6 +207,6 @@ def test_reader_cannot_delete(registry: Any, browser: Any) -> None:
     browser.get(live.url + "/ui/login?next=/ui/repository%3Fname%3Dacme/api")
     browser.find_element(By.ID, "username").send_keys("bob")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
-    wait_for(browser, "table.tags")
+    submit = browser.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]")
+    navigate(browser, submit.click, "table.tags")
     assert browser.find_elements(By.CSS_SELECTOR, "button.btn-danger-ghost") == []
