@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp
@@ -29,10 +30,14 @@ from dockyard.storage.registry import Registry
 
 
 def create_services(
-    config: Config, *, wrap_driver: Callable[[StorageDriver], StorageDriver] | None = None
+    config: Config,
+    *,
+    wrap_driver: Callable[[StorageDriver], StorageDriver] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Services:
     """Build the worker's services; ``wrap_driver`` puts a layer around the driver (tests use it
-    to inject faults) before anything holds a reference to it."""
+    to inject faults) before anything holds a reference to it; ``clock`` (monotonic seconds) is
+    the one the access controller paces its re-reads by (tests advance it instead of sleeping)."""
     name, params = config.storage.driver()
     redirect = not config.storage.redirect.disable
     driver = create_driver(name, params, redirect=redirect)
@@ -47,7 +52,7 @@ def create_services(
         driver=driver,
         coordinator=coordinator,
         registry=registry,
-        access=build_access(config),
+        access=build_access(config, clock=clock),
         pulls=pulls,
         browser=Browser(registry, pulls),
         inventory=Inventory(registry),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,9 +54,11 @@ def auth_config(auth_dir: Path, mode: str, extra: dict[str, Any] | None = None) 
 
 @pytest.fixture
 def make_auth_app(auth_dir: Path) -> AuthApp:
-    def factory(mode: str = "token", extra: dict[str, Any] | None = None) -> httpx.AsyncClient:
+    def factory(
+        mode: str = "token", extra: dict[str, Any] | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> httpx.AsyncClient:
         config = parse_config(auth_config(auth_dir, mode, extra))
-        services = create_services(config)
+        services = create_services(config, clock=clock)
         app = HealthApp(wrap_token_server(RegistryApp(services), services.access, "/"), services)
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{SERVICE}")
 

@@ -249,12 +249,18 @@ async def test_no_user_enumeration_and_throttling(make_auth_app: AuthApp) -> Non
 
 
 async def test_key_rotation_keeps_old_tokens_valid(make_auth_app: AuthApp, auth_dir: Path) -> None:
-    async with make_auth_app() as client:
+    now = [1000.0]
+    async with make_auth_app(clock=lambda: now[0]) as client:
         old_token = await get_token(client, "bob", "repository:bob/app:pull")
         old_kid = jwt.get_unverified_header(old_token)["kid"]
+        assert (await status(client, old_token))[0] == 404  # the controller now holds the keys
         store = KeyStore(auth_dir / "keys", retain=3600)
         store.rotate("RS256")
-        time.sleep(1.1)  # the controller re-reads the key directory at most once a second
+        new_token = await get_token(client, "bob", "repository:bob/app:pull")
+        # The controller re-reads the key directory at most once a second: until then the new
+        # key is not trusted yet; a second later it is.
+        assert (await status(client, new_token))[0] == 401
+        now[0] += 1.1
         new_token = await get_token(client, "bob", "repository:bob/app:pull")
         header = jwt.get_unverified_header(new_token)
         assert header["alg"] == "RS256" and header["kid"] != old_kid

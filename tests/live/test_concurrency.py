@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -23,6 +25,8 @@ from tests.regclient import (
     tree_files,
     with_digest,
 )
+
+from dockyard.storage.tags import QUIET_SECONDS
 
 CLIENTS = 16
 REPO = "race/repo"
@@ -128,6 +132,18 @@ def _fresh_views(url: str, repo: str, connections: int = 8) -> tuple[list[list[s
     return tags, catalogs
 
 
+def _settle(live: LiveRegistry, repo: str) -> None:
+    """Backdate the repository's tags directory past QUIET_SECONDS so workers cache its listing.
+
+    A worker caches a tag list only once the directory has been unchanged that long (file times
+    tick coarsely); moving the directory's time back does what waiting it out would, without
+    sleeping on the wall clock.
+    """
+    tags = Path(live.root, "docker/registry/v2/repositories", repo, "_manifests/tags")
+    then = time.time() - 10 * QUIET_SECONDS
+    os.utime(tags, (then, then))
+
+
 def test_every_worker_sees_changes_at_once(live_registry: LiveRegistry) -> None:
     """Tag lists and the catalog are cached per worker process: a change made through one worker
     must be visible through every worker on the very next request."""
@@ -141,7 +157,7 @@ def test_every_worker_sees_changes_at_once(live_registry: LiveRegistry) -> None:
             push_blob(client, f"{REPO}/a", blob)
             push_blob(client, f"{REPO}/b", blob)
         push_manifest(client, f"{REPO}/a", "t0", manifest, OCI_MANIFEST)
-    time.sleep(1.3)  # long enough for the workers to cache what they list now
+    _settle(live_registry, f"{REPO}/a")  # the workers cache what they list now
     assert _fresh_views(url, f"{REPO}/a") == ([["t0"]] * 8, [[f"{REPO}/a"]] * 8)
 
     with httpx.Client(base_url=url) as client:
@@ -149,7 +165,7 @@ def test_every_worker_sees_changes_at_once(live_registry: LiveRegistry) -> None:
         push_manifest(client, f"{REPO}/b", "only", manifest, OCI_MANIFEST)
     assert _fresh_views(url, f"{REPO}/a") == ([["t0", "t1"]] * 8, [[f"{REPO}/a", f"{REPO}/b"]] * 8)
 
-    time.sleep(1.3)
+    _settle(live_registry, f"{REPO}/a")
     _fresh_views(url, f"{REPO}/a")
     with httpx.Client(base_url=url) as client:
         assert client.delete(f"/v2/{REPO}/a/manifests/t0").status_code == 202

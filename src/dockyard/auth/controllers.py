@@ -17,6 +17,7 @@ import json
 import logging
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +105,14 @@ class TokenController(PolicyVisibility):
         authenticator: Authenticator,
         policy: Policy,
         keystore: KeyStore | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` (monotonic seconds) paces re-reading the key directory and the JWKS; tests
+        pass one they can advance instead of sleeping."""
         super().__init__(authenticator, policy)
         self.config = config
+        self._clock = clock
         self.prefix = "" if prefix == "/" else prefix
         self.keystore = keystore
         self.issuer = TokenIssuer(config, authenticator, policy, keystore) if keystore is not None else None
@@ -124,7 +130,7 @@ class TokenController(PolicyVisibility):
 
     def _load_jwks(self) -> None:
         assert self.config.jwks is not None
-        self._jwks_fetched = time.monotonic()
+        self._jwks_fetched = self._clock()
         try:
             self._static.add_jwks(_fetch_jwks(self.config.jwks))
             self._trust = None
@@ -133,7 +139,7 @@ class TokenController(PolicyVisibility):
 
     def trust(self) -> TrustStore:
         """The trusted keys: configured ones plus the built-in server's (re-read after rotation)."""
-        now = time.monotonic()
+        now = self._clock()
         if self.keystore is not None and (self._trust is None or now - self._checked > 1.0):
             self._checked = now
             current = self.keystore.stamp()
@@ -177,7 +183,7 @@ class TokenController(PolicyVisibility):
         try:
             return self.trust().verify(token)
         except TokenInvalid as exc:
-            stale = time.monotonic() - self._jwks_fetched > 30
+            stale = self._clock() - self._jwks_fetched > 30
             if self.config.jwks and "untrusted key" in str(exc) and stale:
                 await anyio.to_thread.run_sync(self._load_jwks)
                 return self.trust().verify(token)

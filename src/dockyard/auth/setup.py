@@ -7,6 +7,8 @@ request), ``token`` (bearer tokens from the built-in server and/or an external i
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,7 +46,8 @@ def _authenticator(config: Config) -> Authenticator:
     return Authenticator(users, RobotStore(auth.robots.path), throttle)
 
 
-def build_access(config: Config) -> AccessController:
+def build_access(config: Config, *, clock: Callable[[], float] = time.monotonic) -> AccessController:
+    """The controller for the configured mode; ``clock`` (monotonic seconds) paces its re-reads."""
     auth = config.auth
     if auth.token is None and auth.htpasswd is None:
         return AllowAll()
@@ -57,7 +60,7 @@ def build_access(config: Config) -> AccessController:
         store = keystore(token) if token.server.enabled else None
         if store is not None:
             store.ensure(token.server.algorithm)
-        return TokenController(token, config.http.prefix, _authenticator(config), policy, store)
+        return TokenController(token, config.http.prefix, _authenticator(config), policy, store, clock=clock)
     if auth.htpasswd is not None:
         return BasicController(auth.htpasswd.realm, _authenticator(config), policy)
     return AllowAll()
