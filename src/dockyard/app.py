@@ -16,9 +16,11 @@ from dockyard.api.hub.flush import FlushPullsApp
 from dockyard.auth.access import AccessController
 from dockyard.auth.setup import build_access
 from dockyard.browse.browser import Browser
+from dockyard.browse.pullevents import PullSubscriber
 from dockyard.browse.pulls import PullLog
 from dockyard.config import CONFIG_PATH_ENV, Config
 from dockyard.coord import create_coordinator
+from dockyard.events import Fanout
 from dockyard.health import HealthApp
 from dockyard.services import Services
 from dockyard.storage.driver import StorageDriver
@@ -45,8 +47,12 @@ def create_services(
         driver = checked(wrap_driver(driver.inner), redirect=redirect)
     coordinator = create_coordinator(config.database.dsn, name, params)
     rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
-    registry = Registry(driver, Quotas(driver, rules) if rules else None, coordinator=coordinator)
     pulls = PullLog(driver, coordinator, read_only=config.storage.maintenance.readonly.enabled)
+    # After-commit events: pull times are the first subscriber.
+    events = Fanout([PullSubscriber(pulls)])
+    registry = Registry(
+        driver, Quotas(driver, rules) if rules else None, coordinator=coordinator, events=events
+    )
     return Services(
         config=config,
         driver=driver,

@@ -246,6 +246,28 @@ async def test_pull_times_recorded_on_get_not_head(client: httpx.AsyncClient) ->
     assert tag["tag_status"] == "active"
 
 
+async def test_pull_by_tag_as_docker_does_sets_the_tag_pull_time(client: httpx.AsyncClient) -> None:
+    """docker and containerd pull a tag with a HEAD by tag (which is not a pull) and then a GET by
+    the digest that HEAD answered: the tag counts as pulled, in the Hub API and the UI alike."""
+    await push_image(client, "p/q", "v1")
+    await push_image(client, "p/q", "v2", seed="b")
+    digest = (await client.head("/v2/p/q/manifests/v1")).headers["Docker-Content-Digest"]
+    assert (await client.get("/v2/repositories/p/q/tags/v1/")).json()["tag_last_pulled"] is None
+    assert (await client.get(f"/v2/p/q/manifests/{digest}")).status_code == 200
+    tag = (await client.get("/v2/repositories/p/q/tags/v1/")).json()
+    assert tag["images"][0]["last_pulled"] is not None
+    assert tag["tag_last_pulled"] is not None
+    assert (await client.get("/v2/repositories/p/q/tags/v2/")).json()["tag_last_pulled"] is None
+
+
+async def test_pull_by_digest_alone_leaves_tag_pull_times_alone(client: httpx.AsyncClient) -> None:
+    await push_image(client, "p/q", "v1")
+    digest = (await client.get("/v2/repositories/p/q/tags/v1/")).json()["digest"]
+    assert (await client.get(f"/v2/p/q/manifests/{digest}")).status_code == 200
+    tag = (await client.get("/v2/repositories/p/q/tags/v1/")).json()
+    assert tag["images"][0]["last_pulled"] is not None and tag["tag_last_pulled"] is None
+
+
 async def test_pull_times_flush_to_storage(make_client: Any, storage_section: dict[str, Any]) -> None:
     async with make_client() as c:
         await push_image(c, "p/q", "v1")

@@ -121,3 +121,21 @@ async def test_login_session_and_visibility(make_ui: UIFactory) -> None:
         # A tampered session is anonymous.
         c.cookies.set("dockyard_session", session[:-2] + "xx")
         assert "team/app" not in (await c.get("/")).text
+
+
+async def test_pulled_column_after_a_pull_the_way_docker_pulls(make_ui: UIFactory) -> None:
+    """docker pulls a tag with a HEAD by tag, then a GET by digest: the tag's row shows it pulled."""
+    async with make_ui() as c:
+        await push_image(c, "team/app", "v1")
+
+        def pulled_cell(html: str) -> str:
+            row = re.search(r"<tr data-tag=\"v1\".*?</tr>", html, re.S)
+            assert row, html
+            return row.group(0).split("</td>")[4]  # digest, size, platforms, pushed, pulled
+
+        page = await c.get("/ui/repository", params={"name": "team/app"})
+        assert "never" in pulled_cell(page.text)
+        digest = (await c.head("/v2/team/app/manifests/v1")).headers["Docker-Content-Digest"]
+        assert (await c.get(f"/v2/team/app/manifests/{digest}")).status_code == 200
+        page = await c.get("/ui/repository", params={"name": "team/app"})
+        assert "never" not in pulled_cell(page.text) and "<time" in pulled_cell(page.text)

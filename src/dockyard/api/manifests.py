@@ -22,9 +22,9 @@ def too_big() -> RegistryError:
 
 async def get_manifest(ctx: Context) -> Response:
     reference = reference_param(ctx.params["reference"], for_write=False)
-    digest, media_type, body = await ctx.registry.get_manifest(ctx.name, reference)
-    if ctx.request.method == "GET":  # HEAD is not a pull; in memory, O(1), flushed later (browse.pulls)
-        ctx.services.pulls.record(ctx.name, str(digest), reference if isinstance(reference, str) else None)
+    # The registry tells its subscribers (pull times: browse.pullevents); HEAD is not a pull.
+    head = ctx.request.method == "HEAD"
+    digest, media_type, body = await ctx.registry.pull_manifest(ctx.name, reference, head=head)
     etag = f'"{digest}"'
     headers = {
         "Docker-Content-Digest": str(digest),
@@ -35,7 +35,7 @@ async def get_manifest(ctx: Context) -> Response:
     if ctx.request.headers.get("if-none-match") == etag:
         del headers["Content-Length"]
         return Response(status_code=304, headers=headers)
-    return Response(b"" if ctx.request.method == "HEAD" else body, 200, headers)
+    return Response(b"" if head else body, 200, headers)
 
 
 async def _read_body(ctx: Context) -> bytes:

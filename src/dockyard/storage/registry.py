@@ -7,6 +7,16 @@ from dataclasses import dataclass
 
 from dockyard.coord.base import Coordinator
 from dockyard.errors import ErrorCode, PathNotFound, RegistryError
+from dockyard.events import (
+    BlobPushed,
+    EventSink,
+    ManifestDeleted,
+    ManifestPulled,
+    ManifestPushed,
+    NullSink,
+    TagDeleted,
+    TagResolved,
+)
 from dockyard.oci.digest import Digest
 from dockyard.oci.document import read_manifest
 from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
@@ -29,18 +39,23 @@ class PutResult:
 
 
 class Registry:
+    """``events`` hears of every change after it is committed, and of every manifest a client
+    fetches (``pull_manifest``); see ``dockyard.events``."""
+
     def __init__(
         self,
         driver: StorageDriver | CheckedDriver,
         quotas: Quotas | None = None,
         *,
         coordinator: Coordinator,
+        events: EventSink | None = None,
     ) -> None:
         self.driver = driver = checked(driver)
         self.coordinator = coordinator
         self.quotas = quotas
+        self.events = events or NullSink()
         self.blobs = BlobStore(driver)
-        self.uploads = UploadStore(driver, self.blobs, coordinator, quotas)
+        self.uploads = UploadStore(driver, self.blobs, coordinator, quotas, self.events)
         self.manifests = ManifestStore(driver, self.blobs)
         self.tags = TagStore(driver)
         self.catalog = Catalog(driver)
@@ -61,6 +76,19 @@ class Registry:
     async def get_manifest(self, name: str, reference: str | Digest) -> tuple[Digest, str, bytes]:
         digest = await self.resolve(name, reference)
         media_type, body = await self.manifests.get(name, digest)
+        return digest, media_type, body
+
+    async def pull_manifest(
+        self, name: str, reference: str | Digest, *, head: bool
+    ) -> tuple[Digest, str, bytes]:
+        """``get_manifest`` for a client's ``GET`` or ``HEAD``, told to the subscribers: a ``GET``
+        is a pull, a ``HEAD`` by tag only resolves the tag (see ``events.TagResolved``)."""
+        digest, media_type, body = await self.get_manifest(name, reference)
+        tag = reference if isinstance(reference, str) else None
+        if not head:
+            self.events.emit(ManifestPulled(name, str(digest), tag))
+        elif tag is not None:
+            self.events.emit(TagResolved(name, tag, str(digest)))
         return digest, media_type, body
 
     async def put_manifest(
@@ -92,6 +120,8 @@ class Registry:
             )
         if new_repository:
             await self.catalog.note_repository(name)
+        tag = reference if isinstance(reference, str) else None
+        self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag))
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
@@ -136,6 +166,7 @@ class Registry:
         if isinstance(reference, str):
             if not await self.tags.untag(name, reference):
                 raise manifest_unknown(name, reference)
+            self.events.emit(TagDeleted(name, reference))
             return
         if not force and await self.manifests.exists(name, reference):
             parents = await self.referencing_indexes(name, reference)
@@ -148,8 +179,10 @@ class Registry:
                     {"referencedBy": [str(p) for p in parents]},
                 )
         await self.manifests.delete(name, reference)
+        self.events.emit(ManifestDeleted(name, str(reference)))
         for tag in await self.tags.tags_for(name, reference):
-            await self.tags.untag(name, tag)
+            if await self.tags.untag(name, tag):
+                self.events.emit(TagDeleted(name, tag))
 
     # -- blobs ---------------------------------------------------------------------------------
 
@@ -164,8 +197,10 @@ class Registry:
             if not await self.blobs.touch(digest):
                 return False
             await self.blobs.link(name, digest)
+        size = await self.blobs.size_global(digest) or 0
         if self.quotas is not None:
-            self.quotas.added(name, digest, await self.blobs.size_global(digest) or 0)
+            self.quotas.added(name, digest, size)
+        self.events.emit(BlobPushed(name, str(digest), size, mounted=True))
         return True
 
     async def delete_repository(self, name: str) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from dockyard.coord.base import Coordinator
 from dockyard.errors import ErrorCode, LockBusy, PathNotFound, RegistryError
+from dockyard.events import BlobPushed, EventSink, NullSink
 from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
@@ -53,11 +54,13 @@ class UploadStore:
         blobs: BlobStore,
         coordinator: Coordinator,
         quotas: Quotas | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.driver = driver
         self.blobs = blobs
         self.coordinator = coordinator
         self.quotas = quotas
+        self.events = events or NullSink()
         self._hashers: OrderedDict[tuple[str, str], tuple[int, Hasher]] = OrderedDict()
         self._held: dict[FileWriter, AbstractAsyncContextManager[None]] = {}
 
@@ -266,6 +269,7 @@ class UploadStore:
         self._hashers.pop(key, None)
         if self.quotas is not None:
             self.quotas.added(name, digest, size)
+        self.events.emit(BlobPushed(name, str(digest), size))
         return size
 
     async def _discard(self, name: str, upload_id: str, writer: FileWriter | None = None) -> None:

@@ -1,0 +1,70 @@
+"""The events: frozen values naming a repository and what happened in it.
+
+Each is emitted only after the change is durable in storage (or the manifest was served), so a
+subscriber never sees something a reader could not find. Digests are strings, as clients see
+them, so that a subscriber outside the process (a webhook) needs nothing of dockyard's to read one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class BlobPushed:
+    """A blob was stored and linked into ``repository`` (an upload, or a mount when ``mounted``)."""
+
+    repository: str
+    digest: str
+    size: int
+    mounted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestPushed:
+    """A manifest was stored in ``repository``, and ``tag`` (if any) now names it."""
+
+    repository: str
+    digest: str
+    media_type: str
+    tag: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDeleted:
+    """A manifest revision left ``repository`` (its tags go with it, each a ``TagDeleted``)."""
+
+    repository: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class TagDeleted:
+    repository: str
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestPulled:
+    """A client fetched a manifest's content (a ``GET``); ``tag`` is set when it asked by tag."""
+
+    repository: str
+    digest: str
+    tag: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TagResolved:
+    """A client asked which manifest ``tag`` names without fetching it (a ``HEAD`` by tag).
+
+    Not a pull: tools that watch for new images do this often. But docker and containerd pull
+    a tag exactly this way, a ``HEAD`` by tag and then a ``GET`` by the digest it answered, so
+    pull times need it to credit the tag.
+    """
+
+    repository: str
+    tag: str
+    digest: str
+
+
+Event = BlobPushed | ManifestPushed | ManifestDeleted | TagDeleted | ManifestPulled | TagResolved
