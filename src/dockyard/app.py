@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 
 from dockyard import log
 from dockyard.api.app import RegistryApp
+from dockyard.api.bodytimeout import BodyTimeoutApp
 from dockyard.api.hub.flush import FlushPullsApp
 from dockyard.auth.access import AccessController
 from dockyard.auth.setup import build_access
@@ -84,7 +85,7 @@ def create_app(config: Config) -> ASGIApp:
         from dockyard.web.app import WebApp  # Jinja2 loads only when the UI is on
 
         app = WebApp(app, services)
-    return FlushPullsApp(app, services)
+    return BodyTimeoutApp(FlushPullsApp(app, services), config.http.timeouts.body)
 
 
 def app_from_env() -> ASGIApp:

@@ -68,6 +68,31 @@ class TLS(Section):
     minimumtls: Literal["tls1.2", "tls1.3"] = "tls1.2"
 
 
+class HTTPTimeouts(Section):
+    """How long a slow client may hold a connection (see README, "Security")."""
+
+    # The whole request head (line and headers), and an idle keep-alive connection's wait for the
+    # next request: granian's HTTP/1 header read timeout.
+    header: Duration = 15.0
+    # The longest pause between two pieces of a request body (an upload that stalls, a chunked
+    # body cut short, a Content-Length larger than what is sent); 0 waits forever.
+    body: Duration = 60.0
+
+    @field_validator("header")
+    @classmethod
+    def _header(cls, v: float) -> float:
+        if v < 0.1:
+            raise ValueError("the header timeout must be at least 0.1 seconds")
+        return v
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("the body timeout must not be negative (0 turns it off)")
+        return v
+
+
 class HTTP(Section):
     addr: str = "127.0.0.1:5000"
     host: str | None = None
@@ -77,6 +102,7 @@ class HTTP(Section):
     tls: TLS = TLS()
     headers: dict[str, list[str]] = Field(default_factory=dict)
     draintimeout: Duration = 30.0
+    timeouts: HTTPTimeouts = HTTPTimeouts()
 
     @field_validator("addr")
     @classmethod

@@ -53,6 +53,8 @@ class ErrorCode(Enum):
     )
     ROUTE_UNKNOWN = ErrorSpec("NOT_FOUND", "no such endpoint", 404)
     UNSUPPORTED_BODY = ErrorSpec("BAD_REQUEST", "the request body is not understood", 400)
+    # No part of the body for http.timeouts.body seconds (no OCI code exists for it).
+    BODY_TIMEOUT = ErrorSpec("TIMEOUT", "the request body stopped arriving (http.timeouts.body)", 408)
     GC_RUNNING = ErrorSpec("GC_RUNNING", "a garbage collection is already running", 409)
     STORAGE_FULL = ErrorSpec("UNAVAILABLE", "registry storage is full: no space left on device", 507)
     UNAVAILABLE = ErrorSpec("UNAVAILABLE", "service unavailable", 503)

@@ -98,6 +98,7 @@ def serve(config: Config, workers: int) -> None:
         log_formatter=config.log.formatter,
         log_fields=dict(config.log.fields),
         access_disabled=config.log.accesslog.disabled,
+        header_timeout=config.http.timeouts.header,
     )
     env = dict(os.environ)
     env.pop("DOCKYARD_CONFIG_JSON", None)  # as an older dockyard passed it

@@ -33,12 +33,14 @@ class ServePlan:
     log_formatter: str
     log_fields: dict[str, str]
     access_disabled: bool
+    header_timeout: float = 15.0  # seconds: http.timeouts.header
 
 
 def run(plan: ServePlan) -> None:
     from pathlib import Path
 
     from granian.constants import Interfaces, Loops, SSLProtocols
+    from granian.http import HTTP1Settings
     from granian.log import LogLevels
     from granian.server import Server
 
@@ -63,6 +65,10 @@ def run(plan: ServePlan) -> None:
         ssl_protocol_min=SSLProtocols(plan.minimumtls),
         workers_kill_timeout=plan.draintimeout or None,
         backlog=2048,
+        # Slow clients: the request head must arrive whole within the header timeout, and an idle
+        # keep-alive connection is closed after it (granian applies one timer to both). Bodies
+        # have their own idle timeout in the application (dockyard.api.bodytimeout).
+        http1_settings=HTTP1Settings(header_read_timeout=max(100, int(plan.header_timeout * 1000))),
     )
     server.serve()
 

@@ -14,6 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from dockyard.api import routes
 from dockyard.api.admin import policy_from_config
+from dockyard.api.bodytimeout import TIMED_OUT
 from dockyard.api.context import Context
 from dockyard.api.errors import error_response
 from dockyard.api.hub.identify import identify as hub_identify
@@ -71,7 +72,13 @@ class RegistryApp:
         except UploadBusy:
             response = error_response(RegistryError(ErrorCode.BLOB_UPLOAD_INVALID), head=head)
         except ClientDisconnect:
-            self._log(scope, 499, 0, started)
+            # The body did not arrive whole: a hang-up, a body granian refused (broken chunked
+            # framing) or one that stopped arriving (http.timeouts.body). Answer in case the
+            # client still listens; a hang-up is logged as 499 whatever was sent.
+            timed_out = bool(scope.get(TIMED_OUT))
+            with contextlib.suppress(OSError):
+                await body_cut_response(scope, timed_out)(scope, receive, send_wrapper)
+            self._log(scope, 408 if timed_out else 499, 0, started)
             return
         except Exception:
             api_log.exception(
@@ -225,6 +232,27 @@ class RegistryApp:
             except Exception:
                 api_log.exception("failed to apply retention policies")
             await asyncio.sleep(config.retention.interval)
+
+
+def body_cut_response(scope: Scope, timed_out: bool) -> Any:
+    """The error for a request body that did not arrive whole, in the route's own terms."""
+    if timed_out:
+        error = RegistryError(ErrorCode.BODY_TIMEOUT)
+    else:
+        path: str = scope["path"]
+        code = (
+            ErrorCode.BLOB_UPLOAD_INVALID
+            if "/blobs/uploads" in path
+            else ErrorCode.MANIFEST_INVALID
+            if "/manifests/" in path
+            else ErrorCode.UNSUPPORTED_BODY
+        )
+        error = RegistryError(
+            code,
+            "the request body ended before its declared end, or its framing is broken "
+            "(chunked encoding, Content-Length)",
+        )
+    return error_response(error, head=scope["method"] == "HEAD")
 
 
 def required_access(

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -74,6 +74,10 @@ class WebApp:
             response = await handler(page)
         except RegistryError as exc:
             response = render_error(page, exc)
+        except ClientDisconnect:  # a form body cut short, refused by granian, or timed out
+            response = page.render(
+                "error.html", 400, heading="Request refused", message="The form did not arrive whole."
+            )
         except Exception:
             log.exception("failed to render a page", extra={"path": request.url.path})
             response = render_error(page, None)
