@@ -60,7 +60,7 @@ class FileInfo:
 
 
 class FileWriter(Protocol):
-    """An exclusively held writer shaped like a multipart upload: ``write`` parts, then either
+    """A writer shaped like a multipart upload: ``write`` parts, then either
     ``commit`` (the bytes become a file), ``abort`` (they are dropped) or ``close`` (they stay
     for a later writer on the same path to continue)."""
 
