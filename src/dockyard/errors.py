@@ -1,9 +1,16 @@
-"""Every API error the registry can answer with, declared once.
+"""Every error the registry can answer with, declared once, and what the model refuses, in its words.
 
-Handlers raise :class:`RegistryError` with an :class:`ErrorCode` from the table; one handler in
-``api.app`` renders the OCI envelope ``{"errors": [{"code", "message", "detail"}]}`` with the
-status of the first error. Storage and parsing code raise the domain errors below, which the API
-layer translates.
+Two kinds live here, on the lowest floor so that every layer can name them:
+
+* :class:`ErrorCode` / :class:`RegistryError`: the OCI error table (code, message, HTTP status).
+  Only the HTTP surfaces (``api``, ``web``, the CLI's HTTP backend) and the access controllers,
+  whose challenges are HTTP by nature, raise them; ruff's banned-api rule (TID251) keeps them out
+  of ``storage``, ``browse`` and the rest of ``auth``.
+* The domain tree below (:class:`DomainError`), raised by the registry model, the read model and
+  the authenticator, with no status and no header. ``api.errors.to_api_error`` translates each
+  to its OCI error in one table; the API dispatcher, the Hub API, the token server, the UI and
+  the CLI all go through it, so a message or status is chosen in exactly one place.
+  Driver errors (:class:`StorageError`) are a separate small tree the model handles itself.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+from dockyard.sizes import human
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +91,6 @@ class RegistryError(Exception):
         self.headers = headers or {}
         super().__init__(message or code.spec.message)
 
-    @classmethod
-    def name_unknown(cls, name: str) -> RegistryError:
-        return cls(ErrorCode.NAME_UNKNOWN, f"repository {name} is not known to the registry", {"name": name})
-
     @property
     def status(self) -> int:
         return self.entries[0][0].spec.status
@@ -129,3 +134,146 @@ class LockBusy(StorageError):
 
 class UploadBusy(StorageError):
     """Another request is writing to the same upload session right now."""
+
+
+# --- what the registry model refuses --------------------------------------------------------------
+#
+# DomainError
+# ├── NameUnknown(name)                        no such repository
+# ├── BlobUnknown(name, digest)                a blob not linked in the repository, or not stored
+# ├── ManifestUnknown(name, reference)         a tag or manifest not in the repository
+# ├── UploadUnknown(upload_id)                 no such upload session (or it has finished)
+# ├── UploadInUse(upload_id)                   another request is writing to the session
+# ├── RangeMismatch(start, size)               a chunk that does not start where the data ends
+# ├── DigestMismatch(expected, actual, upload) content that does not hash to its claimed digest
+# ├── ManifestInvalid(reason)                  a manifest that does not parse or validate
+# ├── ReferencesMissing(name, missing)         a manifest naming content the repository lacks
+# ├── ManifestReferenced(digest, parents)      deleting a manifest that an index still lists
+# ├── QuotaExceeded(quota, limit, used, size)  storing more than a repository quota allows
+# ├── GCRunning                                a collection is already running on this registry
+# └── Throttled(retry_after)                   too many failed logins from a client or for a name
+#
+# str(error) is the sentence a person reads (the API's "message", the CLI's and the UI's text).
+
+
+class DomainError(Exception):
+    """Base of everything the registry model refuses; closed: add a case here and to the table in
+    ``api.errors``, never elsewhere."""
+
+
+class NameUnknown(DomainError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"repository {name} is not known to the registry")
+        self.name = name
+
+
+class BlobUnknown(DomainError):
+    def __init__(self, name: str, digest: str) -> None:
+        super().__init__(f"blob {digest} is not in repository {name}")
+        self.name = name
+        self.digest = digest
+
+
+class ManifestUnknown(DomainError):
+    def __init__(self, name: str, reference: str) -> None:
+        super().__init__(f"manifest {reference} is not in repository {name}")
+        self.name = name
+        self.reference = reference
+
+
+class UploadUnknown(DomainError):
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"upload {upload_id} is unknown or finished")
+        self.upload_id = upload_id
+
+
+class UploadInUse(DomainError):
+    """The session's writer is held by another request (the driver said :class:`UploadBusy`)."""
+
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"another request is writing to upload {upload_id}; retry when it has finished")
+        self.upload_id = upload_id
+
+
+class RangeMismatch(DomainError):
+    def __init__(self, start: int, size: int) -> None:
+        super().__init__(
+            f"chunk starts at byte {start} but the upload has {size} bytes; "
+            "ask the upload URL for the current range and resume from there"
+        )
+        self.start = start
+        self.size = size
+
+
+class DigestMismatch(DomainError):
+    """``actual`` is the full ``algorithm:hex``; ``upload`` tells a blob upload (discarded) from a
+    manifest pushed by digest."""
+
+    def __init__(self, expected: str, actual: str, *, upload: bool) -> None:
+        if upload:
+            message = f"uploaded content has digest {actual}, not {expected}; the upload was discarded"
+        else:
+            message = f"manifest content has digest {actual}, not {expected} as in the URL"
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class ManifestInvalid(DomainError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """One reference a manifest makes that its repository cannot satisfy."""
+
+    media_type: str
+    digest: str
+
+
+class ReferencesMissing(DomainError):
+    def __init__(self, name: str, missing: Sequence[Missing]) -> None:
+        self.name = name
+        self.missing = list(missing)
+        super().__init__(self.describe(self.missing[0]))
+
+    def describe(self, item: Missing) -> str:
+        return f"{item.media_type} {item.digest} is not in repository {self.name}"
+
+
+class ManifestReferenced(DomainError):
+    def __init__(self, digest: str, parents: Sequence[str]) -> None:
+        super().__init__(
+            f"manifest {digest} is part of index {parents[0]}"
+            + (f" and {len(parents) - 1} more" if len(parents) > 1 else "")
+            + "; delete the index first, or delete with ?force=true to break it"
+        )
+        self.digest = digest
+        self.parents = list(parents)
+
+
+class QuotaExceeded(DomainError):
+    def __init__(self, quota: str, limit: int, used: int, size: int) -> None:
+        super().__init__(
+            f"quota for {quota} is {human(limit)} and {human(used)} is used; "
+            f"storing {human(size)} more would exceed it by {human(used + size - limit)}"
+        )
+        self.quota = quota
+        self.limit = limit
+        self.used = used
+        self.size = size
+
+    @property
+    def exceeded_by(self) -> int:
+        return self.used + self.size - self.limit
+
+
+class GCRunning(DomainError):
+    def __init__(self) -> None:
+        super().__init__("a garbage collection is already running on this registry")
+
+
+class Throttled(DomainError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed logins; try again later")
+        self.retry_after = retry_after

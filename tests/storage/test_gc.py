@@ -13,7 +13,7 @@ import pytest
 from dockyard.coord import LOCAL_AREA
 from dockyard.coord.local import LocalCoordinator
 from dockyard.coord.memory import MemoryCoordinator
-from dockyard.errors import RegistryError
+from dockyard.errors import DomainError, ManifestReferenced, NameUnknown, ReferencesMissing
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.drivers.filesystem import FilesystemDriver
@@ -95,7 +95,7 @@ async def pulls(registry: Registry, name: str, reference: str | Digest) -> bool:
     """The manifest and everything it references are readable."""
     try:
         _, _, body = await registry.get_manifest(name, reference)
-    except RegistryError:
+    except DomainError:
         return False
     doc = json.loads(body)
     for child in doc.get("manifests", []):
@@ -228,7 +228,7 @@ async def test_push_racing_a_sweep_never_leaves_a_dangling_manifest(registry: Re
             try:
                 await registry.put_manifest(name, "v1", body, OCI)
                 outcome.append("pushed")
-            except RegistryError:
+            except ReferencesMissing:
                 outcome.append("refused")
 
         await asyncio.gather(collect(registry, NOW), push())
@@ -242,9 +242,9 @@ async def test_push_racing_a_sweep_never_leaves_a_dangling_manifest(registry: Re
 async def test_referenced_child_cannot_be_deleted_without_force(registry: Registry) -> None:
     child = await image(registry, "multi", None, b"child")
     top = await index(registry, "multi", "latest", [child])
-    with pytest.raises(RegistryError) as info:
+    with pytest.raises(ManifestReferenced) as info:
         await registry.delete_manifest("multi", child)
-    assert info.value.status == 409 and str(top) in str(info.value)
+    assert info.value.parents == [str(top)] and str(top) in str(info.value)
     await registry.delete_manifest("multi", child, force=True)
     assert not await registry.manifests.exists("multi", child)
 
@@ -254,7 +254,7 @@ async def test_delete_repository(registry: Registry) -> None:
     await image(registry, "drop/me", "v1", b"shared", b"unique")
     await registry.delete_repository("drop/me")
     assert await registry.catalog.names() == ["keep"]
-    with pytest.raises(RegistryError):
+    with pytest.raises(NameUnknown):
         await registry.delete_repository("drop/me")
     age(registry)
     report = await collect(registry, NOW)

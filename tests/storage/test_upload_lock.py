@@ -11,7 +11,7 @@ import pytest
 from dockyard.coord import LOCAL_AREA
 from dockyard.coord.local import LocalCoordinator
 from dockyard.coord.memory import MemoryCoordinator
-from dockyard.errors import ErrorCode, RegistryError
+from dockyard.errors import UploadInUse
 from dockyard.oci.digest import Digest
 from dockyard.storage.drivers.filesystem import FilesystemDriver
 from dockyard.storage.drivers.memory import MemoryDriver
@@ -51,9 +51,9 @@ async def test_a_second_writer_is_refused_while_the_first_writes(registry: Regis
     first = asyncio.ensure_future(registry.uploads.append("app", upload, slow()))
     await first_chunk_sent.wait()
     await asyncio.sleep(0)  # the writer is opened while the first bytes arrive
-    with pytest.raises(RegistryError) as refused:
+    with pytest.raises(UploadInUse) as refused:
         await registry.uploads.append("app", upload, _one(b"intruder"))
-    assert refused.value.entries[0][0] is ErrorCode.BLOB_UPLOAD_INVALID
+    assert refused.value.upload_id == upload
     go_on.set()
     assert await first == len(b"first chunk")
     # The lock went with the first request: the session goes on, and finishes.

@@ -10,7 +10,7 @@ import pytest
 from dockyard.browse.pullevents import PullSubscriber
 from dockyard.browse.pulls import PullLog
 from dockyard.coord.memory import MemoryCoordinator
-from dockyard.errors import RegistryError
+from dockyard.errors import ManifestInvalid, ManifestUnknown
 from dockyard.events import (
     BlobPushed,
     Event,
@@ -90,9 +90,9 @@ async def test_failed_changes_and_plain_reads_tell_nothing() -> None:
     recorder = Recorder()
     registry = Registry(MemoryDriver(), coordinator=MemoryCoordinator(), events=recorder)
     orphan = json.dumps({"schemaVersion": 2, "mediaType": OCI, "config": {}, "layers": []}).encode()
-    with pytest.raises(RegistryError):
+    with pytest.raises(ManifestInvalid):
         await registry.put_manifest("a/b", "v1", orphan, OCI)
-    with pytest.raises(RegistryError):
+    with pytest.raises(ManifestUnknown):
         await registry.delete_manifest("a/b", "v1")
     body = await _manifest(registry, "a/b")
     await registry.put_manifest("a/b", "v1", body, OCI)

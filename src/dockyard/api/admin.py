@@ -14,7 +14,7 @@ from dockyard.api.context import Context
 from dockyard.api.params import reference_param
 from dockyard.config import RetentionPolicy
 from dockyard.errors import ErrorCode, RegistryError
-from dockyard.storage.gc import CollectionRunning, GCOptions, collect, last_report
+from dockyard.storage.gc import GCOptions, collect, last_report
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.quota import Quotas
 from dockyard.storage.retention import Policy
@@ -53,10 +53,7 @@ async def run_gc(ctx: Context) -> Response:
         delete_untagged=_flag(body, "deleteUntagged", settings.deleteuntagged),
         grace_seconds=settings.grace,
     )
-    try:
-        report = await collect(ctx.registry, options)
-    except CollectionRunning as exc:
-        raise RegistryError(ErrorCode.GC_RUNNING, str(exc)) from None
+    report = await collect(ctx.registry, options)  # GCRunning when another runs: 409 GC_RUNNING
     return JSONResponse(report.to_json())
 
 

@@ -16,12 +16,12 @@ from dockyard.api import routes
 from dockyard.api.admin import policy_from_config
 from dockyard.api.bodytimeout import TIMED_OUT
 from dockyard.api.context import Context
-from dockyard.api.errors import error_response
+from dockyard.api.errors import error_response, to_api_error
 from dockyard.api.hub.identify import identify as hub_identify
 from dockyard.api.hub.names import resolve as resolve_hub_name
 from dockyard.api.params import name_param
 from dockyard.auth.access import Access
-from dockyard.errors import ErrorCode, LockBusy, RegistryError, StorageFull, UploadBusy
+from dockyard.errors import DomainError, ErrorCode, LockBusy, RegistryError, StorageFull, UploadBusy
 from dockyard.services import Services
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect
 from dockyard.storage.retention import apply as apply_retention
@@ -66,6 +66,8 @@ class RegistryApp:
             response = await self.dispatch(request)
         except RegistryError as exc:
             response = error_response(exc, head=head)
+        except DomainError as exc:
+            response = error_response(to_api_error(exc), head=head)
         except StorageFull:
             api_log.error("storage full", extra={"path": scope["path"]})
             response = error_response(RegistryError(ErrorCode.STORAGE_FULL), head=head)

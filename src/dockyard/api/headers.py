@@ -87,3 +87,8 @@ def next_link(path: str, n: int, last: str, extra: dict[str, str] | None = None)
     query = "&".join(f"{k}={quote(v, safe='')}" for k, v in (extra or {}).items())
     query = (query + "&" if query else "") + f"n={n}&last={quote(last, safe='')}"
     return f'<{path}?{query}>; rel="next"'
+
+
+def range_header(size: int) -> str:
+    """The upload ``Range`` header: inclusive last offset, ``0-0`` for an empty upload."""
+    return f"0-{max(size - 1, 0)}"

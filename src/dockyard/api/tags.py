@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.api.context import Context
 from dockyard.api.headers import next_link, parse_page_size
-from dockyard.errors import RegistryError
+from dockyard.errors import NameUnknown
 
 TAGS_MAX = 10000
 
@@ -20,7 +20,7 @@ async def list_tags(ctx: Context) -> Response:
     name = ctx.name
     tags = await ctx.registry.tags.names(name)
     if not tags and not await ctx.registry.repository_exists(name):
-        raise RegistryError.name_unknown(name)
+        raise NameUnknown(name)
     start = bisect.bisect_right(tags, last) if last is not None else 0
     end = len(tags) if n is None else start + n
     page = tags[start:end]

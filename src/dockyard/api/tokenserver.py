@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dockyard.api.errors import error_response
+from dockyard.api.errors import error_response, to_api_error
 from dockyard.auth.access import TokenIssuer
 from dockyard.auth.credentials import Authenticated, parse_basic
 from dockyard.auth.scope import ResourceScope, ScopeError, format_scopes, parse_scopes
 from dockyard.auth.tokens import REFRESH_TYP, TokenInvalid, TrustStore, access_claims, issue
 from dockyard.auth.visibility import client_address
-from dockyard.errors import ErrorCode, RegistryError
+from dockyard.errors import DomainError, ErrorCode, RegistryError
 
 MAX_FORM = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -208,4 +208,6 @@ class TokenServerApp:
                 raise RegistryError(ErrorCode.METHOD_UNKNOWN, headers={"Allow": "GET, POST"})
         except RegistryError as exc:
             response = error_response(exc)
+        except DomainError as exc:  # Throttled
+            response = error_response(to_api_error(exc))
         await response(scope, receive, send)

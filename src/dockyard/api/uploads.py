@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator
 from starlette.responses import Response
 
 from dockyard.api.context import Context
-from dockyard.api.headers import parse_content_length, parse_content_range
+from dockyard.api.errors import to_api_error
+from dockyard.api.headers import parse_content_length, parse_content_range, range_header
 from dockyard.api.params import digest_param
-from dockyard.errors import ErrorCode, RegistryError
+from dockyard.errors import ErrorCode, RangeMismatch, RegistryError, UploadUnknown
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.mount import mount_source
-from dockyard.storage.uploads import range_header, upload_unknown
 
 
 def _session_headers(ctx: Context, upload_id: str, size: int) -> dict[str, str]:
@@ -43,7 +43,7 @@ def _created(ctx: Context, digest: Digest) -> Response:
 def _upload_id(ctx: Context) -> str:
     upload_id = ctx.params["upload_id"]
     if not paths.UPLOAD_ID_RE.fullmatch(upload_id):
-        raise upload_unknown(upload_id[:64])
+        raise UploadUnknown(upload_id[:64])
     return upload_id
 
 
@@ -94,8 +94,10 @@ def _chunk_start(ctx: Context) -> int | None:
 async def patch_upload(ctx: Context) -> Response:
     upload_id = _upload_id(ctx)
     start = _chunk_start(ctx)
-    session = _session_headers(ctx, upload_id, 0)
-    size = await ctx.registry.uploads.append(ctx.name, upload_id, _body(ctx), start=start, headers=session)
+    try:
+        size = await ctx.registry.uploads.append(ctx.name, upload_id, _body(ctx), start=start)
+    except RangeMismatch as exc:  # the session's headers too, so the client can resume
+        raise to_api_error(exc, _session_headers(ctx, upload_id, exc.size)) from None
     return Response(b"", 202, _session_headers(ctx, upload_id, size))
 
 

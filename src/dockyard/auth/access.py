@@ -69,7 +69,7 @@ class AccessController(Protocol):
         by its token's grants or the rules; asked by listings and the UI, which never challenge."""
 
     async def authenticate(self, username: str, password: str, client: str) -> Authenticated | None:
-        """The caller these credentials name, or None; RegistryError 429 while ``client`` or
+        """The caller these credentials name, or None; ``errors.Throttled`` while ``client`` or
         ``username`` is throttled. None always when there are no accounts (mode ``none``)."""
 
     def still_valid(self, subject: str, fingerprint: str) -> bool:

@@ -2,7 +2,8 @@
 
 Every failure looks the same to the client (401, one message), whether the user exists or not;
 unknown users cost a dummy bcrypt check. Throttling counts failures per client address and per
-account name and answers 429 ``TOOMANYREQUESTS`` with ``Retry-After`` while over the limit.
+account name and refuses with ``Throttled`` (429 ``TOOMANYREQUESTS`` with ``Retry-After``) while
+over the limit.
 Nothing here logs a password or token.
 """
 
@@ -20,7 +21,7 @@ import anyio.to_thread
 from dockyard.auth.htpasswd import HtpasswdFile
 from dockyard.auth.robots import PREFIX, TOKEN_PREFIX, Robot, RobotStore
 from dockyard.auth.throttle import Throttle
-from dockyard.errors import ErrorCode, RegistryError
+from dockyard.errors import Throttled
 
 log = logging.getLogger("dockyard.auth")
 
@@ -58,15 +59,11 @@ class Authenticator:
         self.throttle = throttle
 
     async def login(self, username: str, password: str, client: str) -> Authenticated | None:
-        """The caller if the credentials are good; None if not; RegistryError 429 when throttled."""
+        """The caller if the credentials are good; None if not; Throttled while over the limit."""
         keys = [f"addr:{client}", f"user:{username[:256]}"]
         wait = self.throttle.retry_after(keys)
         if wait:
-            raise RegistryError(
-                ErrorCode.TOOMANYREQUESTS,
-                "too many failed logins; try again later",
-                headers={"Retry-After": str(wait)},
-            )
+            raise Throttled(wait)
         found = await self._check(username, password)
         if found is None:
             self.throttle.failure(keys)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from dockyard.browse.describe import Describer, ManifestDesc
 from dockyard.browse.mtimes import mtimes
 from dockyard.browse.pulls import PullLog
-from dockyard.errors import PathNotFound, RegistryError
+from dockyard.errors import DomainError, NameUnknown, PathNotFound
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.registry import Registry
@@ -87,7 +87,7 @@ class Browser:
         """Every tag of ``name`` containing ``needle``, in ``ordering``; NAME_UNKNOWN if no repository."""
         tags = await self.registry.tags.names(name)
         if not tags and not await self.registry.repository_exists(name):
-            raise RegistryError.name_unknown(name)
+            raise NameUnknown(name)
         if needle:
             tags = [t for t in tags if needle in t]
         if ordering in ("name", "-name"):
@@ -106,7 +106,7 @@ class Browser:
             failed = False
             try:
                 desc: ManifestDesc | None = await self.describer.describe(name, digest)
-            except (RegistryError, PathNotFound, ValueError):
+            except (DomainError, PathNotFound, ValueError):
                 desc = None
             except Exception:  # one odd tag must not take the whole listing down with it
                 log.exception("cannot describe a tag", extra={"repository": name, "tag": tag})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from dockyard.errors import RegistryError
+from dockyard.errors import DomainError
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
 from dockyard.oci.document import UNKNOWN, ManifestDoc, Platform, read_manifest
@@ -92,7 +92,7 @@ class Describer:
                 continue
             try:
                 _, child_doc = await self._doc(name, child.digest)
-            except RegistryError:
+            except DomainError:
                 continue
             layers = _layers(child_doc)
             every_layer.update(layers)

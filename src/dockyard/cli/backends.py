@@ -14,9 +14,10 @@ from urllib.parse import quote
 
 import httpx
 
+from dockyard.api.errors import to_api_error
 from dockyard.config import Config, RetentionPolicy
 from dockyard.coord import create_coordinator
-from dockyard.errors import RegistryError
+from dockyard.errors import DomainError
 from dockyard.oci.digest import Digest
 from dockyard.storage import gc, retention
 from dockyard.storage.drivers import create_driver
@@ -193,9 +194,10 @@ class StoreBackend:
     async def _guard(self, call: Awaitable[T]) -> T:
         try:
             return await call
-        except RegistryError as exc:
-            code = NOT_FOUND if exc.status == 404 else REFUSED if exc.status in (403, 409) else 1
-            raise CommandError(f"{exc.status}: {exc}", code) from None
+        except DomainError as exc:
+            error = to_api_error(exc)  # the status and message the HTTP API would answer with
+            code = NOT_FOUND if error.status == 404 else REFUSED if error.status in (403, 409) else 1
+            raise CommandError(f"{error.status}: {error}", code) from None
 
     async def repositories(self) -> list[str]:
         return await self.registry.catalog.names()

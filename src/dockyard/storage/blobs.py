@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dockyard.errors import ErrorCode, PathNotFound, RegistryError
+from dockyard.errors import BlobUnknown, PathNotFound
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
@@ -29,7 +29,7 @@ class BlobStore:
         link, data = await self.driver.stat_many([paths.layer_link(name, digest), paths.blob_data(digest)])
         if link is not None and data is not None:
             return data.size
-        raise RegistryError(ErrorCode.BLOB_UNKNOWN, f"blob {digest} is not in repository {name}", str(digest))
+        raise BlobUnknown(name, str(digest))
 
     async def link(self, name: str, digest: Digest) -> None:
         await write_link(self.driver, paths.layer_link(name, digest), digest)
@@ -38,9 +38,7 @@ class BlobStore:
         try:
             await self.driver.delete(paths.layer_dir(name, digest))
         except PathNotFound:
-            raise RegistryError(
-                ErrorCode.BLOB_UNKNOWN, f"blob {digest} is not in repository {name}", str(digest)
-            ) from None
+            raise BlobUnknown(name, str(digest)) from None
 
     async def get_bytes(self, digest: Digest) -> bytes:
         return await self.driver.get_content(paths.blob_data(digest))

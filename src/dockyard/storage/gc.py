@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dockyard.errors import LockBusy, PathNotFound
+from dockyard.errors import GCRunning, LockBusy, PathNotFound
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.document import ManifestDoc, Ref, read_manifest
 from dockyard.storage import paths
@@ -43,8 +43,9 @@ BATCH = 200
 Progress = Callable[[str, int, int], None]
 
 
-class CollectionRunning(Exception):
-    """Another garbage collection is running on this store."""
+# Another garbage collection is running on this store: the domain tree's GCRunning, under the
+# name this module's callers know.
+CollectionRunning = GCRunning
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ class Collector:
                 await self._collect()
                 self.report.finished = time.time()
         except LockBusy:
-            raise CollectionRunning("a garbage collection is already running on this registry") from None
+            raise GCRunning() from None
         await self._save_report()
         log.info(
             "garbage collection finished",

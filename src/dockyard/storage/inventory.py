@@ -11,7 +11,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dockyard.errors import PathNotFound, RegistryError
+from dockyard.errors import DomainError, NameUnknown, PathNotFound
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
 from dockyard.oci.document import ManifestDoc, read_manifest
@@ -94,7 +94,7 @@ class Inventory:
                     continue
                 try:
                     _, child_body, child_doc = await self._manifest(name, child.digest)
-                except RegistryError:
+                except DomainError:
                     continue
                 seen[str(child.digest)] = len(child_body)
                 self._blob_sizes(child_doc, seen)
@@ -121,13 +121,13 @@ class Inventory:
         try:
             pushed = (await self.registry.driver.stat(paths.tag_current_link(name, tag))).mtime
             media_type, size, platforms = await self._describe(name, digest)
-        except (PathNotFound, RegistryError):
+        except (PathNotFound, DomainError):
             return None
         return TagInfo(tag, str(digest), media_type, size, platforms, pushed)
 
     async def tags(self, name: str) -> list[TagInfo]:
         if not await self.registry.repository_exists(name):
-            raise RegistryError.name_unknown(name)
+            raise NameUnknown(name)
         infos = [await self._safe_tag(name, t) for t in await self.registry.tags.names(name)]
         return [i for i in infos if i is not None]
 
@@ -175,7 +175,7 @@ class Inventory:
     async def _image(self, name: str, digest: Digest) -> dict[str, Any]:
         try:
             _, _, doc = await self._manifest(name, digest)
-        except RegistryError:
+        except DomainError:
             return {}
         config = await self.configs.read(doc.config)
         layers = [

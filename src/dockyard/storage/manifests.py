@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 
-from dockyard.errors import ErrorCode, PathNotFound, RegistryError
+from dockyard.errors import ManifestUnknown, PathNotFound
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
 from dockyard.oci.document import load, read_manifest
@@ -33,12 +33,6 @@ def stored_media_type(body: bytes) -> str:
     return mt.OCI_INDEX if "manifests" in doc else mt.OCI_MANIFEST
 
 
-def manifest_unknown(name: str, reference: str) -> RegistryError:
-    return RegistryError(
-        ErrorCode.MANIFEST_UNKNOWN, f"manifest {reference} is not in repository {name}", reference
-    )
-
-
 class ManifestStore:
     def __init__(self, driver: CheckedDriver, blobs: BlobStore) -> None:
         self.driver = driver
@@ -52,7 +46,7 @@ class ManifestStore:
     async def get(self, name: str, digest: Digest) -> tuple[str, bytes]:
         """(media type, exact bytes) of a manifest in ``name``; MANIFEST_UNKNOWN otherwise."""
         if not await self.exists(name, digest):
-            raise manifest_unknown(name, str(digest))
+            raise ManifestUnknown(name, str(digest))
         cached = self._cache.get(digest)
         if cached is not None:
             self._cache.move_to_end(digest)
@@ -60,7 +54,7 @@ class ManifestStore:
         try:
             body = await self.blobs.get_bytes(digest)
         except PathNotFound:
-            raise manifest_unknown(name, str(digest)) from None
+            raise ManifestUnknown(name, str(digest)) from None
         entry = (stored_media_type(body), body)
         if len(body) <= _CACHE_MAX_ITEM:
             self._cache[digest] = entry
@@ -87,7 +81,7 @@ class ManifestStore:
 
     async def delete(self, name: str, digest: Digest) -> None:
         if not await self.exists(name, digest):
-            raise manifest_unknown(name, str(digest))
+            raise ManifestUnknown(name, str(digest))
         subject = await self._subject_of(digest)
         await self.driver.delete(paths.revision_dir(name, digest))
         if subject is not None:
@@ -124,7 +118,7 @@ class ManifestStore:
     async def _describe(self, name: str, digest: Digest) -> Descriptor | None:
         try:
             media_type, body = await self.get(name, digest)
-        except RegistryError:
+        except ManifestUnknown:
             return None  # deleted since it was indexed
         doc = read_manifest(body)
         artifact_type = doc.artifact_type

@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.errors import ErrorCode, PathNotFound, RegistryError
+from dockyard.errors import PathNotFound, QuotaExceeded
 from dockyard.globs import glob_match
 from dockyard.oci.digest import Digest
-from dockyard.sizes import human
 from dockyard.storage import paths
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.drivers.checked import CheckedDriver
@@ -66,7 +65,7 @@ class Quotas:
         return usage
 
     async def check(self, name: str, digest: Digest | None, size: int) -> None:
-        """Refuse with DENIED if storing ``size`` more bytes in ``name`` would exceed its quota."""
+        """Raise QuotaExceeded if storing ``size`` more bytes in ``name`` would exceed its quota."""
         rule = self.rule_for(name)
         if rule is None or size <= 0:
             return
@@ -74,13 +73,7 @@ class Quotas:
         if digest is not None and digest in usage.blobs:
             return  # already counted in this quota
         if usage.used + size > rule.limit:
-            over = usage.used + size - rule.limit
-            raise RegistryError(
-                ErrorCode.DENIED,
-                f"quota for {rule.repositories} is {human(rule.limit)} and {human(usage.used)} is used; "
-                f"storing {human(size)} more would exceed it by {human(over)}",
-                {"quota": rule.repositories, "limit": rule.limit, "used": usage.used, "exceededBy": over},
-            )
+            raise QuotaExceeded(rule.repositories, rule.limit, usage.used, size)
 
     @staticmethod
     async def report_of(quotas: Quotas | None) -> list[dict[str, Any]]:

@@ -6,7 +6,16 @@ import contextlib
 from dataclasses import dataclass
 
 from dockyard.coord.base import Coordinator
-from dockyard.errors import ErrorCode, PathNotFound, RegistryError
+from dockyard.errors import (
+    DigestMismatch,
+    ManifestInvalid,
+    ManifestReferenced,
+    ManifestUnknown,
+    Missing,
+    NameUnknown,
+    PathNotFound,
+    ReferencesMissing,
+)
 from dockyard.events import (
     BlobPushed,
     EventSink,
@@ -26,7 +35,7 @@ from dockyard.storage.blobs import BlobStore
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers.checked import CheckedDriver, checked
-from dockyard.storage.manifests import ManifestStore, manifest_unknown
+from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.quota import Quotas
 from dockyard.storage.tags import TagStore
 from dockyard.storage.uploads import GC_LOCK, UploadStore
@@ -70,7 +79,7 @@ class Registry:
             return reference
         digest = await self.tags.resolve(name, reference)
         if digest is None:
-            raise manifest_unknown(name, reference)
+            raise ManifestUnknown(name, reference)
         return digest
 
     async def get_manifest(self, name: str, reference: str | Digest) -> tuple[Digest, str, bytes]:
@@ -97,14 +106,10 @@ class Registry:
         try:
             manifest = parse_manifest(body, content_type)
         except ManifestError as exc:
-            raise RegistryError(ErrorCode.MANIFEST_INVALID, str(exc)) from None
+            raise ManifestInvalid(str(exc)) from None
         digest = Digest.of(body, reference.algorithm if isinstance(reference, Digest) else "sha256")
         if isinstance(reference, Digest) and reference != digest:
-            raise RegistryError(
-                ErrorCode.DIGEST_INVALID,
-                f"manifest content has digest {digest}, not {reference} as in the URL",
-                str(reference),
-            )
+            raise DigestMismatch(str(reference), str(digest), upload=False)
         new_repository = False
         if not self.catalog.is_known(name):
             if await self.repository_exists(name):
@@ -136,16 +141,7 @@ class Registry:
         linked, stored = touched[: len(links)], touched[len(links) :]
         absent = [d for d, a, b in zip(blobs + children, linked, stored, strict=True) if not (a and b)]
         if absent:
-            entries = [
-                (
-                    ErrorCode.MANIFEST_BLOB_UNKNOWN,
-                    f"{d.media_type} {d.digest} is not in repository {name}",
-                    str(d.digest),
-                )
-                for d in absent
-            ]
-            first, *more = entries
-            raise RegistryError(first[0], first[1], first[2], more=more)
+            raise ReferencesMissing(name, [Missing(d.media_type, str(d.digest)) for d in absent])
 
     async def referencing_indexes(self, name: str, digest: Digest) -> list[Digest]:
         """Indexes in ``name`` that list ``digest`` as a child manifest."""
@@ -155,7 +151,7 @@ class Registry:
                 continue
             try:
                 media_type, body = await self.manifests.get(name, candidate)
-            except RegistryError:
+            except ManifestUnknown:
                 continue
             children = read_manifest(body).manifests if media_type in INDEXES else ()
             if any(m.digest == digest for m in children):
@@ -165,19 +161,13 @@ class Registry:
     async def delete_manifest(self, name: str, reference: str | Digest, *, force: bool = False) -> None:
         if isinstance(reference, str):
             if not await self.tags.untag(name, reference):
-                raise manifest_unknown(name, reference)
+                raise ManifestUnknown(name, reference)
             self.events.emit(TagDeleted(name, reference))
             return
         if not force and await self.manifests.exists(name, reference):
             parents = await self.referencing_indexes(name, reference)
             if parents:
-                raise RegistryError(
-                    ErrorCode.MANIFEST_REFERENCED,
-                    f"manifest {reference} is part of index {parents[0]}"
-                    + (f" and {len(parents) - 1} more" if len(parents) > 1 else "")
-                    + "; delete the index first, or delete with ?force=true to break it",
-                    {"referencedBy": [str(p) for p in parents]},
-                )
+                raise ManifestReferenced(str(reference), [str(p) for p in parents])
         await self.manifests.delete(name, reference)
         self.events.emit(ManifestDeleted(name, str(reference)))
         for tag in await self.tags.tags_for(name, reference):
@@ -210,7 +200,7 @@ class Registry:
             try:
                 await self.driver.delete(paths.repository(name))
             except PathNotFound:
-                raise RegistryError.name_unknown(name) from None
+                raise NameUnknown(name) from None
         self.catalog.known.discard(name)
         await self.catalog.changed()
 

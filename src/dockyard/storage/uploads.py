@@ -18,7 +18,15 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
 from dockyard.coord.base import Coordinator
-from dockyard.errors import ErrorCode, LockBusy, PathNotFound, RegistryError
+from dockyard.errors import (
+    DigestMismatch,
+    LockBusy,
+    PathNotFound,
+    QuotaExceeded,
+    RangeMismatch,
+    UploadInUse,
+    UploadUnknown,
+)
 from dockyard.events import BlobPushed, EventSink, NullSink
 from dockyard.oci.digest import Digest, Hasher, new_hasher
 from dockyard.storage import paths
@@ -33,12 +41,6 @@ BATCH = 1 << 20  # bytes handed to the writer thread at once
 # commit itself rather than in a write of their own.
 HOLD = 64 << 10
 _MAX_HASHERS = 4096
-
-
-def upload_unknown(upload_id: str) -> RegistryError:
-    return RegistryError(
-        ErrorCode.BLOB_UPLOAD_UNKNOWN, f"upload {upload_id} is unknown or finished", upload_id
-    )
 
 
 def _lock_name(name: str, upload_id: str) -> str:
@@ -79,7 +81,7 @@ class UploadStore:
         try:
             return (await self.driver.stat(paths.upload_data(name, upload_id))).size
         except PathNotFound:
-            raise upload_unknown(upload_id) from None
+            raise UploadUnknown(upload_id) from None
 
     async def _open(self, name: str, upload_id: str, *, new: bool = False) -> FileWriter:
         """The session's data file, with the session's coordinator lock held until
@@ -89,16 +91,13 @@ class UploadStore:
         try:
             await lock.__aenter__()
         except LockBusy:
-            raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID,
-                f"another request is writing to upload {upload_id}; retry when it has finished",
-            ) from None
+            raise UploadInUse(upload_id) from None
         try:
             writer = await self.driver.writer(paths.upload_data(name, upload_id), create=new)
         except BaseException as exc:
             await lock.__aexit__(None, None, None)
             if isinstance(exc, PathNotFound):
-                raise upload_unknown(upload_id) from None
+                raise UploadUnknown(upload_id) from None
             raise
         self._held[writer] = lock
         return writer
@@ -177,24 +176,14 @@ class UploadStore:
         return ready, held
 
     async def append(
-        self,
-        name: str,
-        upload_id: str,
-        chunks: AsyncIterator[bytes],
-        *,
-        start: int | None = None,
-        headers: dict[str, str] | None = None,
+        self, name: str, upload_id: str, chunks: AsyncIterator[bytes], *, start: int | None = None
     ) -> int:
-        """Append a chunk; with ``start`` (from Content-Range) it must continue where the data ends."""
+        """Append a chunk; with ``start`` (from Content-Range) it must continue where the data ends
+        (RangeMismatch otherwise)."""
 
         def continues(writer: FileWriter) -> None:
             if start is not None and start != writer.size:
-                raise RegistryError(
-                    ErrorCode.RANGE_INVALID,
-                    f"chunk starts at byte {start} but the upload has {writer.size} bytes; "
-                    "ask the upload URL for the current range and resume from there",
-                    headers={**(headers or {}), "Range": range_header(writer.size)},
-                )
+                raise RangeMismatch(start, writer.size)
 
         opening = asyncio.ensure_future(self._open(name, upload_id))
         try:
@@ -237,16 +226,11 @@ class UploadStore:
                 actual, _ = await self.driver.hash_file(paths.upload_data(name, upload_id), digest.algorithm)
             if actual != digest.hex:
                 await self._discard(name, upload_id, writer)
-                raise RegistryError(
-                    ErrorCode.DIGEST_INVALID,
-                    f"uploaded content has digest {digest.algorithm}:{actual}, not {digest}; "
-                    "the upload was discarded",
-                    str(digest),
-                )
+                raise DigestMismatch(str(digest), f"{digest.algorithm}:{actual}", upload=True)
             if self.quotas is not None:
                 try:
                     await self.quotas.check(name, digest, size)
-                except RegistryError:
+                except QuotaExceeded:
                     await self._discard(name, upload_id, writer)
                     raise
             # The held last bytes written, durable, renamed into blobs/ (or touched if stored
@@ -296,10 +280,5 @@ class UploadStore:
 
     async def cancel(self, name: str, upload_id: str) -> None:
         if not await self.driver.exists(paths.upload_data(name, upload_id)):
-            raise upload_unknown(upload_id)
+            raise UploadUnknown(upload_id)
         await self._discard(name, upload_id)
-
-
-def range_header(size: int) -> str:
-    """The upload ``Range`` header: inclusive last offset, ``0-0`` for an empty upload."""
-    return f"0-{max(size - 1, 0)}"

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 from starlette.responses import Response
 
 from dockyard.auth.visibility import client_address
-from dockyard.errors import ErrorCode, RegistryError
+from dockyard.errors import ErrorCode, RegistryError, Throttled
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.reference import is_valid_name, is_valid_tag
 from dockyard.web.context import Page, not_found
@@ -81,7 +81,7 @@ async def login(page: Page) -> Response:
     try:
         found = await access.authenticate(username, form.get("password", ""), client_address(page.request))
         error = None if found else "Wrong username, password or token."
-    except RegistryError as exc:  # throttled
+    except Throttled as exc:
         found, error = None, str(exc)
     if found is None:
         return page.render(

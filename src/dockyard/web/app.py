@@ -13,7 +13,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dockyard.errors import RegistryError
+from dockyard.api.errors import to_api_error
+from dockyard.errors import DomainError, RegistryError
 from dockyard.services import Services
 from dockyard.web import actions, pages
 from dockyard.web.context import Page, UIState, open_page, render_error
@@ -74,6 +75,8 @@ class WebApp:
             response = await handler(page)
         except RegistryError as exc:
             response = render_error(page, exc)
+        except DomainError as exc:
+            response = render_error(page, to_api_error(exc))
         except ClientDisconnect:  # a form body cut short, refused by granian, or timed out
             response = page.render(
                 "error.html", 400, heading="Request refused", message="The form did not arrive whole."
