@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import httpx
 import pytest
@@ -104,3 +105,35 @@ async def test_empty_blob(client: httpx.AsyncClient) -> None:
     digest = await push_blob(client, "e", b"")
     r = await client.get(f"/v2/e/blobs/{digest}")
     assert r.status_code == 200 and r.content == b""
+
+
+class _Signing:
+    """A driver that signs download URLs, as an object store's would."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.inner, attr)
+
+    async def redirect_url(self, path: str, expires: float) -> str | None:
+        return f"https://cdn.example{path}?expires={int(expires)}"
+
+
+async def test_downloads_redirect_only_when_enabled_and_the_driver_signs(make_client: AppFactory) -> None:
+    enabled = {"storage": {"redirect": {"disable": False}}}
+    async with make_client(enabled, wrap=_Signing) as client:
+        digest = await push_blob(client, "signed", b"signed bytes")
+        r = await client.get(f"/v2/signed/blobs/{digest}")
+        assert r.status_code == 307 and r.content == b""
+        assert (
+            r.headers["Location"]
+            == f"https://cdn.example/docker/registry/v2/blobs/sha256/{digest[7:9]}/{digest[7:]}/data?expires=1200"
+        )
+        assert r.headers["Docker-Content-Digest"] == digest
+        ranged = await client.get(f"/v2/signed/blobs/{digest}", headers={"Range": "bytes=0-5"})
+        assert ranged.status_code == 206 and ranged.content == b"signed"  # ranges are served here
+    async with make_client(wrap=_Signing) as client:  # storage.redirect.disable defaults to true
+        digest = await push_blob(client, "signed", b"signed bytes")
+        r = await client.get(f"/v2/signed/blobs/{digest}")
+        assert r.status_code == 200 and r.content == b"signed bytes"
