@@ -207,3 +207,15 @@ async def test_an_unexpected_error_in_one_row_marks_that_row(make_client: Client
         by_tag = {t["tag"]: t for t in admin.json()["tags"]} if isinstance(admin.json(), dict) else {}
         if by_tag:
             assert by_tag["broken"]["error"] == "unreadable" and "error" not in by_tag["fine"]
+
+
+# -- found while moving every JSON reader onto oci/document: the admin API's request bodies ----------
+
+
+@pytest.mark.parametrize("body", [b"[" * 5000, b'{"dryRun": true, "dryRun": false}', b'{"dryRun": "\xff"}'])
+async def test_admin_body_that_is_no_acceptable_json_is_400(make_client: ClientFactory, body: bytes) -> None:
+    async with make_client() as client:
+        for path in ("/admin/v1/gc", "/admin/v1/retention"):
+            r = await client.post(path, content=body)
+            assert r.status_code == 400, r.text
+            assert error_codes(r) == ["BAD_REQUEST"]

@@ -3,7 +3,6 @@ deletion, retention, tag details, image inspection, disk usage and quotas."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,6 +13,7 @@ from dockyard.api.context import Context
 from dockyard.api.params import reference_param
 from dockyard.config import RetentionPolicy
 from dockyard.errors import ErrorCode, RegistryError
+from dockyard.oci.document import DocumentError, load_strict
 from dockyard.storage.gc import GCOptions, collect, last_report
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.quota import Quotas
@@ -26,9 +26,9 @@ async def _json_body(ctx: Context) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise RegistryError(ErrorCode.UNSUPPORTED_BODY, "the request body must be a JSON object") from None
+        body = load_strict(raw, "the request body")
+    except DocumentError as exc:
+        raise RegistryError(ErrorCode.UNSUPPORTED_BODY, f"{exc}; it must be a JSON object") from None
     if not isinstance(body, dict):
         raise RegistryError(ErrorCode.UNSUPPORTED_BODY, "the request body must be a JSON object")
     return body
