@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry busybox-static \
 	apache2-utils jq openssl uidmap wrk curl chromium chromium-driver
 
-.PHONY: serve test venv venv-test debs lint typecheck pytest bench bench-quick bench-gc bench-scale clean
+.PHONY: serve test fuzz venv venv-test debs lint typecheck pytest bench bench-quick bench-gc bench-scale clean
 
 $(BIN)/dockyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ pytest: venv-test debs
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The property and fuzz tests (marker "fuzz": hostile documents, every route, request framing) with
+# 25 times the examples `make test` runs, random instead of repeatable; failures are kept in
+# .hypothesis/ and replayed first next time. FUZZ_SCALE=100 for longer.
+fuzz: venv-test
+	DOCKYARD_FUZZ=fuzz DOCKYARD_FUZZ_SCALE=$(or $(FUZZ_SCALE),25) \
+		$(BIN)/pytest -p no:cacheprovider -m fuzz tests/hostile tests/live/test_framing_fuzz.py $(PYTEST_ARGS)
 
 bench: venv-test debs
 	$(BIN)/python -m bench $(BENCH_ARGS)

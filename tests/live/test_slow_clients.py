@@ -102,3 +102,13 @@ def test_a_steady_slow_upload_is_not_cut(registry: LiveRegistry) -> None:
         reply = read_reply(sock)
     assert reply.status == 202, reply
     assert b"range: 0-7" in reply.head.lower()
+
+
+def test_oversized_request_head_is_431(registry: LiveRegistry) -> None:
+    """granian's stated head limit: 512 KiB of request line and headers."""
+    assert (
+        exchange(registry, b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 400_000 + b"\r\n\r\n").status
+        == 200
+    )
+    reply = exchange(registry, b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 530_000 + b"\r\n\r\n")
+    assert reply.status == 431, reply

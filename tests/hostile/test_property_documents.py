@@ -1,0 +1,91 @@
+"""Property: whatever JSON a client pushes as a manifest, an image config or an index entry, the
+push answers < 500 and afterwards every read route of the repository (Hub, UI, admin, OCI)
+answers < 500. Hypothesis makes the documents (tests/hostile/strategies.py)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.api.helpers import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, descriptor, digest_of, push_blob
+from tests.fuzzing import budget
+from tests.hostile.conftest import AppFactory, client_for
+from tests.hostile.reads import read_urls, server_errors, statuses
+from tests.hostile.strategies import CONFIG_TEMPLATE, hostile_bytes, index_template, manifest_template
+
+pytestmark = [pytest.mark.anyio, pytest.mark.fuzz]
+_COUNTER = itertools.count()
+LAYER = b"a layer"
+GOOD_CONFIG = json.dumps({"os": "linux", "architecture": "amd64"}).encode()
+
+
+async def _put(
+    client: httpx.AsyncClient, name: str, ref: str, body: bytes, media_type: str
+) -> httpx.Response:
+    return await client.put(f"/v2/{name}/manifests/{ref}", content=body, headers={"Content-Type": media_type})
+
+
+async def _check_reads(client: httpx.AsyncClient, name: str, tag: str, digest: str) -> None:
+    found = await statuses(client, read_urls(name, tag, digest))
+    assert not server_errors(found), found
+
+
+@pytest.fixture
+def app_client(make_app: AppFactory) -> httpx.AsyncClient:
+    return client_for(make_app("none", {"log": {"level": "error"}}))
+
+
+@budget(25)
+@given(
+    body=hostile_bytes(manifest_template(descriptor(OCI_CONFIG, GOOD_CONFIG), descriptor(OCI_LAYER, LAYER)))
+)
+async def test_hostile_manifest_never_500(app_client: httpx.AsyncClient, body: bytes) -> None:
+    name = f"m{next(_COUNTER)}/img"
+    await push_blob(app_client, name, GOOD_CONFIG)
+    await push_blob(app_client, name, LAYER)
+    r = await _put(app_client, name, "t", body, OCI_MANIFEST)
+    assert r.status_code < 500, r.text
+    if r.status_code >= 400:
+        assert r.json()["errors"][0]["code"] in ("MANIFEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN")
+    await _check_reads(app_client, name, "t", digest_of(body))
+
+
+@budget(25)
+@given(config=hostile_bytes(CONFIG_TEMPLATE))
+async def test_hostile_config_never_500(app_client: httpx.AsyncClient, config: bytes) -> None:
+    name = f"c{next(_COUNTER)}/img"
+    await push_blob(app_client, name, config)
+    await push_blob(app_client, name, LAYER)
+    manifest = json.dumps(
+        manifest_template(descriptor(OCI_CONFIG, config), descriptor(OCI_LAYER, LAYER))
+    ).encode()
+    r = await _put(app_client, name, "t", manifest, OCI_MANIFEST)
+    assert r.status_code == 201, r.text  # a config is an opaque blob
+    await _check_reads(app_client, name, "t", digest_of(manifest))
+
+
+@budget(20)
+@given(data=st.data())
+async def test_hostile_index_entry_never_500(app_client: httpx.AsyncClient, data: st.DataObject) -> None:
+    name = f"i{next(_COUNTER)}/img"
+    await push_blob(app_client, name, GOOD_CONFIG)
+    await push_blob(app_client, name, LAYER)
+    child = json.dumps(
+        manifest_template(descriptor(OCI_CONFIG, GOOD_CONFIG), descriptor(OCI_LAYER, LAYER))
+    ).encode()
+    assert (await _put(app_client, name, "child", child, OCI_MANIFEST)).status_code == 201
+    entry = {
+        "mediaType": OCI_MANIFEST,
+        "digest": digest_of(child),
+        "size": len(child),
+        "platform": {"os": "linux", "architecture": "arm64", "variant": "v8", "os.features": ["x"]},
+    }
+    body = data.draw(hostile_bytes(index_template(entry)))
+    r = await _put(app_client, name, "t", body, OCI_INDEX)
+    assert r.status_code < 500, r.text
+    await _check_reads(app_client, name, "t", digest_of(body))

@@ -1,0 +1,124 @@
+"""Property: every route of the route table (api/routes.py) and of the web UI, called with any
+method, hostile path parameters and hostile query parameters, answers < 500, in every auth mode.
+
+The path of each route comes from TEMPLATES, checked against the table itself: a route added to
+the table without a template fails test_every_route_has_a_template."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dockyard.api import routes
+from dockyard.web.app import ROUTES as UI_ROUTES
+from tests.api.helpers import push_image
+from tests.fuzzing import budget
+from tests.hostile.conftest import AppFactory, client_for
+from tests.hostile.strategies import QUERY, SEGMENT
+
+pytestmark = pytest.mark.anyio
+
+TEMPLATES = {
+    "base": "/v2/",
+    "catalog": "/v2/_catalog",
+    "hub-tags": "/v2/repositories/{namespace}/{repository}/tags/",
+    "hub-tag": "/v2/repositories/{namespace}/{repository}/tags/{tag}/",
+    "hub-repos": "/v2/repositories/{namespace}/",
+    "hub-repo": "/v2/repositories/{namespace}/{repository}/",
+    "hub-ns-tags": "/v2/namespaces/{namespace}/repositories/{repository}/tags",
+    "hub-ns-tag": "/v2/namespaces/{namespace}/repositories/{repository}/tags/{tag}",
+    "hub-ns-repos": "/v2/namespaces/{namespace}/repositories",
+    "hub-ns-repo": "/v2/namespaces/{namespace}/repositories/{repository}",
+    "openapi": "/openapi.json",
+    "tags": "/v2/{name}/tags/list",
+    "manifest": "/v2/{name}/manifests/{reference}",
+    "upload-start": "/v2/{name}/blobs/uploads/",
+    "upload": "/v2/{name}/blobs/uploads/{upload_id}",
+    "blob": "/v2/{name}/blobs/{digest}",
+    "referrers": "/v2/{name}/referrers/{digest}",
+    "admin-gc": "/admin/v1/gc",
+    "admin-retention": "/admin/v1/retention",
+    "admin-usage": "/admin/v1/usage",
+    "admin-quotas": "/admin/v1/quotas",
+    "admin-tags": "/admin/v1/repositories/{name}/tags",
+    "admin-inspect": "/admin/v1/repositories/{name}/manifests/{reference}",
+    "admin-repository": "/admin/v1/repositories/{name}",
+}
+SAMPLE = {
+    "namespace": "ns",
+    "repository": "repo",
+    "tag": "v1",
+    "name": "a/b",
+    "reference": "v1",
+    "upload_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12,
+    "digest": "sha256:" + "0" * 64,
+}
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def test_every_route_has_a_template() -> None:
+    assert set(TEMPLATES) == {r.name for r in routes.ROUTES}
+    for route in routes.ROUTES:
+        path = TEMPLATES[route.name].format(**SAMPLE)
+        found = routes.match(path)
+        assert found is not None and found[0].name == route.name, (route.name, path)
+        assert set(route.pattern.groupindex) <= set(SAMPLE)
+
+
+@st.composite
+def api_request(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes]:
+    route = draw(st.sampled_from(routes.ROUTES))
+    values = {}
+    for key in route.pattern.groupindex:
+        raw = draw(SEGMENT | st.just(SAMPLE[key]))
+        values[key] = quote(raw, safe="/" if draw(st.booleans()) else "")
+    method = draw(st.sampled_from(list(route.methods)) | st.sampled_from(METHODS))
+    body = draw(st.binary(max_size=64) | st.sampled_from([b"{}", b"[" * 5000, b'{"a":' + b"1" * 5000 + b"}"]))
+    return method, TEMPLATES[route.name].format(**values), draw(QUERY), body
+
+
+@st.composite
+def ui_request(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes]:
+    method, path = draw(st.sampled_from(list(UI_ROUTES)))
+    if draw(st.integers(0, 5)) == 0:
+        path = "/ui/static/" + quote(draw(SEGMENT), safe="")
+    body = urlencode(draw(QUERY)).encode() if method == "POST" else b""
+    return method, path, draw(QUERY), body
+
+
+async def _assert_no_500(client: httpx.AsyncClient, request: tuple[str, str, dict[str, str], bytes]) -> None:
+    method, path, query, body = request
+    url = path + ("?" + urlencode(query) if query else "")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if path.startswith("/ui/") else {}
+    r = await client.request(method, url, content=body or None, headers=headers)
+    assert r.status_code < 500, (method, url, r.status_code, r.text[:300])
+
+
+@pytest.fixture(params=["none", "htpasswd", "token"])
+async def seeded(request: pytest.FixtureRequest, make_app: AppFactory) -> httpx.AsyncClient:
+    """An app with one image in ``a/b`` (tag v1), so valid parts of a request reach real content."""
+    async with client_for(make_app("none", {"log": {"level": "error"}})) as pusher:
+        await push_image(pusher, "a/b", "v1")
+    return client_for(make_app(request.param, {"log": {"level": "error"}}))
+
+
+@pytest.mark.fuzz
+@budget(60)
+@given(request=api_request())
+async def test_api_routes_never_500(
+    seeded: httpx.AsyncClient, request: tuple[str, str, dict[str, str], bytes]
+) -> None:
+    await _assert_no_500(seeded, request)
+
+
+@pytest.mark.fuzz
+@budget(40)
+@given(request=ui_request())
+async def test_ui_routes_never_500(
+    seeded: httpx.AsyncClient, request: tuple[str, str, dict[str, str], bytes]
+) -> None:
+    await _assert_no_500(seeded, request)
