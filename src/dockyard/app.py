@@ -59,6 +59,7 @@ def create_services(
         driver=driver,
         coordinator=coordinator,
         registry=registry,
+        model=registry,
         access=build_access(config, clock=clock),
         pulls=pulls,
         browser=Browser(registry, pulls),

@@ -16,6 +16,7 @@ from dockyard.config import Config
 from dockyard.coord.base import Coordinator
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.inventory import Inventory
+from dockyard.storage.model import RegistryModel
 from dockyard.storage.registry import Registry
 
 
@@ -25,6 +26,8 @@ class Services:
     driver: CheckedDriver
     coordinator: Coordinator
     registry: Registry
+    # What the registry API's handlers call: the registry itself, or a layer wrapping it.
+    model: RegistryModel
     access: AccessController
     # The read model the Hub API and the UI share: pull times, listings, what an image holds.
     pulls: PullLog

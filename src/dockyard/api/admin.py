@@ -65,7 +65,7 @@ async def gc_status(ctx: Context) -> Response:
 
 async def delete_repository(ctx: Context) -> Response:
     deletes_enabled(ctx)
-    await ctx.registry.delete_repository(ctx.name)
+    await ctx.model.delete_repository(ctx.name)
     return Response(b"", 202, {"Content-Length": "0"})
 
 

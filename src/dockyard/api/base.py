@@ -19,12 +19,8 @@ async def catalog(ctx: Context) -> Response:
     n, _ = parse_page_size(query.get("n"), default=CATALOG_MAX, maximum=CATALOG_MAX)
     assert n is not None
     last = query.get("last") or None
-    visible = ctx.services.access.visible(ctx.identity)
-    if visible is None:
-        names, more = await ctx.registry.catalog.page(n, last)
-    else:  # only what the caller may pull
-        allowed = [x for x in await ctx.registry.catalog.names() if (last is None or x > last) and visible(x)]
-        names, more = allowed[:n], len(allowed) > n
+    visible = ctx.services.access.visible(ctx.identity)  # only what the caller may pull
+    names, more = await ctx.model.catalog_page(n, last, visible)
     headers = {}
     if more and names:
         headers["Link"] = next_link(ctx.url("/v2/_catalog"), n, names[-1])

@@ -7,9 +7,8 @@ from starlette.responses import Response
 from dockyard.api.context import Context
 from dockyard.api.headers import RangeNotSatisfiable, parse_byte_range
 from dockyard.api.params import digest_param
-from dockyard.api.responses import StoredFileResponse
+from dockyard.api.responses import BlobResponse
 from dockyard.errors import ErrorCode, RegistryError
-from dockyard.storage import paths
 
 
 def deletes_enabled(ctx: Context) -> None:
@@ -17,9 +16,15 @@ def deletes_enabled(ctx: Context) -> None:
         raise RegistryError(ErrorCode.UNSUPPORTED, "deletes are disabled (storage.delete.enabled is false)")
 
 
-async def get_blob(ctx: Context) -> Response | StoredFileResponse:
+async def get_blob(ctx: Context) -> Response | BlobResponse:
     digest = digest_param(ctx.params["digest"])
-    size = await ctx.registry.blobs.stat(ctx.name, digest)
+    request = ctx.request
+    source = None
+    if request.method == "HEAD":
+        size = await ctx.model.stat_blob(ctx.name, digest)
+    else:
+        source = await ctx.model.open_blob(ctx.name, digest)
+        size = source.size
     etag = f'"{digest}"'
     headers = {
         "Docker-Content-Digest": str(digest),
@@ -31,7 +36,6 @@ async def get_blob(ctx: Context) -> Response | StoredFileResponse:
         # into HTML or script.
         "X-Content-Type-Options": "nosniff",
     }
-    request = ctx.request
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
     try:
@@ -44,22 +48,20 @@ async def get_blob(ctx: Context) -> Response | StoredFileResponse:
         ) from None
     if byte_range is None:
         headers["Content-Length"] = str(size)
-        if request.method == "HEAD":
+        if source is None:
             return Response(b"", 200, headers)
-        return StoredFileResponse(ctx.services.driver, paths.blob_data(digest), 200, headers)
+        return BlobResponse(source, 200, headers)
     start, end = byte_range
     length = end - start + 1
     headers["Content-Length"] = str(length)
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    if request.method == "HEAD":
+    if source is None:
         return Response(b"", 206, headers)
-    return StoredFileResponse(
-        ctx.services.driver, paths.blob_data(digest), 206, headers, offset=start, length=length, whole=False
-    )
+    return BlobResponse(source, 206, headers, offset=start, length=length, whole=False)
 
 
 async def delete_blob(ctx: Context) -> Response:
     deletes_enabled(ctx)
     digest = digest_param(ctx.params["digest"])
-    await ctx.registry.blobs.unlink(ctx.name, digest)
+    await ctx.model.delete_blob(ctx.name, digest)
     return Response(b"", 202, {"Docker-Content-Digest": str(digest), "Content-Length": "0"})

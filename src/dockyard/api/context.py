@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from dockyard.auth.access import ANONYMOUS, Identity
 from dockyard.services import Services
+from dockyard.storage.model import RegistryModel
 from dockyard.storage.registry import Registry
 
 
@@ -19,7 +20,13 @@ class Context:
     identity: Identity = ANONYMOUS
 
     @property
+    def model(self) -> RegistryModel:
+        """What the registry API's handlers call (``storage.model``)."""
+        return self.services.model
+
+    @property
     def registry(self) -> Registry:
+        """The concrete registry, for the Hub API and the admin API's maintenance operations."""
         return self.services.registry
 
     @property

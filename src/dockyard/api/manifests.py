@@ -24,7 +24,7 @@ async def get_manifest(ctx: Context) -> Response:
     reference = reference_param(ctx.params["reference"], for_write=False)
     # The registry tells its subscribers (pull times: browse.pullevents); HEAD is not a pull.
     head = ctx.request.method == "HEAD"
-    digest, media_type, body = await ctx.registry.pull_manifest(ctx.name, reference, head=head)
+    digest, media_type, body = await ctx.model.pull_manifest(ctx.name, reference, head=head)
     etag = f'"{digest}"'
     headers = {
         "Docker-Content-Digest": str(digest),
@@ -53,9 +53,7 @@ async def _read_body(ctx: Context) -> bytes:
 async def put_manifest(ctx: Context) -> Response:
     reference = reference_param(ctx.params["reference"], for_write=True)
     body = await _read_body(ctx)
-    result = await ctx.registry.put_manifest(
-        ctx.name, reference, body, ctx.request.headers.get("content-type")
-    )
+    result = await ctx.model.put_manifest(ctx.name, reference, body, ctx.request.headers.get("content-type"))
     headers = {
         "Location": ctx.url(f"/v2/{ctx.name}/manifests/{result.digest}"),
         "Docker-Content-Digest": str(result.digest),
@@ -70,5 +68,5 @@ async def delete_manifest(ctx: Context) -> Response:
     deletes_enabled(ctx)
     reference = reference_param(ctx.params["reference"], for_write=False)
     force = ctx.request.query_params.get("force", "").lower() in ("1", "true", "yes")
-    await ctx.registry.delete_manifest(ctx.name, reference, force=force)
+    await ctx.model.delete_manifest(ctx.name, reference, force=force)
     return Response(b"", 202, {"Content-Length": "0"})

@@ -13,7 +13,7 @@ from dockyard.oci import mediatypes as mt
 
 async def list_referrers(ctx: Context) -> Response:
     subject = digest_param(ctx.params["digest"])
-    found = await ctx.registry.manifests.referrers(ctx.name, subject)
+    found = await ctx.model.referrers(ctx.name, subject)
     headers = {}
     artifact_type = ctx.request.query_params.get("artifactType")
     if artifact_type:

@@ -1,6 +1,6 @@
-"""Responses that serve stored files: a redirect when the driver signs URLs (and
-``storage.redirect.disable`` is false), else ASGI pathsend when it has a local path, else a
-stream through the driver.
+"""The response that serves a blob from its ``storage.model.BlobSource``: a redirect when the
+source offers a URL (the driver signs them and ``storage.redirect.disable`` is false), else ASGI
+pathsend when it is a local file, else a stream.
 
 With pathsend granian streams the file itself (128 KiB reads in its blocking pool), with no
 Python per chunk and no buffering beyond the socket's pace. Streaming 1 MiB chunks through the
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from dockyard.storage.drivers.checked import CheckedDriver
-
-REDIRECT_SECONDS = 20 * 60.0  # how long a redirect URL stays valid (distribution's default)
+from dockyard.storage.model import BlobSource
 
 
-class StoredFileResponse:
+class BlobResponse:
+    """``whole`` is false for a range: then neither a redirect nor pathsend (both serve the whole
+    blob), only the source's stream from ``offset``."""
+
     def __init__(
         self,
-        driver: CheckedDriver,
-        path: str,
+        source: BlobSource,
         status: int,
         headers: dict[str, str],
         *,
@@ -31,8 +31,7 @@ class StoredFileResponse:
         length: int | None = None,
         whole: bool = True,
     ) -> None:
-        self.driver = driver
-        self.path = path
+        self.source = source
         self.status = status
         self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         self.offset = offset
@@ -40,18 +39,18 @@ class StoredFileResponse:
         self.whole = whole
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.whole and (url := await self.driver.redirect_url(self.path, REDIRECT_SECONDS)):
+        if self.whole and (url := await self.source.redirect_url()):
             digest = [(k, v) for k, v in self.headers if k == b"docker-content-digest"]
             headers = [(b"location", url.encode()), *digest, (b"content-length", b"0")]
             await send({"type": "http.response.start", "status": 307, "headers": headers})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        local = self.driver.local_path(self.path)
+        local = self.source.local_path()
         pathsend = "http.response.pathsend" in scope.get("extensions", {})
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
         if self.whole and local is not None and pathsend:
             await send({"type": "http.response.pathsend", "path": local})
             return
-        async for chunk in self.driver.read(self.path, self.offset, self.length):
+        async for chunk in self.source.read(self.offset, self.length):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -19,7 +19,6 @@ from dockyard.api.params import digest_param
 from dockyard.errors import ErrorCode, RangeMismatch, RegistryError, UploadUnknown
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
-from dockyard.storage.mount import mount_source
 
 
 def _session_headers(ctx: Context, upload_id: str, size: int) -> dict[str, str]:
@@ -53,26 +52,21 @@ def _body(ctx: Context) -> AsyncIterator[bytes]:
 
 async def start_upload(ctx: Context) -> Response:
     query = ctx.request.query_params
-    registry = ctx.registry
+    model = ctx.model
     mount = query.get("mount")
     if mount:
         digest = digest_param(mount)
         source = query.get("from") or None  # validated by the dispatcher (name_param)
-        visible = ctx.services.access.visible(ctx.identity)
-        if source is None and visible is not None:  # only from a repository the caller may pull
-            source = await mount_source(registry, digest, visible)
-        if (source is not None or visible is None) and await registry.mount_blob(ctx.name, digest, source):
+        visible = ctx.services.access.visible(ctx.identity)  # without from=: only what it may pull
+        if await model.mount_blob(ctx.name, digest, source, visible):
             return _created(ctx, digest)
     digest_raw = query.get("digest")
     if digest_raw is not None and not mount:
         digest = digest_param(digest_raw)
         declared = parse_content_length(ctx.request.headers.get("content-length"))
-        if registry.quotas is not None and declared is not None:
-            # Refused before any byte is stored: the size is known up front.
-            await registry.quotas.check(ctx.name, digest, declared)
-        await registry.uploads.monolithic(ctx.name, digest, _body(ctx))
+        await model.push_blob(ctx.name, digest, _body(ctx), declared)
         return _created(ctx, digest)
-    upload_id = await registry.uploads.start(ctx.name)
+    upload_id = await model.start_upload(ctx.name)
     return Response(b"", 202, _session_headers(ctx, upload_id, 0))
 
 
@@ -95,7 +89,7 @@ async def patch_upload(ctx: Context) -> Response:
     upload_id = _upload_id(ctx)
     start = _chunk_start(ctx)
     try:
-        size = await ctx.registry.uploads.append(ctx.name, upload_id, _body(ctx), start=start)
+        size = await ctx.model.append_upload(ctx.name, upload_id, _body(ctx), start=start)
     except RangeMismatch as exc:  # the session's headers too, so the client can resume
         raise to_api_error(exc, _session_headers(ctx, upload_id, exc.size)) from None
     return Response(b"", 202, _session_headers(ctx, upload_id, size))
@@ -110,22 +104,21 @@ async def put_upload(ctx: Context) -> Response:
         )
     digest = digest_param(digest_raw)
     start = _chunk_start(ctx)
-    uploads = ctx.registry.uploads
     if start is not None:
-        size = await uploads.size(ctx.name, upload_id)
+        size = await ctx.model.upload_status(ctx.name, upload_id)
         if start != size:
             raise RegistryError(
                 ErrorCode.RANGE_INVALID,
                 f"final chunk starts at byte {start} but the upload has {size} bytes",
                 headers=_session_headers(ctx, upload_id, size),
             )
-    await uploads.finish(ctx.name, upload_id, digest, _body(ctx))
+    await ctx.model.finish_upload(ctx.name, upload_id, digest, _body(ctx))
     return _created(ctx, digest)
 
 
 async def upload_status(ctx: Context) -> Response:
     upload_id = _upload_id(ctx)
-    size = await ctx.registry.uploads.size(ctx.name, upload_id)
+    size = await ctx.model.upload_status(ctx.name, upload_id)
     headers = _session_headers(ctx, upload_id, size)
     del headers["Content-Length"]  # a 204 carries no body and no length
     return Response(b"", 204, headers)
@@ -133,5 +126,5 @@ async def upload_status(ctx: Context) -> Response:
 
 async def cancel_upload(ctx: Context) -> Response:
     upload_id = _upload_id(ctx)
-    await ctx.registry.uploads.cancel(ctx.name, upload_id)
+    await ctx.model.cancel_upload(ctx.name, upload_id)
     return Response(b"", 204)

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
 from dockyard.errors import BlobUnknown, PathNotFound
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.links import read_link, write_link
+
+REDIRECT_SECONDS = 20 * 60.0  # how long a redirect URL stays valid (distribution's default)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A stored blob as a ``storage.model.BlobSource``: a signed URL when the driver makes them
+    (and ``storage.redirect.disable`` is false), a local path when it has one, else the driver's
+    stream."""
+
+    driver: CheckedDriver
+    path: str
+    size: int
+
+    async def redirect_url(self) -> str | None:
+        return await self.driver.redirect_url(self.path, REDIRECT_SECONDS)
+
+    def local_path(self) -> str | None:
+        return self.driver.local_path(self.path)
+
+    def read(self, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        return self.driver.read(self.path, offset, length)
 
 
 class BlobStore:

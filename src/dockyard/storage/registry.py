@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from dockyard.coord.base import Coordinator
 from dockyard.errors import (
@@ -28,28 +29,25 @@ from dockyard.events import (
 )
 from dockyard.oci.digest import Digest
 from dockyard.oci.document import read_manifest
-from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
+from dockyard.oci.manifest import Descriptor, Manifest, ManifestError, parse_manifest
 from dockyard.oci.mediatypes import INDEXES
 from dockyard.storage import paths
-from dockyard.storage.blobs import BlobStore
+from dockyard.storage.blobs import BlobStore, StoredBlob
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers.checked import CheckedDriver, checked
 from dockyard.storage.manifests import ManifestStore
+from dockyard.storage.model import BlobSource, Chunks, PutResult, Visible
 from dockyard.storage.quota import Quotas
 from dockyard.storage.tags import TagStore
 from dockyard.storage.uploads import GC_LOCK, UploadStore
 
 
-@dataclass(frozen=True, slots=True)
-class PutResult:
-    digest: Digest
-    subject: Digest | None
-
-
 class Registry:
-    """``events`` hears of every change after it is committed, and of every manifest a client
-    fetches (``pull_manifest``); see ``dockyard.events``."""
+    """The registry model over a storage driver (``storage.model.RegistryModel``, which the API's
+    handlers call, plus what maintenance, the CLI and the read model use). ``events`` hears of
+    every change after it is committed, and of every manifest a client fetches
+    (``pull_manifest``); see ``dockyard.events``."""
 
     def __init__(
         self,
@@ -176,8 +174,26 @@ class Registry:
 
     # -- blobs ---------------------------------------------------------------------------------
 
-    async def mount_blob(self, name: str, digest: Digest, source: str | None) -> bool:
-        """Link an existing blob into ``name``: from ``source`` if given, else from anywhere."""
+    async def stat_blob(self, name: str, digest: Digest) -> int:
+        return await self.blobs.stat(name, digest)
+
+    async def open_blob(self, name: str, digest: Digest) -> BlobSource:
+        size = await self.blobs.stat(name, digest)
+        return StoredBlob(self.driver, paths.blob_data(digest), size)
+
+    async def delete_blob(self, name: str, digest: Digest) -> None:
+        await self.blobs.unlink(name, digest)
+
+    async def mount_blob(
+        self, name: str, digest: Digest, source: str | None, visible: Visible = None
+    ) -> bool:
+        """Link an existing blob into ``name``: from ``source`` if given; else, under access
+        control (``visible``), only from a repository the caller may pull, so a mount cannot
+        reveal the content of a private one; else from anywhere."""
+        if source is None and visible is not None:
+            source = await self._mount_source(digest, visible)
+            if source is None:
+                return False
         if source is not None and not await self.blobs.is_linked(source, digest):
             return False
         if self.quotas is not None:
@@ -192,6 +208,57 @@ class Registry:
             self.quotas.added(name, digest, size)
         self.events.emit(BlobPushed(name, str(digest), size, mounted=True))
         return True
+
+    async def _mount_source(self, digest: Digest, visible: Callable[[str], bool]) -> str | None:
+        """A repository ``visible`` allows that links ``digest``, or None (then upload normally)."""
+        if await self.blobs.size_global(digest) is None:
+            return None
+        for name in await self.catalog.walk_repositories(include_without_manifests=True):
+            if visible(name) and await self.blobs.is_linked(name, digest):
+                return name
+        return None
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    async def push_blob(self, name: str, digest: Digest, chunks: Chunks, declared: int | None) -> int:
+        if self.quotas is not None and declared is not None:
+            # Refused before any byte is stored: the size is known up front.
+            await self.quotas.check(name, digest, declared)
+        return await self.uploads.monolithic(name, digest, chunks)
+
+    async def start_upload(self, name: str) -> str:
+        return await self.uploads.start(name)
+
+    async def append_upload(self, name: str, upload_id: str, chunks: Chunks, *, start: int | None) -> int:
+        return await self.uploads.append(name, upload_id, chunks, start=start)
+
+    async def upload_status(self, name: str, upload_id: str) -> int:
+        return await self.uploads.size(name, upload_id)
+
+    async def finish_upload(self, name: str, upload_id: str, digest: Digest, chunks: Chunks | None) -> int:
+        return await self.uploads.finish(name, upload_id, digest, chunks)
+
+    async def cancel_upload(self, name: str, upload_id: str) -> None:
+        await self.uploads.cancel(name, upload_id)
+
+    # -- listings ------------------------------------------------------------------------------
+
+    async def tags_page(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool]:
+        tags = await self.tags.names(name)
+        if not tags and not await self.repository_exists(name):
+            raise NameUnknown(name)
+        start = bisect.bisect_right(tags, last) if last is not None else 0
+        end = len(tags) if n is None else start + n
+        return tags[start:end], end < len(tags)
+
+    async def catalog_page(self, n: int, last: str | None, visible: Visible) -> tuple[list[str], bool]:
+        if visible is None:
+            return await self.catalog.page(n, last)
+        allowed = [x for x in await self.catalog.names() if (last is None or x > last) and visible(x)]
+        return allowed[:n], len(allowed) > n
+
+    async def referrers(self, name: str, subject: Digest) -> list[Descriptor]:
+        return await self.manifests.referrers(name, subject)
 
     async def delete_repository(self, name: str) -> None:
         """Remove a repository whole: tags, manifests, links and uploads. Content shared with
