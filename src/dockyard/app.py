@@ -23,6 +23,7 @@ from dockyard.config import CONFIG_PATH_ENV, Config
 from dockyard.coord import create_coordinator
 from dockyard.events import Fanout
 from dockyard.health import HealthApp
+from dockyard.maintenance import Scheduler, jobs_from_config
 from dockyard.services import Services
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers import create_driver
@@ -80,7 +81,9 @@ def wrap_token_server(app: ASGIApp, access: AccessController, prefix: str) -> AS
 def create_app(config: Config) -> ASGIApp:
     log.configure(config.log)
     services = create_services(config)
-    api = wrap_token_server(RegistryApp(services), services.access, config.http.prefix)
+    jobs = jobs_from_config(config, services.registry, services.coordinator)
+    scheduler = Scheduler(services.coordinator, jobs)
+    api = wrap_token_server(RegistryApp(services, scheduler), services.access, config.http.prefix)
     app: ASGIApp = HealthApp(api, services)
     if config.ui.enabled:
         from dockyard.web.app import WebApp  # Jinja2 loads only when the UI is on

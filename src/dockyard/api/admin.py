@@ -17,7 +17,7 @@ from dockyard.oci.document import DocumentError, load_strict
 from dockyard.storage.gc import GCOptions, collect, last_report
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.quota import Quotas
-from dockyard.storage.retention import Policy
+from dockyard.storage.retention import Policy, policy_from_config
 from dockyard.storage.retention import apply as apply_retention
 
 
@@ -119,7 +119,3 @@ async def run_retention(ctx: Context) -> Response:
         grace_seconds=ctx.services.config.storage.maintenance.gc.grace,
     )
     return JSONResponse(report.to_json())
-
-
-def policy_from_config(p: RetentionPolicy) -> Policy:
-    return Policy(p.repositories, p.keep, p.keepmatch, p.match, p.olderthan, p.untagged)

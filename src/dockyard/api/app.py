@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import random
 import time
 from typing import Any
 
@@ -13,7 +11,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive, Scope, Send
 
 from dockyard.api import routes
-from dockyard.api.admin import policy_from_config
 from dockyard.api.bodytimeout import TIMED_OUT
 from dockyard.api.context import Context
 from dockyard.api.errors import error_response, to_api_error
@@ -21,25 +18,24 @@ from dockyard.api.hub.identify import identify as hub_identify
 from dockyard.api.hub.names import resolve as resolve_hub_name
 from dockyard.api.params import name_param
 from dockyard.auth.access import Access
-from dockyard.errors import DomainError, ErrorCode, LockBusy, RegistryError, StorageFull, UploadBusy
+from dockyard.errors import DomainError, ErrorCode, RegistryError, StorageFull, UploadBusy
+from dockyard.maintenance import Scheduler
 from dockyard.services import Services
-from dockyard.storage.gc import CollectionRunning, GCOptions, collect
-from dockyard.storage.retention import apply as apply_retention
 
 access_log = logging.getLogger("dockyard.access")
 api_log = logging.getLogger("dockyard.api")
 
 
 class RegistryApp:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, scheduler: Scheduler | None = None) -> None:
         self.services = services
+        self.scheduler = scheduler
         http = services.config.http
         self.prefix = "" if http.prefix == "/" else http.prefix
         self.static_headers = [(b"docker-distribution-api-version", b"registry/2.0")] + [
             (k.lower().encode(), v.encode()) for k, values in http.headers.items() for v in values
         ]
         self.read_only = services.config.storage.maintenance.readonly.enabled
-        self._background: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -153,87 +149,23 @@ class RegistryApp:
         ctx = Context(request, self.services, params, identity)
         return await handler(ctx)
 
-    # -- background maintenance ----------------------------------------------------------------
+    # -- process lifetime ----------------------------------------------------------------------
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Start the maintenance scheduler (when one is given), and at shutdown stop it and close
+        the coordinator."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                purging = self.services.config.storage.maintenance.uploadpurging
-                if purging.enabled and not self.read_only:
-                    self._background.append(asyncio.create_task(self._purge_loop()))
-                if self.services.config.storage.maintenance.gc.enabled and not self.read_only:
-                    self._background.append(asyncio.create_task(self._gc_loop()))
-                retention = self.services.config.retention
-                if retention.interval > 0 and retention.policies and not self.read_only:
-                    self._background.append(asyncio.create_task(self._retention_loop()))
+                if self.scheduler is not None:
+                    await self.scheduler.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                for task in self._background:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                if self.scheduler is not None:
+                    await self.scheduler.stop()
                 await self.services.coordinator.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    async def _purge_loop(self) -> None:
-        purging = self.services.config.storage.maintenance.uploadpurging
-        await asyncio.sleep(random.uniform(0, min(purging.interval, 3600.0)))  # noqa: S311 - jitter
-        while True:
-            try:
-                if purging.dryrun:
-                    api_log.info("upload purge dry run: nothing deleted")
-                else:
-                    count = await self.services.registry.purge_uploads(purging.age, time.time())
-                    api_log.info("purged stale uploads", extra={"count": count})
-            except Exception:
-                api_log.exception("failed to purge uploads")
-            await asyncio.sleep(purging.interval)
-
-    async def _gc_loop(self) -> None:
-        """Scheduled collection: every worker tries; the run lock lets one collect at a time."""
-        settings = self.services.config.storage.maintenance.gc
-        await asyncio.sleep(random.uniform(settings.interval / 10, settings.interval))  # noqa: S311 - jitter
-        while True:
-            options = GCOptions(
-                dry_run=settings.dryrun, delete_untagged=settings.deleteuntagged, grace_seconds=settings.grace
-            )
-            try:
-                await collect(self.services.registry, options)
-            except CollectionRunning:
-                api_log.debug("scheduled collection skipped: another is running")
-            except Exception:
-                api_log.exception("failed to collect garbage")
-            await asyncio.sleep(settings.interval)
-
-    async def _retention_loop(self) -> None:
-        """Scheduled retention: one worker at a time (the retention lock), the others skip."""
-        config = self.services.config
-        policies = [policy_from_config(p) for p in config.retention.policies]
-        await asyncio.sleep(random.uniform(config.retention.interval / 10, config.retention.interval))  # noqa: S311
-        while True:
-            try:
-                async with self.services.coordinator.lock("retention", wait=False):
-                    report = await apply_retention(
-                        self.services.registry,
-                        policies,
-                        dry_run=False,
-                        force=config.retention.force,
-                        grace_seconds=config.storage.maintenance.gc.grace,
-                    )
-                for deletion in report.deleted:
-                    api_log.info(
-                        "retention deleted tag",
-                        extra={"repository": deletion.repository, "tag": deletion.tag, "rule": deletion.rule},
-                    )
-                for refused in report.refused:
-                    api_log.warning("retention refused", extra=refused)
-            except LockBusy:
-                api_log.debug("scheduled retention skipped: another worker is applying it")
-            except Exception:
-                api_log.exception("failed to apply retention policies")
-            await asyncio.sleep(config.retention.interval)
 
 
 def body_cut_response(scope: Scope, timed_out: bool) -> Any:

@@ -15,11 +15,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dockyard.config import RetentionPolicy
 from dockyard.durations import parse_duration
 from dockyard.globs import glob_match
 from dockyard.storage import paths
 from dockyard.storage.gc import GCOptions, prune_untagged
 from dockyard.storage.registry import Registry
+
+
+def policy_from_config(p: RetentionPolicy) -> Policy:
+    """The configuration's ``retention.policies[]`` entry as a policy (parsed once, here)."""
+    return Policy(p.repositories, p.keep, p.keepmatch, p.match, p.olderthan, p.untagged)
 
 
 @dataclass(frozen=True, slots=True)
