@@ -219,3 +219,19 @@ async def test_admin_body_that_is_no_acceptable_json_is_400(make_client: ClientF
             r = await client.post(path, content=body)
             assert r.status_code == 400, r.text
             assert error_codes(r) == ["BAD_REQUEST"]
+
+
+# -- found by the UI route property test (test_property_routes.py) on its own: cookies ------------
+
+
+@pytest.mark.parametrize(
+    "cookie", [b"dockyard_session=.\x80", b"dockyard_session=a.\xe9\xff", b"dockyard_csrf=\xe9"]
+)
+async def test_non_ascii_cookies_are_ignored_not_500(make_client: ClientFactory, cookie: bytes) -> None:
+    async with make_client("htpasswd") as client:
+        page = await client.get("/ui/login", headers={"Cookie": cookie})  # type: ignore[dict-item]
+        assert page.status_code == 200
+        form = b"csrf=%C3%A9&username=alice&password=pw-alice"
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        r = await client.post("/ui/login", content=form, headers=headers)  # type: ignore[arg-type]
+        assert r.status_code in (303, 403), r.text

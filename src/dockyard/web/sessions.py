@@ -64,7 +64,8 @@ def verify(key: bytes, cookie: str | None, now: float | None = None) -> Session 
         return None
     payload, _, mac = cookie.partition(".")
     expected = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(mac, expected):
+    # Bytes: compare_digest refuses str with non-ASCII characters, and a cookie may carry any.
+    if not hmac.compare_digest(mac.encode("utf-8", "surrogateescape"), expected.encode()):
         return None
     try:
         data = json.loads(_unb64(payload))
@@ -81,4 +82,8 @@ def new_csrf() -> str:
 
 
 def csrf_ok(cookie: str | None, submitted: str | None) -> bool:
-    return bool(cookie) and bool(submitted) and hmac.compare_digest(str(cookie), str(submitted))
+    if not cookie or not submitted:
+        return False
+    return hmac.compare_digest(
+        str(cookie).encode("utf-8", "surrogateescape"), str(submitted).encode("utf-8", "surrogateescape")
+    )
