@@ -69,8 +69,15 @@ def test_every_route_has_a_template() -> None:
         assert set(route.pattern.groupindex) <= set(SAMPLE)
 
 
+# Cookie values as a browser (or anyone) may send them: header bytes are latin-1 to the app.
+COOKIE = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0xFF, exclude_characters=';,\\" '), max_size=60
+)
+Request = tuple[str, str, dict[str, str], bytes, dict[str, str]]
+
+
 @st.composite
-def api_request(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes]:
+def api_request(draw: st.DrawFn) -> Request:
     route = draw(st.sampled_from(routes.ROUTES))
     values = {}
     for key in route.pattern.groupindex:
@@ -78,24 +85,32 @@ def api_request(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes]:
         values[key] = quote(raw, safe="/" if draw(st.booleans()) else "")
     method = draw(st.sampled_from(list(route.methods)) | st.sampled_from(METHODS))
     body = draw(st.binary(max_size=64) | st.sampled_from([b"{}", b"[" * 5000, b'{"a":' + b"1" * 5000 + b"}"]))
-    return method, TEMPLATES[route.name].format(**values), draw(QUERY), body
+    return method, TEMPLATES[route.name].format(**values), draw(QUERY), body, {}
 
 
 @st.composite
-def ui_request(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes]:
+def ui_request(draw: st.DrawFn) -> Request:
     method, path = draw(st.sampled_from(list(UI_ROUTES)))
     if draw(st.integers(0, 5)) == 0:
         path = "/ui/static/" + quote(draw(SEGMENT), safe="")
-    body = urlencode(draw(QUERY)).encode() if method == "POST" else b""
-    return method, path, draw(QUERY), body
+    form = draw(QUERY)
+    cookies = draw(
+        st.dictionaries(st.sampled_from(["dockyard_session", "dockyard_csrf"]), COOKIE, max_size=2)
+    )
+    if "dockyard_csrf" in cookies and draw(st.booleans()):
+        form["csrf"] = cookies["dockyard_csrf"]  # a matching pair gets past the first check
+    body = urlencode(form).encode() if method == "POST" else b""
+    return method, path, draw(QUERY), body, cookies
 
 
-async def _assert_no_500(client: httpx.AsyncClient, request: tuple[str, str, dict[str, str], bytes]) -> None:
-    method, path, query, body = request
+async def _assert_no_500(client: httpx.AsyncClient, request: Request) -> None:
+    method, path, query, body, cookies = request
     url = path + ("?" + urlencode(query) if query else "")
     headers = {"Content-Type": "application/x-www-form-urlencoded"} if path.startswith("/ui/") else {}
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items()).encode("latin-1")  # type: ignore[assignment]
     r = await client.request(method, url, content=body or None, headers=headers)
-    assert r.status_code < 500, (method, url, r.status_code, r.text[:300])
+    assert r.status_code < 500, (method, url, cookies, r.status_code, r.text[:300])
 
 
 @pytest.fixture(params=["none", "htpasswd", "token"])
