@@ -6,6 +6,7 @@ the table without a template fails test_every_route_has_a_template."""
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -85,7 +86,33 @@ def api_request(draw: st.DrawFn) -> Request:
         values[key] = quote(raw, safe="/" if draw(st.booleans()) else "")
     method = draw(st.sampled_from(list(route.methods)) | st.sampled_from(METHODS))
     body = draw(st.binary(max_size=64) | st.sampled_from([b"{}", b"[" * 5000, b'{"a":' + b"1" * 5000 + b"}"]))
-    return method, TEMPLATES[route.name].format(**values), draw(QUERY), body, {}
+    return method, TEMPLATES[route.name].format(**values), draw(QUERY), body, draw(AUTHORIZATION)
+
+
+# Credentials of every shape: none, Basic of random bytes, bearer tokens that are no JWT, or
+# JWT-shaped with hostile parts.
+AUTHORIZATION = st.one_of(
+    st.just({}),
+    st.binary(max_size=40).map(lambda b: {"Authorization": "Basic " + base64.b64encode(b).decode()}),
+    COOKIE.map(lambda t: {"Authorization": "Bearer " + t}),
+    st.lists(
+        st.binary(max_size=30).map(lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")),
+        min_size=3,
+        max_size=3,
+    ).map(lambda parts: {"Authorization": "Bearer " + ".".join(parts)}),
+    COOKIE.map(lambda t: {"Authorization": t}),
+)
+
+
+@st.composite
+def token_request(draw: st.DrawFn) -> Request:
+    """The built-in token server (token mode), outside the route table."""
+    query = draw(QUERY)
+    if draw(st.booleans()):
+        query["scope"] = draw(SEGMENT)
+    method = draw(st.sampled_from(["GET", "POST", "PUT"]))
+    body = urlencode(draw(QUERY)).encode() if method == "POST" else b""
+    return method, "/token", query, body, draw(AUTHORIZATION)
 
 
 @st.composite
@@ -97,20 +124,26 @@ def ui_request(draw: st.DrawFn) -> Request:
     cookies = draw(
         st.dictionaries(st.sampled_from(["dockyard_session", "dockyard_csrf"]), COOKIE, max_size=2)
     )
-    if "dockyard_csrf" in cookies and draw(st.booleans()):
-        form["csrf"] = cookies["dockyard_csrf"]  # a matching pair gets past the first check
+    if "cookie:dockyard_csrf" in cookies and draw(st.booleans()):
+        form["csrf"] = cookies["cookie:dockyard_csrf"]  # a matching pair gets past the first check
     body = urlencode(form).encode() if method == "POST" else b""
     return method, path, draw(QUERY), body, cookies
 
 
 async def _assert_no_500(client: httpx.AsyncClient, request: Request) -> None:
-    method, path, query, body, cookies = request
+    """``extra``: headers, and cookies as ``cookie:<name>`` keys; all sent as latin-1 bytes."""
+    method, path, query, body, extra = request
     url = path + ("?" + urlencode(query) if query else "")
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if path.startswith("/ui/") else {}
+    headers: dict[str, bytes] = {
+        k: v.encode("latin-1") for k, v in extra.items() if not k.startswith("cookie:")
+    }
+    if path.startswith("/ui/") or path == "/token":
+        headers["Content-Type"] = b"application/x-www-form-urlencoded"
+    cookies = [f"{k[7:]}={v}" for k, v in extra.items() if k.startswith("cookie:")]
     if cookies:
-        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items()).encode("latin-1")  # type: ignore[assignment]
-    r = await client.request(method, url, content=body or None, headers=headers)
-    assert r.status_code < 500, (method, url, cookies, r.status_code, r.text[:300])
+        headers["Cookie"] = "; ".join(cookies).encode("latin-1")
+    r = await client.request(method, url, content=body or None, headers=headers)  # type: ignore[arg-type]
+    assert r.status_code < 500, (method, url, extra, r.status_code, r.text[:300])
 
 
 @pytest.fixture(params=["none", "htpasswd", "token"])
@@ -127,6 +160,13 @@ async def seeded(request: pytest.FixtureRequest, make_app: AppFactory) -> httpx.
 async def test_api_routes_never_500(
     seeded: httpx.AsyncClient, request: tuple[str, str, dict[str, str], bytes]
 ) -> None:
+    await _assert_no_500(seeded, request)
+
+
+@pytest.mark.fuzz
+@budget(30)
+@given(request=token_request())
+async def test_token_server_never_500(seeded: httpx.AsyncClient, request: Request) -> None:
     await _assert_no_500(seeded, request)
 
 
