@@ -40,7 +40,7 @@ def app_client(make_app: AppFactory) -> httpx.AsyncClient:
     return client_for(make_app("none", {"log": {"level": "error"}}))
 
 
-@budget(25)
+@budget(60)
 @given(
     body=hostile_bytes(manifest_template(descriptor(OCI_CONFIG, GOOD_CONFIG), descriptor(OCI_LAYER, LAYER)))
 )
@@ -55,7 +55,7 @@ async def test_hostile_manifest_never_500(app_client: httpx.AsyncClient, body: b
     await _check_reads(app_client, name, "t", digest_of(body))
 
 
-@budget(25)
+@budget(60)
 @given(config=hostile_bytes(CONFIG_TEMPLATE))
 async def test_hostile_config_never_500(app_client: httpx.AsyncClient, config: bytes) -> None:
     name = f"c{next(_COUNTER)}/img"
@@ -69,7 +69,7 @@ async def test_hostile_config_never_500(app_client: httpx.AsyncClient, config: b
     await _check_reads(app_client, name, "t", digest_of(manifest))
 
 
-@budget(20)
+@budget(50)
 @given(data=st.data())
 async def test_hostile_index_entry_never_500(app_client: httpx.AsyncClient, data: st.DataObject) -> None:
     name = f"i{next(_COUNTER)}/img"

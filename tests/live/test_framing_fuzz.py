@@ -128,7 +128,7 @@ def _send(registry: LiveRegistry, request: bytes) -> tuple[int | None, bytes]:
 def test_framing_fuzz(registry: LiveRegistry) -> None:
     upload = upload_path(registry, "fz/repo")
 
-    @budget(40)
+    @budget(80)
     @given(request=raw_request(upload))
     def check(request: bytes) -> None:
         status, body = _send(registry, request)
