@@ -1,0 +1,1 @@
+"""Real infrastructure servers the tests start themselves (S3 engines), stopped by process id."""
