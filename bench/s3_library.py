@@ -183,9 +183,7 @@ class AioBotocore(Client):
         for n in range(1, parts + 1):
             r = await c.upload_part(Bucket=b, Key=key, UploadId=upload, PartNumber=n, Body=part)
             done.append({"PartNumber": n, "ETag": r["ETag"]})
-        await c.complete_multipart_upload(
-            Bucket=b, Key=key, UploadId=upload, MultipartUpload={"Parts": done}
-        )
+        await c.complete_multipart_upload(Bucket=b, Key=key, UploadId=upload, MultipartUpload={"Parts": done})
 
     async def stream_get(self, key: str) -> int:
         r = await self.client.get_object(Bucket=self.bucket, Key=key)
@@ -250,7 +248,9 @@ async def _timed(fn: Callable[[], Awaitable[Any]]) -> float:
     return time.perf_counter() - t
 
 
-async def child(lib: str, url: str, key: str, secret: str, bucket: str, small: int, mib: int) -> dict[str, Any]:
+async def child(
+    lib: str, url: str, key: str, secret: str, bucket: str, small: int, mib: int
+) -> dict[str, Any]:
     """One library's round, in this (child) process."""
     rss_start = rss_kib()
     cls = {"obstore": Obstore, "aiobotocore": AioBotocore, "boto3": Boto3Threads}[lib]
@@ -312,8 +312,11 @@ def main() -> None:
                 out = subprocess.run(
                     [sys.executable, "-m", "bench.s3_library", "--small", str(args.small), "--mib",
                      str(args.mib), "--child", lib, engine.url, engine.access_key, engine.secret_key, bucket],
-                    capture_output=True, text=True, check=True,
+                    capture_output=True, text=True, check=False,
                 )  # fmt: skip
+                if out.returncode != 0:
+                    print(f"round {r + 1} {lib} failed:\n{out.stderr[-3000:]}", file=sys.stderr)
+                    continue
                 results[lib].append(json.loads(out.stdout))
                 print(f"round {r + 1} {lib}: {out.stdout.strip()}", file=sys.stderr)
     finally:

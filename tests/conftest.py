@@ -1,4 +1,5 @@
-"""Shared fixtures. Folders decide markers: clients/ and interop/ drive real programs."""
+"""Shared fixtures. Folders decide markers: clients/ and interop/ drive real programs, s3/ starts
+S3 engines (once per session, on first use)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.live import LiveRegistry
+from tests.servers.s3 import CephRGW, S3Engine, SeaweedFS
 
-_FOLDER_MARKERS = {"clients": ("clients", "live"), "interop": ("interop", "live"), "live": ("live",)}
+_FOLDER_MARKERS = {
+    "clients": ("clients", "live"),
+    "interop": ("interop", "live"),
+    "live": ("live",),
+    "s3": ("s3",),
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,3 +32,25 @@ def live_registry(tmp_path: Path) -> Iterator[LiveRegistry]:
     """A fresh ``dockyard serve`` (2 workers) on its own port and storage root."""
     with LiveRegistry(tmp_path / "registry") as registry:
         yield registry
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Engine]:
+    """SeaweedFS (``weed server -s3``) on loopback for the whole session; ``.bucket()`` per test."""
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    engine = server.start()
+    try:
+        yield engine
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ceph_rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Engine]:
+    """Ceph RGW 16 (monitor, memstore OSD, radosgw) on loopback for the whole session."""
+    server = CephRGW(tmp_path_factory.mktemp("ceph"))
+    engine = server.start()
+    try:
+        yield engine
+    finally:
+        server.stop()

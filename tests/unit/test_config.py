@@ -55,7 +55,7 @@ def test_distribution_style_file_and_env_overrides(tmp_path: Path) -> None:
     ("text", "fragment"),
     [
         ("http:\n  adr: :5000\n", "http.adr: unknown key (allowed here: addr,"),
-        ("storage:\n  s3:\n    bucket: x\n", "storage.s3: unknown key"),
+        ("storage:\n  gcs:\n    bucket: x\n", "storage.gcs: unknown key"),
         ("log:\n  level: loud\n", "log.level"),
         ("http:\n  addr: nowhere\n", "is not host:port"),
         ("storage:\n  maintenance:\n    uploadpurging:\n      age: forever\n", "is not a duration"),

@@ -23,6 +23,7 @@ class DriverEntry(NamedTuple):
 DRIVERS: dict[str, DriverEntry] = {
     "filesystem": DriverEntry("dockyard.storage.drivers.filesystem:FilesystemDriver", ""),
     "inmemory": DriverEntry("dockyard.storage.drivers.memory:MemoryDriver", ""),
+    "s3": DriverEntry("dockyard.storage.drivers.s3:S3Driver", "pip install 'dockyard[s3]'"),
 }
 
 

@@ -1,0 +1,370 @@
+"""S3 driver (``storage.s3``), byte-compatible with distribution's S3 driver.
+
+A driver path ``/docker/registry/v2/...`` is the object key ``<rootdirectory>/docker/registry/v2/...``
+(distribution's ``s3Path``), so distribution 2.8.2 configured with ``storage.s3`` on the same
+bucket and root serves what dockyard wrote, and the other way round. Each primitive is one or a
+few S3 calls: get/put (``If-None-Match: *`` for a create-only put), ranged GET, HEAD,
+ListObjectsV2, DeleteObjects, CopyObject (``UploadPartCopy`` above the copy threshold), a
+multipart writer (``s3_writer``), presigned GET URLs, ListMultipartUploads + Abort for cleanup.
+Nothing is held in memory but a writer's current part and a reader's next chunk.
+
+S3 has no directories: a "directory" is a key prefix with at least one object below it, so an
+empty directory does not exist, and a recursive delete lists the prefix and deletes in batches
+of 1,000 (a reader may see a half-deleted tree meanwhile). ``touch`` is a CopyObject of the
+object onto itself, which gives it a new ``Last-Modified`` from the store's clock.
+
+It survives Ceph RGW 16's deviations from AWS by not depending on them: the ETag of
+CompleteMultipartUpload (empty there) is never used, nor ``If-Match`` (refused there when
+quoted), and parts are always completed in ascending order.
+
+botocore is synchronous; every call runs in the driver's worker threads (``offload.Offload``),
+so the event loop never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from dockyard.errors import PathNotFound
+from dockyard.storage.driver import FileInfo
+from dockyard.storage.drivers.offload import Offload
+from dockyard.storage.drivers.s3_client import (
+    MAX_COPY,
+    MIN_PART,
+    S3Settings,
+    error_code,
+    is_missing,
+    make_client,
+    settings_from_params,
+)
+from dockyard.storage.drivers.s3_writer import S3Writer
+
+T = TypeVar("T")
+X = TypeVar("X")
+_READ_CHUNK = 1 << 20
+_DELETE_BATCH = 1000  # DeleteObjects' limit
+_FANOUT = 32  # concurrent calls of one batch (stat_many, a tree walk, ...)
+
+
+class S3Driver:
+    name = "s3"
+
+    def __init__(self, settings: S3Settings, client: Any, *, threads: int = 64) -> None:
+        self.settings = settings
+        self.client = client
+        self.create_args = settings.create_args
+        self._offload = Offload(threads, "dockyard-s3")
+        self._fanout = asyncio.Semaphore(_FANOUT)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> S3Driver:
+        """From the ``storage.s3`` section, distribution's keys (see ``s3_client``)."""
+        threads = 64
+        return cls(settings_from_params(params), make_client(params, threads), threads=threads)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    async def call(self, operation: str, **kwargs: Any) -> Any:
+        """One S3 operation on the bucket, in a worker thread."""
+        method = getattr(self.client, operation)
+        return await self._offload.run(lambda: method(Bucket=self.settings.bucket, **kwargs))
+
+    async def _each(self, fn: Callable[[X], Awaitable[T]], items: Sequence[X]) -> list[T]:
+        """``fn`` of every item, concurrently but at most ``_FANOUT`` calls at a time."""
+
+        async def one(item: X) -> T:
+            async with self._fanout:
+                return await fn(item)
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    async def put_object(self, key: str, data: bytes, **extra: str) -> None:
+        await self.call("put_object", Key=key, Body=data, **self.create_args, **extra)
+
+    def local_path(self, path: str) -> str | None:
+        return None
+
+    async def redirect_url(self, path: str, expires: float) -> str | None:
+        params = {"Bucket": self.settings.bucket, "Key": self.settings.key(path)}
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=max(1, int(expires))
+        )
+        return url
+
+    # -- small files ---------------------------------------------------------------------------
+
+    async def get_content(self, path: str) -> bytes:
+        try:
+            answer = await self.call("get_object", Key=self.settings.key(path))
+        except Exception as exc:
+            if is_missing(exc):
+                raise PathNotFound(path) from None
+            raise
+        body = answer["Body"]
+        try:
+            data: bytes = await self._offload.run(body.read)
+        finally:
+            body.close()
+        return data
+
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        async def one(path: str) -> bytes | None:
+            try:
+                return await self.get_content(path)
+            except PathNotFound:
+                return None
+
+        return await self._each(one, paths)
+
+    async def put_content(self, path: str, data: bytes, *, if_absent: bool = False) -> bool:
+        if not if_absent:
+            await self.put_object(self.settings.key(path), data)
+            return True
+        try:
+            await self.put_object(self.settings.key(path), data, IfNoneMatch="*")
+        except Exception as exc:
+            # 412: it exists; 409: another create-only write of it is in flight (AWS).
+            if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                return False
+            raise
+        return True
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        await self._each(lambda item: self.put_content(*item), items)
+
+    # -- streams -------------------------------------------------------------------------------
+
+    async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        key = self.settings.key(path)
+        if length == 0:
+            await self.stat(path)  # only whether it exists
+            return
+        extra: dict[str, str] = {}
+        if offset or length is not None:
+            end = "" if length is None else str(offset + length - 1)
+            extra["Range"] = f"bytes={offset}-{end}"
+        try:
+            answer = await self.call("get_object", Key=key, **extra)
+        except Exception as exc:
+            if is_missing(exc):
+                raise PathNotFound(path) from None
+            if error_code(exc) == "InvalidRange":  # at or past the end of an existing object
+                return
+            raise
+        body = answer["Body"]
+        ahead: asyncio.Future[bytes] | None = self._offload.run(body.read, _READ_CHUNK)
+        try:
+            # Read ahead: the next chunk comes off the network while this one is being sent.
+            while ahead is not None:
+                chunk = await ahead
+                if not chunk:
+                    ahead = None
+                    break
+                ahead = self._offload.run(body.read, _READ_CHUNK)
+                yield chunk
+        finally:
+            if ahead is not None:
+                with contextlib.suppress(BaseException):
+                    await ahead
+            body.close()
+
+    async def writer(self, path: str, *, create: bool = True) -> S3Writer:
+        try:
+            stored: int | None = (await self._head(path)).size
+        except PathNotFound:
+            if not create:
+                raise
+            stored = None
+        return S3Writer(self, path, stored)
+
+    # -- metadata ------------------------------------------------------------------------------
+
+    async def _head(self, path: str) -> FileInfo:
+        try:
+            answer = await self.call("head_object", Key=self.settings.key(path))
+        except Exception as exc:
+            if is_missing(exc):
+                raise PathNotFound(path) from None
+            raise
+        etag = answer.get("ETag") or None
+        mtime = answer["LastModified"].timestamp()
+        size = int(answer["ContentLength"])
+        return FileInfo(path, size, mtime, False, (etag, size, mtime) if etag else None)
+
+    async def _has_below(self, path: str) -> bool:
+        answer = await self.call("list_objects_v2", Prefix=self.settings.prefix(path), MaxKeys=1)
+        return bool(answer.get("KeyCount") or answer.get("Contents"))
+
+    async def stat(self, path: str) -> FileInfo:
+        try:
+            return await self._head(path)
+        except PathNotFound:
+            if await self._has_below(path):
+                return FileInfo(path, 0, 0.0, True)
+            raise
+
+    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
+        async def one(path: str) -> FileInfo | None:
+            try:
+                return await self.stat(path)
+            except PathNotFound:
+                return None
+
+        return await self._each(one, paths)
+
+    async def _keys(self, prefix: str) -> AsyncIterator[str]:
+        """Every key below ``prefix`` (ListObjectsV2, 1,000 a page)."""
+        token: dict[str, str] = {}
+        while True:
+            answer = await self.call("list_objects_v2", Prefix=prefix, **token)
+            for item in answer.get("Contents", ()):
+                yield item["Key"]
+            if not answer.get("IsTruncated"):
+                return
+            token = {"ContinuationToken": answer["NextContinuationToken"]}
+
+    async def list_tree(
+        self, path: str, *, skip_prefix: str = "_", depth: int | None = None
+    ) -> dict[str, list[str]]:
+        """One paginated flat listing of every key below ``path``, pruned here. A delimited
+        listing could skip subtrees on the server, but SeaweedFS reports a "directory" whose
+        objects are all deleted as a common prefix for a long while (measured: over 20 s), and
+        only the keys themselves say what exists. So the cost is a request per 1,000 keys below
+        ``path``: listings of large trees (the catalog, every tag) belong in an index."""
+        base = self.settings.prefix(path)
+        out: dict[str, set[str]] = {}
+        async for key in self._keys(base):
+            parts = key[len(base) :].split("/")
+            if not all(parts):
+                continue  # a "directory marker" some tools write ("a/"): not a file
+            levels = len(parts) if depth is None else min(depth, len(parts))
+            for level in range(levels):
+                if level and skip_prefix and parts[level - 1].startswith(skip_prefix):
+                    break
+                out.setdefault("/".join(parts[:level]), set()).add(parts[level])
+        return {d: sorted(names) for d, names in out.items()}
+
+    # -- changes -------------------------------------------------------------------------------
+
+    async def _delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = [{"Key": k} for k in keys[start : start + _DELETE_BATCH]]
+            answer = await self.call("delete_objects", Delete={"Objects": batch, "Quiet": True})
+            if errors := answer.get("Errors"):
+                first = errors[0]
+                raise OSError(
+                    f"S3 DeleteObjects failed for {len(errors)} keys, {first['Key']}: {first['Code']}"
+                )
+
+    async def delete_many(self, paths: Sequence[str]) -> list[bool]:
+        async def found(path: str) -> list[str]:
+            keys = [key async for key in self._keys(self.settings.prefix(path))]
+            with contextlib.suppress(PathNotFound):
+                await self._head(path)
+                keys.append(self.settings.key(path))
+            return keys
+
+        per_path = await self._each(found, paths)
+        await self._delete_keys(sorted({k for keys in per_path for k in keys}))
+        return [bool(keys) for keys in per_path]
+
+    async def copy_parts(
+        self, src_key: str, dst_key: str, upload: str, size: int, *, first: int
+    ) -> list[dict[str, Any]]:
+        """``UploadPartCopy`` of all of ``src_key`` into ``upload`` as parts ``first``, ``first+1``...
+        of ``multipartcopychunksize``; a short remainder joins the part before it, so no part but
+        the last is under S3's 5 MiB minimum."""
+        chunk = self.settings.copy_chunk_size
+        ranges: list[tuple[int, int]] = []
+        start = 0
+        while start < size:
+            end = min(size, start + chunk)
+            if size - end < MIN_PART and end - start + (size - end) <= MAX_COPY:
+                end = size
+            ranges.append((start, end))
+            start = end
+        source = {"Bucket": self.settings.bucket, "Key": src_key}
+        limit = asyncio.Semaphore(self.settings.copy_concurrency)
+
+        async def part(number: int, lo: int, hi: int) -> dict[str, Any]:
+            async with limit:
+                answer = await self.call(
+                    "upload_part_copy",
+                    Key=dst_key,
+                    UploadId=upload,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={lo}-{hi - 1}",
+                )
+            return {"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]}
+
+        return list(await asyncio.gather(*(part(first + i, lo, hi) for i, (lo, hi) in enumerate(ranges))))
+
+    async def _copy_key(self, src_key: str, dst_key: str, size: int, *, refresh: bool = False) -> None:
+        """Copy one object; in place with ``refresh`` (new metadata, hence a new Last-Modified)."""
+        source = {"Bucket": self.settings.bucket, "Key": src_key}
+        if size <= max(self.settings.copy_threshold, 0) or (refresh and size <= MAX_COPY):
+            extra = {"MetadataDirective": "REPLACE"} if refresh else {}
+            await self.call("copy_object", Key=dst_key, CopySource=source, **self.create_args, **extra)
+            return
+        answer = await self.call("create_multipart_upload", Key=dst_key, **self.create_args)
+        upload = answer["UploadId"]
+        try:
+            parts = await self.copy_parts(src_key, dst_key, upload, size, first=1)
+            await self.call(
+                "complete_multipart_upload", Key=dst_key, UploadId=upload, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.call("abort_multipart_upload", Key=dst_key, UploadId=upload)
+            raise
+
+    async def copy(self, src: str, dst: str) -> None:
+        info = await self._head(src)
+        await self._copy_key(self.settings.key(src), self.settings.key(dst), info.size)
+
+    async def touch(self, path: str) -> bool:
+        try:
+            info = await self._head(path)
+        except PathNotFound:
+            return False
+        key = self.settings.key(path)
+        try:
+            await self._copy_key(key, key, info.size, refresh=True)
+        except Exception as exc:
+            if is_missing(exc):  # deleted in between
+                return False
+            raise
+        return True
+
+    async def touch_many(self, paths: Sequence[str]) -> list[bool]:
+        return await self._each(self.touch, paths)
+
+    async def cleanup(self, older_than: float) -> int:
+        """Abort the multipart uploads below the root started before ``older_than``: writers
+        that died before ``close`` (an open writer's upload is as old as its first part)."""
+        prefix = self.settings.prefix("/")
+        stale: list[tuple[str, str]] = []
+        markers: dict[str, str] = {}
+        while True:
+            answer = await self.call("list_multipart_uploads", Prefix=prefix, **markers)
+            for upload in answer.get("Uploads", ()):
+                if upload["Initiated"].timestamp() < older_than:
+                    stale.append((upload["Key"], upload["UploadId"]))
+            if not answer.get("IsTruncated"):
+                break
+            markers = {"KeyMarker": answer["NextKeyMarker"], "UploadIdMarker": answer["NextUploadIdMarker"]}
+
+        async def abort(key: str, upload: str) -> bool:
+            try:
+                await self.call("abort_multipart_upload", Key=key, UploadId=upload)
+            except Exception as exc:
+                if error_code(exc) in ("NoSuchUpload", "404"):
+                    return False
+                raise
+            return True
+
+        return sum(await self._each(lambda item: abort(*item), stale))
