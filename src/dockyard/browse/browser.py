@@ -18,6 +18,7 @@ from dockyard.browse.pulls import PullLog
 from dockyard.errors import DomainError, NameUnknown, PathNotFound
 from dockyard.oci.digest import Digest
 from dockyard.storage import paths
+from dockyard.storage.linked import linked_sizes
 from dockyard.storage.registry import Registry
 
 log = logging.getLogger("dockyard.browse")
@@ -152,15 +153,10 @@ class Browser:
         now = time.monotonic()
         if cached is not None and now - cached[0] < SIZES_TTL:
             return cached[1]
-        total = 0
-        for digest in await self.registry.catalog.linked_digests(name):
-            size = self._blob_sizes.get(digest)
-            if size is None:
-                size = await self.registry.blobs.size_global(digest) or 0
-                if len(self._blob_sizes) > 200_000:
-                    self._blob_sizes.clear()
-                self._blob_sizes[digest] = size
-            total += size
+        if len(self._blob_sizes) > 200_000:
+            self._blob_sizes.clear()
+        linked = await linked_sizes(self.registry.driver, [name], self._blob_sizes)
+        total = sum(linked[name].values())
         if len(self._sizes) > 10_000:
             self._sizes.clear()
         self._sizes[name] = (now, total)

@@ -13,10 +13,10 @@ import time
 import uuid
 
 from dockyard.errors import PathNotFound
-from dockyard.oci.digest import Digest
 from dockyard.oci.reference import is_valid_name
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
+from dockyard.storage.linked import repositories
 
 MAX_AGE = 30.0
 
@@ -27,7 +27,7 @@ class Catalog:
         self._names: list[str] = []
         self._generation: bytes | None = None
         self._built = 0.0
-        self.known: set[str] = set()
+        self._known: set[str] = set()
 
     async def _read_generation(self) -> bytes:
         try:
@@ -54,7 +54,7 @@ class Catalog:
             self._names = await self.scan()
             self._generation = generation
             self._built = time.monotonic()
-            self.known = set(self._names)
+            self._known = set(self._names)
         return self._names
 
     async def page(self, n: int, last: str | None) -> tuple[list[str], bool]:
@@ -65,29 +65,22 @@ class Catalog:
         return page, start + n < len(names)
 
     async def walk_repositories(self, *, include_without_manifests: bool = False) -> list[str]:
-        """Every repository name (with ``include_without_manifests``, also those holding only
-        uploads or layers)."""
-        tree = await self.driver.list_tree(paths.REPOSITORIES)
-        marker = ("_manifests", "_uploads", "_layers") if include_without_manifests else ("_manifests",)
-        return sorted(
-            rel
-            for rel, children in tree.items()
-            if rel and any(m in children for m in marker) and is_valid_name(rel)
-        )
-
-    async def linked_digests(self, name: str) -> set[Digest]:
-        """Every blob and manifest ``name`` links (``_layers`` and manifest revisions)."""
-        digests: set[Digest] = set()
-        for sub in ("_layers", "_manifests/revisions"):
-            digests.update(
-                paths.digests_in(await self.driver.list_tree(f"{paths.repository(name)}/{sub}"), 2)
-            )
-        return digests
+        """Every repository name, walked now (``storage.linked.repositories``)."""
+        return await repositories(self.driver, include_without_manifests=include_without_manifests)
 
     async def note_repository(self, name: str) -> None:
         """Called after a manifest lands in ``name`` if ``name`` was new to the store."""
-        self.known.add(name)
+        self._known.add(name)
         await self.changed()
 
+    async def note_removed(self, name: str) -> None:
+        """Called after ``name`` was removed from the store."""
+        self._known.discard(name)
+        await self.changed()
+
+    def remember(self, name: str) -> None:
+        """``name`` is in the store (seen there), as a listing would have found: no check next time."""
+        self._known.add(name)
+
     def is_known(self, name: str) -> bool:
-        return name in self.known
+        return name in self._known

@@ -121,6 +121,15 @@ class Collector:
             body = json.dumps(self.report.to_json()).encode()
             await self.driver.put_content(paths.GC_LAST_REPORT, body)
 
+    async def prune_repository(self, name: str) -> list[dict[str, str]]:
+        """Only the manifest phases, for one repository (``prune_untagged``)."""
+        async with self.coordinator.lock(GC_LOCK):
+            self.report.started = time.time()
+        candidates = await self._mark_repository(name)
+        if candidates:
+            await self._sweep_manifests({name: candidates})
+        return self.report.manifests_deleted
+
     # -- mark ----------------------------------------------------------------------------------
 
     async def _collect(self) -> None:
@@ -238,7 +247,7 @@ class Collector:
                 self.report.kept_recent += 1
                 await self._closure(name, [digest], referrers)
                 continue
-            subject = await self.registry.manifests._subject_of(digest)
+            subject = await self.registry.manifests.subject_of(digest)
             await self.driver.delete(paths.revision_dir(name, digest))
             for tag in tags:
                 index_entry = paths.tag_index_link(name, tag, digest).rsplit("/", 1)[0]
@@ -322,13 +331,7 @@ async def collect(registry: Registry, options: GCOptions, progress: Progress | N
 async def prune_untagged(registry: Registry, name: str, options: GCOptions) -> list[dict[str, str]]:
     """Delete the untagged, unreachable manifests of one repository (the blobs they free go at the
     next collection), with the same barrier and re-checks as a collection."""
-    collector = Collector(registry, options)
-    async with registry.coordinator.lock(GC_LOCK):
-        collector.report.started = time.time()
-    candidates = await collector._mark_repository(name)
-    if candidates:
-        await collector._sweep_manifests({name: candidates})
-    return collector.report.manifests_deleted
+    return await Collector(registry, options).prune_repository(name)
 
 
 async def last_report(registry: Registry) -> dict[str, Any] | None:

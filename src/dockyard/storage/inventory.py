@@ -17,6 +17,7 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.document import ManifestDoc, read_manifest
 from dockyard.storage import paths
 from dockyard.storage.configs import ConfigReader
+from dockyard.storage.linked import linked_sizes, repositories
 from dockyard.storage.registry import Registry
 
 log = logging.getLogger("dockyard.inventory")
@@ -200,28 +201,18 @@ class Inventory:
     async def usage(self, only: list[str] | None = None) -> Usage:
         """Bytes per repository: total (each blob once), unique to it, shared with others."""
         driver = self.registry.driver
-        names = await self.registry.catalog.walk_repositories(include_without_manifests=True)
-        linked: dict[str, set[Digest]] = {}
+        names = await repositories(driver, include_without_manifests=True)
+        linked = await linked_sizes(driver, names)
         holders: dict[Digest, int] = {}
-        for name in names:
-            digests = await self.registry.catalog.linked_digests(name)
-            linked[name] = digests
-            for d in digests:
+        for sizes in linked.values():
+            for d in sizes:
                 holders[d] = holders.get(d, 0) + 1
-        sizes: dict[Digest, int] = {}
-        for d in holders:
-            size = await self.registry.blobs.size_global(d)
-            if size is not None:
-                sizes[d] = size
         result = Usage()
         for name in names:
             if only and name not in only:
                 continue
             usage = RepoUsage(name)
-            for d in linked[name]:
-                size = sizes.get(d)
-                if size is None:
-                    continue
+            for d, size in linked[name].items():
                 usage.total += size
                 usage.blobs += 1
                 if holders[d] == 1:

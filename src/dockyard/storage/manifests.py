@@ -82,13 +82,14 @@ class ManifestStore:
     async def delete(self, name: str, digest: Digest) -> None:
         if not await self.exists(name, digest):
             raise ManifestUnknown(name, str(digest))
-        subject = await self._subject_of(digest)
+        subject = await self.subject_of(digest)
         await self.driver.delete(paths.revision_dir(name, digest))
         if subject is not None:
             with contextlib.suppress(PathNotFound):
                 await self.driver.delete(paths.referrer_link(name, subject, digest).rsplit("/", 1)[0])
 
-    async def _subject_of(self, digest: Digest) -> Digest | None:
+    async def subject_of(self, digest: Digest) -> Digest | None:
+        """The ``subject`` a stored manifest names (None: none, or the bytes are gone)."""
         try:
             subject = read_manifest(await self.blobs.get_bytes(digest)).subject
         except PathNotFound:

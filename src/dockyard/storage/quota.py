@@ -12,12 +12,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.errors import PathNotFound, QuotaExceeded
+from dockyard.errors import QuotaExceeded
 from dockyard.globs import glob_match
 from dockyard.oci.digest import Digest
-from dockyard.storage import paths
-from dockyard.storage.catalog import Catalog
 from dockyard.storage.drivers.checked import CheckedDriver
+from dockyard.storage.linked import linked_sizes, repositories
 
 CACHE_SECONDS = 10.0
 
@@ -39,7 +38,6 @@ class QuotaUsage:
 class Quotas:
     def __init__(self, driver: CheckedDriver, rules: list[QuotaRule]) -> None:
         self.driver = driver
-        self.catalog = Catalog(driver)
         self.rules = rules
         self._usage: dict[str, QuotaUsage] = {}
 
@@ -50,17 +48,12 @@ class Quotas:
         cached = self._usage.get(rule.repositories)
         if cached is not None and not fresh and time.monotonic() - cached.computed < CACHE_SECONDS:
             return cached
-        digests: set[Digest] = set()
-        for name in await self.catalog.walk_repositories(include_without_manifests=True):
-            if glob_match(rule.repositories, name):
-                digests |= await self.catalog.linked_digests(name)
-        used = 0
-        for digest in digests:
-            try:
-                used += (await self.driver.stat(paths.blob_data(digest))).size
-            except PathNotFound:
-                continue
-        usage = QuotaUsage(rule, used, digests, time.monotonic())
+        names = await repositories(self.driver, include_without_manifests=True)
+        covered = [n for n in names if glob_match(rule.repositories, n)]
+        sizes: dict[Digest, int] = {}  # each blob once per quota
+        for linked in (await linked_sizes(self.driver, covered)).values():
+            sizes.update(linked)
+        usage = QuotaUsage(rule, sum(sizes.values()), set(sizes), time.monotonic())
         self._usage[rule.repositories] = usage
         return usage
 

@@ -111,7 +111,7 @@ class Registry:
         new_repository = False
         if not self.catalog.is_known(name):
             if await self.repository_exists(name):
-                self.catalog.known.add(name)  # as a catalog listing would: no check next time
+                self.catalog.remember(name)
             else:
                 new_repository = True
         # Under the shared gc lock: references are verified and touched, and the manifest made
@@ -268,8 +268,7 @@ class Registry:
                 await self.driver.delete(paths.repository(name))
             except PathNotFound:
                 raise NameUnknown(name) from None
-        self.catalog.known.discard(name)
-        await self.catalog.changed()
+        await self.catalog.note_removed(name)
 
     async def remove_if_empty(self, name: str) -> bool:
         """Drop a repository that has no manifests left (so it leaves the catalog)."""
@@ -286,8 +285,7 @@ class Registry:
                         await self.driver.delete(f"{paths.repository(name)}/{part}")
             else:
                 await self.driver.delete(paths.repository(name))
-        self.catalog.known.discard(name)
-        await self.catalog.changed()
+        await self.catalog.note_removed(name)
         return True
 
     async def purge_uploads(self, older_than_seconds: float, now: float) -> int:
