@@ -45,26 +45,27 @@ HOLDER = textwrap.dedent(
 @pytest.mark.parametrize("mode", ["exclusive", "shared"])
 async def test_a_lock_held_by_another_process(tmp_path: Path, mode: str) -> None:
     directory = str(tmp_path / "_dockyard")
-    holder = subprocess.Popen(
+    # As a context manager Popen also closes its pipes (filterwarnings = error fails on the
+    # ResourceWarning of an unclosed one).
+    with subprocess.Popen(
         [sys.executable, "-c", HOLDER, directory, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
-        coord = LocalCoordinator(directory)
-        with pytest.raises(LockBusy):
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+            coord = LocalCoordinator(directory)
+            with pytest.raises(LockBusy):
+                async with coord.lock("gc", wait=False):
+                    pass
+            if mode == "shared":
+                async with coord.lock("gc", shared=True, wait=False):
+                    pass
+            assert holder.stdin is not None
+            holder.stdin.close()
+            assert holder.wait(30) == 0
             async with coord.lock("gc", wait=False):
                 pass
-        if mode == "shared":
-            async with coord.lock("gc", shared=True, wait=False):
-                pass
-        assert holder.stdin is not None
-        holder.stdin.close()
-        assert holder.wait(30) == 0
-        async with coord.lock("gc", wait=False):
-            pass
-    finally:
-        holder.kill()
-        holder.wait()
+        finally:
+            holder.kill()
 
 
 @pytest.mark.anyio
