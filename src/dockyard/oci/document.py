@@ -32,7 +32,10 @@ MAX_INT_DIGITS = 64  # longer integer literals are refused on push and read as u
 UNKNOWN = "unknown"  # what a field of the wrong type reads as
 _TEXT_LIMIT = 300
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string, or an unterminated one up to the end of the input: a match never fails once it
+# has started, so the scan stays linear (a pattern requiring the closing quote is retried from
+# every later quote of '"\\"\\"\\…' and goes quadratic: 32 KB of it took 12 s).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.?[^"\\]*)*(?:"|\Z)', re.DOTALL)
 _BRACKETS = frozenset(b"[]{}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
 _SLICE = 64 * 1024
@@ -65,7 +68,9 @@ def nesting_depth(body: bytes, stop: int | None = None) -> int:
 def _check_limits(body: bytes, max_depth: int, what: str) -> None:
     if len(body) > MAX_DOCUMENT:
         raise DocumentError(f"{what} is larger than {MAX_DOCUMENT // (1024 * 1024)} MiB")
-    if nesting_depth(body, max_depth) > max_depth:
+    # Fewer opening brackets than the limit cannot nest past it: real documents stop here.
+    opening = body.count(b"[") + body.count(b"{")
+    if opening > max_depth and nesting_depth(body, max_depth) > max_depth:
         raise DocumentError(f"{what} nests arrays and objects more than {max_depth} levels deep")
 
 

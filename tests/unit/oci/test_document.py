@@ -164,3 +164,15 @@ def test_read_config_of_a_valid_config() -> None:
     assert config.history[0].to_json() == {"created_by": "RUN x", "empty_layer": True, "comment": "c"}
     assert not read_config(b"{}").found
     assert not read_config(b"[" * 5000).found
+
+
+@pytest.mark.parametrize(
+    "unit", [b'"\\', b'"\\\\', b'\\"', b'["'], ids=["quote-escape", "double-escape", "escape-quote", "open"]
+)
+@pytest.mark.timeout(120)  # quadratic, a 4 MiB run takes hours; linear, about a second
+def test_nesting_depth_is_linear_on_quote_and_escape_runs(unit: bytes) -> None:
+    """A string pattern that needs its closing quote is retried from every later quote of such a
+    run and goes quadratic (32 KB took 12 s); this one must finish a 4 MiB run like any other."""
+    body = unit * (4 * 1024 * 1024 // len(unit))
+    depth = nesting_depth(body, MAX_DEPTH)
+    assert depth > MAX_DEPTH if unit == b'["' else depth == 0
