@@ -50,6 +50,9 @@ async def test_good_token_and_challenges(make_auth_app: AuthApp, auth_dir: Path)
         r = await client.get("/v2/")
         assert r.status_code == 401
         assert r.headers["WWW-Authenticate"] == f'Bearer realm="http://{SERVICE}/token",service="{SERVICE}"'
+        two_proxies = {"X-Forwarded-Proto": "https, http", "X-Forwarded-Host": "reg.example, edge.internal"}
+        r = await client.get("/v2/", headers=two_proxies)  # the realm names the client-facing hop
+        assert r.headers["WWW-Authenticate"].startswith('Bearer realm="https://reg.example/token",')
         good = issue(signer(auth_dir), claims())
         assert await status(client, good) == (404, "")  # authorized; the repository is empty
         leeway = issue(signer(auth_dir), claims(exp=int(time.time()) - 30))

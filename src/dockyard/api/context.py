@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from dockyard.auth.access import ANONYMOUS, Identity
+from dockyard.origin import request_origin
 from dockyard.services import Services
 from dockyard.storage.model import RegistryModel
 from dockyard.storage.registry import Registry
@@ -39,11 +40,5 @@ class Context:
         full = (http.prefix.rstrip("/") + path) if http.prefix != "/" else path
         if http.relativeurls:
             return full
-        if http.host:
-            return http.host + full
-        headers = self.request.headers
-        scheme = headers.get("x-forwarded-proto", "").split(",")[0].strip() or self.request.scope["scheme"]
-        host = headers.get("x-forwarded-host", "").split(",")[0].strip() or headers.get("host")
-        if not host:
-            return full
-        return f"{scheme}://{host}{full}"
+        origin = request_origin(self.request.headers, self.request.scope["scheme"], http.host)
+        return f"{origin}{full}" if origin.host else full

@@ -33,6 +33,7 @@ from dockyard.auth.tokens import ASYMMETRIC, TokenInvalid, TrustStore, allows, g
 from dockyard.auth.visibility import PolicyVisibility, client_address
 from dockyard.config import TokenAuth
 from dockyard.errors import ErrorCode, RegistryError
+from dockyard.origin import request_origin
 
 log = logging.getLogger("dockyard.auth")
 
@@ -160,12 +161,11 @@ class TokenController(PolicyVisibility):
     def realm(self, request: Request) -> str:
         if self.config.realm and not self.config.autoredirect:
             return self.config.realm
-        headers = request.headers
-        scheme = headers.get("x-forwarded-proto", "").split(",")[0].strip() or request.url.scheme
-        host = headers.get("x-forwarded-host", "").split(",")[0].strip() or headers.get("host", "")
+        # Where the client reached this server (not http.host: the realm follows the request).
+        origin = request_origin(request.headers, request.url.scheme)
         if self.config.autoredirect:
-            return f"{scheme}://{host}/auth/token"
-        return f"{scheme}://{host}{self.prefix}{self.config.server.path}"
+            return f"{origin}/auth/token"
+        return f"{origin}{self.prefix}{self.config.server.path}"
 
     def _challenge(
         self, request: Request, accesses: list[Access], error: str | None, code: ErrorCode

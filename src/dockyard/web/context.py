@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from dockyard.auth.access import Identity
 from dockyard.errors import ErrorCode, RegistryError
+from dockyard.origin import request_origin
 from dockyard.services import Services
 from dockyard.storage.inventory import Usage
 from dockyard.web.identity import Permissions, auth_enabled, identity_of
@@ -68,14 +69,12 @@ class Page:
     @property
     def registry_host(self) -> str:
         configured = self.services.config.http.host
-        if configured:
-            return configured.split("://", 1)[1]
-        return self.request.headers.get("x-forwarded-host") or self.request.headers.get("host", "localhost")
+        return request_origin(self.request.headers, self.request.url.scheme, configured).host or "localhost"
 
     @property
     def secure(self) -> bool:
-        proto = self.request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
-        return (proto or self.request.url.scheme) == "https"
+        """Whether the client's connection is https (cookies are marked Secure then)."""
+        return request_origin(self.request.headers, self.request.url.scheme).scheme == "https"
 
     def render(self, template: str, status: int = 200, **values: Any) -> Response:
         body = self.ui.env.get_template(template).render(
