@@ -158,20 +158,19 @@ class S3Writer:
             self._done = True
             if await driver.touch(dst):
                 await self._abort_upload()
-                await driver.delete_many([self._path])
                 published = False
             elif self._upload is None and self._base_in_buffer:
                 await driver.put_object(driver.settings.key(dst), bytes(self._buffer))
-                await driver.delete_many([self._path])
                 published = True
             else:
                 await self._persist()
                 await driver.copy(self._path, dst)
-                await driver.delete_many([self._path])
                 published = True
             if files:
                 await asyncio.gather(*(driver.put_content(path, body) for path, body in files))
-            await driver.delete_many(remove)
+            # The source goes with the removals (usually its own session directory): until then
+            # a crash leaves a session beside a stored blob, which a retry or a purge finishes.
+            await driver.delete_many([self._path, *remove])
         finally:
             self._done = True
             self._buffer = bytearray()
