@@ -20,6 +20,7 @@ from dockyard.api.params import name_param
 from dockyard.auth.access import Access
 from dockyard.errors import DomainError, ErrorCode, RegistryError, StorageFull, UploadBusy
 from dockyard.maintenance import Scheduler
+from dockyard.events.request import current_request
 from dockyard.services import Services
 
 access_log = logging.getLogger("dockyard.access")
@@ -93,9 +94,11 @@ class RegistryApp:
         if not access_log.isEnabledFor(logging.INFO) or access_log.disabled:
             return
         client = scope.get("client") or ("-", 0)
+        info = current_request()
         access_log.info(
             "request",
             extra={
+                "request_id": info.id if info is not None else "-",
                 "remote": client[0],
                 "method": scope["method"],
                 "path": scope["path"],
@@ -116,6 +119,9 @@ class RegistryApp:
             raise RegistryError(ErrorCode.ROUTE_UNKNOWN, f"no such endpoint: {path[:200]}")
         route, params = found
         method = request.method
+        info = current_request()
+        if info is not None:
+            info.route = route.name
         handler = route.methods.get(method)
         if handler is None:
             raise RegistryError(
@@ -146,6 +152,8 @@ class RegistryApp:
             identity = await hub_identify(self.services.access, request, needed)
         else:
             identity = await self.services.access.authorize(request, needed)
+        if info is not None:
+            info.actor = identity.subject
         ctx = Context(request, self.services, params, identity)
         return await handler(ctx)
 

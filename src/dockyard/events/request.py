@@ -1,0 +1,54 @@
+"""The request an event happened in: its id, the client, and who it was, for the subscribers.
+
+Events stay plain values of what changed; who asked and through which request is ambient to the
+request, so the outermost HTTP wrapper (``api.observe``) puts a :class:`RequestInfo` in a context
+variable for the request's task, the dispatcher fills in the route and the caller once it knows
+them, and a subscriber that wants them (webhooks, the audit log) reads :func:`current_request`
+while it is told of the event. Outside a request (the CLI, scheduled maintenance) there is none.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+
+# Ids a client may choose: what tracing systems and proxies send (UUIDs, hex, base64url, dotted
+# spans), short enough for a log line, and nothing a log reader or a header could misread.
+_SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
+
+_CURRENT: ContextVar[RequestInfo | None] = ContextVar("dockyard_request", default=None)
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """One request as the events' subscribers see it (distribution's ``request`` and ``actor``)."""
+
+    id: str
+    addr: str  # the client's address (host:port)
+    host: str  # the Host header the client sent
+    method: str
+    useragent: str
+    route: str = ""  # the route table's name, once matched ("" when no route matched)
+    actor: str = ""  # the authenticated account, "" while anonymous or unknown
+
+
+def request_id(offered: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is sane, else a fresh one."""
+    if offered is not None and _SANE_ID.fullmatch(offered):
+        return offered
+    return str(uuid.uuid4())
+
+
+def current_request() -> RequestInfo | None:
+    return _CURRENT.get()
+
+
+def enter_request(info: RequestInfo) -> Token[RequestInfo | None]:
+    """Make ``info`` the current request of this task; returns the token for :func:`leave_request`."""
+    return _CURRENT.set(info)
+
+
+def leave_request(token: Token[RequestInfo | None]) -> None:
+    _CURRENT.reset(token)
