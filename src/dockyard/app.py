@@ -14,6 +14,7 @@ from dockyard import log
 from dockyard.api.app import RegistryApp
 from dockyard.api.bodytimeout import BodyTimeoutApp
 from dockyard.api.hub.flush import FlushPullsApp
+from dockyard.api.observe import ObserveApp
 from dockyard.auth.access import AccessController
 from dockyard.auth.setup import build_access
 from dockyard.browse.browser import Browser
@@ -21,7 +22,7 @@ from dockyard.browse.pullevents import PullSubscriber
 from dockyard.browse.pulls import PullLog
 from dockyard.config import CONFIG_PATH_ENV, Config
 from dockyard.coord import create_coordinator
-from dockyard.events import Fanout
+from dockyard.events import EventSink, Fanout
 from dockyard.health import HealthApp
 from dockyard.maintenance import Scheduler, jobs_from_config
 from dockyard.services import Services
@@ -45,13 +46,24 @@ def create_services(
     name, params = config.storage.driver()
     redirect = not config.storage.redirect.disable
     driver = create_driver(name, params, redirect=redirect)
-    if wrap_driver is not None:  # around the driver itself, behind the one wrapper
-        driver = checked(wrap_driver(driver.inner), redirect=redirect)
+    metrics = None
+    if config.http.metrics_enabled:
+        from dockyard.metrics.collectors import Metrics  # prometheus-client only when metrics are on
+
+        metrics = Metrics()
+    inner = driver.inner if wrap_driver is None else wrap_driver(driver.inner)  # behind the one wrapper
+    if wrap_driver is not None or metrics is not None:
+        driver = checked(inner, redirect=redirect, observer=metrics)
     coordinator = create_coordinator(config.database.dsn, name, params)
     rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
     pulls = PullLog(driver, coordinator, read_only=config.storage.maintenance.readonly.enabled)
-    # After-commit events: pull times are the first subscriber.
-    events = Fanout([PullSubscriber(pulls)])
+    # After-commit events: pull times, then the metrics.
+    subscribers: list[EventSink] = [PullSubscriber(pulls)]
+    if metrics is not None:
+        from dockyard.metrics.subscriber import MetricsSubscriber
+
+        subscribers.append(MetricsSubscriber(metrics))
+    events = Fanout(subscribers)
     registry = Registry(
         driver, Quotas(driver, rules) if rules else None, coordinator=coordinator, events=events
     )
@@ -61,10 +73,11 @@ def create_services(
         coordinator=coordinator,
         registry=registry,
         model=registry,
-        access=build_access(config, clock=clock),
+        access=build_access(config, clock=clock, events=events),
         pulls=pulls,
         browser=Browser(registry, pulls),
         inventory=Inventory(registry),
+        metrics=metrics,
     )
 
 
@@ -80,7 +93,12 @@ def wrap_token_server(app: ASGIApp, access: AccessController, prefix: str) -> AS
 
 def create_app(config: Config) -> ASGIApp:
     log.configure(config.log)
-    services = create_services(config)
+    return build_app(create_services(config))
+
+
+def build_app(services: Services) -> ASGIApp:
+    """Every HTTP surface over ``services``, in the order a request meets them."""
+    config = services.config
     jobs = jobs_from_config(config, services.registry, services.coordinator)
     scheduler = Scheduler(services.coordinator, jobs)
     api = wrap_token_server(RegistryApp(services, scheduler), services.access, config.http.prefix)
@@ -89,7 +107,8 @@ def create_app(config: Config) -> ASGIApp:
         from dockyard.web.app import WebApp  # Jinja2 loads only when the UI is on
 
         app = WebApp(app, services)
-    return BodyTimeoutApp(FlushPullsApp(app, services), config.http.timeouts.body)
+    app = BodyTimeoutApp(FlushPullsApp(app, services), config.http.timeouts.body)
+    return ObserveApp(app, services.metrics)
 
 
 def app_from_env() -> ASGIApp:

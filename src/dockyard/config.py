@@ -93,6 +93,33 @@ class HTTPTimeouts(Section):
         return v
 
 
+class Prometheus(Section):
+    enabled: bool = False
+    path: str = "/metrics"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("the metrics path must start with '/'")
+        return v
+
+
+class Debug(Section):
+    """distribution's debug listener: a second address, apart from the API, that serves the
+    Prometheus metrics of every worker process (``http.debug.prometheus``). No address, no listener."""
+
+    addr: str | None = None
+    prometheus: Prometheus = Prometheus()
+
+    @field_validator("addr")
+    @classmethod
+    def _addr(cls, v: str | None) -> str | None:
+        if v:
+            split_addr(v)
+        return v or None
+
+
 class HTTP(Section):
     addr: str = "127.0.0.1:5000"
     host: str | None = None
@@ -103,6 +130,12 @@ class HTTP(Section):
     headers: dict[str, list[str]] = Field(default_factory=dict)
     draintimeout: Duration = 30.0
     timeouts: HTTPTimeouts = HTTPTimeouts()
+    debug: Debug = Debug()
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Whether workers keep Prometheus metrics: enabled, and somewhere to serve them."""
+        return self.debug.prometheus.enabled and self.debug.addr is not None
 
     @field_validator("addr")
     @classmethod

@@ -86,6 +86,15 @@ def serve(config: Config, workers: int) -> None:
             "root": params.get("rootdirectory", "-"),
         },
     )
+    debug_host, debug_port = None, 0
+    debug = config.http.debug
+    if config.http.metrics_enabled and debug.addr is not None:
+        debug_host, debug_port = split_addr(debug.addr)
+    elif debug.addr is not None:
+        log.warning(
+            "http.debug.addr serves only the Prometheus metrics, and http.debug.prometheus.enabled "
+            "is false: no debug listener"
+        )
     plan = ServePlan(
         host=host,
         port=port,
@@ -99,6 +108,9 @@ def serve(config: Config, workers: int) -> None:
         log_fields=dict(config.log.fields),
         access_disabled=config.log.accesslog.disabled,
         header_timeout=config.http.timeouts.header,
+        debug_host=debug_host,
+        debug_port=debug_port,
+        metrics_path=debug.prometheus.path,
     )
     env = dict(os.environ)
     env.pop("DOCKYARD_CONFIG_JSON", None)  # as an older dockyard passed it

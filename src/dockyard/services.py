@@ -14,6 +14,7 @@ from dockyard.browse.browser import Browser
 from dockyard.browse.pulls import PullLog
 from dockyard.config import Config
 from dockyard.coord.base import Coordinator
+from dockyard.metrics.collectors import Metrics
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.model import RegistryModel
@@ -33,3 +34,5 @@ class Services:
     pulls: PullLog
     browser: Browser
     inventory: Inventory
+    # Prometheus metrics (http.debug.prometheus.enabled), None when off.
+    metrics: Metrics | None = None

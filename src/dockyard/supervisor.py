@@ -34,9 +34,36 @@ class ServePlan:
     log_fields: dict[str, str]
     access_disabled: bool
     header_timeout: float = 15.0  # seconds: http.timeouts.header
+    # The debug listener (http.debug.addr) and its metrics path, when Prometheus metrics are on.
+    debug_host: str | None = None
+    debug_port: int = 0
+    metrics_path: str = "/metrics"
 
 
 def run(plan: ServePlan) -> None:
+    from dockyard import log as logsetup
+
+    logsetup.configure_from(
+        plan.log_level, plan.log_formatter, plan.log_fields, access_disabled=plan.access_disabled
+    )
+    if plan.debug_host is None:
+        _serve(plan)
+        return
+    from dockyard.metrics import exposition
+
+    # Before granian starts a worker: each one's prometheus-client reads the directory at import.
+    directory, created = exposition.prepare_directory(os.environ)
+    listener = exposition.DebugListener(plan.debug_host, plan.debug_port, plan.metrics_path, directory)
+    listener.start()
+    try:
+        _serve(plan)
+    finally:
+        listener.close()
+        if created:
+            exposition.remove_directory(directory)
+
+
+def _serve(plan: ServePlan) -> None:
     from pathlib import Path
 
     from granian.constants import Interfaces, Loops, SSLProtocols
@@ -44,11 +71,6 @@ def run(plan: ServePlan) -> None:
     from granian.log import LogLevels
     from granian.server import Server
 
-    from dockyard import log as logsetup
-
-    logsetup.configure_from(
-        plan.log_level, plan.log_formatter, plan.log_fields, access_disabled=plan.access_disabled
-    )
     server = Server(
         "dockyard.app:app_from_env",
         address=plan.host,

@@ -22,6 +22,7 @@ from dockyard.auth.htpasswd import HtpasswdFile
 from dockyard.auth.robots import PREFIX, TOKEN_PREFIX, Robot, RobotStore
 from dockyard.auth.throttle import Throttle
 from dockyard.errors import Throttled
+from dockyard.events import EventSink, LoginFailed, LoginSucceeded, NullSink
 
 log = logging.getLogger("dockyard.auth")
 
@@ -53,23 +54,36 @@ def _user_fingerprint(hashed: str) -> str:
 
 
 class Authenticator:
-    def __init__(self, users: HtpasswdFile | None, robots: RobotStore | None, throttle: Throttle) -> None:
+    """``events`` hears of each login that succeeded, failed or was throttled (metrics, audit)."""
+
+    def __init__(
+        self,
+        users: HtpasswdFile | None,
+        robots: RobotStore | None,
+        throttle: Throttle,
+        events: EventSink | None = None,
+    ) -> None:
         self.users = users
         self.robots = robots
         self.throttle = throttle
+        self.events = events or NullSink()
 
     async def login(self, username: str, password: str, client: str) -> Authenticated | None:
         """The caller if the credentials are good; None if not; Throttled while over the limit."""
         keys = [f"addr:{client}", f"user:{username[:256]}"]
+        account = username[:256]
         wait = self.throttle.retry_after(keys)
         if wait:
+            self.events.emit(LoginFailed(account, client, throttled=True))
             raise Throttled(wait)
         found = await self._check(username, password)
         if found is None:
             self.throttle.failure(keys)
             log.info("failed login", extra={"remote": client})
+            self.events.emit(LoginFailed(account, client))
         else:
             self.throttle.success(keys[1])
+            self.events.emit(LoginSucceeded(found.subject, client))
         return found
 
     async def _check(self, username: str, password: str) -> Authenticated | None:

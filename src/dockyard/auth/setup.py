@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from dockyard.auth.access import AccessController, AllowAll
 from dockyard.config import Config, ConfigError, TokenAuth, is_loopback, split_addr
+from dockyard.events import EventSink
 
 if TYPE_CHECKING:
     from dockyard.auth.credentials import Authenticator
@@ -32,7 +33,7 @@ def keystore(token: TokenAuth) -> KeyStore:
     return KeyStore(server.keys, retain=max(server.expiration, server.refreshexpiration) + token.leeway)
 
 
-def _authenticator(config: Config) -> Authenticator:
+def _authenticator(config: Config, events: EventSink | None) -> Authenticator:
     from dockyard.auth.credentials import Authenticator
     from dockyard.auth.htpasswd import HtpasswdFile
     from dockyard.auth.robots import RobotStore
@@ -43,11 +44,14 @@ def _authenticator(config: Config) -> Authenticator:
     throttle = (
         Throttle(auth.throttle.attempts, auth.throttle.window) if auth.throttle.enabled else NoThrottle()
     )
-    return Authenticator(users, RobotStore(auth.robots.path), throttle)
+    return Authenticator(users, RobotStore(auth.robots.path), throttle, events)
 
 
-def build_access(config: Config, *, clock: Callable[[], float] = time.monotonic) -> AccessController:
-    """The controller for the configured mode; ``clock`` (monotonic seconds) paces its re-reads."""
+def build_access(
+    config: Config, *, clock: Callable[[], float] = time.monotonic, events: EventSink | None = None
+) -> AccessController:
+    """The controller for the configured mode; ``clock`` (monotonic seconds) paces its re-reads;
+    ``events`` hears of logins."""
     auth = config.auth
     if auth.token is None and auth.htpasswd is None:
         return AllowAll()
@@ -60,9 +64,11 @@ def build_access(config: Config, *, clock: Callable[[], float] = time.monotonic)
         store = keystore(token) if token.server.enabled else None
         if store is not None:
             store.ensure(token.server.algorithm)
-        return TokenController(token, config.http.prefix, _authenticator(config), policy, store, clock=clock)
+        return TokenController(
+            token, config.http.prefix, _authenticator(config, events), policy, store, clock=clock
+        )
     if auth.htpasswd is not None:
-        return BasicController(auth.htpasswd.realm, _authenticator(config), policy)
+        return BasicController(auth.htpasswd.realm, _authenticator(config, events), policy)
     return AllowAll()
 
 

@@ -2,14 +2,18 @@
 
 The registry model (``storage.registry.Registry``) emits one event after each change it has
 committed to storage, and after each manifest a client fetched, to the sink ``create_services``
-wires in. Subscribers (pull times today; webhooks, metrics and cache invalidation later) react
-without the handlers or the stores knowing them.
+wires in, and so do the authenticator (logins) and the collector (a finished collection).
+Subscribers (pull times, metrics, webhooks) react without the handlers or the stores knowing
+them; ``events.request`` says which request an event happened in.
 """
 
 from dockyard.events.sink import EventSink, Fanout, NullSink
 from dockyard.events.types import (
     BlobPushed,
+    CollectionFinished,
     Event,
+    LoginFailed,
+    LoginSucceeded,
     ManifestDeleted,
     ManifestPulled,
     ManifestPushed,
@@ -19,9 +23,12 @@ from dockyard.events.types import (
 
 __all__ = [
     "BlobPushed",
+    "CollectionFinished",
     "Event",
     "EventSink",
     "Fanout",
+    "LoginFailed",
+    "LoginSucceeded",
     "ManifestDeleted",
     "ManifestPulled",
     "ManifestPushed",

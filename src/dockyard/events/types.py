@@ -67,4 +67,41 @@ class TagResolved:
     digest: str
 
 
-Event = BlobPushed | ManifestPushed | ManifestDeleted | TagDeleted | ManifestPulled | TagResolved
+@dataclass(frozen=True, slots=True)
+class CollectionFinished:
+    """A garbage collection ran to its end (``dry_run``: it only reported what it would free)."""
+
+    blobs_deleted: int
+    manifests_deleted: int
+    bytes_freed: int
+    seconds: float
+    dry_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFailed:
+    """Credentials were refused (``throttled``: refused unchecked, the caller tried too often).
+    Carries the account name the caller gave, never what it gave as a password or token."""
+
+    account: str
+    client: str
+    throttled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSucceeded:
+    account: str
+    client: str
+
+
+Event = (
+    BlobPushed
+    | ManifestPushed
+    | ManifestDeleted
+    | TagDeleted
+    | ManifestPulled
+    | TagResolved
+    | CollectionFinished
+    | LoginFailed
+    | LoginSucceeded
+)

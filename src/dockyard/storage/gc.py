@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dockyard.errors import GCRunning, LockBusy, PathNotFound
+from dockyard.events import CollectionFinished
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.document import ManifestDoc, Ref, read_manifest
 from dockyard.storage import paths
@@ -104,6 +105,16 @@ class Collector:
         except LockBusy:
             raise GCRunning() from None
         await self._save_report()
+        report = self.report
+        self.registry.events.emit(
+            CollectionFinished(
+                blobs_deleted=len(report.blobs_deleted),
+                manifests_deleted=len(report.manifests_deleted),
+                bytes_freed=report.bytes_freed,
+                seconds=report.finished - report.started,
+                dry_run=self.options.dry_run,
+            )
+        )
         log.info(
             "garbage collection finished",
             extra={

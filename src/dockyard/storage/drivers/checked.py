@@ -10,7 +10,8 @@ Registry code never calls a driver directly: it calls :class:`CheckedDriver`, wh
 - normalises errors: a driver that lets ``FileNotFoundError`` or ``ENOSPC`` escape still raises
   :class:`PathNotFound` / :class:`StorageFull` above, and any other failure carries a note
   naming the driver, the operation and the path;
-- is the place where per-call metrics and tracing hook in.
+- times every call for an injected :class:`StorageObserver` (the Prometheus metrics), by
+  operation and outcome, when one is given (no clock is read otherwise).
 
 Each call is a plain ``await`` on the driver's coroutine: no thread hop, no extra round trip.
 """
@@ -18,8 +19,9 @@ Each call is a plain ``await`` on the driver's coroutine: no thread hop, no extr
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from dockyard.errors import PathNotFound, StorageError, StorageFull
 from dockyard.oci.digest import Hasher, new_hasher
@@ -43,23 +45,52 @@ def _normalise(exc: Exception, driver: str, op: str, where: str | Sequence[str])
     return exc
 
 
+class StorageObserver(Protocol):
+    def storage_operation(self, operation: str, seconds: float, outcome: str) -> None:
+        """One driver call ended: ``outcome`` is ``ok``, ``notfound`` or ``error``."""
+
+
+def _outcome(exc: Exception) -> str:
+    return "notfound" if isinstance(exc, PathNotFound) else "error"
+
+
+async def _observed(observer: StorageObserver, op: str, call: Awaitable[T]) -> T:
+    """``call`` awaited and timed for ``observer`` (errors already normalised)."""
+    started = time.perf_counter()
+    try:
+        result = await call
+    except Exception as exc:
+        observer.storage_operation(op, time.perf_counter() - started, _outcome(exc))
+        raise
+    observer.storage_operation(op, time.perf_counter() - started, "ok")
+    return result
+
+
 class CheckedWriter:
     """A driver's writer with its commit paths checked and its errors normalised."""
 
-    def __init__(self, inner: FileWriter, driver: str, path: str) -> None:
+    def __init__(
+        self, inner: FileWriter, driver: str, path: str, observer: StorageObserver | None = None
+    ) -> None:
         self._inner = inner
         self._driver = driver
         self._path = path
+        self._observer = observer
 
     @property
     def size(self) -> int:
         return self._inner.size
 
-    async def _call(self, op: str, call: Awaitable[T]) -> T:
+    async def _normalised(self, op: str, call: Awaitable[T]) -> T:
         try:
             return await call
         except Exception as exc:
             raise _normalise(exc, self._driver, op, self._path) from exc
+
+    async def _call(self, op: str, call: Awaitable[T]) -> T:
+        if self._observer is None:
+            return await self._normalised(op, call)
+        return await _observed(self._observer, op, self._normalised(op, call))
 
     async def write(self, data: bytes, hasher: Hasher | None = None) -> None:
         await self._call("write", self._inner.write(data, hasher))
@@ -89,10 +120,13 @@ class CheckedWriter:
 class CheckedDriver:
     """Path checks, batches and error normalisation around one driver (see the module doc)."""
 
-    def __init__(self, driver: StorageDriver, *, redirect: bool = False) -> None:
+    def __init__(
+        self, driver: StorageDriver, *, redirect: bool = False, observer: StorageObserver | None = None
+    ) -> None:
         self.inner = driver
         self.name = driver.name
         self._redirect = redirect
+        self.observer = observer
         self._stat_many: Callable[[Sequence[str]], Awaitable[list[FileInfo | None]]] | None = getattr(
             driver, "stat_many", None
         )
@@ -109,11 +143,16 @@ class CheckedDriver:
             driver, "hash_file", None
         )
 
-    async def _call(self, op: str, where: str | Sequence[str], call: Awaitable[T]) -> T:
+    async def _normalised(self, op: str, where: str | Sequence[str], call: Awaitable[T]) -> T:
         try:
             return await call
         except Exception as exc:
             raise _normalise(exc, self.name, op, where) from exc
+
+    async def _call(self, op: str, where: str | Sequence[str], call: Awaitable[T]) -> T:
+        if self.observer is None:
+            return await self._normalised(op, where, call)
+        return await _observed(self.observer, op, self._normalised(op, where, call))
 
     # -- the primitives, checked ---------------------------------------------------------------
 
@@ -126,11 +165,17 @@ class CheckedDriver:
 
     async def read(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         stream = self.inner.read(check_path(path), offset, length)
+        started = time.perf_counter()
         try:
             async for chunk in stream:
                 yield chunk
         except Exception as exc:
-            raise _normalise(exc, self.name, "read", path) from exc
+            error = _normalise(exc, self.name, "read", path)
+            if self.observer is not None:
+                self.observer.storage_operation("read", time.perf_counter() - started, _outcome(error))
+            raise error from exc
+        if self.observer is not None:  # the whole stream: a read's latency is its last byte's
+            self.observer.storage_operation("read", time.perf_counter() - started, "ok")
 
     async def stat(self, path: str) -> FileInfo:
         return await self._call("stat", path, self.inner.stat(check_path(path)))
@@ -153,7 +198,7 @@ class CheckedDriver:
 
     async def writer(self, path: str, *, create: bool = True) -> CheckedWriter:
         inner = await self._call("writer", path, self.inner.writer(check_path(path), create=create))
-        return CheckedWriter(inner, self.name, path)
+        return CheckedWriter(inner, self.name, path, self.observer)
 
     async def redirect_url(self, path: str, expires: float) -> str | None:
         """None unless redirects are on (``storage.redirect.disable: false``) and the driver has one."""
@@ -251,8 +296,10 @@ class CheckedDriver:
         return await self._call("touch", paths, self._touch_many(paths))
 
 
-def checked(driver: StorageDriver | CheckedDriver, *, redirect: bool = False) -> CheckedDriver:
+def checked(
+    driver: StorageDriver | CheckedDriver, *, redirect: bool = False, observer: StorageObserver | None = None
+) -> CheckedDriver:
     """``driver`` behind the wrapper (a driver already wrapped is returned as it is)."""
     if isinstance(driver, CheckedDriver):
         return driver
-    return CheckedDriver(driver, redirect=redirect)
+    return CheckedDriver(driver, redirect=redirect, observer=observer)

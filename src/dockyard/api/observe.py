@@ -1,0 +1,132 @@
+"""The outermost HTTP wrapper: a request id for every request, and the request metrics.
+
+``X-Request-Id``: a client's (or a proxy's) id is kept when it is sane (``events.request``
+says what that is), else one is made; either way it is answered in the response's header, written
+in the access log line, and carried to the events' subscribers (webhooks, audit) through
+``events.request.current_request``. Outermost, so the UI, the health check and the token
+server answer with it too.
+
+With metrics (``http.debug.prometheus.enabled``), each request is counted by its route's name
+(from the route table, set by the dispatcher; ``ui``, ``health``, ``token`` or ``other`` for the
+surfaces around the API), method and status, timed, and its body bytes in and out summed; a
+request that is sending blob data to an upload route counts as an upload in progress while it does.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dockyard.events.request import RequestInfo, enter_request, leave_request, request_id
+from dockyard.metrics.collectors import Metrics
+
+HEADER = b"x-request-id"
+_UPLOAD_ROUTES = frozenset({"upload-start", "upload"})
+
+
+def _surface(path: str, route: str) -> str:
+    """The route label: the route table's name, else which surface answered."""
+    if route:
+        return route
+    if path.startswith("/health"):
+        return "health"
+    if path.startswith("/token"):
+        return "token"
+    if path == "/" or path.startswith("/ui/"):
+        return "ui"
+    return "other"
+
+
+def _describe(scope: Scope) -> RequestInfo:
+    offered = host = agent = None
+    for key, value in scope["headers"]:
+        if key == HEADER:
+            offered = value.decode("latin-1")
+        elif key == b"host":
+            host = value.decode("latin-1")
+        elif key == b"user-agent":
+            agent = value.decode("latin-1")
+    client = scope.get("client")
+    addr = f"{client[0]}:{client[1]}" if client else ""
+    return RequestInfo(request_id(offered), addr, host or "", scope["method"], agent or "")
+
+
+class ObserveApp:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        info = _describe(scope)
+        header = (HEADER, info.id.encode())
+        token = enter_request(info)
+        try:
+            if self.metrics is None:
+
+                async def send_with_id(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        message["headers"] = [*message.get("headers", ()), header]
+                    await send(message)
+
+                await self.app(scope, receive, send_with_id)
+            else:
+                await self._measured(scope, receive, send, info, header, self.metrics)
+        finally:
+            leave_request(token)
+
+    async def _measured(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        info: RequestInfo,
+        header: tuple[bytes, bytes],
+        metrics: Metrics,
+    ) -> None:
+        started = time.perf_counter()
+        status = 0
+        received = sent = 0
+        uploading = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, uploading
+            message = await receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                received += len(body)
+                if body and not uploading and info.route in _UPLOAD_ROUTES:
+                    uploading = True
+                    metrics.uploads.inc()
+            return message
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
+                headers = [*message.get("headers", ()), header]
+                message["headers"] = headers
+                for key, value in headers:
+                    if key == b"content-length" and value.isdigit():  # a file sent by path: all we see
+                        sent = -int(value)
+            elif kind == "http.response.body":
+                sent = (0 if sent < 0 else sent) + len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            if uploading:
+                metrics.uploads.dec()
+            metrics.request(
+                _surface(scope["path"], info.route),
+                scope["method"],
+                status or 499,
+                time.perf_counter() - started,
+                received,
+                abs(sent),
+            )
