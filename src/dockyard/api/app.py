@@ -19,8 +19,8 @@ from dockyard.api.hub.names import resolve as resolve_hub_name
 from dockyard.api.params import name_param
 from dockyard.auth.access import Access
 from dockyard.errors import DomainError, ErrorCode, RegistryError, StorageFull, UploadBusy
-from dockyard.maintenance import Scheduler
 from dockyard.events.request import current_request
+from dockyard.maintenance import Scheduler
 from dockyard.services import Services
 
 access_log = logging.getLogger("dockyard.access")
