@@ -39,10 +39,14 @@ def create_services(
     *,
     wrap_driver: Callable[[StorageDriver], StorageDriver] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    access: AccessController | None = None,
 ) -> Services:
-    """Build the worker's services; ``wrap_driver`` puts a layer around the driver (tests use it
-    to inject faults) before anything holds a reference to it; ``clock`` (monotonic seconds) is
-    the one the access controller paces its re-reads by (tests advance it instead of sleeping)."""
+    """Build the worker's services (the only place the graph is built: the CLI's storage backend
+    calls it too); ``wrap_driver`` puts a layer around the driver (tests use it to inject faults)
+    before anything holds a reference to it; ``clock`` (monotonic seconds) is the one the access
+    controller paces its re-reads by (tests advance it instead of sleeping); ``access`` replaces
+    the configured controller (the CLI acts on storage as its owner, and must not create the token
+    server's keys as a side effect)."""
     name, params = config.storage.driver()
     redirect = not config.storage.redirect.disable
     driver = create_driver(name, params, redirect=redirect)
@@ -73,7 +77,7 @@ def create_services(
         coordinator=coordinator,
         registry=registry,
         model=registry,
-        access=build_access(config, clock=clock, events=events),
+        access=access if access is not None else build_access(config, clock=clock, events=events),
         pulls=pulls,
         browser=Browser(registry, pulls),
         inventory=Inventory(registry),

@@ -11,13 +11,12 @@ from starlette.responses import JSONResponse, Response
 from dockyard.api.blobs import deletes_enabled
 from dockyard.api.context import Context
 from dockyard.api.params import reference_param
-from dockyard.config import RetentionPolicy
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.oci.document import DocumentError, load_strict
 from dockyard.storage.gc import GCOptions, collect, last_report
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.quota import Quotas
-from dockyard.storage.retention import Policy, policy_from_config
+from dockyard.storage.retention import Policy, parse_policies, policy_from_config
 from dockyard.storage.retention import apply as apply_retention
 
 
@@ -99,7 +98,7 @@ def _policies_from(body: dict[str, Any], ctx: Context) -> list[Policy]:
     if not isinstance(raw, list):
         raise RegistryError(ErrorCode.UNSUPPORTED_BODY, "policies must be a list")
     try:
-        return [policy_from_config(RetentionPolicy.model_validate(p)) for p in raw]
+        return parse_policies(raw)
     except (ValidationError, ValueError) as exc:
         raise RegistryError(ErrorCode.UNSUPPORTED_BODY, f"invalid policy: {exc}") from None
 

@@ -15,15 +15,13 @@ from urllib.parse import quote
 import httpx
 
 from dockyard.api.errors import to_api_error
-from dockyard.config import Config, RetentionPolicy
-from dockyard.coord import create_coordinator
+from dockyard.app import create_services
+from dockyard.auth.access import AllowAll
+from dockyard.config import Config
 from dockyard.errors import DomainError
 from dockyard.oci.digest import Digest
 from dockyard.storage import gc, retention
-from dockyard.storage.drivers import create_driver
-from dockyard.storage.inventory import Inventory
-from dockyard.storage.quota import QuotaRule, Quotas
-from dockyard.storage.registry import Registry
+from dockyard.storage.quota import Quotas
 
 T = TypeVar("T")
 
@@ -178,12 +176,9 @@ class StoreBackend:
     """Acts on the storage directly (safe beside a running registry: the same locks apply)."""
 
     def __init__(self, config: Config, progress: gc.Progress | None = None) -> None:
-        name, params = config.storage.driver()
-        driver = create_driver(name, params, redirect=not config.storage.redirect.disable)
-        rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
-        coordinator = create_coordinator(config.database.dsn, name, params)
-        self.registry = Registry(driver, Quotas(driver, rules) if rules else None, coordinator=coordinator)
-        self.inventory = Inventory(self.registry)
+        self.services = create_services(config, access=AllowAll())
+        self.registry = self.services.registry
+        self.inventory = self.services.inventory
         self.config = config
         self.progress = progress
 
@@ -231,12 +226,7 @@ class StoreBackend:
     async def retention(
         self, policies: list[dict[str, Any]], *, dry_run: bool, force: bool
     ) -> dict[str, Any]:
-        parsed = []
-        for raw in policies:
-            p = RetentionPolicy.model_validate(raw)
-            parsed.append(
-                retention.Policy(p.repositories, p.keep, p.keepmatch, p.match, p.olderthan, p.untagged)
-            )
+        parsed = retention.parse_policies(policies)
         report = await retention.apply(
             self.registry,
             parsed,
@@ -247,4 +237,4 @@ class StoreBackend:
         return report.to_json()
 
     async def close(self) -> None:
-        await self.registry.coordinator.close()
+        await self.services.coordinator.close()

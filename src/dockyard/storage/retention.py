@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dockyard.config import RetentionPolicy
-from dockyard.durations import parse_duration
 from dockyard.globs import glob_match
 from dockyard.storage import paths
 from dockyard.storage.gc import GCOptions, prune_untagged
 from dockyard.storage.registry import Registry
-
-
-def policy_from_config(p: RetentionPolicy) -> Policy:
-    """The configuration's ``retention.policies[]`` entry as a policy (parsed once, here)."""
-    return Policy(p.repositories, p.keep, p.keepmatch, p.match, p.olderthan, p.untagged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,30 +32,8 @@ class Policy:
     olderthan: float | None = None  # seconds
     untagged: bool = False
 
-    def __post_init__(self) -> None:
-        for key in ("keepmatch", "match"):
-            pattern = getattr(self, key)
-            if pattern is not None:
-                try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(f"{key}: invalid regular expression {pattern!r}: {exc}") from None
-        if self.keep is not None and self.keep < 0:
-            raise ValueError("keep must be zero or more")
-
-    @classmethod
-    def from_options(
-        cls,
-        repositories: str,
-        keep: int | None,
-        keepmatch: str | None,
-        match: str | None,
-        olderthan: str | None,
-        untagged: bool,
-    ) -> Policy:
-        return cls(
-            repositories, keep, keepmatch, match, parse_duration(olderthan) if olderthan else None, untagged
-        )
+    """A policy as ``apply`` uses it; built only from a validated ``config.RetentionPolicy``
+    (``policy_from_config``), which checks the regular expressions and ``keep`` once."""
 
     def describe(self) -> str:
         parts = [f"repositories {self.repositories}"]
@@ -75,6 +48,17 @@ class Policy:
         if self.untagged:
             parts.append("untagged manifests")
         return ", ".join(parts)
+
+
+def policy_from_config(p: RetentionPolicy) -> Policy:
+    """The configuration's ``retention.policies[]`` entry as a policy (converted once, here)."""
+    return Policy(p.repositories, p.keep, p.keepmatch, p.match, p.olderthan, p.untagged)
+
+
+def parse_policies(raw: Iterable[object]) -> list[Policy]:
+    """Policies given as JSON (the admin API's body, the CLI's ``--policy``), validated exactly as
+    the configuration's are; pydantic's ``ValidationError`` (a ``ValueError``) names what is wrong."""
+    return [policy_from_config(RetentionPolicy.model_validate(p)) for p in raw]
 
 
 @dataclass(slots=True)
