@@ -19,6 +19,7 @@ METRICS = {"http": {"debug": {"addr": "127.0.0.1:5001", "prometheus": {"enabled"
 
 def value(services: Services, name: str, **labels: str) -> float:
     assert services.metrics is not None
+    services.metrics.flush()  # the tallies of the last second
     found = services.metrics.registry.get_sample_value(name, labels)
     return 0.0 if found is None else found
 
@@ -119,3 +120,26 @@ async def test_garbage_collections_counted_with_what_they_freed(
     assert value(services, "dockyard_gc_freed_bytes_total") == run.json()["bytes_freed"] + 600
     assert value(services, "dockyard_gc_deleted_blobs_total") == len(run.json()["blobs_deleted"]) + 2
     assert value(services, "dockyard_gc_runs_total", dry_run="true") == 2
+
+
+def test_tallies_reach_the_histogram_as_observations_would() -> None:
+    """The batched flush writes the same series a plain ``observe`` per request would."""
+    from dockyard.metrics.collectors import REQUEST_BUCKETS, Metrics
+
+    batched, direct = Metrics(), Metrics()
+    samples = [0.0004, 0.001, 0.003, 0.003, 0.7, 200.0]
+    for seconds in samples:
+        batched.request("base", "GET", 200, seconds, 3, 5)
+        direct.request_seconds.labels("base", "GET").observe(seconds)
+    batched.flush()
+
+    def series(m: Metrics, suffix: str, **labels: str) -> float | None:
+        return m.registry.get_sample_value(f"dockyard_http_request_duration_seconds{suffix}", labels)
+
+    for bound in [*REQUEST_BUCKETS, float("inf")]:
+        le = "+Inf" if bound == float("inf") else str(bound)
+        labels = {"route": "base", "method": "GET", "le": le}
+        assert series(batched, "_bucket", **labels) == series(direct, "_bucket", **labels), le
+    assert series(batched, "_count", route="base", method="GET") == len(samples)
+    assert series(batched, "_sum", route="base", method="GET") == pytest.approx(sum(samples))
+    assert batched.registry.get_sample_value("dockyard_http_request_bytes_total", {"route": "base"}) == 18

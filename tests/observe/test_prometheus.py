@@ -84,11 +84,11 @@ def test_prometheus_sums_the_request_count_over_the_workers(served) -> None:  # 
     writers = {p.name.rsplit("_", 1)[1] for p in multiproc.glob("counter_*.db")}
     assert len(writers) == 2, writers  # both workers keep values in the shared directory
     assert httpx.get(f"http://{debug}/other").status_code == 404
-    exposed = httpx.get(f"http://{debug}/metrics").text
-    assert (
-        f'dockyard_http_requests_total{{method="GET",route="catalog",status="200"}} {float(REQUESTS)}'
-        in exposed
-    )
+    line = f'dockyard_http_requests_total{{method="GET",route="catalog",status="200"}} {float(REQUESTS)}'
+    deadline = time.monotonic() + 30
+    while line not in (exposed := httpx.get(f"http://{debug}/metrics").text) and time.monotonic() < deadline:
+        time.sleep(0.2)  # workers hand their tallies over a second after a request
+    assert line in exposed, exposed
     deadline = time.monotonic() + 60
     answer: list[dict[str, object]] = []
     while time.monotonic() < deadline:  # until a scrape after the last request is stored

@@ -59,7 +59,10 @@ class ObserveApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "lifespan" and self.metrics is not None:
+                await self.app(scope, self._flushing_at_shutdown(receive, self.metrics), send)
+            else:
+                await self.app(scope, receive, send)
             return
         info = _describe(scope)
         header = (HEADER, info.id.encode())
@@ -77,6 +80,19 @@ class ObserveApp:
                 await self._measured(scope, receive, send, info, header, self.metrics)
         finally:
             leave_request(token)
+
+    @staticmethod
+    def _flushing_at_shutdown(receive: Receive, metrics: Metrics) -> Receive:
+        """The worker's last tallies into the shared files before it stops (they flush a second
+        after a request otherwise)."""
+
+        async def lifespan_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                metrics.flush()
+            return message
+
+        return lifespan_receive
 
     async def _measured(
         self,

@@ -2,12 +2,21 @@
 
 Names follow Prometheus conventions: ``dockyard_<what>_total`` for counters, ``_seconds`` and
 ``_bytes`` for units. Label values come from closed sets (route names from the route table,
-methods, statuses, storage operation names), so no client can grow the number of series. The
-labelled children are cached per label tuple: ``labels()`` takes a lock and builds a key on
-every call, and a small request records several of them.
+methods, statuses, storage operation names), so no client can grow the number of series.
+
+Requests and storage calls are tallied in plain Python numbers per label set and handed to
+prometheus-client at most :data:`FLUSH_SECONDS` later, in one go: in multiprocess mode every
+``inc`` and ``observe`` writes a memory-mapped file under a lock (~6 us each, ~18 us for one
+request's series, measured), against ~1 us for the tally. A scrape may so miss the last second's
+requests, never count one twice. Rare events (collections, logins, webhooks, uploads in
+progress) go straight in.
 """
 
 from __future__ import annotations
+
+import asyncio
+from bisect import bisect_left
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -16,6 +25,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
 STORAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+FLUSH_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one label set saw since the last flush; ``buckets`` as the histogram stores them
+    (per bucket, not cumulative: a value counts in the first bucket whose bound is >= it)."""
+
+    buckets: list[int]
+    count: int = 0
+    seconds: float = 0.0
+    received: int = 0
+    sent: int = 0
+    children: tuple[Counter, Histogram, Counter | None, Counter | None] | None = field(default=None)
 
 
 class Metrics:
@@ -99,35 +122,85 @@ class Metrics:
             ["endpoint"],
             registry=r,
         )
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter, Counter]] = {}
-        self._storage_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        self._requests: dict[tuple[str, str, int], _Tally] = {}
+        self._storage: dict[tuple[str, str], _Tally] = {}
+        self._request_bounds = [*REQUEST_BUCKETS, float("inf")]
+        self._storage_bounds = [*STORAGE_BUCKETS, float("inf")]
+        self._flush_due = False
 
     def request(self, route: str, method: str, status: int, seconds: float, received: int, sent: int) -> None:
         label = method if method in _METHODS else "other"
         key = (route, label, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = (
+        tally = self._requests.get(key)
+        if tally is None:
+            tally = self._requests[key] = _Tally([0] * len(self._request_bounds))
+            tally.children = (
                 self.requests.labels(route, label, str(status)),
                 self.request_seconds.labels(route, label),
                 self.received_bytes.labels(route),
                 self.sent_bytes.labels(route),
             )
-            self._request_children[key] = children
-        count, latency, received_bytes, sent_bytes = children
-        count.inc()
-        latency.observe(seconds)
-        if received:
-            received_bytes.inc(received)
-        if sent:
-            sent_bytes.inc(sent)
+        tally.count += 1
+        tally.seconds += seconds
+        tally.buckets[bisect_left(self._request_bounds, seconds)] += 1
+        tally.received += received
+        tally.sent += sent
+        self._due()
 
     def storage_operation(self, operation: str, seconds: float, outcome: str) -> None:
         """``storage.drivers.checked.StorageObserver``: one driver call finished."""
         key = (operation, outcome)
-        children = self._storage_children.get(key)
-        if children is None:
-            children = (self.storage_ops.labels(operation, outcome), self.storage_seconds.labels(operation))
-            self._storage_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        tally = self._storage.get(key)
+        if tally is None:
+            tally = self._storage[key] = _Tally([0] * len(self._storage_bounds))
+            tally.children = (
+                self.storage_ops.labels(operation, outcome),
+                self.storage_seconds.labels(operation),
+                None,
+                None,
+            )
+        tally.count += 1
+        tally.seconds += seconds
+        tally.buckets[bisect_left(self._storage_bounds, seconds)] += 1
+        self._due()
+
+    def _due(self) -> None:
+        """Schedule a flush (one pending at a time); without an event loop, flush now."""
+        if self._flush_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_due = True
+        loop.call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Hand the tallies to prometheus-client (into the multiprocess files under serve)."""
+        self._flush_due = False
+        for tallies in (self._requests, self._storage):
+            for tally in tallies.values():
+                if not tally.count or tally.children is None:
+                    continue
+                count, histogram, received, sent = tally.children
+                count.inc(tally.count)
+                _add_observations(histogram, tally.seconds, tally.buckets)
+                if received is not None and tally.received:
+                    received.inc(tally.received)
+                if sent is not None and tally.sent:
+                    sent.inc(tally.sent)
+                tally.count, tally.seconds, tally.received, tally.sent = 0, 0.0, 0, 0
+                tally.buckets = [0] * len(tally.buckets)
+
+
+def _add_observations(histogram: Histogram, seconds: float, buckets: list[int]) -> None:
+    """Many observations into one histogram child at once. prometheus-client has no public call
+    for it; its child keeps ``_sum`` and per-bucket ``_buckets`` values (non-cumulative, the
+    layout ``observe`` writes and the exposition sums), which this adds to directly. The tests
+    read the exposed ``_bucket``, ``_count`` and ``_sum`` series back, so a change of that layout
+    fails them."""
+    histogram._sum.inc(seconds)
+    for index, count in enumerate(buckets):
+        if count:
+            histogram._buckets[index].inc(count)
