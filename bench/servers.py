@@ -16,6 +16,7 @@ import yaml
 
 from bench.httpclient import Connection, HTTPFailure
 from bench.procstat import group_pids
+from dockyard.testing.processes import stop_group
 
 DOCKYARD = "dockyard"
 DISTRIBUTION = "distribution"
@@ -138,17 +139,5 @@ class Server:
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM to the pid we started; SIGKILL to its own process group if it lingers."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        os.killpg(proc.pid, signal.SIGKILL)  # stray workers of our own group
+        if proc is not None:
+            stop_group(proc, signal.SIGTERM, timeout)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import LiveRegistry
+from tests.servers.dockyard import LiveRegistry
 from tests.servers.s3 import CephRGW, S3Engine, SeaweedFS
 
 _FOLDER_MARKERS = {

@@ -13,7 +13,7 @@ from dockyard.api.app import RegistryApp
 from dockyard.app import create_services
 from dockyard.config import parse_config
 from dockyard.health import HealthApp
-from tests.live import deep_merge
+from tests.servers.dockyard import deep_merge
 
 AppFactory = Callable[..., httpx.AsyncClient]
 

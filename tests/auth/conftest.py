@@ -16,7 +16,7 @@ from dockyard.auth.htpasswd import HtpasswdFile
 from dockyard.config import parse_config
 from dockyard.health import HealthApp
 from tests.auth.live import ACCESS, USERS
-from tests.live import deep_merge
+from tests.servers.dockyard import deep_merge
 
 SERVICE = "reg.test"
 ISSUER = "dockyard-tests"

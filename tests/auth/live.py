@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.live import DOCKYARD, LiveRegistry
+from tests.servers.dockyard import DOCKYARD, LiveRegistry
 
 USERS = {"alice": "alice-pw-1", "bob": "bob-pw-2"}  # alice: admin; bob: bob/** only
 ACCESS = {

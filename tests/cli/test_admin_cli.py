@@ -8,8 +8,8 @@ import subprocess
 import httpx
 import pytest
 
-from tests.live import DOCKYARD, LiveRegistry
 from tests.regclient import OCI_MANIFEST, det_bytes, digest_of, image_manifest, push_blob, push_manifest
+from tests.servers.dockyard import DOCKYARD, LiveRegistry
 
 
 def dockyard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

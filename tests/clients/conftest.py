@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.clients.images import Image, build_image, busybox_layer, layer_tar
-from tests.live import LiveRegistry
+from tests.servers.dockyard import LiveRegistry
 
 # Debian's docker.io CLI (20.10, matching the daemon); another docker CLI may come earlier on PATH.
 DOCKER_CLI = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"

@@ -17,7 +17,7 @@ from tests.clients.images import (
     write_oci_archive,
     write_oci_layout,
 )
-from tests.live import LiveRegistry
+from tests.servers.dockyard import LiveRegistry
 
 TLS = "--tls-verify=false"
 

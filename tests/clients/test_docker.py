@@ -18,7 +18,7 @@ from tests.clients.images import (
     tar_members,
     write_docker_archive,
 )
-from tests.live import LiveRegistry
+from tests.servers.dockyard import LiveRegistry
 
 
 def _inspect(docker: Docker, ref: str) -> dict[str, object]:

@@ -19,7 +19,7 @@ from tests.clients.images import (
     sha256,
     tag_list,
 )
-from tests.live import LiveRegistry
+from tests.servers.dockyard import LiveRegistry
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from tests.clients.images import (
     get_manifest,
     push_to_registry,
 )
-from tests.live import LiveRegistry
+from tests.servers.dockyard import LiveRegistry
 
 TLS = "--tls-verify=false"
 

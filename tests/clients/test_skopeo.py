@@ -23,7 +23,7 @@ from tests.clients.images import (
     tag_list,
     write_oci_layout,
 )
-from tests.live import LiveRegistry
+from tests.servers.dockyard import LiveRegistry
 
 NO_TLS = "--dest-tls-verify=false"
 SIGNATURE_TYPE = "application/vnd.dockyard.test.signature.v1"

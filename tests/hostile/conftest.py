@@ -18,7 +18,7 @@ from dockyard.auth.htpasswd import HtpasswdFile
 from dockyard.config import parse_config
 from dockyard.health import HealthApp
 from dockyard.web.app import WebApp
-from tests.live import deep_merge
+from tests.servers.dockyard import deep_merge
 
 AppFactory = Callable[..., ASGIApp]
 ClientFactory = Callable[..., httpx.AsyncClient]

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.live import ServerProcess
+from tests.servers.dockyard import ServerProcess
 
 DISTRIBUTION = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 

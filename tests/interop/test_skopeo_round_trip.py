@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from tests.interop.distribution import DistributionRegistry
-from tests.live import LiveRegistry
 from tests.regclient import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -23,6 +22,7 @@ from tests.regclient import (
     sample_image,
     write_oci_layout,
 )
+from tests.servers.dockyard import LiveRegistry
 
 SKOPEO = shutil.which("skopeo")
 pytestmark = pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed")

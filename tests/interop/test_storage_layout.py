@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.interop.distribution import DistributionRegistry
-from tests.live import LiveRegistry
 from tests.regclient import (
     V2,
     ImageSet,
@@ -30,6 +29,7 @@ from tests.regclient import (
     tree_files,
     with_digest,
 )
+from tests.servers.dockyard import LiveRegistry
 
 
 def _push_and_pull(url: str, images: ImageSet) -> dict[str, object]:

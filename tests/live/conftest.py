@@ -1,9 +1,10 @@
-"""Fixtures of the live robustness tests (see livetools.py for why this folder is not a package)."""
+"""Fixtures of the live robustness tests: TLS material for a server."""
 
 from __future__ import annotations
 
 import pytest
-from livetools import TLSFiles, make_tls_files
+
+from tests.live.livetools import TLSFiles, make_tls_files
 
 
 @pytest.fixture(scope="session")

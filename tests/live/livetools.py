@@ -1,9 +1,4 @@
-"""Helpers of the live robustness tests: the processes of a server's group (/proc), TLS material.
-
-This folder has no ``__init__.py`` on purpose: a package ``tests/live/`` would shadow the module
-``tests/live.py`` (``from tests.live import LiveRegistry``), so modules here are imported by their
-own name (pytest puts this folder on ``sys.path``).
-"""
+"""Helpers of the live robustness tests: the processes of a server's group (/proc), TLS material."""
 
 from __future__ import annotations
 

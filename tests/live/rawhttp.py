@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass
 
 import httpx
-from tests.live import LiveRegistry
+
+from tests.servers.dockyard import LiveRegistry
 
 
 @dataclass

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import httpx
-from livetools import group_rss_kib
-from tests.live import LiveRegistry
+
+from tests.live.livetools import group_rss_kib
 from tests.regclient import StreamedData, det_bytes, push_blob, start_upload, with_digest
+from tests.servers.dockyard import LiveRegistry
 
 SIZE = 2 * 1024**3
 LIMIT_MB = 150

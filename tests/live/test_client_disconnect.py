@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from tests.live import LiveRegistry
+
 from tests.regclient import (
     OCI_MANIFEST,
     blob_path,
@@ -23,6 +23,7 @@ from tests.regclient import (
     start_upload,
     with_digest,
 )
+from tests.servers.dockyard import LiveRegistry
 
 TOTAL = 10 * 1024 * 1024
 REPO = "hangup/repo"

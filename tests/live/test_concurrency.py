@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
-from tests.live import LiveRegistry
+
+from dockyard.storage.tags import QUIET_SECONDS
 from tests.regclient import (
     OCI_MANIFEST,
     blob_path,
@@ -25,8 +26,7 @@ from tests.regclient import (
     tree_files,
     with_digest,
 )
-
-from dockyard.storage.tags import QUIET_SECONDS
+from tests.servers.dockyard import LiveRegistry
 
 CLIENTS = 16
 REPO = "race/repo"

@@ -8,7 +8,8 @@ import secrets
 from pathlib import Path
 
 import httpx
-from tests.live import LiveRegistry
+
+from tests.servers.dockyard import LiveRegistry
 
 
 def _group(pgid: int) -> list[int]:

@@ -10,8 +10,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from livetools import live_members
-from tests.live import LiveRegistry
+
+from tests.live.livetools import live_members
 from tests.regclient import (
     OCI_MANIFEST,
     blob_path,
@@ -25,6 +25,7 @@ from tests.regclient import (
     start_upload,
     with_digest,
 )
+from tests.servers.dockyard import LiveRegistry
 
 REPO = "crash/repo"
 TOTAL = 16 * 1024 * 1024

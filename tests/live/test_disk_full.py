@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.live import LiveRegistry
+
 from tests.regclient import (
     OCI_MANIFEST,
     blob_path,
@@ -22,6 +22,7 @@ from tests.regclient import (
     stray_temp_files,
     with_digest,
 )
+from tests.servers.dockyard import LiveRegistry
 
 REPO = "full/repo"
 BLOB = 2 * 1024 * 1024

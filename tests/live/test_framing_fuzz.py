@@ -16,9 +16,10 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from rawhttp import connect, read_reply, upload_path
+
 from tests.fuzzing import budget
-from tests.live import LiveRegistry
+from tests.live.rawhttp import connect, read_reply, upload_path
+from tests.servers.dockyard import LiveRegistry
 
 pytestmark = pytest.mark.fuzz
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.live import LiveRegistry
+
 from tests.regclient import OCI_MANIFEST, det_bytes, digest_of, image_manifest
+from tests.servers.dockyard import LiveRegistry
 
 GRACE = 3.0
 CLIENTS = 4

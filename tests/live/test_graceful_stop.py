@@ -9,8 +9,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from tests.live import LiveRegistry
+
 from tests.regclient import det_bytes, digest_of, slow_chunks, start_upload, with_digest
+from tests.servers.dockyard import LiveRegistry
 
 REPO = "graceful/repo"
 SIZE = 8 * 1024 * 1024

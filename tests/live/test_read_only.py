@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from tests.live import LiveRegistry
+
 from tests.regclient import (
     OCI_MANIFEST,
     det_bytes,
@@ -18,6 +18,7 @@ from tests.regclient import (
     start_upload,
     tree_files,
 )
+from tests.servers.dockyard import LiveRegistry
 
 REPO = "frozen/repo"
 

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rawhttp import connect, exchange, read_reply, trickle, upload_path
-from tests.live import LiveRegistry
+
+from tests.live.rawhttp import connect, exchange, read_reply, trickle, upload_path
+from tests.servers.dockyard import LiveRegistry
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 2.0

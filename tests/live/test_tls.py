@@ -9,9 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from livetools import TLSFiles
-from tests.live import LiveRegistry
+
+from tests.live.livetools import TLSFiles
 from tests.regclient import det_bytes, digest_of, push_blob
+from tests.servers.dockyard import LiveRegistry
 
 
 def _trusting(ca: Path) -> ssl.SSLContext:

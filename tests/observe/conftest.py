@@ -12,7 +12,7 @@ import pytest
 from dockyard.app import build_app, create_services
 from dockyard.config import parse_config
 from dockyard.services import Services
-from tests.live import deep_merge
+from tests.servers.dockyard import deep_merge
 
 AppFactory = Callable[..., httpx.AsyncClient]
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.live import LiveRegistry, ServerProcess, free_port
+from tests.servers.dockyard import LiveRegistry, ServerProcess, free_port
 
 pytestmark = pytest.mark.live
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"

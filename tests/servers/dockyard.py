@@ -19,6 +19,8 @@ from typing import IO, Any
 import httpx
 import yaml
 
+from dockyard.testing.processes import stop_group
+
 DOCKYARD = str(Path(sys.executable).with_name("dockyard"))
 
 
@@ -99,25 +101,11 @@ class ServerProcess:
         if self.proc is None:
             return None
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            if sig == signal.SIGKILL:
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
         try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            pass
-        else:  # stray workers of a killed group
-            os.killpg(proc.pid, signal.SIGKILL)
-        if self._log is not None:
-            self._log.close()
-        return proc.returncode
+            return stop_group(proc, sig, timeout)
+        finally:
+            if self._log is not None:
+                self._log.close()
 
 
 class LiveRegistry(ServerProcess):

@@ -1,0 +1,1 @@
+"""Live robustness tests: crashes, disk full, TLS, graceful stop, concurrency, slow clients."""
