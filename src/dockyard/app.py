@@ -25,6 +25,7 @@ from dockyard.coord import create_coordinator
 from dockyard.events import EventSink, Fanout
 from dockyard.health import HealthApp
 from dockyard.maintenance import Scheduler, jobs_from_config
+from dockyard.proxy import Transports, build_proxy
 from dockyard.services import Services
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers import create_driver
@@ -40,13 +41,16 @@ def create_services(
     wrap_driver: Callable[[StorageDriver], StorageDriver] | None = None,
     clock: Callable[[], float] = time.monotonic,
     access: AccessController | None = None,
+    upstream_transports: Transports | None = None,
 ) -> Services:
     """Build the worker's services (the only place the graph is built: the CLI's storage backend
     calls it too); ``wrap_driver`` puts a layer around the driver (tests use it to inject faults)
     before anything holds a reference to it; ``clock`` (monotonic seconds) is the one the access
     controller paces its re-reads by (tests advance it instead of sleeping); ``access`` replaces
     the configured controller (the CLI acts on storage as its owner, and must not create the token
-    server's keys as a side effect)."""
+    server's keys as a side effect). The pull-through cache times its revalidations and upstream
+    tokens by ``clock`` too, and ``upstream_transports`` gives its upstreams their HTTP transport
+    (tests)."""
     name, params = config.storage.driver()
     redirect = not config.storage.redirect.disable
     driver = create_driver(name, params, redirect=redirect)
@@ -71,12 +75,15 @@ def create_services(
     registry = Registry(
         driver, Quotas(driver, rules) if rules else None, coordinator=coordinator, events=events
     )
+    # The pull-through cache, when configured, stands in front of the registry for the API.
+    proxy = build_proxy(config, registry, clock=clock, transports=upstream_transports)
     return Services(
         config=config,
         driver=driver,
         coordinator=coordinator,
         registry=registry,
-        model=registry,
+        model=proxy or registry,
+        namespaces=proxy.router.namespaces if proxy is not None else frozenset(),
         access=access if access is not None else build_access(config, clock=clock, events=events),
         pulls=pulls,
         browser=Browser(registry, pulls),

@@ -67,6 +67,8 @@ class ErrorCode(Enum):
     GC_RUNNING = ErrorSpec("GC_RUNNING", "a garbage collection is already running", 409)
     STORAGE_FULL = ErrorSpec("UNAVAILABLE", "registry storage is full: no space left on device", 507)
     UNAVAILABLE = ErrorSpec("UNAVAILABLE", "service unavailable", 503)
+    # A pull-through cache's upstream did not serve what is not cached (its answer in the message).
+    UPSTREAM_UNAVAILABLE = ErrorSpec("UNAVAILABLE", "the upstream registry did not answer", 502)
     UNKNOWN = ErrorSpec("UNKNOWN", "unknown error", 500)
 
     @property
@@ -151,7 +153,9 @@ class UploadBusy(StorageError):
 # ├── ManifestReferenced(digest, parents)      deleting a manifest that an index still lists
 # ├── QuotaExceeded(quota, limit, used, size)  storing more than a repository quota allows
 # ├── GCRunning                                a collection is already running on this registry
-# └── Throttled(retry_after)                   too many failed logins from a client or for a name
+# ├── Throttled(retry_after)                   too many failed logins from a client or for a name
+# ├── Mirrored(name, upstream, action)         a write to a repository a pull-through cache mirrors
+# └── UpstreamUnavailable(upstream, answer)    an upstream that failed, for content not cached
 #
 # str(error) is the sentence a person reads (the API's "message", the CLI's and the UI's text).
 
@@ -277,3 +281,26 @@ class Throttled(DomainError):
     def __init__(self, retry_after: int) -> None:
         super().__init__("too many failed logins; try again later")
         self.retry_after = retry_after
+
+
+class Mirrored(DomainError):
+    """A push or delete to a repository under a proxied prefix: its content is the upstream's."""
+
+    def __init__(self, name: str, upstream: str, action: str) -> None:
+        super().__init__(
+            f"repository {name} is a read-only mirror of {upstream}: {action} is refused; "
+            "push to a repository outside the proxied prefixes"
+        )
+        self.name = name
+        self.upstream = upstream
+
+
+class UpstreamUnavailable(DomainError):
+    """The upstream of a pull-through cache failed (unreachable, 5xx, 429, a broken answer) and
+    nothing usable is cached; ``answer`` says what it answered, ``throttled`` for its 429."""
+
+    def __init__(self, upstream: str, answer: str, *, throttled: bool = False) -> None:
+        super().__init__(f"upstream {upstream} failed and nothing is cached: {answer}")
+        self.upstream = upstream
+        self.answer = answer
+        self.throttled = throttled

@@ -7,7 +7,7 @@ in ``api``) is what lets ``web``, ``health`` and the Hub API use them without im
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dockyard.auth.access import AccessController
 from dockyard.browse.browser import Browser
@@ -36,3 +36,6 @@ class Services:
     inventory: Inventory
     # Prometheus metrics (http.debug.prometheus.enabled), None when off.
     metrics: Metrics | None = None
+    # Upstream prefixes a containerd mirror request's ``ns=<host>`` may select (the pull-through
+    # cache's; empty without one): ``library/nginx?ns=docker.io`` is ``docker.io/library/nginx``.
+    namespaces: frozenset[str] = field(default_factory=frozenset)

@@ -25,6 +25,8 @@ from dockyard.services import Services
 
 access_log = logging.getLogger("dockyard.access")
 api_log = logging.getLogger("dockyard.api")
+# The scope key holding the upstream namespace a request's ``ns=`` parameter selected.
+NAMESPACE = "dockyard.namespace"
 
 
 class RegistryApp:
@@ -51,6 +53,8 @@ class RegistryApp:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 message["headers"] = list(message.get("headers", [])) + self.static_headers
+                if NAMESPACE in scope:
+                    message["headers"].append((b"oci-namespace", scope[NAMESPACE].encode()))
             elif message["type"] == "http.response.body":
                 state["bytes"] += len(message.get("body", b""))
             elif message["type"] == "http.response.pathsend":
@@ -138,6 +142,13 @@ class RegistryApp:
             )
         elif "name" in params:
             name_param(params["name"])
+            ns = request.query_params.get("ns")
+            if ns and ns in self.services.namespaces:
+                # A containerd mirror request (hosts.toml): ``ns`` names the registry the image is
+                # from, so ``library/nginx?ns=docker.io`` is the cache's ``docker.io/library/nginx``
+                # (answered with OCI-Namespace, so the client knows the parameter was honoured).
+                params["name"] = name_param(f"{ns}/{params['name']}")
+                request.scope[NAMESPACE] = ns
         if self.read_only and method in routes.WRITE_METHODS:
             raise RegistryError(
                 ErrorCode.UNSUPPORTED,

@@ -21,6 +21,7 @@ from dockyard.errors import (
     ManifestInvalid,
     ManifestReferenced,
     ManifestUnknown,
+    Mirrored,
     NameUnknown,
     QuotaExceeded,
     RangeMismatch,
@@ -29,6 +30,7 @@ from dockyard.errors import (
     Throttled,
     UploadInUse,
     UploadUnknown,
+    UpstreamUnavailable,
 )
 
 
@@ -69,6 +71,11 @@ def to_api_error(exc: DomainError, headers: dict[str, str] | None = None) -> Reg
         case Throttled():
             extra["Retry-After"] = str(exc.retry_after)
             return RegistryError(ErrorCode.TOOMANYREQUESTS, message, headers=extra)
+        case Mirrored():
+            return RegistryError(ErrorCode.DENIED, message, {"upstream": exc.upstream}, headers=extra)
+        case UpstreamUnavailable():
+            code = ErrorCode.TOOMANYREQUESTS if exc.throttled else ErrorCode.UPSTREAM_UNAVAILABLE
+            return RegistryError(code, message, {"upstream": exc.upstream}, headers=extra)
     return RegistryError(ErrorCode.UNKNOWN, headers=extra)  # a case added to the tree but not here
 
 

@@ -7,8 +7,7 @@ Bearer (token server) challenges the way ``docker login`` does.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -17,6 +16,7 @@ import httpx
 from dockyard.api.errors import to_api_error
 from dockyard.app import create_services
 from dockyard.auth.access import AllowAll
+from dockyard.client import RegistryAuth
 from dockyard.config import Config
 from dockyard.errors import DomainError
 from dockyard.oci.digest import Digest
@@ -50,49 +50,6 @@ class Backend(Protocol):
         self, policies: list[dict[str, Any]], *, dry_run: bool, force: bool
     ) -> dict[str, Any]: ...
     async def close(self) -> None: ...
-
-
-_PARAM = re.compile(r'([A-Za-z_]+)="([^"]*)"')
-
-
-def _challenge_params(header: str) -> tuple[str, dict[str, str]]:
-    """``Bearer realm="…",service="…",scope="…"`` → ("bearer", {...})."""
-    scheme, _, rest = header.partition(" ")
-    return scheme.lower(), {k.lower(): v for k, v in _PARAM.findall(rest)}
-
-
-class RegistryAuth(httpx.Auth):
-    """Basic, or Bearer via the realm the registry names in its challenge."""
-
-    def __init__(self, username: str | None, password: str | None) -> None:
-        self.username = username
-        self.password = password
-        self.bearer: str | None = None
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self.bearer:
-            request.headers["Authorization"] = f"Bearer {self.bearer}"
-        response = yield request
-        if response.status_code != 401:
-            return
-        scheme, params = _challenge_params(response.headers.get("www-authenticate", ""))
-        basic = httpx.BasicAuth(self.username or "", self.password or "")
-        if scheme == "basic" and self.username:
-            request.headers["Authorization"] = basic._auth_header
-            yield request
-        elif scheme == "bearer" and "realm" in params:
-            query = {k: v for k, v in params.items() if k in ("service", "scope")}
-            token_request = httpx.Request("GET", params["realm"], params=query)
-            if self.username:
-                token_request.headers["Authorization"] = basic._auth_header
-            token_response = yield token_request
-            if token_response.status_code != 200:
-                return
-            token_response.read()
-            body = token_response.json()
-            self.bearer = body.get("token") or body.get("access_token")
-            request.headers["Authorization"] = f"Bearer {self.bearer}"
-            yield request
 
 
 class HTTPBackend:

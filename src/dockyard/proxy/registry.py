@@ -1,0 +1,327 @@
+"""``ProxyRegistry``: the registry model with a pull-through cache in front of some repositories.
+
+It implements ``storage.model.RegistryModel`` around ``storage.registry.Registry`` (the API's
+handlers cannot tell), and for a repository bound to an upstream (``proxy.routing``):
+
+* a manifest by digest is served from the cache, else fetched once (digests never change);
+* a manifest by tag is served from the cache for ``revalidate`` seconds after the upstream last
+  confirmed it; then a ``HEAD`` (which Docker Hub does not count against pull limits) asks again,
+  and a moved tag is fetched and re-pointed. An index is cached whole; the manifests it lists and
+  their blobs only when pulled (and, with a platform filter, only for those platforms);
+* when the upstream is unreachable, answers 5xx or 429, or refuses our credentials, a cached tag
+  is served anyway (stale-if-error) with a warning in the log; with nothing cached the client gets
+  an OCI error naming the upstream and its answer;
+* a blob is served from the cache, else filled from the upstream once (``proxy.inflight``);
+* pushes are refused (``Mirrored``: DENIED); deletes evict from the cache (the next pull fetches
+  again); the catalog lists cached repositories under their stored (prefixed) names.
+
+Revalidation times are kept per worker process: each worker asks at most once per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import suppress
+
+from dockyard.errors import BlobUnknown, ManifestUnknown, Mirrored, UpstreamUnavailable
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.digest import Digest
+from dockyard.oci.document import load
+from dockyard.oci.manifest import Descriptor, ManifestError, parse_manifest
+from dockyard.proxy.inflight import Fills
+from dockyard.proxy.routing import Router, Target
+from dockyard.proxy.upstream import ManifestAnswer, NotUpstream, UpstreamFailed
+from dockyard.storage.model import BlobSource, Chunks, PutResult, Visible
+from dockyard.storage.registry import Registry
+from dockyard.storage.uploads import GC_LOCK
+
+log = logging.getLogger("dockyard.proxy")
+
+_MAX_VALIDATED = 65536  # (repository, tag) revalidation records a worker keeps
+
+
+def _unavailable(target: Target, exc: UpstreamFailed) -> UpstreamUnavailable:
+    return UpstreamUnavailable(target.upstream.url, exc.answer, throttled=exc.throttled)
+
+
+def platform_of(descriptor: dict[str, object]) -> str | None:
+    """``os/arch[/variant]`` of an index entry, or None when it names none."""
+    platform = descriptor.get("platform")
+    if not isinstance(platform, dict):
+        return None
+    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
+    if not isinstance(parts[0], str) or not isinstance(parts[1], str):
+        return None
+    return "/".join(p for p in parts if isinstance(p, str) and p)
+
+
+class ProxyRegistry:
+    """``clock`` (monotonic seconds) times revalidation; tests step it instead of sleeping."""
+
+    def __init__(
+        self,
+        inner: Registry,
+        router: Router,
+        fills: Fills,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.router = router
+        self.fills = fills
+        self.clock = clock
+        self._validated: OrderedDict[tuple[str, str], tuple[float, Digest]] = OrderedDict()
+
+    # -- where a name goes ---------------------------------------------------------------------
+
+    async def target(self, name: str) -> Target | None:
+        """The upstream a read of ``name`` goes to, or None: a hosted repository."""
+        found = self.router.prefixed(name)
+        if found is not None:
+            return found
+        found = self.router.unprefixed(name)
+        if found is None or await self.inner.repository_exists(name):
+            return None
+        return found
+
+    def _writable(self, name: str, action: str) -> None:
+        found = self.router.prefixed(name)
+        if found is not None:
+            raise Mirrored(name, found.upstream.url, action)
+
+    # -- manifests -----------------------------------------------------------------------------
+
+    async def pull_manifest(
+        self, name: str, reference: str | Digest, *, head: bool
+    ) -> tuple[Digest, str, bytes]:
+        target = await self.target(name)
+        if target is None:
+            return await self.inner.pull_manifest(name, reference, head=head)
+        if isinstance(reference, Digest):
+            await self._by_digest(name, target, reference)
+        else:
+            await self._by_tag(name, target, reference)
+        return await self.inner.pull_manifest(target.stored, reference, head=head)
+
+    async def _by_digest(self, name: str, target: Target, digest: Digest) -> None:
+        if await self.inner.manifests.exists(target.stored, digest):
+            return
+        await self._check_platform(name, target, digest)
+        try:
+            answer = await target.upstream.manifest(target.remote, str(digest), head=False)
+        except NotUpstream:
+            raise ManifestUnknown(name, str(digest)) from None
+        except UpstreamFailed as exc:
+            raise _unavailable(target, exc) from None
+        await self._store(target, answer, None)
+
+    async def _by_tag(self, name: str, target: Target, tag: str) -> None:
+        key = (target.stored, tag)
+        cached = await self.inner.tags.resolve(target.stored, tag)
+        seen = self._validated.get(key)
+        now = self.clock()
+        fresh = seen is not None and now - seen[0] < target.upstream.config.revalidate
+        if cached is not None and seen is not None and seen[1] == cached and fresh:
+            return
+        upstream = target.upstream
+        try:
+            if cached is None:
+                answer = await upstream.manifest(target.remote, tag, head=False)
+            else:
+                answer = await upstream.manifest(target.remote, tag, head=True)
+                if answer.digest != cached:
+                    log.info("tag %s:%s moved upstream to %s", target.stored, tag, answer.digest)
+                    answer = await self._fetch_known(target, answer.digest)
+        except NotUpstream:
+            self._validated.pop(key, None)
+            raise ManifestUnknown(name, tag) from None
+        except UpstreamFailed as exc:
+            if cached is None:
+                raise _unavailable(target, exc) from None
+            log.warning(
+                "upstream %s failed (%s); serving the cached %s:%s (%s)",
+                upstream.url,
+                exc.answer,
+                target.stored,
+                tag,
+                cached,
+            )
+            return
+        if answer.digest != cached:
+            await self._store(target, answer, tag)
+        self._validated[key] = (now, answer.digest)
+        self._validated.move_to_end(key)
+        while len(self._validated) > _MAX_VALIDATED:
+            self._validated.popitem(last=False)
+
+    async def _fetch_known(self, target: Target, digest: Digest) -> ManifestAnswer:
+        """The bytes of ``digest``: from the cache when it holds them (a tag moved back), else
+        from the upstream by digest (verified)."""
+        with suppress(ManifestUnknown):
+            media_type, body = await self.inner.manifests.get(target.stored, digest)
+            return ManifestAnswer(digest, media_type, len(body), body)
+        return await target.upstream.manifest(target.remote, str(digest), head=False)
+
+    async def _store(self, target: Target, answer: ManifestAnswer, tag: str | None) -> None:
+        """Cache an upstream manifest (and point ``tag`` at it) without its blobs: they come when
+        pulled. The bytes are kept exactly, so digests match the upstream's."""
+        body = answer.body or b""
+        known = mt.MANIFEST_TYPES | mt.SCHEMA1_TYPES
+        try:
+            manifest = parse_manifest(body, answer.media_type if answer.media_type in known else None)
+        except ManifestError as exc:
+            raise UpstreamUnavailable(
+                target.upstream.url, f"it sent a manifest this registry cannot use: {exc}"
+            ) from None
+        inner = self.inner
+        new = not inner.catalog.is_known(target.stored) and not await inner.repository_exists(target.stored)
+        async with inner.coordinator.lock(GC_LOCK, shared=True):
+            await inner.manifests.put(target.stored, answer.digest, body, manifest, tag=tag)
+        if new:
+            await inner.catalog.note_repository(target.stored)
+        else:
+            inner.catalog.remember(target.stored)
+
+    async def _check_platform(self, name: str, target: Target, digest: Digest) -> None:
+        """With a platform filter, a manifest an index lists only for other platforms is not
+        fetched (a cluster of amd64 nodes never downloads arm64 images)."""
+        allowed = target.upstream.config.platforms
+        if not allowed:
+            return
+        platforms: list[str | None] = []
+        for parent in await self.inner.referencing_indexes(target.stored, digest):
+            _, body = await self.inner.manifests.get(target.stored, parent)
+            doc = load(body) or {}
+            entries = doc.get("manifests")
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict) and entry.get("digest") == str(digest):
+                    platforms.append(platform_of(entry))
+        if platforms and not any(p is None or p in allowed for p in platforms):
+            raise ManifestUnknown(name, str(digest))
+
+    async def put_manifest(
+        self, name: str, reference: str | Digest, body: bytes, content_type: str | None
+    ) -> PutResult:
+        self._writable(name, "a push")
+        return await self.inner.put_manifest(name, reference, body, content_type)
+
+    async def delete_manifest(self, name: str, reference: str | Digest, *, force: bool = False) -> None:
+        target = self.router.prefixed(name)
+        stored = target.stored if target is not None else name
+        if isinstance(reference, str):
+            self._validated.pop((stored, reference), None)
+        await self.inner.delete_manifest(stored, reference, force=force)
+
+    async def tags_page(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool]:
+        """The upstream's tags (what a client pulling through the cache may ask for), or the
+        cached ones when the upstream fails."""
+        target = await self.target(name)
+        if target is None:
+            return await self.inner.tags_page(name, n, last)
+        try:
+            return await target.upstream.tags(target.remote, n, last)
+        except NotUpstream:
+            raise ManifestUnknown(name, "tags") from None
+        except UpstreamFailed as exc:
+            log.warning("upstream %s failed (%s); listing the cached tags", target.upstream.url, exc.answer)
+            return await self.inner.tags_page(target.stored, n, last)
+
+    async def referrers(self, name: str, subject: Digest) -> list[Descriptor]:
+        target = await self.target(name)
+        return await self.inner.referrers(target.stored if target else name, subject)
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    async def stat_blob(self, name: str, digest: Digest) -> int:
+        target = await self.target(name)
+        if target is None:
+            return await self.inner.stat_blob(name, digest)
+        with suppress(BlobUnknown):
+            return await self.inner.stat_blob(target.stored, digest)
+        try:
+            return await target.upstream.blob_size(target.remote, digest)
+        except NotUpstream:
+            raise BlobUnknown(name, str(digest)) from None
+        except UpstreamFailed as exc:
+            raise _unavailable(target, exc) from None
+
+    async def open_blob(self, name: str, digest: Digest) -> BlobSource:
+        target = await self.target(name)
+        if target is None:
+            return await self.inner.open_blob(name, digest)
+        with suppress(BlobUnknown):
+            return await self.inner.open_blob(target.stored, digest)
+        upstream = target.upstream
+        try:
+            if await self.inner.blobs.size_global(digest) is not None:
+                # Stored for another repository: link it here once the upstream confirms this
+                # repository has it (a digest alone must not reveal another repository's content).
+                await upstream.blob_size(target.remote, digest)
+                if await self.inner.mount_blob(target.stored, digest, None):
+                    return await self.inner.open_blob(target.stored, digest)
+            return await self.fills.open(
+                target.stored,
+                digest,
+                lambda: upstream.blob(target.remote, digest),
+                patience=upstream.config.timeout * 2,
+            )
+        except NotUpstream:
+            raise BlobUnknown(name, str(digest)) from None
+        except UpstreamFailed as exc:
+            raise _unavailable(target, exc) from None
+
+    async def delete_blob(self, name: str, digest: Digest) -> None:
+        target = self.router.prefixed(name)
+        await self.inner.delete_blob(target.stored if target is not None else name, digest)
+
+    async def mount_blob(
+        self, name: str, digest: Digest, source: str | None, visible: Visible = None
+    ) -> bool:
+        self._writable(name, "a push")
+        return await self.inner.mount_blob(name, digest, source, visible)
+
+    # -- uploads (hosted repositories only) ----------------------------------------------------
+
+    async def push_blob(self, name: str, digest: Digest, chunks: Chunks, declared: int | None) -> int:
+        self._writable(name, "a push")
+        return await self.inner.push_blob(name, digest, chunks, declared)
+
+    async def start_upload(self, name: str) -> str:
+        self._writable(name, "a push")
+        return await self.inner.start_upload(name)
+
+    async def append_upload(self, name: str, upload_id: str, chunks: Chunks, *, start: int | None) -> int:
+        self._writable(name, "a push")
+        return await self.inner.append_upload(name, upload_id, chunks, start=start)
+
+    async def upload_status(self, name: str, upload_id: str) -> int:
+        self._writable(name, "a push")
+        return await self.inner.upload_status(name, upload_id)
+
+    async def finish_upload(self, name: str, upload_id: str, digest: Digest, chunks: Chunks | None) -> int:
+        self._writable(name, "a push")
+        return await self.inner.finish_upload(name, upload_id, digest, chunks)
+
+    async def cancel_upload(self, name: str, upload_id: str) -> None:
+        self._writable(name, "a push")
+        await self.inner.cancel_upload(name, upload_id)
+
+    # -- repositories --------------------------------------------------------------------------
+
+    async def catalog_page(self, n: int, last: str | None, visible: Visible) -> tuple[list[str], bool]:
+        return await self.inner.catalog_page(n, last, visible)
+
+    async def delete_repository(self, name: str) -> None:
+        target = self.router.prefixed(name)
+        stored = target.stored if target is not None else name
+        for key in [k for k in self._validated if k[0] == stored]:
+            del self._validated[key]
+        await self.inner.delete_repository(stored)
+
+    async def close(self) -> None:
+        await self.fills.close()
+        for upstream in self.router.upstreams:
+            await upstream.close()

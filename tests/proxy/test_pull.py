@@ -1,0 +1,201 @@
+"""Pulling through the cache: manifests by tag and digest, blobs, revalidation, hosted beside mirrored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from dockyard.oci.mediatypes import OCI_MANIFEST
+from tests.api.helpers import error_codes, push_image
+from tests.proxy.conftest import Proxy, Upstream
+from tests.proxy.images import push, push_index
+
+pytestmark = pytest.mark.anyio
+ACCEPT = {"Accept": OCI_MANIFEST}
+
+
+async def pull(proxy: Proxy, name: str, reference: str) -> dict[str, bytes]:
+    """Pull a manifest and its blobs through the cache; returns digest → bytes received."""
+    r = await proxy.client.get(f"/v2/{name}/manifests/{reference}", headers=ACCEPT)
+    assert r.status_code == 200, r.text
+    got = {r.headers["Docker-Content-Digest"]: r.content}
+    doc = r.json()
+    for d in [doc["config"], *doc["layers"]]:
+        b = await proxy.client.get(f"/v2/{name}/blobs/{d['digest']}")
+        assert b.status_code == 200, b.text
+        got[d["digest"]] = b.content
+    return got
+
+
+async def test_pull_by_tag_then_from_cache(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        image = await push(c, "library/nginx", "1.27", seed="n1")
+    proxy = make_proxy({"docker.io": (up, {})})
+    got = await pull(proxy, "docker.io/library/nginx", "1.27")
+    assert got == {image.digest: image.manifest, **image.blobs}
+    fetched = list(up.log)
+    assert up.count("GET", "/blobs/") == len(image.blobs)
+
+    again = await pull(proxy, "docker.io/library/nginx", "1.27")
+    assert again == got
+    assert up.log == fetched  # within revalidate: not even a HEAD; blobs from the cache
+    r = await proxy.client.get("/v2/_catalog")
+    assert "docker.io/library/nginx" in r.json()["repositories"]
+
+
+async def test_tag_moved_upstream_is_seen_after_revalidate_not_before(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        old = await push(c, "library/app", "latest", seed="old")
+    proxy = make_proxy({"docker.io": (up, {"revalidate": "30s"})})
+    await pull(proxy, "docker.io/library/app", "latest")
+    async with up.client() as c:
+        new = await push(c, "library/app", "latest", seed="new")
+
+    proxy.clock.advance(29)
+    r = await proxy.client.get("/v2/docker.io/library/app/manifests/latest", headers=ACCEPT)
+    assert r.headers["Docker-Content-Digest"] == old.digest
+    assert up.count("HEAD", "/manifests/") == 0
+
+    proxy.clock.advance(2)
+    got = await pull(proxy, "docker.io/library/app", "latest")
+    assert new.digest in got and got[new.digest] == new.manifest
+    assert up.count("HEAD", "/manifests/latest") == 1  # revalidated by a HEAD, then fetched by digest
+    assert up.count("GET", f"/manifests/{new.digest}") == 1
+
+    # Revalidated: served from the cache again until the next interval.
+    heads = up.count("HEAD", "/manifests/")
+    r = await proxy.client.get("/v2/docker.io/library/app/manifests/latest", headers=ACCEPT)
+    assert r.headers["Docker-Content-Digest"] == new.digest
+    assert up.count("HEAD", "/manifests/") == heads
+
+
+async def test_revalidate_zero_asks_on_every_pull_and_digests_never(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        image = await push(c, "team/tool", "v1", seed="t")
+    proxy = make_proxy({"ghcr.io": (up, {"revalidate": 0})})
+    for _ in range(3):
+        r = await proxy.client.get("/v2/ghcr.io/team/tool/manifests/v1", headers=ACCEPT)
+        assert r.status_code == 200
+    assert up.count("HEAD", "/manifests/v1") == 2  # the first pull was a GET
+    for _ in range(3):
+        r = await proxy.client.get(f"/v2/ghcr.io/team/tool/manifests/{image.digest}")
+        assert r.status_code == 200
+    assert up.count("HEAD", f"/manifests/{image.digest}") == 0
+    assert up.count("GET", f"/manifests/{image.digest}") == 0  # cached when the tag was
+
+
+async def test_dockerhub_names_single_component_and_registry_mirrors(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    """``docker.io/nginx`` is Docker Hub's ``library/nginx``; docker's registry-mirrors asks for
+    ``library/nginx`` with no host: all three address one repository, stored under its prefix."""
+    up = make_upstream()
+    async with up.client() as c:
+        image = await push(c, "library/nginx", "1.27", seed="hub")
+    proxy = make_proxy({"docker.io": (up, {"dockerhub": True})})
+    for name in ("docker.io/nginx", "library/nginx", "docker.io/library/nginx"):
+        got = await pull(proxy, name, "1.27")
+        assert got[image.digest] == image.manifest
+    assert up.count("GET", "/blobs/") == len(image.blobs)
+    r = await proxy.client.get("/v2/_catalog")
+    assert r.json()["repositories"] == ["docker.io/library/nginx"]
+
+
+async def test_hosted_beside_mirrored_and_pushes_to_a_prefix_are_denied(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        await push(c, "bitnami/redis", "7", seed="r")
+    proxy = make_proxy({"docker.io": (up, {"dockerhub": True})})
+    # Prefixed: refused with a clear DENIED, before any byte is sent.
+    r = await proxy.client.post("/v2/docker.io/library/nginx/blobs/uploads/")
+    assert r.status_code == 403 and error_codes(r) == ["DENIED"]
+    assert "read-only mirror" in r.json()["errors"][0]["message"]
+    r = await proxy.client.put(
+        "/v2/docker.io/library/nginx/manifests/x", content=b"{}", headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status_code == 403 and error_codes(r) == ["DENIED"]
+
+    # An unprefixed name nothing hosts reads through to Docker Hub (registry-mirrors)...
+    r = await proxy.client.get("/v2/bitnami/redis/manifests/7", headers=ACCEPT)
+    assert r.status_code == 200
+    mirrored = r.headers["Docker-Content-Digest"]
+    # ...until a hosted repository of that name is pushed: then it answers (it shadows the mirror
+    # for registry-mirrors clients; the prefixed name still reaches Docker Hub's).
+    hosted, _ = await push_image(proxy.client, "bitnami/redis", "7", seed="mine")
+    r = await proxy.client.get("/v2/bitnami/redis/manifests/7", headers=ACCEPT)
+    assert r.headers["Docker-Content-Digest"] == hosted != mirrored
+    r = await proxy.client.get("/v2/docker.io/bitnami/redis/manifests/7", headers=ACCEPT)
+    assert r.headers["Docker-Content-Digest"] == mirrored
+    # A plain hosted repository works as ever.
+    await push_image(proxy.client, "team/app", "1", seed="team")
+    r = await proxy.client.get("/v2/team/app/manifests/1", headers=ACCEPT)
+    assert r.status_code == 200
+
+
+async def test_containerd_ns_parameter_selects_the_upstream(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    hub, quay = make_upstream(), make_upstream()
+    async with hub.client() as c:
+        from_hub = await push(c, "library/busybox", "1", seed="hub")
+    async with quay.client() as c:
+        from_quay = await push(c, "library/busybox", "1", seed="quay")
+    proxy = make_proxy({"docker.io": (hub, {}), "quay.io": (quay, {})})
+    for ns, image in (("docker.io", from_hub), ("quay.io", from_quay)):
+        r = await proxy.client.get("/v2/library/busybox/manifests/1", params={"ns": ns}, headers=ACCEPT)
+        assert r.status_code == 200, r.text
+        assert r.headers["OCI-Namespace"] == ns
+        assert r.headers["Docker-Content-Digest"] == image.digest
+        layer = image.layers[0]
+        b = await proxy.client.get(f"/v2/library/busybox/blobs/{layer}", params={"ns": ns})
+        assert b.content == image.blobs[layer] and b.headers["OCI-Namespace"] == ns
+    # An ns that names no upstream is ignored (no header): the name is served as it is.
+    r = await proxy.client.get("/v2/library/busybox/manifests/1", params={"ns": "example.com"})
+    assert r.status_code == 404 and "OCI-Namespace" not in r.headers
+    r = await proxy.client.get("/v2/_catalog")
+    assert r.json()["repositories"] == ["docker.io/library/busybox", "quay.io/library/busybox"]
+
+
+async def test_index_cached_whole_children_when_pulled_and_platform_filter(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        amd = await push(c, "library/multi", None, seed="amd", arch="amd64")
+        arm = await push(c, "library/multi", None, seed="arm", arch="arm64")
+        index = await push_index(c, "library/multi", "1", {"amd64": amd, "arm64": arm})
+    proxy = make_proxy({"docker.io": (up, {"platforms": ["linux/amd64"]})})
+    r = await proxy.client.get("/v2/docker.io/library/multi/manifests/1")
+    assert r.headers["Docker-Content-Digest"] == index
+    assert up.count("GET", amd.digest) == up.count("GET", arm.digest) == 0  # children: when pulled
+    got = await pull(proxy, "docker.io/library/multi", amd.digest)
+    assert got[amd.digest] == amd.manifest
+    r = await proxy.client.get(f"/v2/docker.io/library/multi/manifests/{arm.digest}")
+    assert r.status_code == 404 and error_codes(r) == ["MANIFEST_UNKNOWN"]
+    assert up.count("GET", arm.digest) == 0  # filtered: never fetched
+    for blob in arm.blobs:
+        assert up.count("GET", blob) == 0
+
+
+async def test_tags_list_comes_from_the_upstream(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        for tag in ("a", "b"):
+            await push(c, "org/x", tag, seed=tag, sizes=(10,))
+    proxy = make_proxy({"ghcr.io": (up, {})})
+    r = await proxy.client.get("/v2/ghcr.io/org/x/tags/list")
+    assert r.status_code == 200 and r.json()["tags"] == ["a", "b"]
