@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
 
 import httpx
@@ -39,6 +39,13 @@ def scope_key(request: httpx.Request) -> str:
     return f"repository:{found.group(1)}:{action}"
 
 
+_READ_ANSWER = "dockyard.read-answer"  # marks a token request: its answer is read before the flow sees it
+
+
+def _reads(response: httpx.Response) -> bool:
+    return bool(response.request.extensions.get(_READ_ANSWER))
+
+
 @dataclass(slots=True)
 class _Token:
     value: str
@@ -50,7 +57,9 @@ class RegistryAuth(httpx.Auth):
     scope until they expire (``clock``: epoch seconds, injected by tests). ``password`` may be a
     callable, read each time credentials are sent, so a rotated secret file is picked up."""
 
-    requires_response_body = True
+    # Only the token server's answers (and challenges) are read here: the response to the request
+    # itself streams untouched (a blob of gigabytes must not be read into memory first).
+    requires_response_body = False
 
     def __init__(
         self,
@@ -101,7 +110,9 @@ class RegistryAuth(httpx.Auth):
             yield request
         elif scheme == "bearer" and "realm" in params:
             query = {k: v for k, v in params.items() if k in ("service", "scope")}
-            token_request = httpx.Request("GET", params["realm"], params=query)
+            token_request = httpx.Request(
+                "GET", params["realm"], params=query, extensions={_READ_ANSWER: True}
+            )
             if self.username:
                 token_request.headers["Authorization"] = self._basic_header()
             self.token_requests += 1
@@ -120,3 +131,27 @@ class RegistryAuth(httpx.Auth):
             self.tokens[key] = _Token(value, self.clock() + max(lifetime - _MARGIN, 0.0))
             request.headers["Authorization"] = f"Bearer {value}"
             yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            if _reads(response):
+                response.read()
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            if _reads(response):
+                await response.aread()
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return

@@ -25,6 +25,8 @@ CASES: list[tuple[DomainError, ErrorCode, int]] = [
     (errors.QuotaExceeded("q/**", 1000, 0, 2048), ErrorCode.DENIED, 403),
     (errors.GCRunning(), ErrorCode.GC_RUNNING, 409),
     (errors.Throttled(30), ErrorCode.TOOMANYREQUESTS, 429),
+    (errors.Mirrored("docker.io/a", "https://registry-1.docker.io", "a push"), ErrorCode.DENIED, 403),
+    (errors.UpstreamUnavailable("https://up", "HTTP 503"), ErrorCode.UPSTREAM_UNAVAILABLE, 502),
 ]
 
 
@@ -38,6 +40,11 @@ def test_translation(exc: DomainError, code: ErrorCode, status: int) -> None:
     error = to_api_error(exc)
     assert error.entries[0][0] is code and error.status == status
     assert error.body()["errors"][0]["message"] == str(exc)
+
+
+def test_a_throttled_upstream_is_too_many_requests() -> None:
+    error = to_api_error(errors.UpstreamUnavailable("https://up", "HTTP 429", throttled=True))
+    assert error.entries[0][0] is ErrorCode.TOOMANYREQUESTS and error.status == 429
 
 
 def test_range_mismatch_adds_the_range_to_the_handlers_headers() -> None:

@@ -1,0 +1,107 @@
+"""One upstream fetch per missing blob: concurrent requesters read the spool of the one fill, and a
+requester that goes away does not stop it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dockyard.oci.digest import Digest
+from dockyard.proxy.inflight import SpoolSource
+from dockyard.storage.blobs import StoredBlob
+from tests.proxy.conftest import Proxy, Upstream
+from tests.proxy.images import push
+
+pytestmark = pytest.mark.anyio
+
+
+async def drain(source: object, offset: int = 0, length: int | None = None) -> bytes:
+    assert isinstance(source, SpoolSource | StoredBlob)
+    return b"".join([c async for c in source.read(offset, length)])
+
+
+@pytest.mark.parametrize("storage", ["inmemory", "filesystem"])
+async def test_sixteen_concurrent_requests_share_one_fetch(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy], tmp_path: Path, storage: str
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        image = await push(c, "library/big", "1", seed="16", sizes=(1_500_000,))
+    section = (
+        {"inmemory": {}} if storage == "inmemory" else {"filesystem": {"rootdirectory": str(tmp_path / "r")}}
+    )
+    proxy = make_proxy({"docker.io": (up, {})}, storage=section)
+    layer = image.layers[0]
+    up.gate = asyncio.Event()  # the upstream sends half the blob, then waits for the test
+
+    model = proxy.services.model
+    sources = [await model.open_blob("docker.io/library/big", Digest.parse(layer)) for _ in range(16)]
+    # Every requester reads the one fill's spool, none asked the upstream again.
+    assert all(isinstance(s, SpoolSource) for s in sources)
+    assert up.count("GET", layer) == 1
+    readers = [asyncio.create_task(drain(s)) for s in sources]
+    readers.append(asyncio.create_task(drain(sources[0], 1000, 5000)))  # a range, too
+    await asyncio.sleep(0)
+    up.gate.set()
+    results = await asyncio.gather(*readers)
+    assert results[:16] == [image.blobs[layer]] * 16
+    assert results[16] == image.blobs[layer][1000:6000]
+    assert up.count("GET", layer) == 1
+    # Over HTTP, sixteen at once, after the fill: the cache answers.
+    responses = await asyncio.gather(
+        *(proxy.client.get(f"/v2/docker.io/library/big/blobs/{layer}") for _ in range(16))
+    )
+    assert all(r.content == image.blobs[layer] for r in responses)
+    assert up.count("GET", layer) == 1
+
+
+async def test_first_client_disconnecting_does_not_stop_the_fill(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    """Decided: the fill belongs to no request; it finishes, and the blob is cached for the next."""
+    up = make_upstream()
+    async with up.client() as c:
+        image = await push(c, "library/big", "1", seed="dc", sizes=(900_000,))
+    proxy = make_proxy({"docker.io": (up, {})})
+    layer = Digest.parse(image.layers[0])
+    up.gate = asyncio.Event()
+    model = proxy.services.model
+    first = await model.open_blob("docker.io/library/big", layer)
+    stream = first.read()
+    assert await anext(stream)  # some bytes reached the client...
+    await stream.aclose()  # ...which hangs up (the response's iteration stops)
+    up.gate.set()
+    fills = model.fills  # type: ignore[attr-defined]
+    await fills.close()  # wait for the detached fill
+    assert await proxy.services.registry.blobs.size_global(layer) == len(image.blobs[str(layer)])
+    second = await model.open_blob("docker.io/library/big", layer)
+    assert isinstance(second, StoredBlob)
+    assert await drain(second) == image.blobs[str(layer)]
+    assert up.count("GET", str(layer)) == 1
+
+
+async def test_a_follower_of_a_failed_fill_sees_an_error_and_a_retry_refetches(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        image = await push(c, "library/big", "1", seed="ff", sizes=(600_000,))
+    proxy = make_proxy({"docker.io": (up, {})})
+    layer = Digest.parse(image.layers[0])
+    up.gate, up.corrupt = asyncio.Event(), True
+    model = proxy.services.model
+    a = await model.open_blob("docker.io/library/big", layer)
+    b = await model.open_blob("docker.io/library/big", layer)
+    tasks = [asyncio.create_task(drain(s)) for s in (a, b)]
+    up.gate.set()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(type(o).__name__ == "FillFailed" for o in outcomes)
+    assert await proxy.services.registry.blobs.size_global(layer) is None
+    up.corrupt = False
+    up.gate = None
+    again = await model.open_blob("docker.io/library/big", layer)
+    assert await drain(again) == image.blobs[str(layer)]
+    assert up.count("GET", str(layer)) == 2
