@@ -14,7 +14,6 @@ from dockyard.api.params import reference_param
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.oci.document import DocumentError, load_strict
 from dockyard.storage.gc import GCOptions, collect, last_report
-from dockyard.storage.inventory import Inventory
 from dockyard.storage.quota import Quotas
 from dockyard.storage.retention import Policy, parse_policies, policy_from_config
 from dockyard.storage.retention import apply as apply_retention
@@ -70,19 +69,19 @@ async def delete_repository(ctx: Context) -> Response:
 
 async def tag_details(ctx: Context) -> Response:
     """``GET /admin/v1/repositories/<name>/tags``: digest, size, platforms and push time per tag."""
-    infos = await Inventory(ctx.registry).tags(ctx.name)
+    infos = await ctx.services.inventory.tags(ctx.name)
     return JSONResponse({"repository": ctx.name, "tags": [i.to_json() for i in infos]})
 
 
 async def inspect(ctx: Context) -> Response:
     reference = reference_param(ctx.params["reference"], for_write=False)
-    return JSONResponse(await Inventory(ctx.registry).inspect(ctx.name, reference))
+    return JSONResponse(await ctx.services.inventory.inspect(ctx.name, reference))
 
 
 async def usage(ctx: Context) -> Response:
     """``GET /admin/v1/usage[?repository=NAME]``: bytes per repository (total, unique, shared)."""
     only = ctx.request.query_params.getlist("repository") or None
-    usage = (await Inventory(ctx.registry).usage(only)).to_json()
+    usage = (await ctx.services.inventory.usage(only)).to_json()
     usage["quotas"] = await Quotas.report_of(ctx.registry.quotas)
     return JSONResponse(usage)
 

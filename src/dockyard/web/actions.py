@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 from starlette.responses import Response
 
 from dockyard.auth.visibility import client_address
-from dockyard.errors import ErrorCode, RegistryError, Throttled
+from dockyard.errors import ErrorCode, ManifestUnknown, RegistryError, Throttled
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.reference import is_valid_name, is_valid_tag
 from dockyard.web.context import Page, not_found
@@ -128,11 +128,13 @@ async def delete(page: Page) -> Response:
             raise RegistryError(ErrorCode.DIGEST_INVALID) from None
     if form.get("confirm") != "yes":
         return page.render("confirm.html", name=name, tag=tag, digest=str(digest) if digest else "")
-    registry = page.services.registry
+    model = page.services.model  # the registry model: its subscribers hear of the delete
     if tag:
-        if not await registry.tags.untag(name, tag):
-            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, f"tag {tag} is not in {name}")
+        try:
+            await model.delete_manifest(name, tag)
+        except ManifestUnknown:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, f"tag {tag} is not in {name}") from None
         return page.redirect("/ui/repository", name=name, deleted=f"tag {tag}")
     assert digest is not None
-    await registry.delete_manifest(name, digest)
+    await model.delete_manifest(name, digest)
     return page.redirect("/ui/repository", name=name, deleted=f"image {digest}")

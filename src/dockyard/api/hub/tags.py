@@ -10,6 +10,7 @@ from dockyard.api.context import Context
 from dockyard.api.hub.errors import HubError, hub_errors
 from dockyard.api.hub.params import TAG_ORDERINGS, page_bounds, parse_listing
 from dockyard.api.hub.render import envelope, tag_json
+from dockyard.errors import ManifestUnknown
 from dockyard.oci.reference import is_valid_tag
 
 DEFAULT_ORDERING = "-last_updated"  # Hub lists the most recently pushed tags first
@@ -50,6 +51,8 @@ async def delete_tag(ctx: Context) -> Response:
     """Untag (Hub's ``RemoveTag``): the manifest stays until it is deleted or collected."""
     deletes_enabled(ctx)
     tag = _tag(ctx)
-    if not await ctx.registry.tags.untag(ctx.name, tag):
-        raise HubError.not_found("Not Found", f"httperror 404: tag '{tag}' not found")
+    try:  # through the model, so the subscribers hear of it (events.TagDeleted)
+        await ctx.model.delete_manifest(ctx.name, tag)
+    except ManifestUnknown:
+        raise HubError.not_found("Not Found", f"httperror 404: tag '{tag}' not found") from None
     return Response(b"", 204)
