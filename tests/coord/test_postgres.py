@@ -104,3 +104,20 @@ async def test_a_fresh_database_has_no_schema_until_first_use(dsn: str) -> None:
         finally:
             await coord.close()
         assert await current_version(conn) == migrations()[-1].version
+
+
+def test_the_cli_migrates_and_says_what_it_applied(
+    dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dockyard.cli.main import main
+
+    monkeypatch.setenv("REGISTRY_DATABASE_DSN", dsn)
+    monkeypatch.setenv("REGISTRY_STORAGE_INMEMORY", "{}")
+    latest = migrations()[-1].version
+    assert main(["db", "migrate"]) == 0
+    assert capsys.readouterr().out.strip() == f"migrations applied: 1; schema version {latest}"
+    assert main(["db", "migrate"]) == 0
+    assert capsys.readouterr().out.strip() == f"migrations applied: none; schema version {latest}"
+    monkeypatch.delenv("REGISTRY_DATABASE_DSN")
+    assert main(["db", "migrate"]) == 2
+    assert "database.dsn" in capsys.readouterr().err
