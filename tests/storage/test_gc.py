@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from dockyard.storage.drivers.filesystem import FilesystemDriver
 from dockyard.storage.drivers.memory import MemoryDriver
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect
 from dockyard.storage.registry import Registry
+from dockyard.testing.coord_suite import ManualClock
+from dockyard.testing.stepping import SteppingCoordinator
 
 pytestmark = pytest.mark.anyio
 OCI = "application/vnd.oci.image.manifest.v1+json"
@@ -34,9 +37,10 @@ def anyio_backend() -> str:
 
 @pytest.fixture(params=["memory", "filesystem"])
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Registry:
+    clock = ManualClock(time.time())  # GC liveness is the coordinator's records, by this clock
     if request.param == "memory":
-        return Registry(MemoryDriver(), coordinator=MemoryCoordinator())
-    coordinator = LocalCoordinator(str(tmp_path / LOCAL_AREA))
+        return Registry(MemoryDriver(), coordinator=MemoryCoordinator(clock))
+    coordinator = LocalCoordinator(str(tmp_path / LOCAL_AREA), clock)
     return Registry(FilesystemDriver(str(tmp_path), fsync=False), coordinator=coordinator)
 
 
@@ -73,7 +77,16 @@ async def index(registry: Registry, name: str, tag: str, children: list[Digest])
 
 
 def age(registry: Registry, seconds: float = 60.0) -> None:
-    """Make everything stored so far look ``seconds`` older (as if pushed a while ago)."""
+    """Let ``seconds`` pass on the coordinator's clock: everything referenced so far is that much
+    older (as if pushed a while ago). Storage timestamps stay as they are."""
+    clock = getattr(registry.coordinator, "clock", None)
+    assert isinstance(clock, ManualClock)
+    clock.advance(seconds)
+
+
+def age_storage(registry: Registry, seconds: float = 60.0) -> None:
+    """Make every stored file look ``seconds`` older, by the storage's own clock (which only the
+    driver's leftovers of interrupted writes go by)."""
     driver = registry.driver.inner
     if isinstance(driver, MemoryDriver):
         for path, (buf, mtime) in list(driver.files.items()):
@@ -209,34 +222,91 @@ async def test_one_collection_at_a_time(registry: Registry) -> None:
     assert any(not isinstance(r, BaseException) for r in results)
 
 
-async def test_push_racing_a_sweep_never_leaves_a_dangling_manifest(registry: Registry) -> None:
-    """An unreferenced, old blob is re-used by a manifest pushed while the sweep runs: either the
-    push wins (the blob is kept) or the sweep wins (the push fails cleanly)."""
-    for attempt in range(6):
-        name = f"race{attempt}"
-        layer = b"reused layer %d" % attempt
-        config = await blob(registry, name, b'{"c": %d}' % attempt)
-        desc = await blob(registry, name, layer)
-        body = json.dumps({"schemaVersion": 2, "mediaType": OCI, "config": config, "layers": [desc]}).encode()
-        age(registry)  # the layer was uploaded long ago and nothing references it
-        outcome: list[str] = []
+@pytest.fixture
+def stepper(registry: Registry) -> SteppingCoordinator:
+    """The registry's coordinator behind barriers the race tests place (same locks, same clock)."""
+    wrapped = SteppingCoordinator(registry.coordinator)
+    wrapped.clock = getattr(registry.coordinator, "clock", None)  # type: ignore[attr-defined]
+    registry.coordinator = registry.uploads.coordinator = wrapped
+    return wrapped
 
-        async def push(
-            body: bytes = body, name: str = name, outcome: list[str] = outcome, attempt: int = attempt
-        ) -> None:
-            await asyncio.sleep(0.0005 * attempt)
-            try:
-                await registry.put_manifest(name, "v1", body, OCI)
-                outcome.append("pushed")
-            except ReferencesMissing:
-                outcome.append("refused")
 
-        await asyncio.gather(collect(registry, NOW), push())
-        if outcome == ["pushed"]:
-            assert await pulls(registry, name, "v1"), attempt
-        else:
-            assert outcome == ["refused"]
-            assert not await registry.manifests.exists(name, Digest.of(body))
+async def _old_unreferenced_layer(registry: Registry, name: str) -> tuple[bytes, Digest]:
+    """A config and a layer uploaded long ago that no manifest references yet, and the manifest
+    that will: the collection's candidates, and the push that races it."""
+    config = await blob(registry, name, b'{"config": 1}')
+    desc = await blob(registry, name, b"the reused layer")
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI, "config": config, "layers": [desc]}).encode()
+    age(registry)
+    return body, Digest.of(b"the reused layer")
+
+
+async def _settle() -> None:
+    """Give a caller that should be waiting every chance to get past its lock anyway."""
+    for _ in range(50):
+        await asyncio.sleep(0.001)
+
+
+async def test_push_between_the_mark_and_the_sweep_keeps_its_blobs(
+    registry: Registry, stepper: SteppingCoordinator
+) -> None:
+    """The mark has found the layer unreferenced; the push completes before the sweep batch: the
+    batch's re-check must see the push's fresh record and keep the layer."""
+    body, layer = await _old_unreferenced_layer(registry, "race")
+    sweep = stepper.pause("gc", shared=False, at="before", occurrence=2)  # 1: barrier, 2: blob batch
+    collection = asyncio.ensure_future(collect(registry, NOW))
+    await sweep.reached()
+    await registry.put_manifest("race", "v1", body, OCI)
+    sweep.release()
+    report = await collection
+    assert await pulls(registry, "race", "v1")
+    assert str(layer) not in {b["digest"] for b in report.blobs_deleted}
+    assert report.kept_recent == 2  # the config and the layer, both re-checked as fresh
+
+
+async def test_a_sweep_batch_waits_for_a_push_inside_its_shared_section(
+    registry: Registry, stepper: SteppingCoordinator
+) -> None:
+    """The push holds the shared lock when the sweep batch asks for it exclusively: the batch waits
+    until the push has published, then keeps what the push references."""
+    body, layer = await _old_unreferenced_layer(registry, "race")
+    sweep = stepper.pause("gc", shared=False, at="before", occurrence=2)
+    collection = asyncio.ensure_future(collect(registry, NOW))
+    await sweep.reached()
+    inside = stepper.pause("gc", shared=True, at="inside")
+    push = asyncio.ensure_future(registry.put_manifest("race", "v1", body, OCI))
+    await inside.reached()
+    sweep.release()
+    await _settle()
+    assert stepper.acquired[("gc", False)] == 1, "the sweep batch got the lock while a push held it"
+    inside.release()
+    await push
+    report = await collection
+    assert stepper.acquired[("gc", False)] >= 2
+    assert await pulls(registry, "race", "v1")
+    assert str(layer) not in {b["digest"] for b in report.blobs_deleted}
+
+
+async def test_a_push_waits_for_a_sweep_batch_and_then_fails_cleanly(
+    registry: Registry, stepper: SteppingCoordinator
+) -> None:
+    """The sweep batch holds the lock when the push arrives: the push waits, the batch deletes the
+    old layer, and the push then finds it missing and is refused: no dangling manifest."""
+    body, layer = await _old_unreferenced_layer(registry, "race")
+    batch = stepper.pause("gc", shared=False, at="inside", occurrence=2)
+    collection = asyncio.ensure_future(collect(registry, NOW))
+    await batch.reached()
+    shared_before = stepper.acquired[("gc", True)]
+    push = asyncio.ensure_future(registry.put_manifest("race", "v1", body, OCI))
+    await _settle()
+    assert not push.done() and stepper.acquired[("gc", True)] == shared_before
+    batch.release()
+    report = await collection
+    assert str(layer) in {b["digest"] for b in report.blobs_deleted}
+    with pytest.raises(ReferencesMissing):
+        await push
+    assert not await registry.manifests.exists("race", Digest.of(body))
+    assert await registry.tags.resolve("race", "v1") is None
 
 
 async def test_referenced_child_cannot_be_deleted_without_force(registry: Registry) -> None:
@@ -281,6 +351,7 @@ async def test_leftovers_of_a_crash_are_removed(registry: Registry) -> None:
     assert report.temporaries_removed == 1 and not half_deleted.exists()
     assert half_written.exists()
     age(registry)
+    age_storage(registry)
     report = await collect(registry, NOW)
     assert report.temporaries_removed == 1 and not half_written.exists()
     assert await pulls(registry, "app", kept)

@@ -67,8 +67,3 @@ class BlobStore:
 
     async def get_bytes(self, digest: Digest) -> bytes:
         return await self.driver.get_content(paths.blob_data(digest))
-
-    async def touch(self, digest: Digest) -> bool:
-        """Mark stored content as just used (garbage collection spares it for the grace period);
-        False if the registry does not hold it."""
-        return await self.driver.touch(paths.blob_data(digest))

@@ -1,19 +1,25 @@
 """Online garbage collection: mark from every kept manifest, sweep what nothing reaches.
 
 It runs while pushes and pulls go on, with no read-only window. The argument (ARCHITECTURE.md
-has it in full):
+has it in full) rests on two things the coordinator guarantees: a readers/writer lock that spans
+every process and replica (``gc``), and one clock (``Coordinator.now``: the host's for the local
+coordinator, the database's ``now()`` for PostgreSQL) that stamps liveness records.
 
 - Writers that make content reachable (manifest PUT, blob commit, mount) hold the ``gc`` lock
-  *shared* while they verify their references exist, ``touch`` them (mtime := now) and publish.
+  *shared* while they verify their references exist, record them as referenced now
+  (``Coordinator.referenced``, keys from ``storage.liveness``) and publish.
 - The sweep deletes in batches, each under the ``gc`` lock held *exclusively*, and re-checks every
-  candidate inside the batch: anything modified within the grace period is kept. So a writer
-  either finished before the batch (its touch is visible to the re-check) or starts after it (and
+  candidate inside the batch: anything whose record is newer than the cutoff is kept. So a writer
+  either finished before the batch (its record is visible to the re-check) or starts after it (and
   finds the deleted content missing, and fails cleanly instead of publishing a dangling reference).
-- The collection starts with a barrier (the ``gc`` lock taken exclusively, then released): every
-  writer in flight at that instant has published, so the mark sees it; every later writer touches
-  what it uses after that instant, so the re-check sees it as fresh. Timestamps are compared with
-  ``TIMESTAMP_SLACK`` to spare, because filesystems store mtimes with a coarse clock.
-- Fresh uploads whose manifest has not arrived yet are younger than the grace period.
+- The collection starts with a barrier (the ``gc`` lock taken exclusively, then released) and reads
+  the coordinator's clock inside it (``started``): every writer in flight at that instant has
+  published, so the mark sees it; every later writer records what it uses after that instant, by
+  the same clock, so the re-check sees it as fresh. The cutoff is ``started - TIMESTAMP_SLACK``
+  (or the grace period, if that reaches further back): the slack covers a clock stepped back a
+  little between the barrier and a record, the only way one clock can disagree with itself.
+- Fresh uploads whose manifest has not arrived yet were recorded at commit, within the grace period.
+- Content stored before the coordinator kept records has none; its storage timestamp stands in.
 
 Only one collection runs at a time across all workers (the ``gc-run`` lock).
 """
@@ -34,6 +40,7 @@ from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.document import ManifestDoc, Ref, read_manifest
 from dockyard.storage import paths
 from dockyard.storage.links import parse_link, read_link
+from dockyard.storage.liveness import blob_key, revision_key
 from dockyard.storage.registry import Registry
 from dockyard.storage.uploads import GC_LOCK
 
@@ -94,14 +101,16 @@ class Collector:
         self.progress = progress or (lambda phase, done, total: None)
         self.marked: set[Digest] = set()
         self.report = GCReport(options.dry_run, options.delete_untagged)
+        self._wall_started = time.time()  # the driver's leftovers carry the storage's own clock
 
     async def run(self) -> GCReport:
         try:
             async with self.coordinator.lock(RUN_LOCK, wait=False):
                 async with self.coordinator.lock(GC_LOCK):  # the barrier: no writer is mid-publish
-                    self.report.started = time.time()
+                    self.report.started = await self.coordinator.now()
+                    self._wall_started = time.time()
                 await self._collect()
-                self.report.finished = time.time()
+                self.report.finished = await self.coordinator.now()
         except LockBusy:
             raise GCRunning() from None
         await self._save_report()
@@ -135,7 +144,7 @@ class Collector:
     async def prune_repository(self, name: str) -> list[dict[str, str]]:
         """Only the manifest phases, for one repository (``prune_untagged``)."""
         async with self.coordinator.lock(GC_LOCK):
-            self.report.started = time.time()
+            self.report.started = await self.coordinator.now()
         candidates = await self._mark_repository(name)
         if candidates:
             await self._sweep_manifests({name: candidates})
@@ -164,7 +173,7 @@ class Collector:
         await self._remove_empty_repositories(repos)
         if not self.options.dry_run:
             # Leftovers of writes and deletes interrupted by a crash (never visible, never used).
-            cutoff = min(self.report.started - TIMESTAMP_SLACK, time.time() - self.options.grace_seconds)
+            cutoff = min(self._wall_started - TIMESTAMP_SLACK, time.time() - self.options.grace_seconds)
             self.report.temporaries_removed = await self.driver.cleanup(cutoff)
 
     async def _revisions(self, name: str) -> list[Digest]:
@@ -224,9 +233,14 @@ class Collector:
 
     # -- sweep ---------------------------------------------------------------------------------
 
-    def _old(self, mtime: float, now: float) -> bool:
-        """Untouched since before this collection began, and for longer than the grace period."""
-        return mtime < min(self.report.started - TIMESTAMP_SLACK, now - self.options.grace_seconds)
+    async def _fresh(self, keys: list[str], mtimes: list[float]) -> list[bool]:
+        """For each liveness key: referenced since this collection began, or within the grace
+        period, by the coordinator's clock. Content with no record at all was stored before the
+        coordinator kept records (an upgraded store): its storage timestamp stands in."""
+        now = await self.coordinator.now()
+        cutoff = min(self.report.started - TIMESTAMP_SLACK, now - self.options.grace_seconds)
+        last = await self.coordinator.last_referenced(keys)
+        return [(at if at is not None else mtime) >= cutoff for at, mtime in zip(last, mtimes, strict=True)]
 
     async def _sweep_manifests(self, untagged: dict[str, list[Digest]]) -> None:
         total = sum(len(v) for v in untagged.values())
@@ -246,14 +260,14 @@ class Collector:
         """Inside an exclusive batch: re-check each untagged revision, then delete it."""
         tagged = await self._tagged(name)
         referrers = await self._referrers(name)
-        now = time.time()
         tags = await self.registry.tags.names(name)
-        for digest in batch:
-            try:
-                info = await self.driver.stat(paths.revision_link(name, digest))
-            except PathNotFound:
-                continue
-            if digest in tagged or not self._old(info.mtime, now):
+        infos = await self.driver.stat_many([paths.revision_link(name, d) for d in batch])
+        present = [(d, info) for d, info in zip(batch, infos, strict=True) if info is not None]
+        keys = [revision_key(name, d) for d, _ in present]
+        fresh = await self._fresh(keys, [info.mtime for _, info in present])
+        deleted = []
+        for (digest, _), recent in zip(present, fresh, strict=True):
+            if digest in tagged or recent:
                 # Tagged, pushed or referenced by a new index since the mark: keep it and its content.
                 self.report.kept_recent += 1
                 await self._closure(name, [digest], referrers)
@@ -268,6 +282,8 @@ class Collector:
                 with contextlib.suppress(PathNotFound):
                     await self.driver.delete(paths.referrer_link(name, subject, digest).rsplit("/", 1)[0])
             self.report.manifests_deleted.append({"repository": name, "digest": str(digest)})
+            deleted.append(revision_key(name, digest))
+        await self.coordinator.forget(deleted)
 
     async def _sweep_blobs(self) -> None:
         stored = paths.digests_in(await self.driver.list_tree(paths.BLOBS), 3)
@@ -285,20 +301,20 @@ class Collector:
 
     async def _account(self, batch: list[Digest], *, delete: bool) -> None:
         """Inside an exclusive batch: re-check each candidate blob, then delete the old ones."""
-        now = time.time()
         batch = [d for d in batch if d not in self.marked]  # re-marked by a revision kept at re-check
         infos = await self.driver.stat_many([paths.blob_data(d) for d in batch])
+        present = [(d, info) for d, info in zip(batch, infos, strict=True) if info is not None]
+        fresh = await self._fresh([blob_key(d) for d, _ in present], [info.mtime for _, info in present])
         doomed = []
-        for digest, info in zip(batch, infos, strict=True):
-            if info is None:
-                continue
-            if not self._old(info.mtime, now):
+        for (digest, info), recent in zip(present, fresh, strict=True):
+            if recent:
                 self.report.kept_recent += 1
                 continue
             doomed.append((digest, info.size))
         if delete:
             done = await self.driver.delete_many([paths.blob_dir(d) for d, _ in doomed])
             doomed = [item for item, ok in zip(doomed, done, strict=True) if ok]
+            await self.coordinator.forget([blob_key(d) for d, _ in doomed])
         self.report.blobs_deleted += [{"digest": str(d), "size": size} for d, size in doomed]
 
     async def _sweep_layer_links(self, repos: list[str]) -> None:

@@ -36,6 +36,7 @@ from dockyard.storage.blobs import BlobStore, StoredBlob
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers.checked import CheckedDriver, checked
+from dockyard.storage.liveness import blob_key, revision_key
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.model import BlobSource, Chunks, PutResult, Visible
 from dockyard.storage.quota import Quotas
@@ -114,10 +115,16 @@ class Registry:
                 self.catalog.remember(name)
             else:
                 new_repository = True
-        # Under the shared gc lock: references are verified and touched, and the manifest made
-        # visible, before any sweep batch can re-check them (see ARCHITECTURE.md).
+        # Under the shared gc lock: references are verified and recorded as referenced now, and
+        # the manifest made visible, before any sweep batch can re-check them (see storage.gc).
         async with self.coordinator.lock(GC_LOCK, shared=True):
             await self._check_references(name, manifest)
+            children = [d.digest for d in manifest.manifests]
+            await self.coordinator.referenced(
+                [blob_key(d.digest) for d in manifest.required_blobs()]
+                + [blob_key(d) for d in [*children, digest]]
+                + [revision_key(name, d) for d in [*children, digest]]
+            )
             await self.manifests.put(
                 name, digest, body, manifest, tag=reference if isinstance(reference, str) else None
             )
@@ -128,15 +135,14 @@ class Registry:
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
-        """Every referenced blob (child manifest) must be linked in ``name`` and stored. One round
-        trip to storage: touching the links and the data both checks that they exist and refreshes
-        the data's timestamp, so a concurrent collection keeps it (link timestamps mean nothing)."""
+        """Every referenced blob (child manifest) must be linked in ``name`` and stored: one round
+        trip to storage for the links and the data."""
         blobs, children = manifest.required_blobs(), list(manifest.manifests)
         links = [paths.layer_link(name, d.digest) for d in blobs]
         links += [paths.revision_link(name, d.digest) for d in children]
         data = [paths.blob_data(d.digest) for d in blobs + children]
-        touched = await self.driver.touch_many(links + data)
-        linked, stored = touched[: len(links)], touched[len(links) :]
+        found = [info is not None for info in await self.driver.stat_many(links + data)]
+        linked, stored = found[: len(links)], found[len(links) :]
         absent = [d for d, a, b in zip(blobs + children, linked, stored, strict=True) if not (a and b)]
         if absent:
             raise ReferencesMissing(name, [Missing(d.media_type, str(d.digest)) for d in absent])
@@ -200,8 +206,9 @@ class Registry:
             size = await self.blobs.size_global(digest)
             await self.quotas.check(name, digest, size or 0)
         async with self.coordinator.lock(GC_LOCK, shared=True):
-            if not await self.blobs.touch(digest):
+            if await self.blobs.size_global(digest) is None:
                 return False
+            await self.coordinator.referenced([blob_key(digest)])
             await self.blobs.link(name, digest)
         size = await self.blobs.size_global(digest) or 0
         if self.quotas is not None:

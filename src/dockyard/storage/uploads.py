@@ -33,6 +33,7 @@ from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.driver import FileWriter
 from dockyard.storage.drivers.checked import CheckedDriver
+from dockyard.storage.liveness import blob_key
 from dockyard.storage.quota import Quotas
 
 GC_LOCK = "gc"  # shared by writers that make content reachable; exclusive for a sweep batch
@@ -238,6 +239,7 @@ class UploadStore:
             # one trip to the driver, under the shared gc lock so a concurrent sweep sees the
             # fresh timestamp.
             async with self.coordinator.lock(GC_LOCK, shared=True):
+                await self.coordinator.referenced([blob_key(digest)])
                 await writer.commit(
                     paths.blob_data(digest),
                     [(paths.layer_link(name, digest), paths.link_content(digest))],
