@@ -20,7 +20,7 @@ from dockyard.config import Upstream as UpstreamConfig
 from dockyard.config import parse_config
 from dockyard.health import HealthApp
 from dockyard.services import Services
-from tests.live import deep_merge
+from tests.servers.dockyard import deep_merge
 
 
 @pytest.fixture
