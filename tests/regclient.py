@@ -34,11 +34,13 @@ MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFE
 V2 = "docker/registry/v2"
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
-def canonical_json(doc: Any) -> bytes:
+def indented_json(doc: Any) -> bytes:
+    """JSON the way docker writes manifests (3-space indent, keys in insertion order): content
+    whose digest no re-serialisation reproduces, so a registry must keep the bytes it was sent."""
     return json.dumps(doc, indent=3, sort_keys=False).encode()
 
 
@@ -149,7 +151,7 @@ def get_blob(client: httpx.Client, repo: str, digest: str) -> httpx.Response:
 def tag_list(client: httpx.Client, repo: str) -> list[str]:
     r = client.get(f"/v2/{repo}/tags/list")
     assert r.status_code == 200, (r.status_code, r.text)
-    tags: list[str] = r.json()["tags"] or []
+    tags: list[str] = r.json().get("tags") or []
     return tags
 
 
@@ -228,7 +230,7 @@ def _config(arch: str, layers: list[bytes]) -> bytes:
             {"created": "2024-01-01T00:00:00Z", "created_by": f"test layer {i}"} for i in range(len(layers))
         ],
     }
-    return canonical_json(doc)
+    return indented_json(doc)
 
 
 def image_manifest(media_type: str, config: bytes, layers: list[bytes]) -> bytes:
@@ -239,7 +241,7 @@ def image_manifest(media_type: str, config: bytes, layers: list[bytes]) -> bytes
         "config": _descriptor(DOCKER_CONFIG if docker else OCI_CONFIG, config),
         "layers": [_descriptor(DOCKER_LAYER if docker else OCI_LAYER, layer) for layer in layers],
     }
-    return canonical_json(doc)
+    return indented_json(doc)
 
 
 def index_manifest(children: list[tuple[bytes, str, str]]) -> bytes:
@@ -253,7 +255,7 @@ def index_manifest(children: list[tuple[bytes, str, str]]) -> bytes:
         ],
         "annotations": {"org.opencontainers.image.title": "interop sample"},
     }
-    return canonical_json(doc)
+    return indented_json(doc)
 
 
 @dataclass

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import httpx
+
+# The one definition of each, shared with the sync library (re-exported for the async tests).
+from tests.regclient import digest_of as digest_of
+from tests.regclient import error_codes as error_codes
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -14,10 +17,6 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
 def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
@@ -63,7 +62,3 @@ async def push_image(
     assert r.status_code == 201, r.text
     assert r.headers["Docker-Content-Digest"] == digest
     return digest, body
-
-
-def error_codes(response: httpx.Response) -> list[str]:
-    return [e["code"] for e in response.json()["errors"]]

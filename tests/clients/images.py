@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import io
 import json
 import tarfile
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.regclient import digest_of, get_blob, get_manifest, tag_list
 
 BUSYBOX = Path("/bin/busybox")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -35,10 +36,6 @@ CREATED = "2024-01-01T00:00:00Z"
 MTIME = 1704067200  # CREATED as a Unix time
 
 
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def canonical_json(doc: Any) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
@@ -52,7 +49,7 @@ class Blob:
 
     @property
     def digest(self) -> str:
-        return sha256(self.data)
+        return digest_of(self.data)
 
     @property
     def size(self) -> int:
@@ -168,7 +165,7 @@ def tar_members(layer: bytes) -> dict[str, bytes]:
 
 def diff_id(layer: bytes) -> str:
     """The uncompressed digest of a layer blob (what a config's ``rootfs.diff_ids`` lists)."""
-    return sha256(gzip.decompress(layer) if layer[:2] == b"\x1f\x8b" else layer)
+    return digest_of(gzip.decompress(layer) if layer[:2] == b"\x1f\x8b" else layer)
 
 
 def build_image(
@@ -182,7 +179,7 @@ def build_image(
     """An image from uncompressed layer tars (gzipped here); OCI media types unless ``docker``."""
     raw = list(layers)
     blobs = tuple(Blob(DOCKER_LAYER if docker else OCI_LAYER_GZIP, gzip_n(t)) for t in raw)
-    diff_ids = tuple(sha256(t) for t in raw)
+    diff_ids = tuple(digest_of(t) for t in raw)
     config_doc: dict[str, Any] = {
         "architecture": arch,
         "os": os_name,
@@ -266,7 +263,7 @@ def read_oci_layout(directory: Path) -> tuple[dict[str, str], dict[str, bytes]]:
     blobs: dict[str, bytes] = {}
     for path in sorted((directory / "blobs" / "sha256").iterdir()):
         data = path.read_bytes()
-        assert sha256(data) == f"sha256:{path.name}", f"corrupt blob {path}"
+        assert digest_of(data) == f"sha256:{path.name}", f"corrupt blob {path}"
         blobs[f"sha256:{path.name}"] = data
     return tags, blobs
 
@@ -337,20 +334,22 @@ class Fetched:
         return json.loads(self.data)
 
 
-def get_manifest(base_url: str, repo: str, ref: str) -> Fetched:
+def fetch_manifest(base_url: str, repo: str, ref: str) -> Fetched:
     """GET a manifest by tag or digest, accepting every manifest type; checks the digest header."""
-    r = httpx.get(f"{base_url}/v2/{repo}/manifests/{ref}", headers={"Accept": ", ".join(MANIFEST_TYPES)})
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        r = get_manifest(client, repo, ref)
     assert r.status_code == 200, f"{repo}:{ref} -> {r.status_code} {r.text}"
     digest = r.headers["Docker-Content-Digest"]
-    assert digest == sha256(r.content)
+    assert digest == digest_of(r.content)
     return Fetched(r.content, r.headers["Content-Type"].split(";")[0], digest)
 
 
-def get_blob(base_url: str, repo: str, digest: str) -> bytes:
+def fetch_blob(base_url: str, repo: str, digest: str) -> bytes:
     """GET a blob (following redirects) and check its bytes match its digest."""
-    r = httpx.get(f"{base_url}/v2/{repo}/blobs/{digest}", follow_redirects=True, timeout=60)
+    with httpx.Client(base_url=base_url, follow_redirects=True, timeout=60) as client:
+        r = get_blob(client, repo, digest)
     assert r.status_code == 200, f"{repo}@{digest} -> {r.status_code}"
-    assert sha256(r.content) == digest
+    assert digest_of(r.content) == digest
     return r.content
 
 
@@ -370,7 +369,6 @@ def referrers(base_url: str, repo: str, subject: str) -> list[dict[str, Any]]:
     return list(doc["manifests"])
 
 
-def tag_list(base_url: str, repo: str) -> list[str]:
-    r = httpx.get(f"{base_url}/v2/{repo}/tags/list")
-    assert r.status_code == 200, r.text
-    return list(r.json().get("tags") or [])
+def fetch_tags(base_url: str, repo: str) -> list[str]:
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        return tag_list(client, repo)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.auth.live import USERS, AuthRegistry, auth_registry, push_as
 from tests.clients.conftest import ContainersTools, Docker, make_image
-from tests.clients.images import get_manifest, write_docker_archive
+from tests.clients.images import fetch_manifest, write_docker_archive
 
 TLS = "--tls-verify=false"
 
@@ -52,7 +52,7 @@ def test_docker_login_push_pull_and_denied(docker: Docker, registry: AuthRegistr
 
     docker("login", "-u", "bob", "-p", USERS["bob"], host)
     out = docker("push", ref).stdout
-    pushed = get_manifest(_url(registry, "bob"), "bob/app", "v1")
+    pushed = fetch_manifest(_url(registry, "bob"), "bob/app", "v1")
     assert f"digest: {pushed.digest}" in out
     docker("rmi", ref)
     assert f"Digest: {pushed.digest}" in docker("pull", ref).stdout
@@ -72,7 +72,7 @@ def test_anonymous_pull_of_public_repository(docker: Docker, registry: AuthRegis
     mode (tests/clients/test_auth_token.py)."""
     image = make_image("public library image")
     push_as(registry, "alice", "library/tool", image, "v1")
-    assert get_manifest(registry.url, "library/tool", "v1").digest == image.digest
+    assert fetch_manifest(registry.url, "library/tool", "v1").digest == image.digest
     assert httpx.get(f"{registry.url}/v2/bob/app/manifests/v1").status_code == 401
     docker("logout", registry.host, check=False)
     refused = docker("pull", f"{registry.host}/library/tool:v1", check=False)
@@ -88,7 +88,7 @@ def test_podman_login_and_skopeo_creds(tools: ContainersTools, registry: AuthReg
     tools("podman", "login", TLS, "-u", "bob", "-p", USERS["bob"], host)
     tools("podman", "pull", TLS, f"{host}/bob/podman-src:v1")
     tools("podman", "push", TLS, f"{host}/bob/podman-src:v1", f"{host}/bob/podman-dst:v1")
-    assert get_manifest(_url(registry, "bob"), "bob/podman-dst", "v1").json()["config"]["digest"] == (
+    assert fetch_manifest(_url(registry, "bob"), "bob/podman-dst", "v1").json()["config"]["digest"] == (
         image.config.digest
     )
     tools("podman", "logout", host)
@@ -97,7 +97,7 @@ def test_podman_login_and_skopeo_creds(tools: ContainersTools, registry: AuthReg
     tools("skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--preserve-digests",
           "--src-creds", creds, "--dest-creds", creds,
           f"docker://{host}/bob/podman-src:v1", f"docker://{host}/alice/skopeo:v1")  # fmt: skip
-    assert get_manifest(_url(registry, "alice"), "alice/skopeo", "v1").digest == image.digest
+    assert fetch_manifest(_url(registry, "alice"), "alice/skopeo", "v1").digest == image.digest
     refused = tools("skopeo", "inspect", TLS, "--creds", f"bob:{USERS['bob']}",
                     f"docker://{host}/alice/skopeo:v1", check=False)  # fmt: skip
     assert refused.returncode != 0
@@ -113,7 +113,7 @@ def test_ctr_user(docker: Docker, registry: AuthRegistry, tmp_path: Path) -> Non
     copy = f"{registry.host}/bob/ctr-copy:v1"
     docker.ctr("images", "tag", ref, copy)
     docker.ctr("images", "push", "--plain-http", "--user", f"bob:{USERS['bob']}", copy)
-    assert get_manifest(_url(registry, "bob"), "bob/ctr-copy", "v1").digest == image.digest
+    assert fetch_manifest(_url(registry, "bob"), "bob/ctr-copy", "v1").digest == image.digest
     docker.ctr("images", "rm", ref, copy)
 
 

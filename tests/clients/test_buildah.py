@@ -11,8 +11,8 @@ from tests.clients.images import (
     OCI_CONFIG,
     OCI_MANIFEST,
     diff_id,
-    get_blob,
-    get_manifest,
+    fetch_blob,
+    fetch_manifest,
     tar_members,
     write_oci_archive,
     write_oci_layout,
@@ -45,7 +45,7 @@ def test_from_scratch_commit_push(tools: ContainersTools, registry: LiveRegistry
     dest = f"docker://{registry.host}/buildah/scratch:v1"
     tools("buildah", "push", TLS, "--digestfile", digestfile, "dockyard-buildah:v1", dest)
 
-    pushed = get_manifest(registry.url, "buildah/scratch", "v1")
+    pushed = fetch_manifest(registry.url, "buildah/scratch", "v1")
     assert pushed.digest == digestfile.read_text().strip()
     assert pushed.media_type == OCI_MANIFEST
     doc = pushed.json()
@@ -54,9 +54,9 @@ def test_from_scratch_commit_push(tools: ContainersTools, registry: LiveRegistry
         "digest": f"sha256:{image_id}",
         "size": doc["config"]["size"],
     }
-    config = json.loads(get_blob(registry.url, "buildah/scratch", doc["config"]["digest"]))
+    config = json.loads(fetch_blob(registry.url, "buildah/scratch", doc["config"]["digest"]))
     assert config["config"]["Labels"]["org.dockyard.test"] == "buildah"
-    layers = [get_blob(registry.url, "buildah/scratch", la["digest"]) for la in doc["layers"]]
+    layers = [fetch_blob(registry.url, "buildah/scratch", la["digest"]) for la in doc["layers"]]
     assert [diff_id(la) for la in layers] == config["rootfs"]["diff_ids"]
     files: dict[str, bytes] = {}
     for layer in layers:
@@ -76,10 +76,10 @@ def test_push_from_oci_archive(tools: ContainersTools, registry: LiveRegistry, t
     assert image_id == image.config.hex
 
     tools("buildah", "push", TLS, image_id, f"docker://{registry.host}/buildah/archive:v1")
-    doc = get_manifest(registry.url, "buildah/archive", "v1").json()
+    doc = fetch_manifest(registry.url, "buildah/archive", "v1").json()
     assert doc["config"]["digest"] == image.config.digest
-    assert get_blob(registry.url, "buildah/archive", image.config.digest) == image.config.data
-    layers = [get_blob(registry.url, "buildah/archive", la["digest"]) for la in doc["layers"]]
+    assert fetch_blob(registry.url, "buildah/archive", image.config.digest) == image.config.data
+    layers = [fetch_blob(registry.url, "buildah/archive", la["digest"]) for la in doc["layers"]]
     assert [diff_id(la) for la in layers] == list(image.diff_ids)
     assert tar_members(layers[1]) == {"hello.txt": b"buildah archive"}
     tools("buildah", "rmi", image_id)

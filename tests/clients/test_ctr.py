@@ -10,8 +10,8 @@ from tests.clients.conftest import Docker, make_image
 from tests.clients.images import (
     Index,
     build_index,
-    get_blob,
-    get_manifest,
+    fetch_blob,
+    fetch_manifest,
     push_to_registry,
     write_oci_archive,
     write_oci_layout,
@@ -26,12 +26,12 @@ def index(request: pytest.FixtureRequest) -> Index:
 
 
 def _assert_registry_holds(registry: LiveRegistry, repo: str, tag: str, index: Index) -> None:
-    fetched = get_manifest(registry.url, repo, tag)
+    fetched = fetch_manifest(registry.url, repo, tag)
     assert (fetched.digest, fetched.data) == (index.digest, index.manifest.data)
     for child in index.images:
-        assert get_manifest(registry.url, repo, child.digest).data == child.manifest.data
+        assert fetch_manifest(registry.url, repo, child.digest).data == child.manifest.data
     for blob in index.blobs():
-        assert get_blob(registry.url, repo, blob.digest) == blob.data
+        assert fetch_blob(registry.url, repo, blob.digest) == blob.data
 
 
 def _image_target(docker: Docker, ref: str) -> str:

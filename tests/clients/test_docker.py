@@ -12,8 +12,8 @@ from tests.clients.images import (
     DOCKER_MANIFEST,
     build_index,
     diff_id,
-    get_blob,
-    get_manifest,
+    fetch_blob,
+    fetch_manifest,
     push_to_registry,
     tar_members,
     write_docker_archive,
@@ -32,14 +32,14 @@ def test_push(docker: Docker, registry: LiveRegistry, tmp_path: Path) -> None:
     docker("tag", "dockyard-tests/push:v1", ref)
     out = docker("push", ref).stdout
 
-    pushed = get_manifest(registry.url, "docker/push", "v1")
+    pushed = fetch_manifest(registry.url, "docker/push", "v1")
     assert f"v1: digest: {pushed.digest} size: {len(pushed.data)}" in out
     assert pushed.media_type == DOCKER_MANIFEST  # docker always writes schema2
     doc = pushed.json()
     # The image config travels byte for byte; layers are recompressed but hold the same tars.
     assert doc["config"]["digest"] == image.config.digest
-    assert get_blob(registry.url, "docker/push", image.config.digest) == image.config.data
-    assert [diff_id(get_blob(registry.url, "docker/push", la["digest"])) for la in doc["layers"]] == list(
+    assert fetch_blob(registry.url, "docker/push", image.config.digest) == image.config.data
+    assert [diff_id(fetch_blob(registry.url, "docker/push", la["digest"])) for la in doc["layers"]] == list(
         image.diff_ids
     )
     assert _inspect(docker, ref)["RepoDigests"] == [f"{registry.host}/docker/push@{pushed.digest}"]
@@ -107,14 +107,14 @@ def test_build_and_push(docker: Docker, registry: LiveRegistry, tmp_path: Path) 
     docker("build", "--progress", "plain", "-t", ref, context, timeout=300)
     docker("push", ref)
 
-    pushed = get_manifest(registry.url, "docker/built", "v1")
+    pushed = fetch_manifest(registry.url, "docker/built", "v1")
     doc = pushed.json()
-    config = json.loads(get_blob(registry.url, "docker/built", doc["config"]["digest"]))
+    config = json.loads(fetch_blob(registry.url, "docker/built", doc["config"]["digest"]))
     assert doc["config"]["digest"] == _inspect(docker, ref)["Id"]
     assert config["config"]["Labels"] == {"org.dockyard.test": "build"}
     assert config["rootfs"]["diff_ids"][:2] == list(base.diff_ids)
     assert len(doc["layers"]) == 3
-    top = get_blob(registry.url, "docker/built", doc["layers"][2]["digest"])
+    top = fetch_blob(registry.url, "docker/built", doc["layers"][2]["digest"])
     assert diff_id(top) == config["rootfs"]["diff_ids"][2]
     assert tar_members(top) == {"built.txt": b"built by docker build\n"}
     assert docker(

@@ -12,13 +12,13 @@ import pytest
 from tests.clients.conftest import make_image
 from tests.clients.images import (
     OCI_MANIFEST,
-    get_blob,
-    get_manifest,
+    fetch_blob,
+    fetch_manifest,
+    fetch_tags,
     push_to_registry,
     referrers,
-    sha256,
-    tag_list,
 )
+from tests.regclient import digest_of
 from tests.servers.dockyard import LiveRegistry
 
 
@@ -56,15 +56,15 @@ def test_push_pull_files(
         target=target, files=sorted(files), do_chunked=chunked, chunk_size=64 * 1024, quiet=True
     )
     assert response.status_code == 201
-    manifest = get_manifest(registry.url, repo, "v1")
+    manifest = fetch_manifest(registry.url, repo, "v1")
     assert manifest.media_type == OCI_MANIFEST
     assert response.headers["Docker-Content-Digest"] == manifest.digest
     layers = manifest.json()["layers"]
     assert {la["annotations"]["org.opencontainers.image.title"]: la["digest"] for la in layers} == {
-        name: sha256(data) for name, data in files.items()
+        name: digest_of(data) for name, data in files.items()
     }
     for layer in layers:
-        get_blob(registry.url, repo, layer["digest"])  # present, bytes match the digest
+        fetch_blob(registry.url, repo, layer["digest"])  # present, bytes match the digest
 
     out = tmp_path / "out"
     pulled = client.pull(target=target, outdir=str(out))
@@ -79,7 +79,7 @@ def test_push_with_subject(
 ) -> None:
     image = make_image("oras subject")
     push_to_registry(registry.url, "oras/app", image, "v1")
-    raw = get_manifest(registry.url, "oras/app", "v1")  # the Subject comes from the served bytes
+    raw = fetch_manifest(registry.url, "oras/app", "v1")  # the Subject comes from the served bytes
     subject = oras.oci.Subject(mediaType=raw.media_type, digest=raw.digest, size=len(raw.data))
     assert subject.digest == "sha256:" + hashlib.sha256(image.manifest.data).hexdigest()
 
@@ -93,7 +93,7 @@ def test_push_with_subject(
     )
     assert response.status_code == 201
     assert response.headers["OCI-Subject"] == image.digest
-    artifact = get_manifest(registry.url, "oras/app", "sbom")
+    artifact = fetch_manifest(registry.url, "oras/app", "sbom")
     assert artifact.digest == response.headers["Docker-Content-Digest"]
     assert artifact.json()["subject"] == {
         "mediaType": OCI_MANIFEST,
@@ -108,7 +108,7 @@ def test_push_with_subject(
     # oras-py's artifact has no artifactType; the registry reports the config media type instead.
     assert listed[0]["artifactType"] == artifact.json()["config"]["mediaType"]
     assert referrers(registry.url, "oras/app", artifact.digest) == []
-    assert sorted(tag_list(registry.url, "oras/app")) == ["sbom", "v1"]
+    assert sorted(fetch_tags(registry.url, "oras/app")) == ["sbom", "v1"]
 
     pulled = client.pull(target=f"{registry.host}/oras/app:sbom", outdir=str(tmp_path / "out"))
     assert [Path(p).read_text() for p in pulled] == ['{"packages": ["busybox"]}']

@@ -9,8 +9,8 @@ from tests.clients.images import (
     DOCKER_LIST,
     OCI_INDEX,
     diff_id,
-    get_blob,
-    get_manifest,
+    fetch_blob,
+    fetch_manifest,
     push_to_registry,
 )
 from tests.servers.dockyard import LiveRegistry
@@ -39,12 +39,12 @@ def test_pull_push_pull(tools: ContainersTools, registry: LiveRegistry) -> None:
     tools("podman", "tag", src, dst)
     digestfile = tools.root / "push.digest"
     tools("podman", "push", TLS, "--digestfile", digestfile, dst)
-    pushed = get_manifest(registry.url, "podman/dst", "v1")
+    pushed = fetch_manifest(registry.url, "podman/dst", "v1")
     assert digestfile.read_text().strip() == pushed.digest
     doc = pushed.json()
     assert doc["config"]["digest"] == image.config.digest
-    assert get_blob(registry.url, "podman/dst", image.config.digest) == image.config.data
-    assert [diff_id(get_blob(registry.url, "podman/dst", la["digest"])) for la in doc["layers"]] == list(
+    assert fetch_blob(registry.url, "podman/dst", image.config.digest) == image.config.data
+    assert [diff_id(fetch_blob(registry.url, "podman/dst", la["digest"])) for la in doc["layers"]] == list(
         image.diff_ids
     )
 
@@ -79,18 +79,18 @@ def test_manifest_create_add_push_all(tools: ContainersTools, registry: LiveRegi
 
     dest = f"docker://{registry.host}/podman/list:v1"
     tools("podman", "manifest", "push", "--all", TLS, "localhost/dockyard-list", dest)
-    pushed = get_manifest(registry.url, "podman/list", "v1")
+    pushed = fetch_manifest(registry.url, "podman/list", "v1")
     assert pushed.media_type in (OCI_INDEX, DOCKER_LIST)
     children = {m["platform"]["architecture"]: m for m in pushed.json()["manifests"]}
     assert sorted(children) == ["amd64", "arm64"]
     for arch, image in images.items():
-        child = get_manifest(registry.url, "podman/list", children[arch]["digest"])
+        child = fetch_manifest(registry.url, "podman/list", children[arch]["digest"])
         assert child.media_type == children[arch]["mediaType"]
         doc = child.json()
         assert doc["config"]["digest"] == image.config.digest
-        config = json.loads(get_blob(registry.url, "podman/list", image.config.digest))
+        config = json.loads(fetch_blob(registry.url, "podman/list", image.config.digest))
         assert (config["architecture"], config["os"]) == (arch, "linux")
-        layers = [get_blob(registry.url, "podman/list", la["digest"]) for la in doc["layers"]]
+        layers = [fetch_blob(registry.url, "podman/list", la["digest"]) for la in doc["layers"]]
         assert [diff_id(la) for la in layers] == list(image.diff_ids)
 
     tools("podman", "manifest", "rm", "localhost/dockyard-list")

@@ -14,13 +14,13 @@ from tests.clients.images import (
     Index,
     build_artifact,
     build_index,
-    get_blob,
-    get_manifest,
+    fetch_blob,
+    fetch_manifest,
+    fetch_tags,
     manifest_status,
     push_to_registry,
     read_oci_layout,
     referrers,
-    tag_list,
     write_oci_layout,
 )
 from tests.servers.dockyard import LiveRegistry
@@ -55,15 +55,15 @@ def layout(tmp_path_factory: pytest.TempPathFactory, single: Image, index: Index
 
 def _assert_in_registry(registry: LiveRegistry, repo: str, tag: str, item: Image | Index) -> None:
     """The registry serves the exact manifest bytes under ``tag`` and every blob byte for byte."""
-    fetched = get_manifest(registry.url, repo, tag)
+    fetched = fetch_manifest(registry.url, repo, tag)
     assert fetched.digest == item.digest
     assert fetched.data == item.manifest.data
     assert fetched.media_type == item.manifest.media_type
     children = item.images if isinstance(item, Index) else ()
     for child in children:
-        assert get_manifest(registry.url, repo, child.digest).data == child.manifest.data
+        assert fetch_manifest(registry.url, repo, child.digest).data == child.manifest.data
     for blob in item.blobs():
-        assert get_blob(registry.url, repo, blob.digest) == blob.data
+        assert fetch_blob(registry.url, repo, blob.digest) == blob.data
 
 
 def _assert_layout_holds(directory: Path, tag: str, item: Image | Index) -> None:
@@ -136,7 +136,7 @@ def test_copy_artifact_with_subject(
     dest = f"docker://{repo}:sig"
     tools("skopeo", "copy", "--preserve-digests", NO_TLS, f"oci:{layout}:artifact", dest)
     _assert_in_registry(registry, "skopeo/signed", "sig", artifact)
-    assert get_manifest(registry.url, "skopeo/signed", "sig").json()["subject"]["digest"] == single.digest
+    assert fetch_manifest(registry.url, "skopeo/signed", "sig").json()["subject"]["digest"] == single.digest
 
     assert referrers(registry.url, "skopeo/signed", single.digest) == [
         {
@@ -165,8 +165,8 @@ def test_delete(tools: ContainersTools, registry: LiveRegistry) -> None:
 
     assert manifest_status(registry.url, "skopeo/del", gone.digest) == 404
     assert manifest_status(registry.url, "skopeo/del", "gone") == 404
-    assert tag_list(registry.url, "skopeo/del") == ["keep"]
-    assert get_manifest(registry.url, "skopeo/del", "keep").digest == keep.digest
+    assert fetch_tags(registry.url, "skopeo/del") == ["keep"]
+    assert fetch_manifest(registry.url, "skopeo/del", "keep").digest == keep.digest
     missing = tools(
         "skopeo", "inspect", "--tls-verify=false", f"docker://{registry.host}/skopeo/del:gone", check=False
     )
