@@ -62,7 +62,7 @@ test: lint typecheck coverage
 # .hypothesis/ and replayed first next time. FUZZ_SCALE=100 for longer.
 fuzz: venv-test
 	DOCKYARD_FUZZ=fuzz DOCKYARD_FUZZ_SCALE=$(or $(FUZZ_SCALE),25) \
-		$(BIN)/pytest -p no:cacheprovider -m fuzz tests/hostile tests/live/test_framing_fuzz.py $(PYTEST_ARGS)
+		$(BIN)/pytest -p no:cacheprovider --timeout=3600 -m fuzz tests/hostile tests/live/test_framing_fuzz.py $(PYTEST_ARGS)
 
 bench: venv-test debs
 	$(BIN)/python -m bench $(BENCH_ARGS)

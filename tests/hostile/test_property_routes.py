@@ -155,7 +155,7 @@ async def seeded(request: pytest.FixtureRequest, make_app: AppFactory) -> httpx.
 
 
 @pytest.mark.fuzz
-@budget(120)
+@budget(80)
 @given(request=api_request())
 async def test_api_routes_never_500(
     seeded: httpx.AsyncClient, request: tuple[str, str, dict[str, str], bytes]
@@ -164,14 +164,14 @@ async def test_api_routes_never_500(
 
 
 @pytest.mark.fuzz
-@budget(60)
+@budget(50)
 @given(request=token_request())
 async def test_token_server_never_500(seeded: httpx.AsyncClient, request: Request) -> None:
     await _assert_no_500(seeded, request)
 
 
 @pytest.mark.fuzz
-@budget(80)
+@budget(60)
 @given(request=ui_request())
 async def test_ui_routes_never_500(
     seeded: httpx.AsyncClient, request: tuple[str, str, dict[str, str], bytes]

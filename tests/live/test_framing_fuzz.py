@@ -129,7 +129,7 @@ def _send(registry: LiveRegistry, request: bytes) -> tuple[int | None, bytes]:
 def test_framing_fuzz(registry: LiveRegistry) -> None:
     upload = upload_path(registry, "fz/repo")
 
-    @budget(80)
+    @budget(60)
     @given(request=raw_request(upload))
     def check(request: bytes) -> None:
         status, body = _send(registry, request)
