@@ -22,14 +22,22 @@ from dockyard.browse.pullevents import PullSubscriber
 from dockyard.browse.pulls import PullLog
 from dockyard.config import CONFIG_PATH_ENV, Config
 from dockyard.coord import create_coordinator
+from dockyard.coord.base import Coordinator
 from dockyard.events import EventSink, Fanout
 from dockyard.health import HealthApp
 from dockyard.maintenance import Scheduler, jobs_from_config
+from dockyard.metrics.collectors import Metrics
+from dockyard.metrics.subscriber import MetricsSubscriber
+from dockyard.notify.deliver import Deliverer
+from dockyard.notify.lifespan import NotifyApp
+from dockyard.notify.service import Notifier
+from dockyard.notify.spool import Spool
+from dockyard.notify.subscriber import NotifySubscriber
 from dockyard.proxy import Transports, build_proxy
 from dockyard.services import Services
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers import create_driver
-from dockyard.storage.drivers.checked import checked
+from dockyard.storage.drivers.checked import CheckedDriver, checked
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.quota import QuotaRule, Quotas
 from dockyard.storage.registry import Registry
@@ -56,8 +64,6 @@ def create_services(
     driver = create_driver(name, params, redirect=redirect)
     metrics = None
     if config.http.metrics_enabled:
-        from dockyard.metrics.collectors import Metrics  # prometheus-client only when metrics are on
-
         metrics = Metrics()
     inner = driver.inner if wrap_driver is None else wrap_driver(driver.inner)  # behind the one wrapper
     if wrap_driver is not None or metrics is not None:
@@ -68,9 +74,11 @@ def create_services(
     # After-commit events: pull times, then the metrics.
     subscribers: list[EventSink] = [PullSubscriber(pulls)]
     if metrics is not None:
-        from dockyard.metrics.subscriber import MetricsSubscriber
-
         subscribers.append(MetricsSubscriber(metrics))
+    notifier = None
+    if any(not e.disabled for e in config.notifications.endpoints):
+        notifier = create_notifier(config, driver, coordinator, metrics)
+        subscribers.append(NotifySubscriber(notifier.spool, config))
     events = Fanout(subscribers)
     registry = Registry(
         driver, Quotas(driver, rules) if rules else None, coordinator=coordinator, events=events
@@ -89,7 +97,16 @@ def create_services(
         browser=Browser(registry, pulls),
         inventory=Inventory(registry),
         metrics=metrics,
+        notifier=notifier,
     )
+
+
+def create_notifier(
+    config: Config, driver: CheckedDriver, coordinator: Coordinator, metrics: Metrics | None
+) -> Notifier:
+    spool = Spool(driver)
+    deliverer = Deliverer(spool, config.notifications, coordinator, metrics=metrics)
+    return Notifier(spool, deliverer, config.notifications)
 
 
 def wrap_token_server(app: ASGIApp, access: AccessController, prefix: str) -> ASGIApp:
@@ -119,6 +136,8 @@ def build_app(services: Services) -> ASGIApp:
 
         app = WebApp(app, services)
     app = BodyTimeoutApp(FlushPullsApp(app, services), config.http.timeouts.body)
+    if services.notifier is not None:
+        app = NotifyApp(app, services.notifier.spool, services.notifier.deliverer)
     return ObserveApp(app, services.metrics)
 
 

@@ -555,6 +555,71 @@ class Proxy(Section):
         return self.remoteurl is not None or bool(self.upstreams)
 
 
+class EndpointIgnore(Section):
+    mediatypes: list[str] = Field(default_factory=list)
+    actions: list[Literal["push", "pull", "delete", "mount"]] = Field(default_factory=list)
+
+
+class Endpoint(Section):
+    """One receiver of distribution's notification envelopes (``notifications.endpoints[]``)."""
+
+    name: str
+    url: str
+    headers: dict[str, list[str]] = Field(default_factory=dict)
+    timeout: Duration = 5.0
+    # Consecutive failures after which the endpoint is reported failing (logged once, admin API).
+    threshold: int = Field(default=5, ge=1)
+    backoff: Duration = 1.0  # the first retry's wait; doubled per failure up to maxbackoff
+    ignoredmediatypes: list[str] = Field(default_factory=list)
+    ignore: EndpointIgnore = EndpointIgnore()
+    disabled: bool = False
+    secret: str | None = None  # dockyard: signs each body, X-Dockyard-Signature: sha256=<HMAC-SHA256>
+    maxbackoff: Duration = 300.0  # dockyard
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v):
+            raise ValueError("an endpoint name is 1-64 letters, digits, '.', '_' or '-'")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("an endpoint url starts with http:// or https://")
+        return v
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: ([x] if isinstance(x, str) else x) for k, x in v.items()}
+        return v
+
+
+class NotificationEvents(Section):
+    includereferences: bool = True  # accepted from distribution configurations
+
+
+class Notifications(Section):
+    """Webhooks as distribution sends them, delivered at least once from a durable queue."""
+
+    events: NotificationEvents = NotificationEvents()
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    # dockyard: events kept waiting per endpoint at most; past it the oldest are dropped (counted
+    # and logged), so a receiver that is down for good never fills the disk or blocks a push.
+    maxpending: int = Field(default=100_000, ge=1)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique(cls, v: list[Endpoint]) -> list[Endpoint]:
+        names = [e.name for e in v]
+        if len(set(names)) != len(names):
+            raise ValueError("endpoint names must be unique (each keeps its own queue position)")
+        return v
+
+
 class Config(Section):
     version: str = "0.1"
     log: Log = Log()
@@ -567,6 +632,7 @@ class Config(Section):
     auth: Auth = Auth()
     ui: UI = UI()
     proxy: Proxy = Proxy()
+    notifications: Notifications = Notifications()
 
     @field_validator("version", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from dockyard.browse.pulls import PullLog
 from dockyard.config import Config
 from dockyard.coord.base import Coordinator
 from dockyard.metrics.collectors import Metrics
+from dockyard.notify.service import Notifier
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.model import RegistryModel
@@ -39,3 +40,5 @@ class Services:
     # Upstream prefixes a containerd mirror request's ``ns=<host>`` may select (the pull-through
     # cache's; empty without one): ``library/nginx?ns=docker.io`` is ``docker.io/library/nginx``.
     namespaces: frozenset[str] = field(default_factory=frozenset)
+    # Webhooks (notifications.endpoints), None when no endpoint is enabled.
+    notifier: Notifier | None = None

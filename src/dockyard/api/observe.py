@@ -4,7 +4,8 @@
 says what that is), else one is made; either way it is answered in the response's header, written
 in the access log line, and carried to the events' subscribers (webhooks, audit) through
 ``events.request.current_request``. Outermost, so the UI, the health check and the token
-server answer with it too.
+server answer with it too. Before a response's head goes out, the durable records its request's
+changes are waiting for (the webhook queue's writes) are awaited.
 
 With metrics (``http.debug.prometheus.enabled``), each request is counted by its route's name
 (from the route table, set by the dispatcher; ``ui``, ``health``, ``token`` or ``other`` for the
@@ -14,6 +15,7 @@ request that is sending blob data to an upload route counts as an upload in prog
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,6 +25,14 @@ from dockyard.metrics.collectors import Metrics
 
 HEADER = b"x-request-id"
 _UPLOAD_ROUTES = frozenset({"upload-start", "upload"})
+
+
+async def settle(info: RequestInfo) -> None:
+    """Wait for the durable records of this request's changes (see ``RequestInfo.pending``).
+    One that failed is logged where it failed; the change itself is committed, so the client
+    still hears of its success."""
+    pending, info.pending = info.pending, []
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _surface(path: str, route: str) -> str:
@@ -73,6 +83,8 @@ class ObserveApp:
                 async def send_with_id(message: Message) -> None:
                     if message["type"] == "http.response.start":
                         message["headers"] = [*message.get("headers", ()), header]
+                        if info.pending:
+                            await settle(info)
                     await send(message)
 
                 await self.app(scope, receive, send_with_id)
@@ -123,6 +135,8 @@ class ObserveApp:
             nonlocal status, sent
             kind = message["type"]
             if kind == "http.response.start":
+                if info.pending:
+                    await settle(info)
                 status = message["status"]
                 headers = [*message.get("headers", ()), header]
                 message["headers"] = headers

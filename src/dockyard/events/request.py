@@ -9,11 +9,12 @@ while it is told of the event. Outside a request (the CLI, scheduled maintenance
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import re
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Ids a client may choose: what tracing systems and proxies send (UUIDs, hex, base64url, dotted
 # spans), short enough for a log line, and nothing a log reader or a header could misread.
@@ -56,6 +57,9 @@ class RequestInfo:
     useragent: str
     route: str = ""  # the route table's name, once matched ("" when no route matched)
     actor: str = ""  # the authenticated account, "" while anonymous or unknown
+    # Writes the response waits for before its head is sent: a subscriber's durable record of
+    # the request's change (the webhook queue), so an acknowledged change is never unrecorded.
+    pending: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 def request_id(offered: str | None) -> str:

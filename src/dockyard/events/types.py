@@ -28,6 +28,7 @@ class ManifestPushed:
     digest: str
     media_type: str
     tag: str | None
+    size: int = 0  # of the manifest's content
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,8 @@ class ManifestPulled:
     repository: str
     digest: str
     tag: str | None
+    media_type: str = ""
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,9 @@ REPOSITORIES = f"{ROOT}/repositories"
 CATALOG_GENERATION = f"{ROOT}/_dockyard/catalog-generation"
 GC_LAST_REPORT = f"{ROOT}/_dockyard/gc-last-report.json"
 LAST_PULLED = f"{ROOT}/_dockyard/last-pulled.json"  # derived (browse.pulls): safe to delete
+NOTIFICATIONS = f"{ROOT}/_dockyard/notifications"  # the webhook queue (dockyard.notify)
+NOTIFICATION_SPOOL = f"{NOTIFICATIONS}/spool"  # events, one file per group commit
+NOTIFICATION_ENDPOINTS = f"{NOTIFICATIONS}/endpoints"  # each endpoint's progress and health
 UI_SESSION_KEY = f"{ROOT}/_dockyard/ui-session-key"  # signs web UI sessions (web.sessions)
 UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

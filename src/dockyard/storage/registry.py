@@ -94,7 +94,7 @@ class Registry:
         digest, media_type, body = await self.get_manifest(name, reference)
         tag = reference if isinstance(reference, str) else None
         if not head:
-            self.events.emit(ManifestPulled(name, str(digest), tag))
+            self.events.emit(ManifestPulled(name, str(digest), tag, media_type, len(body)))
         elif tag is not None:
             self.events.emit(TagResolved(name, tag, str(digest)))
         return digest, media_type, body
@@ -131,7 +131,7 @@ class Registry:
         if new_repository:
             await self.catalog.note_repository(name)
         tag = reference if isinstance(reference, str) else None
-        self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag))
+        self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag, len(body)))
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:

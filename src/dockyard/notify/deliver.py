@@ -1,0 +1,304 @@
+"""Sending the queue to the endpoints: one process at a time, in order, until each says 2xx.
+
+Every worker runs a :class:`Deliverer`; the one holding the coordinator's ``notifications``
+lease sends, the others wait to take over if it dies (the lease expires after
+:data:`LEASE_SECONDS`). Per endpoint, the events it has not had are sent in queue order (the
+time each was queued, across every process's spool files), at most :data:`BATCH` per envelope;
+a failure (no answer within ``timeout``, or a status outside 2xx) retries the same envelope
+after ``backoff``, doubled per consecutive failure up to ``maxbackoff``, so the order per
+repository (and overall) is kept and nothing is skipped while the endpoint is down. After
+``threshold`` consecutive failures the endpoint is reported failing.
+
+Each endpoint's progress (how many events of each spool file it has had) and health (failures,
+last error, last success) live in ``_dockyard/notifications/endpoints/<name>.json``, written after
+every attempt: a sender that dies between an endpoint's 2xx and that write sends the envelope
+again (at least once). Past ``notifications.maxpending`` waiting events, the oldest are dropped
+for that endpoint, counted and logged. A spool file every enabled endpoint has had is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from dockyard.config import Endpoint, Notifications
+from dockyard.coord.base import Coordinator
+from dockyard.errors import PathNotFound
+from dockyard.metrics.collectors import Metrics
+from dockyard.notify.envelope import MEDIA_TYPE, SIGNATURE_HEADER, body, sign, wanted
+from dockyard.notify.spool import Record, Spool, SpoolFile
+from dockyard.storage import paths
+from dockyard.storage.drivers.checked import CheckedDriver
+
+log = logging.getLogger("dockyard.notify")
+LEASE = "notifications"
+LEASE_SECONDS = 30.0
+BATCH = 32  # events per envelope at most
+POLL_SECONDS = 1.0  # how often the sender looks for other processes' spool files
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def _now_iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class EndpointState:
+    """What is stored per endpoint: its place in the queue and its health."""
+
+    progress: dict[str, int] = field(default_factory=dict)  # spool file → events it has had
+    failures: int = 0  # consecutive
+    last_error: str | None = None
+    last_error_at: str | None = None
+    last_success_at: str | None = None
+    delivered: int = 0
+    dropped: int = 0
+    retry_at: float = 0.0  # epoch seconds; not before this after a failure
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "progress": self.progress,
+            "failures": self.failures,
+            "lastError": self.last_error,
+            "lastErrorAt": self.last_error_at,
+            "lastSuccessAt": self.last_success_at,
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "retryAt": self.retry_at,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> EndpointState:
+        return cls(
+            progress={str(k): int(v) for k, v in raw.get("progress", {}).items()},
+            failures=int(raw.get("failures", 0)),
+            last_error=raw.get("lastError"),
+            last_error_at=raw.get("lastErrorAt"),
+            last_success_at=raw.get("lastSuccessAt"),
+            delivered=int(raw.get("delivered", 0)),
+            dropped=int(raw.get("dropped", 0)),
+            retry_at=float(raw.get("retryAt", 0.0)),
+        )
+
+
+def state_path(name: str) -> str:
+    return f"{paths.NOTIFICATION_ENDPOINTS}/{name}.json"
+
+
+async def load_state(driver: CheckedDriver, name: str) -> EndpointState:
+    try:
+        return EndpointState.from_json(json.loads(await driver.get_content(state_path(name))))
+    except PathNotFound:
+        return EndpointState()
+
+
+def pending_count(state: EndpointState, files: list[SpoolFile]) -> int:
+    return sum(max(0, f.count - state.progress.get(f.name, 0)) for f in files)
+
+
+class Deliverer:
+    def __init__(
+        self,
+        spool: Spool,
+        settings: Notifications,
+        coordinator: Coordinator,
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.spool = spool
+        self.driver = spool.driver
+        self.endpoints = [e for e in settings.endpoints if not e.disabled]
+        self.maxpending = settings.maxpending
+        self.coordinator = coordinator
+        self.metrics = metrics
+        self.clock = clock
+        self.sleep = sleep
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        self._records: dict[str, list[Record]] = {}
+        self._states: dict[str, EndpointState] = {}
+        self._leading_until = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.endpoints and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.coordinator.release_lease(LEASE, self.holder)
+        await self.client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = await self.step() if await self._lead() else False
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notification delivery failed; retrying")
+                busy = False
+            if not busy:
+                await self.sleep(POLL_SECONDS)
+
+    async def _lead(self) -> bool:
+        """Whether this process sends now (renewing the lease a third of its life early)."""
+        now = time.monotonic()
+        if now < self._leading_until:
+            return True
+        if await self.coordinator.acquire_lease(LEASE, self.holder, LEASE_SECONDS):
+            self._leading_until = now + LEASE_SECONDS / 3
+            return True
+        self._leading_until = 0.0
+        self._states.clear()  # another sender moves the endpoints on: re-read when leading again
+        if self.metrics is not None:
+            for endpoint in self.endpoints:
+                self.metrics.webhook_queue.labels(endpoint.name).set(0)
+        return False
+
+    # -- one round ------------------------------------------------------------------------------
+
+    async def step(self) -> bool:
+        """Send one envelope to each endpoint that is due and has events waiting; delete the
+        spool files all have had. True when some endpoint still has events it could be sent now."""
+        files = await self.spool.files()
+        names = {f.name for f in files}
+        for stale in set(self._records) - names:
+            del self._records[stale]
+        for f in files:
+            if f.name not in self._records:
+                self._records[f.name] = await self.spool.read(f.name)
+        results = await asyncio.gather(*(self._endpoint_step(e, files) for e in self.endpoints))
+        finished = [
+            f.name
+            for f in files
+            if all(self._states[e.name].progress.get(f.name, 0) >= f.count for e in self.endpoints)
+        ]
+        if finished:
+            await self.spool.remove(finished)
+            for state in self._states.values():
+                for name in finished:
+                    state.progress.pop(name, None)
+        return any(results)
+
+    async def _state(self, name: str) -> EndpointState:
+        state = self._states.get(name)
+        if state is None:
+            state = self._states[name] = await load_state(self.driver, name)
+        return state
+
+    async def _save(self, name: str, state: EndpointState, files: list[SpoolFile]) -> None:
+        present = {f.name for f in files}
+        state.progress = {k: v for k, v in state.progress.items() if k in present}
+        await self.driver.put_content(state_path(name), json.dumps(state.to_json()).encode())
+
+    async def _endpoint_step(self, endpoint: Endpoint, files: list[SpoolFile]) -> bool:
+        state = await self._state(endpoint.name)
+        waiting: list[tuple[tuple[int, int, int], str, Record]] = []
+        for f in files:
+            records = self._records[f.name]
+            waiting.extend((r.key, f.name, r) for r in records[state.progress.get(f.name, 0) :])
+        waiting.sort(key=lambda item: item[0])
+        if self.metrics is not None:
+            self.metrics.webhook_queue.labels(endpoint.name).set(len(waiting))
+        if not waiting:
+            return False
+        changed = False
+        if len(waiting) > self.maxpending:  # the oldest go, counted and logged
+            dropped, waiting = (
+                waiting[: len(waiting) - self.maxpending],
+                waiting[len(waiting) - self.maxpending :],
+            )
+            for _, name, _ in dropped:
+                state.progress[name] = state.progress.get(name, 0) + 1
+            state.dropped += len(dropped)
+            changed = True
+            log.warning(
+                "notification queue full: oldest events dropped",
+                extra={"endpoint": endpoint.name, "dropped": len(dropped), "maxpending": self.maxpending},
+            )
+            if self.metrics is not None:
+                self.metrics.webhook_dropped.labels(endpoint.name).inc(len(dropped))
+        now = self.clock()
+        if now < state.retry_at:
+            if changed:
+                await self._save(endpoint.name, state, files)
+            return False
+        # The envelope: the next events in order; ones the endpoint ignores are passed over.
+        batch: list[tuple[str, Record]] = []
+        skipped: list[str] = []
+        for _, name, record in waiting:
+            if len(batch) == BATCH:
+                break
+            if wanted(endpoint, record.event):
+                batch.append((name, record))
+            elif not batch:
+                skipped.append(name)
+            else:
+                break  # keep the per-file prefix exact: an ignored event after the batch waits
+        for name in skipped:
+            state.progress[name] = state.progress.get(name, 0) + 1
+        if not batch:
+            await self._save(endpoint.name, state, files)
+            return len(waiting) > len(skipped)
+        error = await self._post(endpoint, [r.event for _, r in batch])
+        if error is None:
+            for name, _ in batch:
+                state.progress[name] = state.progress.get(name, 0) + 1
+            state.delivered += len(batch)
+            state.failures = 0
+            state.retry_at = 0.0
+            state.last_success_at = _now_iso(now)
+        else:
+            state.failures += 1
+            state.last_error, state.last_error_at = error, _now_iso(now)
+            delay = min(endpoint.backoff * 2 ** (state.failures - 1), endpoint.maxbackoff)
+            state.retry_at = now + delay
+            if state.failures == endpoint.threshold:
+                log.warning(
+                    "notification endpoint failing", extra={"endpoint": endpoint.name, "error": error}
+                )
+        if self.metrics is not None:
+            outcome = "ok" if error is None else "failed"
+            self.metrics.webhook_deliveries.labels(endpoint.name, outcome).inc()
+        await self._save(endpoint.name, state, files)
+        return error is None and len(waiting) > len(batch) + len(skipped)
+
+    async def _post(self, endpoint: Endpoint, events: list[dict[str, Any]]) -> str | None:
+        """None when the endpoint took the envelope; else what went wrong (no secrets in it)."""
+        content = body(events)
+        headers = [(k, v) for k, values in endpoint.headers.items() for v in values]
+        headers.append(("Content-Type", MEDIA_TYPE))
+        if endpoint.secret:
+            headers.append((SIGNATURE_HEADER, sign(endpoint.secret, content)))
+        try:
+            answer = await self.client.post(
+                endpoint.url, content=content, headers=headers, timeout=endpoint.timeout
+            )
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"[:300]
+        if 200 <= answer.status_code < 300:
+            return None
+        return f"HTTP {answer.status_code}"

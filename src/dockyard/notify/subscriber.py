@@ -1,0 +1,48 @@
+"""The events' subscriber that queues notifications, durable before the client hears "done".
+
+A change's event is added to the spool, and its write's future to the request's
+``RequestInfo.pending``; the outermost HTTP wrapper waits for those before it sends the response
+head (``api.observe``). So a client that saw its push acknowledged has its event on disk, and a
+crash after that point cannot lose it. Pull events do not hold the response: they go with the
+spool's next group commit (at once when the spool is idle, else right after the write in
+flight), and a crash in those few milliseconds can lose them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+
+from dockyard.config import Config, split_addr
+from dockyard.events import Event
+from dockyard.events.request import current_request
+from dockyard.notify.envelope import describe
+from dockyard.notify.spool import Spool
+
+
+def _retrieve(waiter: asyncio.Future[None]) -> None:
+    """Nobody awaits a pull's write; its failure is logged by the spool already."""
+    if not waiter.cancelled():
+        waiter.exception()
+
+
+class NotifySubscriber:
+    def __init__(self, spool: Spool, config: Config) -> None:
+        self.spool = spool
+        _, port = split_addr(config.http.addr)
+        # distribution's source: this registry instance.
+        self.source = {"addr": f"{socket.gethostname()}:{port}", "instanceID": str(uuid.uuid4())}
+        self.base_url = config.http.host or ""
+
+    def emit(self, event: Event) -> None:
+        request = current_request()
+        base_url = self.base_url or (f"http://{request.host}" if request is not None and request.host else "")
+        described = describe(event, request, self.source, base_url)
+        if described is None:
+            return
+        waiter = self.spool.add(described["target"]["repository"], described)
+        if request is not None and described["action"] != "pull":
+            request.pending.append(waiter)
+        else:
+            waiter.add_done_callback(_retrieve)

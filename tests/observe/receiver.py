@@ -1,0 +1,47 @@
+"""A webhook receiver the tests start and stop: a real HTTP server on loopback, recording envelopes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Receiver:
+    """Listens on ``port`` once :meth:`start` is called (before that, nothing does: "down")."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.envelopes: list[tuple[dict[str, str], bytes]] = []
+        self.lock = threading.Lock()
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                content = self.rfile.read(length)
+                with receiver.lock:
+                    receiver.envelopes.append(({k.lower(): v for k, v in self.headers.items()}, content))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [e for _, content in self.envelopes for e in json.loads(content)["events"]]
