@@ -76,8 +76,8 @@ async def test_changes_are_told_after_they_are_committed() -> None:
     await registry.delete_manifest("a/b", "v2")
     await registry.delete_manifest("a/b", Digest.of(body))
     assert recorder.events == [
-        ManifestPushed("a/b", digest, OCI, "v1"),
-        ManifestPushed("a/b", digest, OCI, "v2"),
+        ManifestPushed("a/b", digest, OCI, "v1", len(body)),
+        ManifestPushed("a/b", digest, OCI, "v2", len(body)),
         BlobPushed("c/d", str(Digest.of(b"layer")), 5, mounted=True),
         TagDeleted("a/b", "v2"),
         ManifestDeleted("a/b", digest),
@@ -115,8 +115,8 @@ async def test_pull_manifest_tells_gets_as_pulls_and_heads_by_tag_as_resolutions
     await registry.pull_manifest("a/b", "v1", head=False)
     assert recorder.events == [
         TagResolved("a/b", "v1", str(digest)),
-        ManifestPulled("a/b", str(digest), None),
-        ManifestPulled("a/b", str(digest), "v1"),
+        ManifestPulled("a/b", str(digest), None, OCI, len(body)),
+        ManifestPulled("a/b", str(digest), "v1", OCI, len(body)),
     ]
 
 

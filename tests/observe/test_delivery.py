@@ -1,0 +1,165 @@
+"""The sender in one process: filters, the queue cap, backoff, one sender per store.
+
+Real parts: the in-memory driver and coordinator, a real HTTP receiver on loopback; the clock is
+injected, so backoff is checked by stepping it, not by waiting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dockyard.config import parse_config
+from dockyard.coord.memory import MemoryCoordinator
+from dockyard.events import BlobPushed, ManifestPulled, ManifestPushed, TagDeleted
+from dockyard.metrics.collectors import Metrics
+from dockyard.notify.deliver import Deliverer, load_state
+from dockyard.notify.envelope import describe
+from dockyard.notify.spool import Spool
+from dockyard.storage.drivers.checked import CheckedDriver
+from dockyard.storage.drivers.memory import MemoryDriver
+from tests.live import free_port
+from tests.observe.receiver import Receiver
+
+pytestmark = pytest.mark.anyio
+OCI = "application/vnd.oci.image.manifest.v1+json"
+SOURCE = {"addr": "test:5000", "instanceID": "i"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def receiver() -> Any:
+    r = Receiver(free_port())
+    yield r
+    r.stop()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settings(port: int, **endpoint: Any) -> Any:
+    hook = {
+        "name": "hook",
+        "url": f"http://127.0.0.1:{port}/",
+        "backoff": "1s",
+        "maxbackoff": "8s",
+        **endpoint,
+    }
+    return parse_config({"notifications": {"endpoints": [hook]}}).notifications
+
+
+async def queue(spool: Spool, *events: Any) -> None:
+    for event in events:
+        described = describe(event, None, SOURCE, "http://r")
+        assert described is not None
+        await spool.add(described["target"]["repository"], described)
+
+
+def deliverer(
+    spool: Spool, notifications: Any, clock: Clock, coordinator: Any = None, **kw: Any
+) -> Deliverer:
+    return Deliverer(spool, notifications, coordinator or MemoryCoordinator(), clock=clock, **kw)
+
+
+async def run_until_idle(d: Deliverer) -> None:
+    for _ in range(100):
+        if not await d.step():
+            return
+
+
+async def test_ignored_actions_and_media_types_are_passed_over_in_order(receiver: Receiver) -> None:
+    receiver.start()
+    spool, clock = Spool(CheckedDriver(MemoryDriver())), Clock()
+    notifications = settings(
+        receiver.port, ignoredmediatypes=["application/octet-stream"], ignore={"actions": ["pull"]}
+    )
+    await queue(
+        spool,
+        BlobPushed("a", "sha256:" + "1" * 64, 3),
+        ManifestPushed("a", "sha256:" + "2" * 64, OCI, "v1", 10),
+        ManifestPulled("a", "sha256:" + "2" * 64, "v1", OCI, 10),
+        TagDeleted("a", "v1"),
+    )
+    d = deliverer(spool, notifications, clock)
+    await run_until_idle(d)
+    await d.client.aclose()
+    assert [(e["action"], e["target"].get("tag")) for e in receiver.events()] == [
+        ("push", "v1"),
+        ("delete", "v1"),
+    ]
+    assert await spool.files() == []  # every event handled: the spool is empty
+
+
+async def test_a_full_queue_drops_the_oldest_counted(receiver: Receiver) -> None:
+    spool, clock, metrics = Spool(CheckedDriver(MemoryDriver())), Clock(), Metrics()
+    notifications = parse_config(
+        {
+            "notifications": {
+                "maxpending": 3,
+                "endpoints": [{"name": "hook", "url": f"http://127.0.0.1:{receiver.port}/", "backoff": "1s"}],
+            }
+        }
+    ).notifications
+    await queue(spool, *(TagDeleted("a", f"t{i}") for i in range(5)))
+    d = deliverer(spool, notifications, clock, metrics=metrics)
+    await d.step()  # receiver down: two dropped, the attempt fails
+    state = await load_state(spool.driver, "hook")
+    assert (state.dropped, state.failures) == (2, 1)
+    assert (
+        metrics.registry.get_sample_value("dockyard_webhook_dropped_events_total", {"endpoint": "hook"}) == 2
+    )
+    assert metrics.registry.get_sample_value("dockyard_webhook_queue_depth", {"endpoint": "hook"}) == 5
+    receiver.start()
+    clock.now += 1
+    await run_until_idle(d)
+    await d.client.aclose()
+    assert [e["target"]["tag"] for e in receiver.events()] == ["t2", "t3", "t4"]
+    assert (
+        metrics.registry.get_sample_value(
+            "dockyard_webhook_deliveries_total", {"endpoint": "hook", "outcome": "failed"}
+        )
+        == 1
+    )
+
+
+async def test_backoff_doubles_up_to_its_cap_and_keeps_the_envelope(receiver: Receiver) -> None:
+    spool, clock = Spool(CheckedDriver(MemoryDriver())), Clock()
+    await queue(spool, TagDeleted("a", "first"), TagDeleted("a", "second"))
+    d = deliverer(spool, settings(receiver.port), clock)
+    waits = []
+    for _ in range(6):
+        await d.step()
+        state = await load_state(spool.driver, "hook")
+        waits.append(state.retry_at - clock.now)
+        assert not await d.step()  # not due yet: no attempt
+        clock.now = state.retry_at
+    assert waits == [1, 2, 4, 8, 8, 8]
+    assert state.failures == 6 and state.last_error
+    receiver.start()
+    await run_until_idle(d)
+    await d.client.aclose()
+    assert [e["target"]["tag"] for e in receiver.events()] == ["first", "second"]
+    state = await load_state(spool.driver, "hook")
+    assert (state.failures, state.delivered) == (0, 2)
+
+
+async def test_one_sender_at_a_time(receiver: Receiver) -> None:
+    receiver.start()
+    driver, coordinator, clock = CheckedDriver(MemoryDriver()), MemoryCoordinator(), Clock()
+    first = deliverer(Spool(driver), settings(receiver.port), clock, coordinator)
+    second = deliverer(Spool(driver), settings(receiver.port), clock, coordinator)
+    assert await first._lead()
+    assert not await second._lead()
+    await first.stop()  # gives the lease up
+    assert await second._lead()
+    await second.stop()
