@@ -155,3 +155,23 @@ async def test_same_access_rules_as_the_registry(auth_client: Any, mode: str) ->
 async def _push(c: httpx.AsyncClient, name: str, headers: dict[str, str]) -> None:
     client = httpx.AsyncClient(transport=c._transport, base_url=str(c.base_url), headers=headers)
     await push_image(client, name, "v1")
+
+
+async def test_pull_counts_from_pull_events(client: httpx.AsyncClient) -> None:
+    """A manifest GET counts for its repository (and tag); HEADs do not; counts order a listing."""
+    for name in ("acme/web", "acme/api", "acme/db"):
+        await push_image(client, name, "v1")
+    for name, pulls in (("acme/web", 3), ("acme/api", 1)):
+        for _ in range(pulls):
+            assert (await client.get(f"/v2/{name}/manifests/v1")).status_code == 200
+    assert (await client.head("/v2/acme/db/manifests/v1")).status_code == 200  # resolving is no pull
+    counts = {
+        e["name"]: e["pull_count"] for e in (await client.get("/v2/repositories/acme/")).json()["results"]
+    }
+    assert counts == {"web": 3, "api": 1, "db": 0}
+    detail = await client.get("/v2/namespaces/acme/repositories/web")
+    assert detail.json()["pull_count"] == 3
+    most = await client.get("/v2/repositories/acme/", params={"ordering": "-pull_count"})
+    assert [e["name"] for e in most.json()["results"]] == ["web", "api", "db"]
+    least = await client.get("/v2/repositories/acme/", params={"ordering": "pull_count"})
+    assert [e["name"] for e in least.json()["results"]] == ["db", "api", "web"]

@@ -19,8 +19,8 @@ from dockyard.notify.envelope import describe
 from dockyard.notify.spool import Spool
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.drivers.memory import MemoryDriver
-from tests.live import free_port
 from tests.observe.receiver import Receiver
+from tests.servers.dockyard import free_port
 
 pytestmark = pytest.mark.anyio
 OCI = "application/vnd.oci.image.manifest.v1+json"

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live import LiveRegistry, free_port
 from tests.observe.receiver import Receiver
+from tests.servers.dockyard import LiveRegistry, free_port
 
 pytestmark = pytest.mark.live
 SECRET = "hook-secret"

@@ -146,3 +146,21 @@ def test_a_head_by_tag_credits_the_next_get_by_digest_within_the_window() -> Non
     now[0] += 61.0
     subscriber.emit(ManifestPulled("a/b", "sha256:2", None))  # too late: the digest only
     assert pulls.of_tag("a/b", "v2") is None and pulls.of_digest("a/b", "sha256:2") is not None
+
+
+@pytest.mark.anyio
+async def test_pull_counts_survive_a_flush_and_add_up_across_logs() -> None:
+    """Two workers' logs on one store: counts per repository and tag add up in the shared file."""
+    driver, coordinator = checked(MemoryDriver()), MemoryCoordinator()
+    first, second = PullLog(driver, coordinator), PullLog(driver, coordinator)
+    for log, times in ((first, 2), (second, 3)):
+        for _ in range(times):
+            log.record("a/b", "sha256:" + "1" * 64, "v1")
+        log.record("a/b", "sha256:" + "1" * 64, None)
+    assert first.count_of_repository("a/b") == 3  # its own, not yet flushed
+    await first.flush()
+    await second.flush()
+    reader = PullLog(driver, coordinator)
+    await reader.refresh()
+    assert (reader.count_of_repository("a/b"), reader.count_of_tag("a/b", "v1")) == (7, 5)
+    assert reader.count_of_repository("other") == 0

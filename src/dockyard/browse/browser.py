@@ -57,7 +57,7 @@ def order(names: list[str], ordering: str, when: Callable[[str], float | None]) 
             return (t is None, -(t or 0.0) if newest else (t or 0.0), n)
 
         return sorted(names, key=key)
-    return names  # pull_count: dockyard counts no pulls, so every count is 0 and name order stays
+    return names  # pull_count orders repositories only: the Hub API sorts those by PullLog.count
 
 
 class Browser:

@@ -1,10 +1,13 @@
-"""When each tag and manifest was last pulled, recorded without slowing pulls down.
+"""When each tag and manifest was last pulled, and how often each repository and tag was,
+recorded without slowing pulls down.
 
 A manifest ``GET`` (not ``HEAD``) costs one dict assignment in the worker that served it. Every
 ``FLUSH_SECONDS`` while there are new pulls, and at shutdown, the worker merges its pulls into
 ``_dockyard/last-pulled.json`` under a lock (keeping the later time per key). The file is derived
 state: deleting it loses only the pull times. Readers see the file (re-read when it changes) plus
-their own worker's pulls not yet flushed.
+their own worker's pulls not yet flushed. Pull counts go the same way into
+``_dockyard/pull-counts.json`` (``<repository>`` and ``<repository>:<tag>`` → pulls), each flush
+adding the worker's increments; a worker killed before its flush loses its last increments.
 """
 
 from __future__ import annotations
@@ -53,13 +56,19 @@ class PullLog:
         self._stored_mtime: float | None = None
         self._checked = 0.0
         self._flush_task: asyncio.Task[None] | None = None
+        self._counting: dict[Key, int] = {}
+        self._counts: dict[Key, int] = {}
+        self._counts_mtime: float | None = None
 
     def record(self, name: str, digest: str, tag: str | None) -> None:
         """Called on every manifest GET: O(1), no I/O."""
         now = time.time()
         self._pending[digest_key(name, digest)] = now
+        self._counting[name] = self._counting.get(name, 0) + 1
         if tag is not None:
             self._pending[tag_key(name, tag)] = now
+            key = tag_key(name, tag)
+            self._counting[key] = self._counting.get(key, 0) + 1
         if self._flush_task is None and not self.read_only:
             with contextlib.suppress(RuntimeError):  # no running loop: flushed at shutdown
                 self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
@@ -78,6 +87,7 @@ class PullLog:
         if not self._pending or self.read_only:
             return
         pending, self._pending = self._pending, {}
+        counting, self._counting = self._counting, {}
         try:
             async with self.coordinator.lock("last-pulled"):
                 merged = await self._read()
@@ -85,11 +95,19 @@ class PullLog:
                     if when > merged.get(key, 0.0):
                         merged[key] = when
                 await self.driver.put_content(paths.LAST_PULLED, json.dumps(merged).encode())
+                pending = {}
+                counts = await self._read_counts()
+                for key, n in counting.items():
+                    counts[key] = counts.get(key, 0) + n
+                await self.driver.put_content(paths.PULL_COUNTS, json.dumps(counts).encode())
         except BaseException:
             for key, when in pending.items():  # keep them for the next try
                 self._pending[key] = max(when, self._pending.get(key, 0.0))
+            for key, n in counting.items():  # not written: counted again next time
+                self._counting[key] = self._counting.get(key, 0) + n
             raise
         self._stored = merged
+        self._counts = counts
         self._checked = 0.0
 
     async def close(self) -> None:
@@ -110,6 +128,15 @@ class PullLog:
             return {}
         return {k: float(v) for k, v in data.items() if isinstance(v, int | float)}
 
+    async def _read_counts(self) -> dict[Key, int]:
+        try:
+            data: Any = json.loads(await self.driver.get_content(paths.PULL_COUNTS))
+        except (PathNotFound, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: int(v) for k, v in data.items() if isinstance(v, int) and v >= 0}
+
     async def refresh(self) -> None:
         """Re-read the shared file if it changed (at most once per ``RELOAD_SECONDS``)."""
         now = time.monotonic()
@@ -123,6 +150,22 @@ class PullLog:
             return
         if mtime != self._stored_mtime:
             self._stored, self._stored_mtime = await self._read(), mtime
+        try:
+            counts_mtime: float | None = (await self.driver.stat(paths.PULL_COUNTS)).mtime
+        except PathNotFound:
+            counts_mtime = None
+        if counts_mtime != self._counts_mtime:
+            self._counts, self._counts_mtime = await self._read_counts(), counts_mtime
+
+    def count(self, key: Key) -> int:
+        """Pulls of ``key`` (a repository's name, or ``tag_key``): stored plus not yet flushed."""
+        return self._counts.get(key, 0) + self._counting.get(key, 0)
+
+    def count_of_repository(self, name: str) -> int:
+        return self.count(name)
+
+    def count_of_tag(self, name: str, tag: str) -> int:
+        return self.count(tag_key(name, tag))
 
     def last(self, key: Key) -> float | None:
         pending = self._pending.get(key)

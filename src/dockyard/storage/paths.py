@@ -35,6 +35,7 @@ REPOSITORIES = f"{ROOT}/repositories"
 CATALOG_GENERATION = f"{ROOT}/_dockyard/catalog-generation"
 GC_LAST_REPORT = f"{ROOT}/_dockyard/gc-last-report.json"
 LAST_PULLED = f"{ROOT}/_dockyard/last-pulled.json"  # derived (browse.pulls): safe to delete
+PULL_COUNTS = f"{ROOT}/_dockyard/pull-counts.json"  # derived (browse.pulls): counts start over
 NOTIFICATIONS = f"{ROOT}/_dockyard/notifications"  # the webhook queue (dockyard.notify)
 NOTIFICATION_SPOOL = f"{NOTIFICATIONS}/spool"  # events, one file per group commit
 NOTIFICATION_ENDPOINTS = f"{NOTIFICATIONS}/endpoints"  # each endpoint's progress and health

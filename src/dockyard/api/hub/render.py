@@ -88,6 +88,7 @@ def repository_json(
     private: bool,
     can_edit: bool,
     media_types: list[str] | None = None,
+    pull_count: int = 0,
 ) -> dict[str, Any]:
     return {
         "name": repository,
@@ -102,7 +103,7 @@ def repository_json(
         "is_migrated": False,
         "can_edit": can_edit,
         "star_count": 0,
-        "pull_count": 0,  # dockyard records when, not how often
+        "pull_count": pull_count,  # manifest GETs, counted from the pull events (browse.pulls)
         "last_updated": iso(updated),
         "last_modified": iso(updated),
         "date_registered": iso(registered),

@@ -39,6 +39,10 @@ async def list_repositories(ctx: Context) -> Response:
     if listing.ordering in ("last_updated", "-last_updated"):
         times = await ctx.services.browser.repo_times([stored[r] for r in repos])
         repos = order(repos, listing.ordering, lambda r: times.get(stored[r]))
+    elif listing.ordering in ("pull_count", "-pull_count"):
+        await ctx.services.pulls.refresh()
+        sign = -1 if listing.ordering == "-pull_count" else 1
+        repos = sorted(repos, key=lambda r: (sign * ctx.services.pulls.count_of_repository(stored[r]), r))
     else:
         repos = order(repos, listing.ordering, lambda _: None)
     start, end = page_bounds(listing, len(repos))
@@ -68,6 +72,7 @@ async def _safe_entry(ctx: Context, namespace: str, repo: str, name: str) -> dic
 
 async def _entry(ctx: Context, namespace: str, repo: str, name: str, **extra: Any) -> dict[str, Any]:
     updated, registered = await mtimes(ctx.registry.driver, [paths.tags_dir(name), paths.repository(name)])
+    await ctx.services.pulls.refresh()
     return repository_json(
         namespace,
         repo,
@@ -76,6 +81,7 @@ async def _entry(ctx: Context, namespace: str, repo: str, name: str, **extra: An
         size=await ctx.services.browser.storage_size(name),
         private=_private(ctx, name),
         can_edit=ctx.services.access.may(ctx.identity, Access("repository", name, "push")),
+        pull_count=ctx.services.pulls.count_of_repository(name),
         **extra,
     )
 
