@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -148,7 +149,7 @@ def jobs_from_config(config: Config, registry: Registry, coordinator: Coordinato
             if purging.dryrun:
                 log.info("upload purge dry run: nothing deleted")
                 return
-            count = await registry.purge_uploads(purging.age, await coordinator.now())
+            count = await registry.purge_uploads(purging.age, time.time())
             log.info("purged stale uploads", extra={"count": count})
 
         jobs.append(Job("upload-purge", purging.interval, _jitter(0, min(purging.interval, 3600.0)), purge))

@@ -41,7 +41,7 @@ from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.model import BlobSource, Chunks, PutResult, Visible
 from dockyard.storage.quota import Quotas
 from dockyard.storage.tags import TagStore
-from dockyard.storage.uploads import GC_LOCK, UploadStore
+from dockyard.storage.uploads import GC_LOCK, SESSION_ID, UploadStore
 
 
 class Registry:
@@ -296,8 +296,15 @@ class Registry:
         return True
 
     async def purge_uploads(self, older_than_seconds: float, now: float) -> int:
-        """Delete upload sessions started longer ago than the cutoff; returns how many."""
+        """Delete upload sessions idle for longer than the cutoff; returns how many.
+
+        A session is active while its data was written within the cutoff (by the storage's
+        clock, against ``now``) or its coordinator record says so (last activity, by the
+        coordinator's clock: what counts where writes leave no timestamp, as in an object store's
+        multipart upload). Sessions without a record (another tool's, or older) go by their data
+        alone. Records whose session is gone are dropped too."""
         purged = 0
+        coordinator_now = await self.coordinator.now()
         for name in await self.catalog.walk_repositories(include_without_manifests=True):
             try:
                 ids = await self.driver.list_dir(paths.uploads_dir(name))
@@ -305,15 +312,24 @@ class Registry:
                 continue
             for upload_id in ids:
                 try:
-                    # The data file's mtime is the session's last activity.
                     info = await self.driver.stat(paths.upload_data(name, upload_id))
                 except PathNotFound:
                     info = None
                 if info is not None and now - info.mtime <= older_than_seconds:
+                    continue
+                record = (
+                    await self.coordinator.get_session(upload_id) if SESSION_ID.fullmatch(upload_id) else None
+                )
+                if record is not None and coordinator_now - record.updated_at <= older_than_seconds:
                     continue
                 try:
                     await self.driver.delete(paths.upload_dir(name, upload_id))
                     purged += 1
                 except PathNotFound:
                     pass
+                if record is not None:
+                    await self.coordinator.delete_session(upload_id)
+        for record in await self.coordinator.idle_sessions(older_than_seconds):
+            if not await self.driver.exists(paths.upload_data(record.repository, record.id)):
+                await self.coordinator.delete_session(record.id)
         return purged

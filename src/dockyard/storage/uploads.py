@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import re
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +43,9 @@ BATCH = 1 << 20  # bytes handed to the writer thread at once
 # commit itself rather than in a write of their own.
 HOLD = 64 << 10
 _MAX_HASHERS = 4096
+
+
+SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")  # ids a session record can have (ours are UUIDs)
 
 
 def _lock_name(name: str, upload_id: str) -> str:
@@ -76,7 +80,22 @@ class UploadStore:
                 (paths.upload_data(name, upload_id), b""),
             ]
         )
+        await self.coordinator.create_session(upload_id, name)
         return upload_id
+
+    async def _record(self, name: str, upload_id: str, offset: int) -> None:
+        """The session's record in the coordinator: how far it got, and that it was active now
+        (the purge goes by it). A session without one (started by another tool, or before records
+        existed) gets one."""
+        if not SESSION_ID.fullmatch(upload_id):
+            return
+        if await self.coordinator.update_session(upload_id, offset=offset) is None:
+            await self.coordinator.create_session(upload_id, name)
+            await self.coordinator.update_session(upload_id, offset=offset)
+
+    async def _forget(self, upload_id: str) -> None:
+        if SESSION_ID.fullmatch(upload_id):
+            await self.coordinator.delete_session(upload_id)
 
     async def size(self, name: str, upload_id: str) -> int:
         try:
@@ -189,6 +208,7 @@ class UploadStore:
         opening = asyncio.ensure_future(self._open(name, upload_id))
         try:
             writer, _ = await self._pump(opening, (name, upload_id), chunks, continues)
+            await self._record(name, upload_id, writer.size)
             return writer.size
         finally:
             await self._close_opened(opening)
@@ -253,6 +273,8 @@ class UploadStore:
         finally:
             await self._close_opened(opening)
         self._hashers.pop(key, None)
+        if not new:
+            await self._forget(upload_id)
         if self.quotas is not None:
             self.quotas.added(name, digest, size)
         self.events.emit(BlobPushed(name, str(digest), size))
@@ -265,6 +287,7 @@ class UploadStore:
             await writer.abort()
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.upload_dir(name, upload_id))
+        await self._forget(upload_id)
 
     async def _close_opened(self, opening: asyncio.Future[FileWriter]) -> None:
         """Close the writer ``opening`` yields, whenever it does (closing twice is harmless), and
