@@ -15,6 +15,7 @@ from dockyard.api.app import RegistryApp
 from dockyard.api.bodytimeout import BodyTimeoutApp
 from dockyard.api.hub.flush import FlushPullsApp
 from dockyard.api.observe import ObserveApp
+from dockyard.audit.log import AuditLog
 from dockyard.auth.access import AccessController
 from dockyard.auth.setup import build_access
 from dockyard.browse.browser import Browser
@@ -79,6 +80,9 @@ def create_services(
     if any(not e.disabled for e in config.notifications.endpoints):
         notifier = create_notifier(config, driver, coordinator, metrics)
         subscribers.append(NotifySubscriber(notifier.spool, config))
+    audit = AuditLog(driver, config.audit.retention) if config.audit.enabled else None
+    if audit is not None:
+        subscribers.append(audit)
     events = Fanout(subscribers)
     registry = Registry(
         driver, Quotas(driver, rules) if rules else None, coordinator=coordinator, events=events
@@ -98,6 +102,7 @@ def create_services(
         inventory=Inventory(registry),
         metrics=metrics,
         notifier=notifier,
+        audit=audit,
     )
 
 

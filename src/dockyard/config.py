@@ -620,6 +620,20 @@ class Notifications(Section):
         return v
 
 
+class Audit(Section):
+    """dockyard's audit log: who changed what, and who logged in, kept in the store."""
+
+    enabled: bool = False
+    retention: Duration = 90 * 24 * 3600.0  # whole days older than this are deleted
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, v: float) -> float:
+        if v < 24 * 3600:
+            raise ValueError("the audit retention is at least one day (24h)")
+        return v
+
+
 class Config(Section):
     version: str = "0.1"
     log: Log = Log()
@@ -633,6 +647,7 @@ class Config(Section):
     ui: UI = UI()
     proxy: Proxy = Proxy()
     notifications: Notifications = Notifications()
+    audit: Audit = Audit()
 
     @field_validator("version", mode="before")
     @classmethod

@@ -62,6 +62,7 @@ class ErrorCode(Enum):
     )
     ROUTE_UNKNOWN = ErrorSpec("NOT_FOUND", "no such endpoint", 404)
     UNSUPPORTED_BODY = ErrorSpec("BAD_REQUEST", "the request body is not understood", 400)
+    QUERY_INVALID = ErrorSpec("BAD_REQUEST", "a query parameter is not understood", 400)
     # No part of the body for http.timeouts.body seconds (no OCI code exists for it).
     BODY_TIMEOUT = ErrorSpec("TIMEOUT", "the request body stopped arriving (http.timeouts.body)", 408)
     GC_RUNNING = ErrorSpec("GC_RUNNING", "a garbage collection is already running", 409)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dockyard.audit.log import AuditLog
 from dockyard.auth.access import AccessController
 from dockyard.browse.browser import Browser
 from dockyard.browse.pulls import PullLog
@@ -42,3 +43,5 @@ class Services:
     namespaces: frozenset[str] = field(default_factory=frozenset)
     # Webhooks (notifications.endpoints), None when no endpoint is enabled.
     notifier: Notifier | None = None
+    # The audit log (audit.enabled), None when off.
+    audit: AuditLog | None = None

@@ -19,7 +19,7 @@ from typing import Literal
 
 from starlette.types import ASGIApp
 
-from dockyard.api import admin, base, blobs, manifests, notifications, referrers, tags, uploads
+from dockyard.api import admin, audit, base, blobs, manifests, notifications, referrers, tags, uploads
 from dockyard.api.context import Context
 from dockyard.api.hub import openapi
 from dockyard.api.hub import repositories as hub_repositories
@@ -172,6 +172,7 @@ ROUTES: tuple[Route, ...] = (
     Route("admin-retention", re.compile(r"/admin/v1/retention"), {"POST": admin.run_retention}, "admin"),
     Route("admin-usage", re.compile(r"/admin/v1/usage"), {"GET": admin.usage}, "admin"),
     Route("admin-quotas", re.compile(r"/admin/v1/quotas"), {"GET": admin.quotas}, "admin"),
+    Route("admin-audit", re.compile(r"/admin/v1/audit"), {"GET": audit.query}, "admin"),
     Route(
         "admin-notifications", re.compile(r"/admin/v1/notifications"), {"GET": notifications.status}, "admin"
     ),

@@ -29,7 +29,7 @@ from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
 
 log = logging.getLogger("dockyard.notify")
-_NAME = re.compile(r"(\d{20})-(\d+)-(\d+)-(\d+)\.json")
+_NAME = re.compile(r"(\d{20})-(\d+)-(\d+)-(\d+)\.jsonl?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +57,20 @@ def parse_name(name: str) -> SpoolFile | None:
 
 
 class Spool:
-    def __init__(self, driver: CheckedDriver, *, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        driver: CheckedDriver,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        directory: Callable[[int], str] = lambda _: paths.NOTIFICATION_SPOOL,
+        lines: bool = False,
+    ) -> None:
+        """``directory`` names where a file goes from its first record's time (ns): one place
+        for the webhook queue, a folder per day for the audit log."""
         self.driver = driver
         self.clock = clock
+        self.directory = directory
+        self.lines = lines  # JSON lines (``.jsonl``, one record a line) instead of one array
         self._pending: list[dict[str, Any]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -83,11 +94,13 @@ class Spool:
             while self._pending:
                 batch, waiters = self._pending, self._waiters
                 self._pending, self._waiters = [], []
-                name = f"{batch[0]['t']:020d}-{os.getpid()}-{next(self._files)}-{len(batch)}.json"
+                suffix = "jsonl" if self.lines else "json"
+                name = f"{batch[0]['t']:020d}-{os.getpid()}-{next(self._files)}-{len(batch)}.{suffix}"
+                content = (
+                    "".join(json.dumps(r) + "\n" for r in batch) if self.lines else json.dumps(batch)
+                ).encode()
                 try:
-                    await self.driver.put_content(
-                        f"{paths.NOTIFICATION_SPOOL}/{name}", json.dumps(batch).encode()
-                    )
+                    await self.driver.put_content(f"{self.directory(batch[0]['t'])}/{name}", content)
                 except Exception as exc:
                     log.exception("failed to queue events for notification", extra={"count": len(batch)})
                     for waiter in waiters:
@@ -105,17 +118,22 @@ class Spool:
         while self._writer is not None:
             await asyncio.shield(self._writer)
 
-    async def files(self) -> list[SpoolFile]:
-        """The queue's files, oldest first."""
+    async def files(self, directory: str = paths.NOTIFICATION_SPOOL) -> list[SpoolFile]:
+        """The files in ``directory``, oldest first."""
         try:
-            names = await self.driver.list_dir(paths.NOTIFICATION_SPOOL)
+            names = await self.driver.list_dir(directory)
         except PathNotFound:
             return []
         found = [f for n in names if (f := parse_name(n)) is not None]
         return sorted(found, key=lambda f: (f.first, f.name))
 
-    async def read(self, name: str) -> list[Record]:
-        raw = json.loads(await self.driver.get_content(f"{paths.NOTIFICATION_SPOOL}/{name}"))
+    async def read(self, name: str, directory: str = paths.NOTIFICATION_SPOOL) -> list[Record]:
+        content = await self.driver.get_content(f"{directory}/{name}")
+        raw = (
+            [json.loads(line) for line in content.splitlines() if line]
+            if name.endswith(".jsonl")
+            else json.loads(content)
+        )
         return [Record((int(r["t"]), int(r["p"]), int(r["s"])), str(r["r"]), r["e"]) for r in raw]
 
     async def remove(self, names: list[str]) -> None:

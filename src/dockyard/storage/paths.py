@@ -39,6 +39,7 @@ PULL_COUNTS = f"{ROOT}/_dockyard/pull-counts.json"  # derived (browse.pulls): co
 NOTIFICATIONS = f"{ROOT}/_dockyard/notifications"  # the webhook queue (dockyard.notify)
 NOTIFICATION_SPOOL = f"{NOTIFICATIONS}/spool"  # events, one file per group commit
 NOTIFICATION_ENDPOINTS = f"{NOTIFICATIONS}/endpoints"  # each endpoint's progress and health
+AUDIT = f"{ROOT}/_dockyard/audit"  # the audit log (dockyard.audit): a folder per UTC day
 UI_SESSION_KEY = f"{ROOT}/_dockyard/ui-session-key"  # signs web UI sessions (web.sessions)
 UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
