@@ -199,3 +199,27 @@ async def test_tags_list_comes_from_the_upstream(
     proxy = make_proxy({"ghcr.io": (up, {})})
     r = await proxy.client.get("/v2/ghcr.io/org/x/tags/list")
     assert r.status_code == 200 and r.json()["tags"] == ["a", "b"]
+
+
+async def test_garbage_collection_keeps_a_partly_pulled_cache(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    """A cached manifest whose blobs were not all pulled yet (an index's other platforms, a layer
+    not asked for) is neither an error for the collector nor collected while tagged."""
+    from dockyard.storage import gc
+
+    up = make_upstream()
+    async with up.client() as c:
+        image = await push(c, "library/gc", "1", seed="gc", sizes=(1000, 2000))
+    proxy = make_proxy({"docker.io": (up, {})})
+    r = await proxy.client.get("/v2/docker.io/library/gc/manifests/1", headers=ACCEPT)
+    assert r.status_code == 200
+    first = image.layers[0]
+    assert (await proxy.client.get(f"/v2/docker.io/library/gc/blobs/{first}")).status_code == 200
+    report = await gc.collect(proxy.services.registry, gc.GCOptions(grace_seconds=0))
+    assert report.blobs_deleted == [] and report.manifests_deleted == [], report.to_json()
+    fetched = list(up.log)
+    got = await pull(proxy, "docker.io/library/gc", "1")
+    assert got == {image.digest: image.manifest, **image.blobs}
+    fetched_again = {p.rsplit("/", 1)[1] for m, p in up.log[len(fetched) :] if m == "GET"}
+    assert fetched_again == set(image.blobs) - {first}  # what was cached stayed cached

@@ -36,7 +36,6 @@ from dockyard.proxy.routing import Router, Target
 from dockyard.proxy.upstream import ManifestAnswer, NotUpstream, UpstreamFailed
 from dockyard.storage.model import BlobSource, Chunks, PutResult, Visible
 from dockyard.storage.registry import Registry
-from dockyard.storage.uploads import GC_LOCK
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -176,14 +175,7 @@ class ProxyRegistry:
             raise UpstreamUnavailable(
                 target.upstream.url, f"it sent a manifest this registry cannot use: {exc}"
             ) from None
-        inner = self.inner
-        new = not inner.catalog.is_known(target.stored) and not await inner.repository_exists(target.stored)
-        async with inner.coordinator.lock(GC_LOCK, shared=True):
-            await inner.manifests.put(target.stored, answer.digest, body, manifest, tag=tag)
-        if new:
-            await inner.catalog.note_repository(target.stored)
-        else:
-            inner.catalog.remember(target.stored)
+        await self.inner.put_mirrored_manifest(target.stored, answer.digest, body, manifest, tag)
 
     async def _check_platform(self, name: str, target: Target, digest: Digest) -> None:
         """With a platform filter, a manifest an index lists only for other platforms is not

@@ -134,6 +134,22 @@ class Registry:
         self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag, len(body)))
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
+    async def put_mirrored_manifest(
+        self, name: str, digest: Digest, body: bytes, manifest: Manifest, tag: str | None
+    ) -> None:
+        """Store a manifest a pull-through cache fetched (``dockyard.proxy``): its exact bytes,
+        ``digest`` verified by the caller, and ``tag`` pointed at it, without the references a
+        push must bring (the cache fetches a manifest's blobs and children only when they are
+        pulled). Recorded as referenced like a push, so a concurrent collection keeps it."""
+        new_repository = not self.catalog.is_known(name) and not await self.repository_exists(name)
+        async with self.coordinator.lock(GC_LOCK, shared=True):
+            await self.coordinator.referenced([blob_key(digest), revision_key(name, digest)])
+            await self.manifests.put(name, digest, body, manifest, tag=tag)
+        if new_repository:
+            await self.catalog.note_repository(name)
+        else:
+            self.catalog.remember(name)
+
     async def _check_references(self, name: str, manifest: Manifest) -> None:
         """Every referenced blob (child manifest) must be linked in ``name`` and stored: one round
         trip to storage for the links and the data."""
