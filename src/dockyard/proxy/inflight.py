@@ -186,13 +186,16 @@ class Fills:
 
 
 async def _tee(chunks: Chunks, fd: int) -> AsyncIterator[bytes]:
-    """The upstream's chunks, unchanged, also appended to the spool in pieces of SPOOL_FLUSH."""
+    """The upstream's chunks, unchanged, also appended to the spool: the first at once (the
+    readers' first byte waits for no more), then in pieces of SPOOL_FLUSH."""
     pending: list[bytes] = []
     buffered = 0
+    first = True
     async for chunk in chunks:
         pending.append(chunk)
         buffered += len(chunk)
-        if buffered >= SPOOL_FLUSH:
+        if buffered >= SPOOL_FLUSH or first:
+            first = False
             await asyncio.to_thread(_write_all, fd, b"".join(pending))
             pending, buffered = [], 0
         yield chunk
