@@ -72,6 +72,7 @@ class Upstream(httpx.AsyncBaseTransport):
     corrupt: bool = False
     cut: bool = False
     gate: asyncio.Event | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # added to every answer
 
     def __post_init__(self) -> None:
         self.inner = httpx.ASGITransport(app=self.app)
@@ -89,6 +90,7 @@ class Upstream(httpx.AsyncBaseTransport):
         if self.status is not None:
             return httpx.Response(self.status, json={"errors": [{"code": "X", "message": "injected"}]})
         response = await self.inner.handle_async_request(request)
+        response.headers.update(self.headers)
         if "/blobs/" in request.url.path and request.method == "GET" and response.status_code == 200:
             data = await response.aread()
             return httpx.Response(200, headers=response.headers, stream=_Body(data, self))

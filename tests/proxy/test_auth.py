@@ -100,3 +100,18 @@ def test_credentials_from_the_environment_never_in_repr() -> None:
     (whole,) = config.proxy.all_upstreams()
     assert whole.prefix == "" and whole.credentials.secret() == "hunter2"
     assert "hunter2" not in repr(whole)
+
+
+async def test_rate_limit_headers_are_recorded_and_warned_of(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy], caplog: pytest.LogCaptureFixture
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        await push(c, "library/rl", "1", seed="rl", sizes=(10,))
+    up.headers = {"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "1;w=21600"}
+    proxy = make_proxy({"docker.io": (up, {})})
+    await pull(proxy, "docker.io/library/rl", "1")
+    client = proxy.services.model.router.upstreams[0]  # type: ignore[attr-defined]
+    assert (client.ratelimit.limit, client.ratelimit.remaining) == ("100;w=21600", "1;w=21600")
+    assert client.ratelimit.seen_at == proxy.clock.now
+    assert any("pull limit nearly used up" in r.getMessage() for r in caplog.records)
