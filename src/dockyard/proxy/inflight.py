@@ -267,6 +267,8 @@ class SpoolSource:
                     continue
                 meta = spool.read_meta(self.key)
                 if fd < 0 or meta is None or meta.fill != self.fill or meta.state != "filling":
+                    if await self._committed():  # it committed (and cleared the spool) just now
+                        continue
                     raise FillFailed(f"the upstream fetch of {self.key.digest} failed; nothing was cached")
                 if loop.time() - idle_since > self.patience:
                     raise FillFailed(f"the upstream fetch of {self.key.digest} stalled")
