@@ -194,4 +194,10 @@ class StoreBackend:
         return report.to_json()
 
     async def close(self) -> None:
+        # What the commands changed is queued for the webhooks and the audit log: written before
+        # the command exits (the registry's sender delivers it).
+        if self.services.notifier is not None:
+            await self.services.notifier.spool.drain()
+        if self.services.audit is not None:
+            await self.services.audit.spool.drain()
         await self.services.coordinator.close()
