@@ -608,8 +608,9 @@ class Notifications(Section):
     events: NotificationEvents = NotificationEvents()
     endpoints: list[Endpoint] = Field(default_factory=list)
     # dockyard: events kept waiting per endpoint at most; past it the oldest are dropped (counted
-    # and logged), so a receiver that is down for good never fills the disk or blocks a push.
-    maxpending: int = Field(default=100_000, ge=1)
+    # and logged), so a receiver that is down for good never fills the disk or blocks a push. The
+    # sender holds the waiting events in memory (about 1-2 KiB each).
+    maxpending: int = Field(default=10_000, ge=1)
 
     @field_validator("endpoints")
     @classmethod
