@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -82,3 +83,30 @@ async def test_exclusive_locks_leave_no_files(tmp_path: Path) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_shared_waiters_of_one_process_survive_the_lock_file_being_removed(tmp_path: Path) -> None:
+    """Two readers of one process wait for the shared flock behind a writer of another instance;
+    the writer removes the lock file as it lets go, so the file the readers waited on is stale:
+    both must start over on the new file (neither may use a file the other closed)."""
+    readers, writer = LocalCoordinator(str(tmp_path)), LocalCoordinator(str(tmp_path))
+    async with readers.lock("gc", shared=True):  # the readers' process opens its shared file
+        pass
+    entered: list[int] = []
+
+    async def reader(i: int) -> None:
+        async with readers.lock("gc", shared=True):
+            entered.append(i)
+
+    async with writer.lock("gc"):
+        waiting = [asyncio.ensure_future(reader(i)) for i in range(2)]
+        for _ in range(50):  # both readers are now waiting for the writer
+            await asyncio.sleep(0.001)
+        assert entered == []
+    await asyncio.wait_for(asyncio.gather(*waiting), 30)
+    assert sorted(entered) == [0, 1]
+    async with writer.lock("gc", wait=False):  # and the readers let go of the new file
+        pass
+    await readers.close()
+    await writer.close()

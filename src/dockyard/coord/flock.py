@@ -56,6 +56,7 @@ class FileLocks:
         self._shared_fd: dict[str, int] = {}
         self._shared_count: dict[str, int] = {}
         self._exclusive_waiting: dict[str, int] = {}
+        self._shared_gate: dict[str, asyncio.Lock] = {}
 
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)
@@ -136,24 +137,31 @@ class FileLocks:
                 raise LockBusy(name)
             await asyncio.sleep(0.001)
         if self._shared_count.get(name, 0) == 0:
-            while True:
-                fd = self._shared_fd.get(name)
-                if fd is None:
-                    fd = await self.run(self._open, name)
-                    fd = self._shared_fd.setdefault(name, fd)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    if not wait:
-                        raise LockBusy(name) from None
-                    await self._shared_waited(name, fd)
-                if self._shared_count.get(name, 0) or _current(fd, self._path(name)):
-                    break
-                # An exclusive holder removed the file since this process opened it.
-                if self._shared_fd.get(name) == fd:
-                    del self._shared_fd[name]
-                    os.close(fd)
+            # One task at a time takes this process's shared flock (it may close a stale file).
+            gate = self._shared_gate.setdefault(name, asyncio.Lock())
+            if not wait and gate.locked():
+                raise LockBusy(name)
+            async with gate:
+                if self._shared_count.get(name, 0) == 0:
+                    await self._flock_shared(name, wait)
         self._shared_count[name] = self._shared_count.get(name, 0) + 1
+
+    async def _flock_shared(self, name: str, wait: bool) -> None:
+        while True:
+            fd = self._shared_fd.get(name)
+            if fd is None:
+                fd = self._shared_fd[name] = await self.run(self._open, name)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise LockBusy(name) from None
+                await self._shared_waited(name, fd)
+            if _current(fd, self._path(name)):
+                return
+            # An exclusive holder removed the file since this process opened it: start over.
+            del self._shared_fd[name]
+            os.close(fd)
 
     def _release_shared(self, name: str) -> None:
         self._shared_count[name] -= 1
