@@ -143,6 +143,11 @@ class Browser:
             return order(names, ordering, times.get)
         return order(names, ordering, lambda _: None)
 
+    async def repository_times(self, name: str) -> tuple[float | None, float | None]:
+        """(last updated, registered) of a repository: its tags directory's and its own mtime."""
+        found = await mtimes(self.registry.driver, [paths.tags_dir(name), paths.repository(name)])
+        return found[0], found[1]
+
     async def repo_rows(self, names: list[str]) -> list[RepoRow]:
         times = await mtimes(self.registry.driver, [paths.tags_dir(n) for n in names])
         return [RepoRow(n, t) for n, t in zip(names, times, strict=True)]

@@ -15,8 +15,6 @@ from dockyard.api.hub.params import REPO_ORDERINGS, page_bounds, parse_listing
 from dockyard.api.hub.render import envelope, repository_json
 from dockyard.auth.access import ANONYMOUS, Access
 from dockyard.browse.browser import order
-from dockyard.browse.mtimes import mtimes
-from dockyard.storage import paths
 
 log = logging.getLogger("dockyard.hub")
 DEFAULT_ORDERING = "name"
@@ -71,7 +69,7 @@ async def _safe_entry(ctx: Context, namespace: str, repo: str, name: str) -> dic
 
 
 async def _entry(ctx: Context, namespace: str, repo: str, name: str, **extra: Any) -> dict[str, Any]:
-    updated, registered = await mtimes(ctx.registry.driver, [paths.tags_dir(name), paths.repository(name)])
+    updated, registered = await ctx.services.browser.repository_times(name)
     await ctx.services.pulls.refresh()
     return repository_json(
         namespace,
