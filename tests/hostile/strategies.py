@@ -158,6 +158,11 @@ QUERY_KEYS = [
     "service",
     "scope",
     "account",
+    "since",
+    "limit",
+    "repository",
+    "actor",
+    "action",
     "x",
 ]
 QUERY = st.dictionaries(

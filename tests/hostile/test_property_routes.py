@@ -45,6 +45,8 @@ TEMPLATES = {
     "admin-retention": "/admin/v1/retention",
     "admin-usage": "/admin/v1/usage",
     "admin-quotas": "/admin/v1/quotas",
+    "admin-audit": "/admin/v1/audit",
+    "admin-notifications": "/admin/v1/notifications",
     "admin-tags": "/admin/v1/repositories/{name}/tags",
     "admin-inspect": "/admin/v1/repositories/{name}/manifests/{reference}",
     "admin-repository": "/admin/v1/repositories/{name}",
