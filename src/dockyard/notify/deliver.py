@@ -178,6 +178,24 @@ class Deliverer:
                 self.metrics.webhook_queue.labels(endpoint.name).set(0)
         return False
 
+    async def purge(self, name: str) -> int:
+        """Mark every queued event as had by endpoint ``name`` (counted as dropped), and delete
+        the spool files every endpoint has had; how many events it drops. Only while holding the
+        lease: a running sender keeps its endpoints' progress in memory."""
+        files = await self.spool.files()
+        state = await load_state(self.driver, name)
+        dropped = pending_count(state, files)
+        state.progress = {f.name: f.count for f in files}
+        state.dropped += dropped
+        state.failures, state.retry_at = 0, 0.0
+        await self._save(name, state, files)
+        self._states.clear()
+        states = [await load_state(self.driver, e.name) for e in self.endpoints]
+        await self.spool.remove(
+            [f.name for f in files if all(s.progress.get(f.name, 0) >= f.count for s in states)]
+        )
+        return dropped
+
     # -- one round ------------------------------------------------------------------------------
 
     async def step(self) -> bool:
