@@ -105,3 +105,51 @@ async def test_a_follower_of_a_failed_fill_sees_an_error_and_a_retry_refetches(
     again = await model.open_blob("docker.io/library/big", layer)
     assert await drain(again) == image.blobs[str(layer)]
     assert up.count("GET", str(layer)) == 2
+
+
+@pytest.mark.parametrize("machine", ["same", "other"])
+async def test_two_workers_on_one_store_share_one_fetch(
+    make_upstream: Callable[..., Upstream], tmp_path: Path, machine: str
+) -> None:
+    """Two workers' services on one filesystem store (the local coordinator's file locks between
+    them): on the same machine the second reads the first one's spool; on another machine (its own
+    spool directory, as a replica has) it waits for the commit, then reads storage."""
+    from dockyard.app import create_services
+    from dockyard.config import parse_config
+
+    up = make_upstream()
+    async with up.client() as c:
+        image = await push(c, "library/big", "1", seed="ww", sizes=(800_000,))
+    layer = Digest.parse(image.layers[0])
+
+    def worker(spool: str) -> object:
+        tree = {
+            "storage": {"filesystem": {"rootdirectory": str(tmp_path / "root"), "fsync": False}},
+            "proxy": {
+                "upstreams": [{"prefix": "docker.io", "remoteurl": "http://up.test"}],
+                "spooldirectory": str(tmp_path / spool),
+            },
+        }
+        return create_services(parse_config(tree), upstream_transports=lambda _: up).model
+
+    first = worker("spool")
+    second = worker("spool" if machine == "same" else "spool-elsewhere")
+    up.gate = asyncio.Event()
+    a = await first.open_blob("docker.io/library/big", layer)  # type: ignore[attr-defined]
+    assert isinstance(a, SpoolSource)
+    opening = asyncio.create_task(second.open_blob("docker.io/library/big", layer))  # type: ignore[attr-defined]
+    if machine == "same":
+        b = await opening
+        assert isinstance(b, SpoolSource)  # reading the first worker's spool
+        reading = asyncio.create_task(drain(b))
+        up.gate.set()
+        assert await drain(a) == await reading == image.blobs[str(layer)]
+    else:
+        await asyncio.sleep(0.2)  # let it look (no spool here, the lock is held): it must wait
+        assert not opening.done()  # it cannot finish before the blob is committed
+        up.gate.set()
+        assert await drain(a) == image.blobs[str(layer)]
+        b = await opening
+        assert isinstance(b, StoredBlob)  # waited for the commit
+        assert await drain(b) == image.blobs[str(layer)]
+    assert up.count("GET", str(layer)) == 1
