@@ -96,6 +96,7 @@ def create_services(
         registry=registry,
         model=proxy or registry,
         namespaces=proxy.router.namespaces if proxy is not None else frozenset(),
+        proxy=proxy,
         access=access if access is not None else build_access(config, clock=clock, events=events),
         pulls=pulls,
         browser=Browser(registry, pulls),

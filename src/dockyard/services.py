@@ -17,6 +17,7 @@ from dockyard.config import Config
 from dockyard.coord.base import Coordinator
 from dockyard.metrics.collectors import Metrics
 from dockyard.notify.service import Notifier
+from dockyard.proxy import ProxyRegistry
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.model import RegistryModel
@@ -41,6 +42,8 @@ class Services:
     # Upstream prefixes a containerd mirror request's ``ns=<host>`` may select (the pull-through
     # cache's; empty without one): ``library/nginx?ns=docker.io`` is ``docker.io/library/nginx``.
     namespaces: frozenset[str] = field(default_factory=frozenset)
+    # The pull-through cache (also ``model``), None without a ``proxy`` section.
+    proxy: ProxyRegistry | None = None
     # Webhooks (notifications.endpoints), None when no endpoint is enabled.
     notifier: Notifier | None = None
     # The audit log (audit.enabled), None when off.

@@ -223,3 +223,24 @@ async def test_garbage_collection_keeps_a_partly_pulled_cache(
     assert got == {image.digest: image.manifest, **image.blobs}
     fetched_again = {p.rsplit("/", 1)[1] for m, p in up.log[len(fetched) :] if m == "GET"}
     assert fetched_again == set(image.blobs) - {first}  # what was cached stayed cached
+
+
+async def test_admin_api_shows_upstreams_rate_limits_and_cached_repositories(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        await push(c, "library/nginx", "1", seed="adm", sizes=(10,))
+    up.headers = {"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "42;w=21600"}
+    proxy = make_proxy(
+        {"docker.io": (up, {"dockerhub": True, "credentials": {"username": "u", "password": "hunter2"}})}
+    )
+    await pull(proxy, "nginx", "1")
+    await push_image(proxy.client, "team/app", "1")
+    r = await proxy.client.get("/admin/v1/proxy")
+    assert r.status_code == 200, r.text
+    assert "hunter2" not in r.text
+    (upstream,) = r.json()["upstreams"]
+    assert upstream["prefix"] == "docker.io" and upstream["credentials"] is True
+    assert upstream["rateLimit"] == {"limit": "100;w=21600", "remaining": "42;w=21600"}
+    assert upstream["repositories"] == ["docker.io/library/nginx"]  # team/app is hosted

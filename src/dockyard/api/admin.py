@@ -1,5 +1,6 @@
 """dockyard's admin API (every route needs registry:admin:*): garbage collection, repository
-deletion, retention, tag details, image inspection, disk usage and quotas."""
+deletion, retention, tag details, image inspection, disk usage, quotas and the pull-through
+cache's upstreams."""
 
 from __future__ import annotations
 
@@ -117,3 +118,14 @@ async def run_retention(ctx: Context) -> Response:
         grace_seconds=ctx.services.config.storage.maintenance.gc.grace,
     )
     return JSONResponse(report.to_json())
+
+
+async def proxy_status(ctx: Context) -> Response:
+    """``GET /admin/v1/proxy``: the pull-through cache's upstreams (prefix, URL, revalidation, the
+    last rate-limit headers they sent, the repositories cached from each); 404 without one."""
+    proxy = ctx.services.proxy
+    if proxy is None:
+        raise RegistryError(
+            ErrorCode.ROUTE_UNKNOWN, "this registry has no pull-through cache (proxy section)"
+        )
+    return JSONResponse({"upstreams": await proxy.status()})

@@ -173,6 +173,7 @@ ROUTES: tuple[Route, ...] = (
     Route("admin-usage", re.compile(r"/admin/v1/usage"), {"GET": admin.usage}, "admin"),
     Route("admin-quotas", re.compile(r"/admin/v1/quotas"), {"GET": admin.quotas}, "admin"),
     Route("admin-audit", re.compile(r"/admin/v1/audit"), {"GET": audit.query}, "admin"),
+    Route("admin-proxy", re.compile(r"/admin/v1/proxy"), {"GET": admin.proxy_status}, "admin"),
     Route(
         "admin-notifications", re.compile(r"/admin/v1/notifications"), {"GET": notifications.status}, "admin"
     ),

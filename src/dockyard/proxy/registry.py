@@ -313,6 +313,31 @@ class ProxyRegistry:
             del self._validated[key]
         await self.inner.delete_repository(stored)
 
+    async def status(self) -> list[dict[str, object]]:
+        """Each upstream as the admin API shows it: where it is, how it is cached, its last stated
+        pull limit, and the repositories cached from it (never its credentials)."""
+        names = await self.inner.catalog.names()
+        out: list[dict[str, object]] = []
+        for upstream in self.router.upstreams:
+            config, limit = upstream.config, upstream.ratelimit
+            prefix = config.prefix
+            cached = [n for n in names if not prefix or n.startswith(prefix + "/")]
+            out.append(
+                {
+                    "prefix": prefix,
+                    "remoteURL": upstream.url,
+                    "dockerHub": config.dockerhub,
+                    "credentials": config.credentials.username is not None,
+                    "revalidateSeconds": config.revalidate,
+                    "ttlSeconds": config.ttl,
+                    "platforms": list(config.platforms),
+                    "rateLimit": {"limit": limit.limit, "remaining": limit.remaining},
+                    "tokensFetched": upstream.auth.token_requests,
+                    "repositories": cached,
+                }
+            )
+        return out
+
     async def close(self) -> None:
         await self.fills.close()
         for upstream in self.router.upstreams:
