@@ -47,6 +47,7 @@ TEMPLATES = {
     "admin-quotas": "/admin/v1/quotas",
     "admin-audit": "/admin/v1/audit",
     "admin-notifications": "/admin/v1/notifications",
+    "admin-proxy": "/admin/v1/proxy",
     "admin-tags": "/admin/v1/repositories/{name}/tags",
     "admin-inspect": "/admin/v1/repositories/{name}/manifests/{reference}",
     "admin-repository": "/admin/v1/repositories/{name}",
