@@ -121,3 +121,54 @@ def test_the_cli_migrates_and_says_what_it_applied(
     monkeypatch.delenv("REGISTRY_DATABASE_DSN")
     assert main(["db", "migrate"]) == 2
     assert "database.dsn" in capsys.readouterr().err
+
+
+async def test_the_registry_pushes_and_collects_with_postgres_coordinating(dsn: str) -> None:
+    """End to end on the model: uploads, a manifest, a collection, all locks, records, sessions and
+    liveness in PostgreSQL (by an injected clock, so 'an hour later' needs no waiting)."""
+    import json
+    import time
+    from collections.abc import AsyncIterator
+
+    from dockyard.config import parse_config
+    from dockyard.oci.digest import Digest
+    from dockyard.storage.drivers.memory import MemoryDriver
+    from dockyard.storage.gc import GCOptions, collect
+    from dockyard.storage.registry import Registry
+
+    assert parse_config({"storage": {"inmemory": {}}, "database": {"dsn": dsn}}).database.dsn == dsn
+    clock = ManualClock(time.time())
+    coordinator = PostgresCoordinator(dsn, clock=clock)
+    registry = Registry(MemoryDriver(), coordinator=coordinator)
+
+    async def one(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    async def blob(data: bytes) -> dict[str, object]:
+        upload = await registry.uploads.start("app")
+        assert (await coordinator.get_session(upload)) is not None
+        await registry.uploads.finish("app", upload, Digest.of(data), one(data))
+        assert (await coordinator.get_session(upload)) is None
+        return {"mediaType": "application/octet-stream", "digest": str(Digest.of(data)), "size": len(data)}
+
+    try:
+        config, layer = await blob(b'{"os": "linux"}'), await blob(b"kept layer")
+        await blob(b"orphan")
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": config,
+                "layers": [layer],
+            }
+        ).encode()
+        await registry.put_manifest("app", "v1", body, "application/vnd.oci.image.manifest.v1+json")
+        fresh = await collect(registry, GCOptions(grace_seconds=3600))
+        assert fresh.blobs_deleted == [] and fresh.kept_recent == 1  # the orphan is younger than an hour
+        clock.advance(3601)
+        report = await collect(registry, GCOptions(grace_seconds=3600))
+        assert [b["digest"] for b in report.blobs_deleted] == [str(Digest.of(b"orphan"))]
+        assert await coordinator.last_referenced([f"blob:{Digest.of(b'orphan')}"]) == [None]  # forgotten
+        assert await registry.blobs.size_global(Digest.of(b"kept layer")) == len(b"kept layer")
+    finally:
+        await coordinator.close()
