@@ -244,3 +244,24 @@ async def test_admin_api_shows_upstreams_rate_limits_and_cached_repositories(
     assert upstream["prefix"] == "docker.io" and upstream["credentials"] is True
     assert upstream["rateLimit"] == {"limit": "100;w=21600", "remaining": "42;w=21600"}
     assert upstream["repositories"] == ["docker.io/library/nginx"]  # team/app is hosted
+
+
+async def test_chained_caches_edge_central_upstream(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    """edge → central → upstream: the edge asks the central cache for Docker Hub's name
+    (``library/busybox``), which the central one's ``dockerhub`` upstream serves."""
+    from dockyard.api.app import RegistryApp
+    from dockyard.health import HealthApp
+
+    origin = make_upstream()
+    async with origin.client() as c:
+        image = await push(c, "library/busybox", "1", seed="chain")
+    central = make_proxy({"docker.io": (origin, {"dockerhub": True})})
+    central_app = HealthApp(RegistryApp(central.services), central.services)
+    edge = make_proxy({"docker.io": (Upstream(central_app, central.services), {"dockerhub": True})})
+    for _ in range(2):
+        assert await pull(edge, "library/busybox", "1") == {image.digest: image.manifest, **image.blobs}
+    assert origin.count("GET", "/blobs/") == len(image.blobs)  # each blob crossed each hop once
+    r = await central.client.get("/v2/_catalog")
+    assert r.json()["repositories"] == ["docker.io/library/busybox"]
