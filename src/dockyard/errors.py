@@ -193,7 +193,7 @@ class UploadUnknown(DomainError):
 
 
 class UploadInUse(DomainError):
-    """The session's writer is held by another request (the driver said :class:`UploadBusy`)."""
+    """Another request is writing to the session (it holds the coordinator's lock on the upload)."""
 
     def __init__(self, upload_id: str) -> None:
         super().__init__(f"another request is writing to upload {upload_id}; retry when it has finished")
