@@ -75,7 +75,7 @@ async def test_first_client_disconnecting_does_not_stop_the_fill(
     await stream.aclose()  # ...which hangs up (the response's iteration stops)
     up.gate.set()
     fills = model.fills  # type: ignore[attr-defined]
-    await fills.close()  # wait for the detached fill
+    await fills.close(60)  # wait for the detached fill
     assert await proxy.services.registry.blobs.size_global(layer) == len(image.blobs[str(layer)])
     second = await model.open_blob("docker.io/library/big", layer)
     assert isinstance(second, StoredBlob)
@@ -153,3 +153,20 @@ async def test_two_workers_on_one_store_share_one_fetch(
         assert isinstance(b, StoredBlob)  # waited for the commit
         assert await drain(b) == image.blobs[str(layer)]
     assert up.count("GET", str(layer)) == 1
+
+
+async def test_shutdown_stops_a_stalled_fill_and_caches_nothing(
+    make_upstream: Callable[..., Upstream], make_proxy: Callable[..., Proxy]
+) -> None:
+    up = make_upstream()
+    async with up.client() as c:
+        image = await push(c, "library/big", "1", seed="sd", sizes=(400_000,))
+    proxy = make_proxy({"docker.io": (up, {})})
+    layer = Digest.parse(image.layers[0])
+    up.gate = asyncio.Event()  # never set: the upstream stalls mid-body
+    model = proxy.services.model
+    source = await model.open_blob("docker.io/library/big", layer)
+    assert isinstance(source, SpoolSource)
+    await model.close(0)  # type: ignore[attr-defined]
+    assert not model.fills.tasks  # type: ignore[attr-defined]
+    assert await proxy.services.registry.blobs.size_global(layer) is None

@@ -182,6 +182,8 @@ class RegistryApp:
             elif message["type"] == "lifespan.shutdown":
                 if self.scheduler is not None:
                     await self.scheduler.stop()
+                if self.services.proxy is not None:  # fills in flight finish, or stop, first
+                    await self.services.proxy.close(self.services.config.http.draintimeout)
                 await self.services.coordinator.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

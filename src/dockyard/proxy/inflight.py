@@ -179,10 +179,15 @@ class Fills:
         finally:
             await lock.__aexit__(None, None, None)
 
-    async def close(self) -> None:
-        """Let running fills finish (at shutdown)."""
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+    async def close(self, grace: float) -> None:
+        """At shutdown: let running fills finish for up to ``grace`` seconds, then stop the rest
+        (a stopped fill leaves nothing cached; its lock and spool go with it)."""
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def _tee(chunks: Chunks, fd: int) -> AsyncIterator[bytes]:

@@ -338,7 +338,8 @@ class ProxyRegistry:
             )
         return out
 
-    async def close(self) -> None:
-        await self.fills.close()
+    async def close(self, grace: float) -> None:
+        """At shutdown: fills in flight get ``grace`` seconds, then the upstream clients close."""
+        await self.fills.close(grace)
         for upstream in self.router.upstreams:
             await upstream.close()
