@@ -47,6 +47,14 @@ class _Handoff:
         self.mutex = threading.Lock()
         self.abandoned = False
         self.fd: int | None = None
+        self.wake = threading.Event()
+
+    def abandon(self) -> int | None:
+        """Mark the waiter gone, wake its thread, and return a lock it was granted meanwhile."""
+        with self.mutex:
+            self.abandoned = True
+            self.wake.set()
+            return self.fd
 
 
 class FileLocks:
@@ -81,25 +89,37 @@ class FileLocks:
             os.close(fd)  # the previous holder removed it: lock the new one
 
     def _wait_exclusive(self, name: str, handoff: _Handoff) -> None:
-        fd = self._exclusive(name, True)
-        with handoff.mutex:
-            if not handoff.abandoned:
-                handoff.fd = fd
-                return
-        self._release_exclusive(name, fd)
+        """Try the lock until it is granted or the waiter is cancelled.
+
+        A thread blocked in ``flock(LOCK_EX)`` cannot be called back: if its waiter were
+        cancelled, it would still take the lock the moment the holder let go and hold it until it
+        noticed, so a try-lock by anybody else in that window would fail for no holder at all
+        (seen as a flaky coordinator-suite test under load). Each try here is non-blocking and
+        made under the handoff's mutex, so once a waiter is abandoned no try is made: a
+        cancelled waiter never holds the lock. Tries back off from 2 ms to 20 ms; the waits this
+        serves (a collection, a retention run) are long, so the polling is cheap."""
+        delay = 0.002
+        while True:
+            with handoff.mutex:
+                if handoff.abandoned:
+                    return
+                with contextlib.suppress(LockBusy):
+                    handoff.fd = self._exclusive(name, False)
+                    return
+            handoff.wake.wait(delay)
+            delay = min(delay * 2, 0.02)
 
     async def _exclusive_waited(self, name: str) -> int:
         handoff = _Handoff()
         try:
             await self.run(self._wait_exclusive, name, handoff)
         except BaseException:
-            with handoff.mutex:
-                handoff.abandoned = True
-                fd = handoff.fd
+            fd = handoff.abandon()
             if fd is not None:  # granted as the waiter was cancelled: let it go
                 self._release_exclusive(name, fd)
             raise
-        assert handoff.fd is not None
+        if handoff.fd is None:  # pragma: no cover - the thread returns empty only once abandoned
+            raise LockBusy(name)
         return handoff.fd
 
     def _wait_shared(self, name: str, fd: int, handoff: _Handoff, loop: asyncio.AbstractEventLoop) -> None:
