@@ -61,9 +61,7 @@ def _s3_section(engine: S3Engine, root: str) -> dict[str, Any]:
 
 def dockyard_on_s3(workdir: Path, engine: S3Engine, root: str) -> LiveRegistry:
     """One worker: without ``database.dsn`` an S3 store gets the in-memory coordinator, whose
-    upload locks and running digests are each worker's own, and a chunked upload finished by
-    another worker than the one that took its last PATCH reads back a data object that does not
-    yet hold the finishing request's bytes (the open writer's parts), so it fails DIGEST_INVALID."""
+    upload locks are each worker's own, so two workers could write one session at once."""
     registry = LiveRegistry(workdir, workers=1)
     registry.config["storage"] = {"s3": _s3_section(engine, root), "delete": {"enabled": True}}
     return registry
