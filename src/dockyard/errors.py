@@ -135,10 +135,6 @@ class LockBusy(StorageError):
     """A lock asked for without waiting is held by someone else."""
 
 
-class UploadBusy(StorageError):
-    """Another request is writing to the same upload session right now."""
-
-
 # --- what the registry model refuses --------------------------------------------------------------
 #
 # DomainError

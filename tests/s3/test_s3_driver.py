@@ -165,16 +165,6 @@ async def _renews_last_modified(s3: CheckedDriver, path: str, renew: Callable[[]
 
 
 @pytest.mark.anyio
-async def test_touch_renews_last_modified(s3: CheckedDriver) -> None:
-    """CopyObject onto itself with new metadata; the content stays."""
-    await s3.put_content("/t/file", b"x")
-    await _renews_last_modified(s3, "/t/file", lambda: s3.touch("/t/file"))
-    assert await s3.get_content("/t/file") == b"x"
-    assert not await s3.touch("/t/absent")
-    await s3.delete("/t")
-
-
-@pytest.mark.anyio
 async def test_commit_onto_stored_content_renews_it(s3: CheckedDriver) -> None:
     """The suite's check of this needs stored times it can set; here the store's clock moves."""
     await s3.put_content("/blobs/k/data", b"kept")

@@ -146,9 +146,6 @@ class StorageDriver(Protocol):
         multipart uploads) last modified before ``older_than`` (epoch seconds), never anything
         written through this interface. Returns how many went."""
 
-    async def touch(self, path: str) -> bool:
-        """Set a file's modification time to now; False if it does not exist."""
-
 
 class NativeBatches(Protocol):
     """Batches a driver may offer when it can do one for the price of a single call; each is
@@ -159,8 +156,6 @@ class NativeBatches(Protocol):
     async def get_many(self, paths: Sequence[str]) -> list[bytes | None]: ...
 
     async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None: ...
-
-    async def touch_many(self, paths: Sequence[str]) -> list[bool]: ...
 
     async def hash_file(self, path: str, algorithm: str) -> tuple[str, int]:
         """Hex digest and size of a stored file, without a trip per chunk."""

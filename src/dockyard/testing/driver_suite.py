@@ -272,22 +272,10 @@ class DriverSuite:
         assert await store.list_tree("/absent") == {}
         await store.delete("/t")
 
-    async def test_touch(self, driver: StorageDriver, store: CheckedDriver) -> None:
-        assert not await store.touch("/touch/absent")
-        await store.put_content("/touch/file", b"x")
-        try:
-            await self.age(driver, "/touch/file", 3600)
-            assert (await store.stat("/touch/file")).mtime < time.time() - 3000
-            assert await store.touch("/touch/file")
-            assert (await store.stat("/touch/file")).mtime > time.time() - 600
-        finally:
-            await store.delete("/touch")
-
     async def test_batches(self, store: CheckedDriver) -> None:
         await store.put_many([("/b/one", b"1"), ("/b/two/deep", b"22")])
         infos = await store.stat_many(["/b/one", "/b/absent", "/b/two/deep"])
         assert [i.size if i else None for i in infos] == [1, None, 2]
-        assert await store.touch_many(["/b/one", "/b/absent"]) == [True, False]
         assert await store.get_many(["/b/two/deep", "/b/absent"]) == [b"22", None]
         assert await store.delete_many(["/b/two", "/b/absent", "/b/one"]) == [True, False, True]
         assert not await store.exists("/b/two/deep") and not await store.exists("/b/one")

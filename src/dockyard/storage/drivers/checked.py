@@ -4,7 +4,7 @@ Registry code never calls a driver directly: it calls :class:`CheckedDriver`, wh
 
 - checks every path once, here, so drivers need not (and an invalid path never reaches one);
 - offers the batches registry code wants (``stat_many``, ``get_many``, ``put_many``,
-  ``delete_many``, ``touch_many``) and the conveniences (``exists``, ``delete``, ``list_dir``,
+  ``delete_many``) and the conveniences (``exists``, ``delete``, ``list_dir``,
   ``hash_file``) on top of the narrow primitives, using a driver's native batch where it has one
   (:class:`~dockyard.storage.driver.NativeBatches`) and a loop over the primitive otherwise;
 - normalises errors: a driver that lets ``FileNotFoundError`` or ``ENOSPC`` escape still raises
@@ -136,9 +136,6 @@ class CheckedDriver:
         self._put_many: Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]] | None = getattr(
             driver, "put_many", None
         )
-        self._touch_many: Callable[[Sequence[str]], Awaitable[list[bool]]] | None = getattr(
-            driver, "touch_many", None
-        )
         self._hash_file: Callable[[str, str], Awaitable[tuple[str, int]]] | None = getattr(
             driver, "hash_file", None
         )
@@ -212,9 +209,6 @@ class CheckedDriver:
     async def cleanup(self, older_than: float) -> int:
         return await self._call("cleanup", "/", self.inner.cleanup(older_than))
 
-    async def touch(self, path: str) -> bool:
-        return await self._call("touch", path, self.inner.touch(check_path(path)))
-
     # -- conveniences over the primitives ------------------------------------------------------
 
     async def put_if_absent(self, path: str, data: bytes) -> bool:
@@ -286,14 +280,6 @@ class CheckedDriver:
                 await self._call("put", path, self.inner.put_content(path, data))
             return
         await self._call("put", [p for p, _ in items], self._put_many(items))
-
-    async def touch_many(self, paths: Sequence[str]) -> list[bool]:
-        """``touch`` each path; False where it does not exist."""
-        for path in paths:
-            check_path(path)
-        if self._touch_many is None:
-            return [await self._call("touch", path, self.inner.touch(path)) for path in paths]
-        return await self._call("touch", paths, self._touch_many(paths))
 
 
 def checked(

@@ -330,9 +330,6 @@ class FilesystemDriver:
     async def delete_many(self, paths: Sequence[str]) -> list[bool]:
         return await self.run(self._delete_many, paths)
 
-    async def touch_many(self, paths: Sequence[str]) -> list[bool]:
-        return await self.run(lambda: [self._touch(p) for p in paths])
-
     def _publish(self, src: str, dst: str, src_fd: int) -> bool:
         """Step 2 of ``commit``: ``src`` (open as ``src_fd``) becomes ``dst``, or goes if ``dst``
         is stored already (whose timestamp is then refreshed: GC liveness)."""
@@ -381,9 +378,6 @@ class FilesystemDriver:
         except FileNotFoundError:
             return False
         return True
-
-    async def touch(self, path: str) -> bool:
-        return await self.run(self._touch, path)
 
     def _delete(self, path: str) -> bool:
         full = self._full(path)

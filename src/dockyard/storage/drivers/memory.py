@@ -52,7 +52,7 @@ class _Writer:
         try:
             if data:
                 await self.write(data)
-            published = not await driver.touch(dst)
+            published = not driver._touch(dst)
             content = driver.files.pop(self._path)
             if published:
                 driver.files[dst] = content
@@ -150,7 +150,8 @@ class MemoryDriver:
     async def cleanup(self, older_than: float) -> int:
         return 0  # writes and deletes here are never left half done
 
-    async def touch(self, path: str) -> bool:
+    def _touch(self, path: str) -> bool:
+        """A commit onto stored content refreshes its time; False if it is not stored."""
         if path not in self.files:
             return False
         self.files[path] = (self.files[path][0], time.time())

@@ -10,8 +10,9 @@ Nothing is held in memory but a writer's current part and a reader's next chunk.
 
 S3 has no directories: a "directory" is a key prefix with at least one object below it, so an
 empty directory does not exist, and a recursive delete lists the prefix and deletes in batches
-of 1,000 (a reader may see a half-deleted tree meanwhile). ``touch`` is a CopyObject of the
-object onto itself, which gives it a new ``Last-Modified`` from the store's clock.
+of 1,000 (a reader may see a half-deleted tree meanwhile). A commit onto a stored blob
+refreshes it with a CopyObject of the object onto itself, which gives it a new ``Last-Modified``
+from the store's clock.
 
 It survives Ceph RGW 16's deviations from AWS by not depending on them: the ETag of
 CompleteMultipartUpload (empty there) is never used, nor ``If-Match`` (refused there when
@@ -326,7 +327,8 @@ class S3Driver:
         info = await self._head(src)
         await self._copy_key(self.settings.key(src), self.settings.key(dst), info.size)
 
-    async def touch(self, path: str) -> bool:
+    async def _touch(self, path: str) -> bool:
+        """The writer's commit onto stored content: refresh its Last-Modified; False if absent."""
         try:
             info = await self._head(path)
         except PathNotFound:
@@ -339,9 +341,6 @@ class S3Driver:
                 return False
             raise
         return True
-
-    async def touch_many(self, paths: Sequence[str]) -> list[bool]:
-        return await self._each(self.touch, paths)
 
     async def cleanup(self, older_than: float) -> int:
         """Abort the multipart uploads below the root started before ``older_than``: writers

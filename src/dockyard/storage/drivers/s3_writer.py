@@ -156,7 +156,7 @@ class S3Writer:
         try:
             await self.write(data)
             self._done = True
-            if await driver.touch(dst):
+            if await driver._touch(dst):
                 await self._abort_upload()
                 published = False
             elif self._upload is None and self._base_in_buffer:
