@@ -1,0 +1,65 @@
+"""Retention, quotas, the web UI and the coordinator's ``database``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    field_validator,
+)
+
+from dockyard.config.base import Duration, Section
+from dockyard.sizes import parse_size
+
+
+class RetentionPolicy(Section):
+    repositories: str = "**"
+    keep: int | None = Field(default=None, ge=0)
+    keepmatch: str | None = None
+    match: str | None = None
+    olderthan: Duration | None = None
+    untagged: bool = False
+
+    @field_validator("keepmatch", "match")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {v!r}: {exc}") from None
+        return v
+
+
+class Retention(Section):
+    interval: Duration = 0.0  # 0: only on demand (dockyard prune, POST /admin/v1/retention)
+    force: bool = False  # allow a policy to delete every tag of a repository
+    policies: list[RetentionPolicy] = Field(default_factory=list)
+
+
+class Quota(Section):
+    repositories: str
+    limit: Annotated[int, BeforeValidator(parse_size)]
+
+
+class UI(Section):
+    """dockyard's web UI at ``/`` (``dockyard.web``) and its login sessions."""
+
+    enabled: bool = True
+    title: str = "dockyard"
+    secret: str | None = None  # signs session cookies; default: http.secret, else a key kept in storage
+    sessionlifetime: Duration = 12 * 3600.0
+
+
+class Database(Section):
+    """The coordinator's database. Set ``dsn`` (``postgresql://user@host:5432/db``) when several
+    machines serve one store; without it, the processes of one machine coordinate through files
+    in the store (the filesystem driver) or in memory (the in-memory driver)."""
+
+    dsn: str | None = None
+
+
+# --- proxy: a pull-through cache of other registries (dockyard.proxy) ------------------------------
