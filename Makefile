@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Real clients and the reference peer the tests drive (Debian packages).
 DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry busybox-static \
 	apache2-utils jq openssl uidmap wrk curl chromium chromium-driver prometheus \
-	ceph-mon ceph-osd radosgw ceph-common
+	ceph-mon ceph-osd radosgw ceph-common haproxy
 
 .PHONY: serve test fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale clean
 

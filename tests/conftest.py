@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.cluster import Cluster
 from tests.servers.dockyard import LiveRegistry
 from tests.servers.s3 import CephRGW, S3Engine, SeaweedFS
 
@@ -16,6 +17,7 @@ _FOLDER_MARKERS = {
     "interop": ("interop", "live"),
     "live": ("live",),
     "s3": ("s3",),
+    "replicas": ("live", "s3"),
 }
 
 
@@ -54,3 +56,15 @@ def ceph_rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Engine]:
         yield engine
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three replicas on one SeaweedFS bucket and one PostgreSQL, behind HAProxy, per module
+    (``tests/servers/cluster.py``): several tests share one start (~15 s)."""
+    deployment = Cluster(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+    assert "Traceback" not in deployment.logs(), f"a replica logged a traceback:\n{deployment.logs()}"

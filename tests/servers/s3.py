@@ -229,6 +229,7 @@ class SeaweedFS:
         # Every bucket is a collection that takes several volumes at once: -volume.max is the
         # number of buckets a session can make, not of objects (the default 8 runs out fast).
         began = time.monotonic()
+        self._argv = argv
         self.procs.spawn("weed", argv, grace=1.0)
         engine = S3Engine("seaweedfs", f"http://127.0.0.1:{ports['s3']}", key, secret)
         try:
@@ -240,6 +241,25 @@ class SeaweedFS:
         self.engine = engine
         self._grpc_ports = grpc
         return engine
+
+    def halt(self) -> None:
+        """Stop the server and keep its data (an outage: :meth:`resume` brings it back)."""
+        self.procs.stop()
+
+    def resume(self, timeout: float = 30.0) -> None:
+        """Start it again on the same ports and data, ready when a listing answers."""
+        assert self.engine is not None
+        client = self.engine.client()
+
+        def attempt() -> bool:
+            try:
+                client.list_buckets()
+            except Exception:
+                return False
+            return True
+
+        self.procs.spawn("weed", self._argv, grace=1.0)
+        _wait("SeaweedFS", self.procs, attempt, timeout)
 
     def stop(self) -> None:
         self.procs.stop()

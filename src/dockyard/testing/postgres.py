@@ -59,6 +59,12 @@ class PostgresServer:
             os.path.join(self.bin_dir, "initdb"), "-D", self.data, "-U", self.user, "--auth=trust",
             "--no-sync",
         )  # fmt: skip
+        self.resume()
+        self.started_in = time.monotonic() - began
+        return self
+
+    def resume(self) -> None:
+        """Start the server on its data directory and port (again, after :meth:`halt`)."""
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.directory}"
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -67,8 +73,10 @@ class PostgresServer:
         self._run(
             os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data, "-l", log, "-w", "start", "-o", options
         )
-        self.started_in = time.monotonic() - began
-        return self
+
+    def halt(self) -> None:
+        """Stop the server and keep its data (an outage: :meth:`resume` brings it back)."""
+        self._run(os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop")
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
