@@ -20,13 +20,13 @@ from dockyard.auth.access import AccessController
 from dockyard.auth.setup import build_access
 from dockyard.browse.browser import Browser
 from dockyard.browse.pullevents import PullSubscriber
-from dockyard.browse.pulls import PullLog
+from dockyard.browse.pulls import PullLog, digest_key, tag_key
 from dockyard.config import CONFIG_PATH_ENV, Config
 from dockyard.coord import create_coordinator
 from dockyard.coord.base import Coordinator
 from dockyard.events import EventSink, Fanout
 from dockyard.health import HealthApp
-from dockyard.maintenance import Scheduler, jobs_from_config
+from dockyard.maintenance import Job, Scheduler, jobs_from_config
 from dockyard.metrics.collectors import Metrics
 from dockyard.metrics.subscriber import MetricsSubscriber
 from dockyard.notify.deliver import Deliverer
@@ -35,6 +35,7 @@ from dockyard.notify.service import Notifier
 from dockyard.notify.spool import Spool
 from dockyard.notify.subscriber import NotifySubscriber
 from dockyard.proxy import Transports, build_proxy
+from dockyard.proxy import tasks as proxy_tasks
 from dockyard.services import Services
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers import create_driver
@@ -87,8 +88,15 @@ def create_services(
     registry = Registry(
         driver, Quotas(driver, rules) if rules else None, coordinator=coordinator, events=events
     )
+
     # The pull-through cache, when configured, stands in front of the registry for the API.
-    proxy = build_proxy(config, registry, clock=clock, transports=upstream_transports)
+    async def last_pulled(repository: str, key: str) -> float | None:
+        await pulls.refresh()
+        return pulls.last(digest_key(repository, key) if ":" in key else tag_key(repository, key))
+
+    proxy = build_proxy(
+        config, registry, clock=clock, transports=upstream_transports, last_pulled=last_pulled
+    )
     return Services(
         config=config,
         driver=driver,
@@ -134,6 +142,8 @@ def build_app(services: Services) -> ASGIApp:
     """Every HTTP surface over ``services``, in the order a request meets them."""
     config = services.config
     jobs = jobs_from_config(config, services.registry, services.coordinator)
+    if services.proxy is not None and not config.storage.maintenance.readonly.enabled:
+        jobs += [Job(t.name, t.interval, t.first_delay, t.run) for t in proxy_tasks(services.proxy, config)]
     scheduler = Scheduler(services.coordinator, jobs)
     api = wrap_token_server(RegistryApp(services, scheduler), services.access, config.http.prefix)
     app: ASGIApp = HealthApp(api, services)

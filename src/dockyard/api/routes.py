@@ -19,7 +19,18 @@ from typing import Literal
 
 from starlette.types import ASGIApp
 
-from dockyard.api import admin, audit, base, blobs, manifests, notifications, referrers, tags, uploads
+from dockyard.api import (
+    admin,
+    audit,
+    base,
+    blobs,
+    manifests,
+    notifications,
+    proxyadmin,
+    referrers,
+    tags,
+    uploads,
+)
 from dockyard.api.context import Context
 from dockyard.api.hub import openapi
 from dockyard.api.hub import repositories as hub_repositories
@@ -174,6 +185,16 @@ ROUTES: tuple[Route, ...] = (
     Route("admin-quotas", re.compile(r"/admin/v1/quotas"), {"GET": admin.quotas}, "admin"),
     Route("admin-audit", re.compile(r"/admin/v1/audit"), {"GET": audit.query}, "admin"),
     Route("admin-proxy", re.compile(r"/admin/v1/proxy"), {"GET": admin.proxy_status}, "admin"),
+    Route(
+        "admin-proxy-cache", re.compile(r"/admin/v1/proxy/cache"), {"GET": proxyadmin.cache_listing}, "admin"
+    ),
+    Route(
+        "admin-proxy-purge",
+        re.compile(r"/admin/v1/proxy/cache/purge"),
+        {"POST": proxyadmin.cache_purge},
+        "admin",
+    ),
+    Route("admin-proxy-sync", re.compile(r"/admin/v1/proxy/sync"), {"GET": proxyadmin.sync_status}, "admin"),
     Route(
         "admin-notifications", re.compile(r"/admin/v1/notifications"), {"GET": notifications.status}, "admin"
     ),

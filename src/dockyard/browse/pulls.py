@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from dockyard.coord.base import Coordinator
@@ -46,7 +47,9 @@ class PullLog:
         flush_seconds: float = FLUSH_SECONDS,
         *,
         read_only: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock  # epoch seconds; tests step it (the cache's expiry reads these times)
         self.driver = driver
         self.coordinator = coordinator
         self.flush_seconds = flush_seconds
@@ -62,7 +65,7 @@ class PullLog:
 
     def record(self, name: str, digest: str, tag: str | None) -> None:
         """Called on every manifest GET: O(1), no I/O."""
-        now = time.time()
+        now = self.clock()
         self._pending[digest_key(name, digest)] = now
         self._counting[name] = self._counting.get(name, 0) + 1
         if tag is not None:

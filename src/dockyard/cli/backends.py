@@ -20,6 +20,7 @@ from dockyard.client import RegistryAuth
 from dockyard.config import Config
 from dockyard.errors import DomainError
 from dockyard.oci.digest import Digest
+from dockyard.proxy import CacheManager
 from dockyard.storage import gc, retention
 from dockyard.storage.quota import Quotas
 
@@ -49,6 +50,11 @@ class Backend(Protocol):
     async def retention(
         self, policies: list[dict[str, Any]], *, dry_run: bool, force: bool
     ) -> dict[str, Any]: ...
+    async def cache_listing(self) -> dict[str, Any]: ...
+    async def cache_purge(self, repositories: list[str] | None, *, dry_run: bool) -> dict[str, Any]:
+        """Evict the images of ``repositories`` (globs); None: run expiry and the size limit."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -125,6 +131,14 @@ class HTTPBackend:
         body = {"dryRun": dry_run, "force": force, "policies": policies}
         return await self._json("POST", "/admin/v1/retention", json=body)
 
+    async def cache_listing(self) -> dict[str, Any]:
+        return await self._json("GET", "/admin/v1/proxy/cache")
+
+    async def cache_purge(self, repositories: list[str] | None, *, dry_run: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {"dryRun": dry_run}
+        body.update({"repositories": repositories} if repositories is not None else {"expired": True})
+        return await self._json("POST", "/admin/v1/proxy/cache/purge", json=body)
+
     async def close(self) -> None:
         await self.client.aclose()
 
@@ -193,6 +207,22 @@ class StoreBackend:
         )
         return report.to_json()
 
+    def _cache(self) -> CacheManager:
+        if self.services.proxy is None:
+            raise CommandError("this configuration has no pull-through cache (proxy section)", NOT_FOUND)
+        return self.services.proxy.cache
+
+    async def cache_listing(self) -> dict[str, Any]:
+        return await self._cache().listing()
+
+    async def cache_purge(self, repositories: list[str] | None, *, dry_run: bool) -> dict[str, Any]:
+        cache = self._cache()
+        if repositories is None:
+            report = await cache.maintain(dry_run=dry_run)
+        else:
+            report = await cache.purge(repositories, dry_run=dry_run)
+        return report.to_json()
+
     async def close(self) -> None:
         # What the commands changed is queued for the webhooks and the audit log: written before
         # the command exits (the registry's sender delivers it).
@@ -200,4 +230,6 @@ class StoreBackend:
             await self.services.notifier.spool.drain()
         if self.services.audit is not None:
             await self.services.audit.spool.drain()
+        if self.services.proxy is not None:
+            await self.services.proxy.close(0)
         await self.services.coordinator.close()

@@ -47,6 +47,7 @@ from dockyard.config.policies import Retention as Retention
 from dockyard.config.policies import RetentionPolicy as RetentionPolicy
 from dockyard.config.proxy import Credentials as Credentials
 from dockyard.config.proxy import Proxy as Proxy
+from dockyard.config.proxy import SyncRule as SyncRule
 from dockyard.config.proxy import Upstream as Upstream
 from dockyard.config.storage import DRIVER_NAMES as DRIVER_NAMES
 from dockyard.config.storage import S3 as S3

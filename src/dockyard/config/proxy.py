@@ -6,14 +6,18 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import (
+    BeforeValidator,
     Field,
     field_validator,
     model_validator,
 )
 
 from dockyard.config.base import Duration, Section
+from dockyard.semver import parse_range
+from dockyard.sizes import parse_size
 
 
 class Credentials(Section):
@@ -44,6 +48,13 @@ def _remote(v: str) -> str:
     if not v.startswith(("http://", "https://")):
         raise ValueError("remoteurl must be a URL such as https://registry-1.docker.io")
     return v.rstrip("/")
+
+
+def _check_platforms(v: list[str]) -> list[str]:
+    for p in v:
+        if not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?", p):
+            raise ValueError(f"{p!r} is not a platform such as linux/amd64 or linux/arm64/v8")
+    return v
 
 
 class Upstream(Section):
@@ -79,10 +90,76 @@ class Upstream(Section):
     @field_validator("platforms")
     @classmethod
     def _platforms(cls, v: list[str]) -> list[str]:
-        for p in v:
-            if not re.fullmatch(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?", p):
-                raise ValueError(f"{p!r} is not a platform such as linux/amd64 or linux/arm64/v8")
+        return _check_platforms(v)
+
+
+class Cache(Section):
+    """How the cache is kept in bounds. Content of an upstream is *expired* once neither a pull nor
+    a fetch has touched it for that upstream's ``ttl`` (0: never); with ``maxsize`` the least
+    recently pulled images go first whenever the cache holds more. Both run every ``interval`` on
+    one process of one replica (the maintenance scheduler's lease), and the blobs they free go in
+    the same run."""
+
+    maxsize: Annotated[int, BeforeValidator(parse_size)] | None = None
+    interval: Duration = 3600.0
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("interval must be more than 0")
         return v
+
+
+class SyncRule(Section):
+    """Mirror ahead of time: the tags of ``repositories`` (stored names under an upstream's prefix,
+    ``docker.io/library/nginx``) that match ``tags`` (a regular expression, whole tag) and
+    ``semver`` (a range such as ``>=1.25 <2`` or ``^1.27``; tags that are no version never match
+    it), for ``platforms`` (default: the upstream's filter, else every platform), every
+    ``interval``. ``limit`` keeps only the highest (semver) or last (sorted) that many tags."""
+
+    repositories: list[str]
+    tags: str | None = None
+    semver: str | None = None
+    platforms: list[str] = Field(default_factory=list)
+    interval: Duration = 6 * 3600.0
+    limit: int | None = Field(default=None, ge=1)
+
+    @field_validator("tags")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"tags: {v!r} is not a regular expression ({exc})") from None
+        return v
+
+    @field_validator("semver")
+    @classmethod
+    def _range(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_range(v)
+        return v
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("interval must be more than 0")
+        return v
+
+    @field_validator("repositories")
+    @classmethod
+    def _some(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("name at least one repository")
+        return [r.strip("/") for r in v]
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(cls, v: list[str]) -> list[str]:
+        return _check_platforms(v)
 
 
 class Proxy(Section):
@@ -99,6 +176,8 @@ class Proxy(Section):
     # Where blobs being fetched are spooled, so later requesters on this machine read the bytes
     # received so far (default: a directory under the system's temporary directory).
     spooldirectory: str | None = None
+    cache: Cache = Cache()
+    sync: list[SyncRule] = Field(default_factory=list)
 
     @field_validator("remoteurl")
     @classmethod
@@ -112,6 +191,15 @@ class Proxy(Section):
                 "set either remoteurl (the whole registry mirrors one upstream) or upstreams "
                 "(each under its prefix), not both"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sync_under_prefixes(self) -> Proxy:
+        prefixes = [u.prefix for u in self.all_upstreams()]
+        for rule in self.sync:
+            for name in rule.repositories:
+                if not any(p == "" or name.startswith(p + "/") for p in prefixes):
+                    raise ValueError(f"sync: {name} lies under no upstream's prefix ({', '.join(prefixes)})")
         return self
 
     @field_validator("upstreams")

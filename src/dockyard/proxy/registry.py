@@ -25,17 +25,22 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 from dockyard.errors import BlobUnknown, ManifestUnknown, Mirrored, UpstreamUnavailable
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
 from dockyard.oci.document import load
 from dockyard.oci.manifest import Descriptor, ManifestError, parse_manifest
+from dockyard.proxy.cache import CacheManager
 from dockyard.proxy.inflight import Fills
 from dockyard.proxy.routing import Router, Target
 from dockyard.proxy.upstream import ManifestAnswer, NotUpstream, UpstreamFailed
 from dockyard.storage.model import BlobSource, Chunks, PutResult, Visible
 from dockyard.storage.registry import Registry
+
+if TYPE_CHECKING:
+    from dockyard.proxy.sync import Syncer
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -67,11 +72,15 @@ class ProxyRegistry:
         fills: Fills,
         *,
         clock: Callable[[], float] = time.monotonic,
+        cache: CacheManager,
     ) -> None:
         self.inner = inner
         self.router = router
         self.fills = fills
         self.clock = clock
+        self.cache = cache  # expiry, the size limit, purges
+        self.manifests_fetched = 0  # manifests this worker fetched from upstreams (and stored)
+        self.syncer: Syncer | None = None  # the ``sync`` rules (set by ``build_proxy``)
         self._validated: OrderedDict[tuple[str, str], tuple[float, Digest]] = OrderedDict()
 
     # -- where a name goes ---------------------------------------------------------------------
@@ -176,6 +185,42 @@ class ProxyRegistry:
                 target.upstream.url, f"it sent a manifest this registry cannot use: {exc}"
             ) from None
         await self.inner.put_mirrored_manifest(target.stored, answer.digest, body, manifest, tag)
+        self.manifests_fetched += 1
+
+    async def prefetch_manifest(self, name: str, reference: str | Digest) -> tuple[Digest, int]:
+        """Cache a manifest the way a pull does (a tag is revalidated after ``revalidate``) without
+        counting a pull (``proxy.sync``); its digest, and 1 if it was fetched now (else 0)."""
+        target = await self.target(name)
+        if target is None:
+            raise ManifestUnknown(name, str(reference))
+        before = self.manifests_fetched
+        if isinstance(reference, Digest):
+            await self._by_digest(name, target, reference)
+            digest = reference
+        else:
+            await self._by_tag(name, target, reference)
+            digest = await self.inner.resolve(target.stored, reference)
+        return digest, self.manifests_fetched - before
+
+    async def prefetch_blob(self, name: str, digest: Digest) -> int | None:
+        """Cache a blob as a pull would (sharing a fill in progress); its size if it was read now,
+        None if it was cached already."""
+        target = await self.target(name)
+        if target is None:
+            raise BlobUnknown(name, str(digest))
+        with suppress(BlobUnknown):
+            await self.inner.stat_blob(target.stored, digest)
+            return None
+        source = await self.open_blob(name, digest)
+        size = 0
+        async for chunk in source.read():
+            size += len(chunk)
+        return size
+
+    def upstream_of(self, name: str) -> str | None:
+        """The URL of the upstream a stored repository mirrors, None for a hosted one."""
+        target = self.router.prefixed(name)
+        return target.upstream.url if target is not None else None
 
     async def _check_platform(self, name: str, target: Target, digest: Digest) -> None:
         """With a platform filter, a manifest an index lists only for other platforms is not

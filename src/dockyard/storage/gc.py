@@ -62,6 +62,12 @@ class GCOptions:
     delete_untagged: bool = False
     grace_seconds: float = 3600.0
     upload_age_seconds: float | None = None
+    # Blobs a pull-through cache evicted (``proxy.cache``) and when it decided to, by the
+    # coordinator's clock: these are swept without the grace period (a cache that must shrink
+    # cannot wait an hour), yet anything that referenced one of them since the decision (a push,
+    # a fill) keeps it, as the barrier does for every other blob.
+    evicted: frozenset[Digest] = frozenset()
+    evicted_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -233,14 +239,22 @@ class Collector:
 
     # -- sweep ---------------------------------------------------------------------------------
 
-    async def _fresh(self, keys: list[str], mtimes: list[float]) -> list[bool]:
+    async def _fresh(
+        self, keys: list[str], mtimes: list[float], evicted: list[bool] | None = None
+    ) -> list[bool]:
         """For each liveness key: referenced since this collection began, or within the grace
-        period, by the coordinator's clock. Content with no record at all was stored before the
-        coordinator kept records (an upgraded store): its storage timestamp stands in."""
+        period, by the coordinator's clock (for ``evicted`` ones: since the eviction was decided).
+        Content with no record at all was stored before the coordinator kept records (an upgraded
+        store): its storage timestamp stands in."""
         now = await self.coordinator.now()
         cutoff = min(self.report.started - TIMESTAMP_SLACK, now - self.options.grace_seconds)
+        quick = min(self.report.started, self.options.evicted_at) - TIMESTAMP_SLACK
         last = await self.coordinator.last_referenced(keys)
-        return [(at if at is not None else mtime) >= cutoff for at, mtime in zip(last, mtimes, strict=True)]
+        flags = evicted if evicted is not None else [False] * len(keys)
+        return [
+            (at if at is not None else mtime) >= (quick if ev else cutoff)
+            for at, mtime, ev in zip(last, mtimes, flags, strict=True)
+        ]
 
     async def _sweep_manifests(self, untagged: dict[str, list[Digest]]) -> None:
         total = sum(len(v) for v in untagged.values())
@@ -304,7 +318,11 @@ class Collector:
         batch = [d for d in batch if d not in self.marked]  # re-marked by a revision kept at re-check
         infos = await self.driver.stat_many([paths.blob_data(d) for d in batch])
         present = [(d, info) for d, info in zip(batch, infos, strict=True) if info is not None]
-        fresh = await self._fresh([blob_key(d) for d, _ in present], [info.mtime for _, info in present])
+        fresh = await self._fresh(
+            [blob_key(d) for d, _ in present],
+            [info.mtime for _, info in present],
+            [d in self.options.evicted for d, _ in present],
+        )
         doomed = []
         for (digest, info), recent in zip(present, fresh, strict=True):
             if recent:
