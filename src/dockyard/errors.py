@@ -48,6 +48,8 @@ class ErrorCode(Enum):
     NAME_UNKNOWN = ErrorSpec("NAME_UNKNOWN", "repository name not known to registry", 404)
     SIZE_INVALID = ErrorSpec("SIZE_INVALID", "provided length did not match content length", 400)
     TAG_INVALID = ErrorSpec("TAG_INVALID", "invalid tag", 400)
+    # More ``tag`` query parameters on a push by digest than the registry takes (spec main: 414).
+    TOO_MANY_TAGS = ErrorSpec("TAG_INVALID", "too many tags in one request", 414)
     UNAUTHORIZED = ErrorSpec("UNAUTHORIZED", "authentication required", 401)
     DENIED = ErrorSpec("DENIED", "requested access to the resource is denied", 403)
     # A valid bearer token without the action: 401 + error="insufficient_scope" (token spec).

@@ -4,7 +4,7 @@ API's handlers neither know nor reach past it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import pytest
@@ -80,8 +80,8 @@ class Upstream:
     async def push_blob(self, name: str, digest: Digest, chunks: Chunks, declared: int | None) -> int:
         return await self.inner.push_blob(name, digest, chunks, declared)
 
-    async def start_upload(self, name: str) -> str:
-        return await self.inner.start_upload(name)
+    async def start_upload(self, name: str, algorithm: str = "sha256") -> str:
+        return await self.inner.start_upload(name, algorithm)
 
     async def append_upload(self, name: str, upload_id: str, chunks: Chunks, *, start: int | None) -> int:
         return await self.inner.append_upload(name, upload_id, chunks, start=start)
@@ -96,9 +96,15 @@ class Upstream:
         await self.inner.cancel_upload(name, upload_id)
 
     async def put_manifest(
-        self, name: str, reference: str | Digest, body: bytes, content_type: str | None
+        self,
+        name: str,
+        reference: str | Digest,
+        body: bytes,
+        content_type: str | None,
+        *,
+        tags: Sequence[str] = (),
     ) -> PutResult:
-        return await self.inner.put_manifest(name, reference, body, content_type)
+        return await self.inner.put_manifest(name, reference, body, content_type, tags=tags)
 
     async def delete_manifest(self, name: str, reference: str | Digest, *, force: bool = False) -> None:
         await self.inner.delete_manifest(name, reference, force=force)

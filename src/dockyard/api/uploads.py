@@ -4,6 +4,7 @@ Monolithic (``POST ?digest=``, or POST then ``PUT ?digest=`` with the body), str
 without ``Content-Range``, chunked ``PATCH`` with ``Content-Range`` (416 when a chunk does not start
 where the data ends: out of order or replayed), status ``GET``, cancel ``DELETE``, and
 cross-repository mount with ``from=`` or automatic mount without it (202 fallback when unknown).
+``digest-algorithm`` (spec main, end-4c) picks the algorithm a session hashes its bytes with.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dockyard.api.errors import to_api_error
 from dockyard.api.headers import parse_content_length, parse_content_range, range_header
 from dockyard.api.params import digest_param
 from dockyard.errors import ErrorCode, RangeMismatch, RegistryError, UploadUnknown
-from dockyard.oci.digest import Digest
+from dockyard.oci.digest import SUPPORTED_ALGORITHMS, Digest
 from dockyard.storage import paths
 
 
@@ -50,9 +51,28 @@ def _body(ctx: Context) -> AsyncIterator[bytes]:
     return ctx.request.stream()
 
 
+def algorithm_param(value: str | None) -> str | None:
+    """``digest-algorithm``: one this registry can compute, else 400 ``DIGEST_INVALID`` (before a
+    session exists)."""
+    if value is None:
+        return None
+    if value not in SUPPORTED_ALGORITHMS:
+        raise RegistryError(
+            ErrorCode.DIGEST_INVALID,
+            f"digest-algorithm {value[:80]!r} is not supported "
+            f"(supported: {', '.join(SUPPORTED_ALGORITHMS)})",
+            {"digest-algorithm": value[:300]},
+        )
+    return value
+
+
 async def start_upload(ctx: Context) -> Response:
+    """Mount, one-request push, or a new session. ``digest-algorithm`` is checked first, whatever
+    the form: with ``digest=`` (the bytes are all here) the digest's own algorithm verifies them;
+    a session falls back to the algorithm of the ``mount`` digest it could not mount."""
     query = ctx.request.query_params
     model = ctx.model
+    algorithm = algorithm_param(query.get("digest-algorithm"))
     mount = query.get("mount")
     if mount:
         digest = digest_param(mount)
@@ -60,13 +80,14 @@ async def start_upload(ctx: Context) -> Response:
         visible = ctx.services.access.visible(ctx.identity)  # without from=: only what it may pull
         if await model.mount_blob(ctx.name, digest, source, visible):
             return _created(ctx, digest)
+        algorithm = algorithm or digest.algorithm
     digest_raw = query.get("digest")
     if digest_raw is not None and not mount:
         digest = digest_param(digest_raw)
         declared = parse_content_length(ctx.request.headers.get("content-length"))
         await model.push_blob(ctx.name, digest, _body(ctx), declared)
         return _created(ctx, digest)
-    upload_id = await model.start_upload(ctx.name)
+    upload_id = await model.start_upload(ctx.name, algorithm or "sha256")
     return Response(b"", 202, _session_headers(ctx, upload_id, 0))
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
@@ -240,10 +240,16 @@ class ProxyRegistry:
             raise ManifestUnknown(name, str(digest))
 
     async def put_manifest(
-        self, name: str, reference: str | Digest, body: bytes, content_type: str | None
+        self,
+        name: str,
+        reference: str | Digest,
+        body: bytes,
+        content_type: str | None,
+        *,
+        tags: Sequence[str] = (),
     ) -> PutResult:
         self._writable(name, "a push")
-        return await self.inner.put_manifest(name, reference, body, content_type)
+        return await self.inner.put_manifest(name, reference, body, content_type, tags=tags)
 
     async def delete_manifest(self, name: str, reference: str | Digest, *, force: bool = False) -> None:
         target = self.router.prefixed(name)
@@ -326,9 +332,9 @@ class ProxyRegistry:
         self._writable(name, "a push")
         return await self.inner.push_blob(name, digest, chunks, declared)
 
-    async def start_upload(self, name: str) -> str:
+    async def start_upload(self, name: str, algorithm: str = "sha256") -> str:
         self._writable(name, "a push")
-        return await self.inner.start_upload(name)
+        return await self.inner.start_upload(name, algorithm)
 
     async def append_upload(self, name: str, upload_id: str, chunks: Chunks, *, start: int | None) -> int:
         self._writable(name, "a push")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from dockyard.errors import ManifestUnknown, PathNotFound
 from dockyard.oci import mediatypes as mt
@@ -63,16 +64,17 @@ class ManifestStore:
         return entry
 
     async def put(
-        self, name: str, digest: Digest, body: bytes, manifest: Manifest, *, tag: str | None
+        self, name: str, digest: Digest, body: bytes, manifest: Manifest, *, tags: Sequence[str] = ()
     ) -> None:
         """In one batch, in this order: the bytes (rewritten if stored already: same content, fresh
-        timestamp), the revision link, the referrers link for a ``subject``, the tag's history entry
-        and the tag itself."""
+        timestamp), the revision link, the referrers link for a ``subject``, and for each tag its
+        history entry and the tag itself. Every link holds ``digest`` as given (``sha512:…`` for a
+        sha512 push), as distribution writes them."""
         link = paths.link_content(digest)
         links = [(paths.blob_data(digest), body), (paths.revision_link(name, digest), link)]
         if manifest.subject is not None:
             links.append((paths.referrer_link(name, manifest.subject.digest, digest), link))
-        if tag is not None:
+        for tag in tags:
             links += [
                 (paths.tag_index_link(name, tag, digest), link),
                 (paths.tag_current_link(name, tag), link),

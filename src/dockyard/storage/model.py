@@ -12,7 +12,7 @@ Errors are the domain errors of ``dockyard.errors`` (``BlobUnknown``, ``Manifest
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -101,8 +101,9 @@ class RegistryModel(Protocol):
         before a byte is stored. Returns the size."""
         ...
 
-    async def start_upload(self, name: str) -> str:
-        """A new upload session; returns its id."""
+    async def start_upload(self, name: str, algorithm: str = "sha256") -> str:
+        """A new upload session whose bytes are hashed with ``algorithm`` as they arrive (the
+        client's ``digest-algorithm``); returns its id."""
         ...
 
     async def append_upload(self, name: str, upload_id: str, chunks: Chunks, *, start: int | None) -> int:
@@ -129,8 +130,17 @@ class RegistryModel(Protocol):
         ...
 
     async def put_manifest(
-        self, name: str, reference: str | Digest, body: bytes, content_type: str | None
-    ) -> PutResult: ...
+        self,
+        name: str,
+        reference: str | Digest,
+        body: bytes,
+        content_type: str | None,
+        *,
+        tags: Sequence[str] = (),
+    ) -> PutResult:
+        """Store a manifest under ``reference`` (a tag: its sha256 digest; a digest: exactly that
+        one, sha256 or sha512) and point ``tags`` (validated; only with a digest) at that digest."""
+        ...
 
     async def delete_manifest(self, name: str, reference: str | Digest, *, force: bool = False) -> None:
         """Untag (a tag) or delete a manifest (a digest; refused while an index lists it unless

@@ -12,7 +12,8 @@ directory can be served by either::
         │   └── tags/<tag>/
         │       ├── current/link                       digest the tag points to now
         │       └── index/<alg>/<hex>/link             every digest the tag ever pointed to
-        ├── _uploads/<uuid>/{data,startedat}           upload sessions in progress
+        ├── _uploads/<uuid>/{data,startedat}           upload sessions in progress (dockyard adds
+        │                                              ``digestalgorithm`` for a non-sha256 one)
         └── _referrers/<subject alg>/<subject hex>/<alg>/<hex>/link
                                                        dockyard's addition: manifests whose
                                                        ``subject`` is that digest (distribution
@@ -110,6 +111,12 @@ def upload_data(name: str, upload_id: str) -> str:
 
 def upload_startedat(name: str, upload_id: str) -> str:
     return f"{upload_dir(name, upload_id)}/startedat"
+
+
+def upload_algorithm(name: str, upload_id: str) -> str:
+    """dockyard's: the ``digest-algorithm`` a session was started with, when not sha256
+    (distribution ignores other files in an upload's directory)."""
+    return f"{upload_dir(name, upload_id)}/digestalgorithm"
 
 
 def referrers_dir(name: str, subject: Digest) -> str:

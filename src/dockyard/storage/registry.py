@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from dockyard.coord.base import Coordinator
 from dockyard.errors import (
@@ -100,8 +100,18 @@ class Registry:
         return digest, media_type, body
 
     async def put_manifest(
-        self, name: str, reference: str | Digest, body: bytes, content_type: str | None
+        self,
+        name: str,
+        reference: str | Digest,
+        body: bytes,
+        content_type: str | None,
+        *,
+        tags: Sequence[str] = (),
     ) -> PutResult:
+        """A push by tag is stored under the bytes' sha256 digest (the canonical one) and tagged;
+        a push by digest under exactly that digest (sha256 or sha512), and each of ``tags`` (the
+        ``?tag=`` parameters) points at that digest: a tag resolves to the digest its client
+        pushed, never to another algorithm's."""
         try:
             manifest = parse_manifest(body, content_type)
         except ManifestError as exc:
@@ -109,6 +119,7 @@ class Registry:
         digest = Digest.of(body, reference.algorithm if isinstance(reference, Digest) else "sha256")
         if isinstance(reference, Digest) and reference != digest:
             raise DigestMismatch(str(reference), str(digest), upload=False)
+        all_tags = [reference, *tags] if isinstance(reference, str) else list(tags)
         new_repository = False
         if not self.catalog.is_known(name):
             if await self.repository_exists(name):
@@ -125,13 +136,12 @@ class Registry:
                 + [blob_key(d) for d in [*children, digest]]
                 + [revision_key(name, d) for d in [*children, digest]]
             )
-            await self.manifests.put(
-                name, digest, body, manifest, tag=reference if isinstance(reference, str) else None
-            )
+            await self.manifests.put(name, digest, body, manifest, tags=all_tags)
         if new_repository:
             await self.catalog.note_repository(name)
-        tag = reference if isinstance(reference, str) else None
-        self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag, len(body)))
+        # One event per tag, as that many pushes by tag would tell (one untagged when none).
+        for tag in all_tags or (None,):
+            self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag, len(body)))
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     async def put_mirrored_manifest(
@@ -144,7 +154,7 @@ class Registry:
         new_repository = not self.catalog.is_known(name) and not await self.repository_exists(name)
         async with self.coordinator.lock(GC_LOCK, shared=True):
             await self.coordinator.referenced([blob_key(digest), revision_key(name, digest)])
-            await self.manifests.put(name, digest, body, manifest, tag=tag)
+            await self.manifests.put(name, digest, body, manifest, tags=[tag] if tag else [])
         if new_repository:
             await self.catalog.note_repository(name)
         else:
@@ -249,8 +259,8 @@ class Registry:
             await self.quotas.check(name, digest, declared)
         return await self.uploads.monolithic(name, digest, chunks)
 
-    async def start_upload(self, name: str) -> str:
-        return await self.uploads.start(name)
+    async def start_upload(self, name: str, algorithm: str = "sha256") -> str:
+        return await self.uploads.start(name, algorithm)
 
     async def append_upload(self, name: str, upload_id: str, chunks: Chunks, *, start: int | None) -> int:
         return await self.uploads.append(name, upload_id, chunks, start=start)

@@ -1,8 +1,10 @@
 """Upload sessions: create, append (streamed or chunked), status, commit, cancel.
 
-Bytes are hashed while they are written. The running hash of each session lives in the worker
-process that last wrote to it (a keep-alive connection stays on one worker); when a chunk arrives
-at another worker, or the algorithm differs, the digest is computed from the stored data instead.
+Bytes are hashed while they are written, with the session's algorithm (sha256, or what the
+client's ``digest-algorithm`` asked for: kept in the session's ``digestalgorithm`` file). The
+running hash of each session lives in the worker process that last wrote to it (a keep-alive
+connection stays on one worker); when a chunk arrives at another worker, or the closing digest's
+algorithm differs, the digest is computed from the stored data instead.
 A blob becomes visible only when the digest matches, by atomic rename into ``blobs/``.
 """
 
@@ -29,7 +31,7 @@ from dockyard.errors import (
     UploadUnknown,
 )
 from dockyard.events import BlobPushed, EventSink, NullSink
-from dockyard.oci.digest import Digest, Hasher, new_hasher
+from dockyard.oci.digest import SUPPORTED_ALGORITHMS, Digest, Hasher, new_hasher
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.driver import FileWriter
@@ -68,20 +70,31 @@ class UploadStore:
         self.coordinator = coordinator
         self.quotas = quotas
         self.events = events or NullSink()
-        self._hashers: OrderedDict[tuple[str, str], tuple[int, Hasher]] = OrderedDict()
+        # (repository, session) -> (bytes hashed, algorithm, running hash)
+        self._hashers: OrderedDict[tuple[str, str], tuple[int, str, Hasher]] = OrderedDict()
         self._held: dict[FileWriter, AbstractAsyncContextManager[None]] = {}
 
-    async def start(self, name: str) -> str:
+    async def start(self, name: str, algorithm: str = "sha256") -> str:
+        """A new session hashed with ``algorithm`` (one ``new_hasher`` knows: the API has checked)."""
+        hasher = new_hasher(algorithm)
         upload_id = str(uuid.uuid4())
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        await self.driver.put_many(
-            [
-                (paths.upload_startedat(name, upload_id), started.encode()),
-                (paths.upload_data(name, upload_id), b""),
-            ]
-        )
+        files = [(paths.upload_startedat(name, upload_id), started.encode())]
+        if algorithm != "sha256":
+            files.append((paths.upload_algorithm(name, upload_id), algorithm.encode()))
+        files.append((paths.upload_data(name, upload_id), b""))
+        await self.driver.put_many(files)
         await self.coordinator.create_session(upload_id, name)
+        self._keep_hasher((name, upload_id), 0, algorithm, hasher)
         return upload_id
+
+    async def _algorithm(self, name: str, upload_id: str) -> str:
+        """The algorithm a session was started with (sha256 unless its file says otherwise)."""
+        try:
+            text = (await self.driver.get_content(paths.upload_algorithm(name, upload_id))).decode()
+        except (PathNotFound, UnicodeDecodeError):
+            return "sha256"
+        return text if text in SUPPORTED_ALGORITHMS else "sha256"
 
     async def _record(self, name: str, upload_id: str, offset: int) -> None:
         """The session's record in the coordinator: how far it got, and that it was active now
@@ -122,16 +135,24 @@ class UploadStore:
         self._held[writer] = lock
         return writer
 
-    def _take_hasher(self, key: tuple[str, str], offset: int) -> Hasher | None:
+    async def _take_hasher(
+        self, key: tuple[str, str], offset: int, algorithm: str | None
+    ) -> tuple[str, Hasher] | None:
+        """The session's running hash if it covers exactly the ``offset`` bytes stored; a fresh
+        one for an empty session, of ``algorithm`` when the caller knows it (a one-request push)
+        or else of the session's; else None (rehash at commit)."""
         cached = self._hashers.pop(key, None)
         if cached is not None and cached[0] == offset:
-            return cached[1]
-        return new_hasher() if offset == 0 else None
+            return cached[1], cached[2]
+        if offset != 0:
+            return None
+        algorithm = algorithm or await self._algorithm(*key)
+        return algorithm, new_hasher(algorithm)
 
-    def _keep_hasher(self, key: tuple[str, str], offset: int, hasher: Hasher | None) -> None:
+    def _keep_hasher(self, key: tuple[str, str], offset: int, algorithm: str, hasher: Hasher | None) -> None:
         if hasher is None:
             return
-        self._hashers[key] = (offset, hasher)
+        self._hashers[key] = (offset, algorithm, hasher)
         while len(self._hashers) > _MAX_HASHERS:
             self._hashers.popitem(last=False)
 
@@ -142,6 +163,7 @@ class UploadStore:
         chunks: AsyncIterator[bytes],
         check: Callable[[FileWriter], None] | None = None,
         hold: int = 0,
+        known: str | None = None,
     ) -> tuple[FileWriter, bytes]:
         """Append a request body to the session's file, which is opened (``opening``) while the
         first bytes arrive; ``check`` vets the open writer before anything is written. Each batch
@@ -151,18 +173,21 @@ class UploadStore:
         of written, for the caller to hand to ``FileWriter.commit`` (one trip to storage fewer)."""
         writer: FileWriter | None = None
         hasher: Hasher | None = None
+        algorithm = "sha256"
         pending: asyncio.Task[None] | None = None
         parts: list[bytes] = []
         buffered = 0
         held = b""
 
         async def opened() -> FileWriter:
-            nonlocal writer, hasher
+            nonlocal writer, hasher, algorithm
             if writer is None:
                 writer = await opening
                 if check is not None:
                     check(writer)
-                hasher = self._take_hasher(key, writer.size)
+                taken = await self._take_hasher(key, writer.size, known)
+                if taken is not None:
+                    algorithm, hasher = taken
             return writer
 
         try:
@@ -192,7 +217,7 @@ class UploadStore:
             raise
         finally:
             if writer is not None:
-                self._keep_hasher(key, writer.size + len(held), hasher)
+                self._keep_hasher(key, writer.size + len(held), algorithm, hasher)
         return ready, held
 
     async def append(
@@ -233,14 +258,14 @@ class UploadStore:
         try:
             held = b""
             if chunks is not None:
-                hold = HOLD if digest.algorithm == "sha256" else 0  # the running hash is sha256
-                writer, held = await self._pump(opening, key, chunks, hold=hold)
+                known = digest.algorithm if new else None  # a one-request push: no session file
+                writer, held = await self._pump(opening, key, chunks, hold=HOLD, known=known)
             else:
                 writer = await opening
             size = writer.size + len(held)
             cached = self._hashers.pop(key, None)
-            if digest.algorithm == "sha256" and cached is not None and cached[0] == size:
-                actual = cached[1].hexdigest()
+            if cached is not None and cached[0] == size and cached[1] == digest.algorithm:
+                actual = cached[2].hexdigest()
             else:
                 # The digest comes from the stored bytes, which an open writer may not have made
                 # readable yet (on an object store they are parts of an unfinished multipart
