@@ -22,6 +22,8 @@ HUB_REPOSITORY = {
     "media_types", "content_types", "categories", "storage_size",
     # the legacy /v2/repositories/{ns}/ entries (hub-tool)
     "user", "can_edit", "is_automated", "is_migrated",
+    # dockyard's: the upstream a pull-through cache mirrors the repository from (null: hosted)
+    "mirror_of",
 }  # fmt: skip
 HUB_REPOSITORY_INFO = HUB_REPOSITORY | {
     "hub_user", "collaborator_count", "has_starred", "full_description", "permissions",

@@ -27,6 +27,7 @@ ROUTES: dict[tuple[str, str], PageHandler] = {
     ("GET", "/ui/repository"): pages.repository,
     ("GET", "/ui/image"): pages.image,
     ("GET", "/ui/usage"): pages.usage,
+    ("GET", "/ui/mirrors"): pages.mirrors,
     ("GET", "/ui/login"): actions.login_form,
     ("POST", "/ui/login"): actions.login,
     ("POST", "/ui/logout"): actions.logout,

@@ -75,6 +75,7 @@ async def repositories(page: Page) -> Response:
         "repositories.html",
         rows=rows,
         tag_counts=tag_counts,
+        mirrors={r.name: _mirror_of(page, r.name) for r in rows},
         q=q,
         sort=sort,
         sorts=REPO_SORTS,
@@ -90,6 +91,12 @@ async def _tag_count(page: Page, name: str) -> int | None:
     except Exception:
         log.exception("cannot count the tags of a repository", extra={"repository": name})
         return None
+
+
+def _mirror_of(page: Page, name: str) -> str | None:
+    """The upstream a cached repository mirrors (None: hosted)."""
+    proxy = page.services.proxy
+    return proxy.upstream_of(name) if proxy is not None else None
 
 
 def _name(page: Page) -> str | None:
@@ -111,6 +118,7 @@ async def repository(page: Page) -> Response:
     return page.render(
         "repository.html",
         name=name,
+        mirror_of=_mirror_of(page, name),
         rows=rows,
         q=q,
         sort=sort,
@@ -145,6 +153,28 @@ async def image(page: Page) -> Response:
         is_tag=not isinstance(reference, Digest),
         pulled=services.pulls.of_digest(name, digest),
         can_delete=page.perms.can_delete(name) and page.services.config.storage.delete.enabled,
+    )
+
+
+async def mirrors(page: Page) -> Response:
+    """The pull-through cache, for administrators: each upstream (its pull limit), the ``sync``
+    rules with the run in progress and the last result, and the cached images by last use."""
+    proxy = page.services.proxy
+    if proxy is None or not page.perms.is_admin():
+        return not_found(page, "This registry mirrors no other registry, or you may not see its cache.")
+    pager_all = await proxy.cache.listing()
+    images = pager_all["images"]
+    pager = paging(page, len(images))
+    syncer = proxy.syncer
+    return page.render(
+        "mirrors.html",
+        upstreams=await proxy.status(),
+        rules=await syncer.status() if syncer is not None else [],
+        images=images[pager["start"] : pager["end"]],
+        cache_bytes=pager_all["cacheBytes"],
+        max_bytes=pager_all["maxBytes"],
+        pager=pager,
+        sizes=PAGE_SIZES,
     )
 
 

@@ -123,6 +123,7 @@ _REPOSITORY = {
         "media_types": {"type": "array", "items": {"type": "string"}},
         "content_types": {"type": "array", "items": {"type": "string"}},
         "categories": {"type": "array", "items": {"type": "object"}},
+        "mirror_of": _nullable("string"),
     },
 }
 _ADMIN_OBJECT = _json({"type": "object"})
@@ -190,6 +191,12 @@ def document() -> dict[str, Any]:
             "/admin/v1/retention": _admin("Apply retention policies ({dryRun, force, policies?})", "post"),
             "/admin/v1/usage": _admin("Bytes per repository: total, unique, shared"),
             "/admin/v1/quotas": _admin("Quota usage"),
+            "/admin/v1/proxy": _admin("The pull-through cache's upstreams"),
+            "/admin/v1/proxy/cache": _admin("Cached images: upstream, bytes, last pulled, expiry"),
+            "/admin/v1/proxy/cache/purge": _admin(
+                "Evict from the cache ({repositories: [globs]} or {expired: true}, dryRun)", "post"
+            ),
+            "/admin/v1/proxy/sync": _admin("Sync rules: the run in progress and the last result"),
             "/admin/v1/repositories/{name}/tags": _admin(
                 "Digest, size, platforms and push time per tag", parameters=[name]
             ),

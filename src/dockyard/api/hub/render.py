@@ -89,6 +89,7 @@ def repository_json(
     can_edit: bool,
     media_types: list[str] | None = None,
     pull_count: int = 0,
+    mirror_of: str | None = None,
 ) -> dict[str, Any]:
     return {
         "name": repository,
@@ -112,4 +113,6 @@ def repository_json(
         "content_types": ["image"],
         "categories": [],
         "storage_size": size,
+        # dockyard's: the upstream a pull-through cache mirrors this repository from (None: hosted)
+        "mirror_of": mirror_of,
     }

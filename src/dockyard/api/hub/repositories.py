@@ -21,6 +21,15 @@ DEFAULT_ORDERING = "name"
 _DETAIL_MEDIA_TYPES_TAGS = 100
 
 
+def _mirror_of(ctx: Context, name: str) -> str | None:
+    proxy = ctx.services.proxy
+    return proxy.upstream_of(name) if proxy is not None else None
+
+
+def _may_push(ctx: Context, name: str) -> bool:
+    return ctx.services.access.may(ctx.identity, Access("repository", name, "push"))
+
+
 def _private(ctx: Context, name: str) -> bool:
     anonymous = ctx.services.access.visible(ANONYMOUS)
     return anonymous is not None and not anonymous(name)
@@ -63,6 +72,7 @@ async def _safe_entry(ctx: Context, namespace: str, repo: str, name: str) -> dic
             size=0,
             private=_private(ctx, name),
             can_edit=False,
+            mirror_of=_mirror_of(ctx, name),
         )
         entry["status_description"] = "unreadable"
         return entry
@@ -71,6 +81,7 @@ async def _safe_entry(ctx: Context, namespace: str, repo: str, name: str) -> dic
 async def _entry(ctx: Context, namespace: str, repo: str, name: str, **extra: Any) -> dict[str, Any]:
     updated, registered = await ctx.services.browser.repository_times(name)
     await ctx.services.pulls.refresh()
+    mirror_of = _mirror_of(ctx, name)
     return repository_json(
         namespace,
         repo,
@@ -78,8 +89,11 @@ async def _entry(ctx: Context, namespace: str, repo: str, name: str, **extra: An
         registered=registered,
         size=await ctx.services.browser.storage_size(name),
         private=_private(ctx, name),
-        can_edit=ctx.services.access.may(ctx.identity, Access("repository", name, "push")),
+        # A mirrored repository refuses pushes, whatever the caller may do elsewhere.
+        can_edit=mirror_of is None
+        and ctx.services.access.may(ctx.identity, Access("repository", name, "push")),
         pull_count=ctx.services.pulls.count_of_repository(name),
+        mirror_of=mirror_of,
         **extra,
     )
 
@@ -110,7 +124,8 @@ async def get_repository(ctx: Context) -> Response:
             "full_description": "",
             "permissions": {
                 "read": True,
-                "write": access.may(ctx.identity, Access("repository", name, "push")),
+                "write": body["mirror_of"] is None
+                and access.may(ctx.identity, Access("repository", name, "push")),
                 "admin": access.may(ctx.identity, Access("registry", "admin", "*")),
             },
             "immutable_tags_settings": {"enabled": False, "rules": []},
