@@ -17,7 +17,7 @@ from dockyard.api.hub.flush import FlushPullsApp
 from dockyard.api.observe import ObserveApp
 from dockyard.audit.log import AuditLog
 from dockyard.auth.access import AccessController
-from dockyard.auth.setup import build_access
+from dockyard.auth.setup import AuthState, build_access, local_state
 from dockyard.browse.browser import Browser
 from dockyard.browse.pullevents import PullSubscriber
 from dockyard.browse.pulls import PullLog, digest_key, tag_key
@@ -43,6 +43,7 @@ from dockyard.storage.drivers.checked import CheckedDriver, checked
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.quota import QuotaRule, Quotas
 from dockyard.storage.registry import Registry
+from dockyard.storage.secrets import SharedSecrets, StoreSecrets
 
 
 def create_services(
@@ -97,6 +98,7 @@ def create_services(
     proxy = build_proxy(
         config, registry, clock=clock, transports=upstream_transports, last_pulled=last_pulled
     )
+    secrets, auth_state = shared_state(config, driver, coordinator)
     return Services(
         config=config,
         driver=driver,
@@ -105,7 +107,10 @@ def create_services(
         model=proxy or registry,
         namespaces=proxy.router.namespaces if proxy is not None else frozenset(),
         proxy=proxy,
-        access=access if access is not None else build_access(config, clock=clock, events=events),
+        access=access
+        if access is not None
+        else build_access(config, clock=clock, events=events, state=auth_state),
+        secrets=secrets,
         pulls=pulls,
         browser=Browser(registry, pulls),
         inventory=Inventory(registry),
@@ -113,6 +118,24 @@ def create_services(
         notifier=notifier,
         audit=audit,
     )
+
+
+def shared_state(
+    config: Config, driver: CheckedDriver, coordinator: Coordinator
+) -> tuple[SharedSecrets, Callable[[], AuthState]]:
+    """Where the state every replica must agree on lives: with ``database.dsn``, in the
+    coordinator's database; otherwise in the store and this machine's files (as on one machine).
+    The accounts' state is returned as a maker, so a registry without auth never builds it."""
+    if config.database.dsn:
+        from dockyard.auth.setup import postgres_state
+        from dockyard.coord.postgres import PostgresCoordinator
+        from dockyard.storage.secrets import PostgresSecrets
+
+        if not isinstance(coordinator, PostgresCoordinator):
+            raise TypeError(f"database.dsn is set, but the coordinator is {coordinator.name}")
+        pg = coordinator
+        return PostgresSecrets(pg), lambda: postgres_state(config, pg)
+    return StoreSecrets(driver), lambda: local_state(config)
 
 
 def create_notifier(

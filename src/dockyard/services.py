@@ -22,6 +22,7 @@ from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.model import RegistryModel
 from dockyard.storage.registry import Registry
+from dockyard.storage.secrets import SharedSecrets
 
 
 @dataclass(slots=True)
@@ -37,6 +38,8 @@ class Services:
     pulls: PullLog
     browser: Browser
     inventory: Inventory
+    # Secrets every replica agrees on (the UI's session key): in the store, or the database.
+    secrets: SharedSecrets
     # Prometheus metrics (http.debug.prometheus.enabled), None when off.
     metrics: Metrics | None = None
     # Upstream prefixes a containerd mirror request's ``ns=<host>`` may select (the pull-through

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from dockyard.auth.keys import SigningKey, _generate
+from dockyard.auth.keys import SigningKey, generate
 from dockyard.auth.scope import ResourceScope
 from dockyard.auth.setup import check
 from dockyard.auth.tokens import access_claims, issue
@@ -178,7 +178,7 @@ async def test_external_issuer_rootcertbundle_chain(make_auth_app: AuthApp, tmp_
         assert r.status_code == 404
         challenge = (await client.get("/v2/")).headers["WWW-Authenticate"]
         assert challenge.startswith('Bearer realm="https://auth.example/token"')
-        other, cert = _generate("ES256")  # self-signed, not under the CA
+        other, cert = generate("ES256")  # self-signed, not under the CA
         assert (
             await client.get("/v2/", headers=bearer(issue(SigningKey("x", other, cert), _external_claims())))
         ).status_code == 401
@@ -188,7 +188,7 @@ async def test_external_issuer_rootcertbundle_chain(make_auth_app: AuthApp, tmp_
 
 
 async def test_external_issuer_jwks_and_libtrust_kid(make_auth_app: AuthApp, tmp_path: Path) -> None:
-    key, cert = _generate("RS256")
+    key, cert = generate("RS256")
     signer = SigningKey("jwks", key, cert)
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [{**signer.jwk(), "kid": "harbor-key-1"}]}))

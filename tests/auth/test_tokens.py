@@ -16,7 +16,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from dockyard.auth.keys import KeyStore, SigningKey, _generate
+from dockyard.auth.keys import KeyStore, SigningKey, generate
 from dockyard.auth.scope import ResourceScope
 from dockyard.auth.tokens import access_claims, issue
 from tests.auth.conftest import ISSUER, SERVICE, AuthApp, bearer, get_token
@@ -105,7 +105,7 @@ def bad_token(kind: str, key: SigningKey, refresh: str) -> str:
         mac = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
         return f"{signing_input}.{b64(mac)}"
     if kind == "untrusted-key":
-        other, cert = _generate("ES256")
+        other, cert = generate("ES256")
         return issue(SigningKey("other", other, cert), claims())
     if kind == "refresh-token-as-access-token":
         return refresh
@@ -182,7 +182,7 @@ async def test_oauth_post_and_refresh_revocation(make_auth_app: AuthApp, auth_di
     from dockyard.auth.robots import RobotStore
 
     robots = RobotStore(auth_dir / "robots.json")
-    _, secret = robots.create("ci", ["bob/**"], ["pull", "push"], 3600)
+    _, secret = await robots.create("ci", ["bob/**"], ["pull", "push"], 3600)
     assert secret not in (auth_dir / "robots.json").read_text()
     async with make_auth_app() as client:
         form = {
@@ -211,7 +211,7 @@ async def test_oauth_post_and_refresh_revocation(make_auth_app: AuthApp, auth_di
         assert (await client.post("/token", data={**form, "grant_type": "implicit"})).json()["error"] == (
             "unsupported_grant_type"
         )
-        robots.revoke("ci")
+        await robots.revoke("ci")
         assert (await client.post("/token", data=again)).status_code == 401  # refresh after revocation
         assert (await client.post("/token", data=form)).status_code == 401  # the token itself too
 

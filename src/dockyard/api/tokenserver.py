@@ -66,10 +66,10 @@ class TokenServer:
         principal = policy.principal(who.subject, who.robot) if who else policy.principal("")
         return policy.grant(principal, scopes)
 
-    def _tokens(
+    async def _tokens(
         self, who: Authenticated | None, granted: list[ResourceScope], offline: bool, client_id: str
     ) -> dict[str, Any]:
-        signer, _ = self.keystore.load()
+        signer, _ = await self.keystore.load()
         now = time.time()
         claims = access_claims(
             issuer=self.config.issuer,
@@ -101,9 +101,9 @@ class TokenServer:
             body["refresh_token"] = issue(signer, refresh, kid=self.server.kid, typ=REFRESH_TYP)
         return body
 
-    def _refresh_trust(self) -> TrustStore:
+    async def _refresh_trust(self) -> TrustStore:
         trust = TrustStore(self.config.issuer, self.refresh_audience, self.config.leeway)
-        for key in self.keystore.load()[1]:
+        for key in (await self.keystore.load())[1]:
             trust.add_signing_key(key)
         return trust
 
@@ -123,7 +123,7 @@ class TokenServer:
             if who is None:
                 raise self._unauthorized()
         offline = query.get("offline_token", "").lower() == "true"
-        body = self._tokens(who, self._grant(who, scopes), offline, query.get("client_id", ""))
+        body = await self._tokens(who, self._grant(who, scopes), offline, query.get("client_id", ""))
         return JSONResponse(body, headers=NO_STORE)
 
     async def post(self, request: Request) -> Response:
@@ -150,33 +150,35 @@ class TokenServer:
                 fields.get("username", ""), fields.get("password", ""), client_address(request)
             )
         elif grant_type == "refresh_token":
-            who = self._from_refresh(fields.get("refresh_token", ""))
+            who = await self._from_refresh(fields.get("refresh_token", ""))
             offline = True
         else:
             return _oauth_error("unsupported_grant_type", "grant_type must be password or refresh_token")
         if who is None:
             raise self._unauthorized()
         granted = self._grant(who, scopes)
-        answer = self._tokens(who, granted, offline, client_id)
+        answer = await self._tokens(who, granted, offline, client_id)
         answer["scope"] = format_scopes(granted)
         return JSONResponse(answer, headers=NO_STORE)
 
-    def _from_refresh(self, token: str) -> Authenticated | None:
+    async def _from_refresh(self, token: str) -> Authenticated | None:
         try:
-            claims = self._refresh_trust().verify(token, typ=REFRESH_TYP, audience=self.refresh_audience)
+            claims = (await self._refresh_trust()).verify(
+                token, typ=REFRESH_TYP, audience=self.refresh_audience
+            )
         except TokenInvalid:
             return None
         subject, cred = claims.get("sub"), claims.get("cred")
         if not isinstance(subject, str) or not subject or not isinstance(cred, str):
             return None
-        return self.issuer.authenticator.still_valid(subject, cred)
+        return await self.issuer.authenticator.still_valid(subject, cred)
 
-    def jwks(self) -> Response:
-        _, keys = self.keystore.load()
+    async def jwks(self) -> Response:
+        _, keys = await self.keystore.load()
         return JSONResponse({"keys": [k.jwk() for k in keys]}, headers={"Cache-Control": "max-age=60"})
 
-    def certs(self) -> Response:
-        return Response(self.keystore.bundle_path.read_bytes(), media_type="application/x-pem-file")
+    async def certs(self) -> Response:
+        return Response(await self.keystore.bundle(), media_type="application/x-pem-file")
 
 
 class TokenServerApp:
@@ -201,9 +203,9 @@ class TokenServerApp:
             elif kind == "token" and method == "POST":
                 response = await self.server.post(request)
             elif kind == "jwks" and method in ("GET", "HEAD"):
-                response = self.server.jwks()
+                response = await self.server.jwks()
             elif kind == "certs" and method in ("GET", "HEAD"):
-                response = self.server.certs()
+                response = await self.server.certs()
             else:
                 raise RegistryError(ErrorCode.METHOD_UNKNOWN, headers={"Allow": "GET, POST"})
         except RegistryError as exc:

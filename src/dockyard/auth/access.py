@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 if TYPE_CHECKING:  # the controllers' modules load bcrypt and the JWT stack: only when auth is on
     from dockyard.auth.credentials import Authenticated, Authenticator
-    from dockyard.auth.keys import KeyStore
+    from dockyard.auth.keys import SigningKeys
     from dockyard.auth.rules import Policy
     from dockyard.config import TokenAuth
 
@@ -47,7 +47,7 @@ class TokenIssuer:
     config: TokenAuth
     authenticator: Authenticator
     policy: Policy
-    keystore: KeyStore
+    keystore: SigningKeys
 
 
 class AccessController(Protocol):
@@ -72,7 +72,7 @@ class AccessController(Protocol):
         """The caller these credentials name, or None; ``errors.Throttled`` while ``client`` or
         ``username`` is throttled. None always when there are no accounts (mode ``none``)."""
 
-    def still_valid(self, subject: str, fingerprint: str) -> bool:
+    async def still_valid(self, subject: str, fingerprint: str) -> bool:
         """Whether a login remembered as (subject, credential fingerprint) still holds: the password
         unchanged, the robot not revoked (UI sessions are checked on every page)."""
 
@@ -95,5 +95,5 @@ class AllowAll:
     async def authenticate(self, username: str, password: str, client: str) -> Authenticated | None:
         return None
 
-    def still_valid(self, subject: str, fingerprint: str) -> bool:
+    async def still_valid(self, subject: str, fingerprint: str) -> bool:
         return False

@@ -27,7 +27,7 @@ from starlette.requests import Request
 
 from dockyard.auth.access import Access, Identity, Mode, TokenIssuer
 from dockyard.auth.credentials import Authenticator, parse_basic
-from dockyard.auth.keys import KeyStore
+from dockyard.auth.keys import SigningKeys
 from dockyard.auth.rules import Policy
 from dockyard.auth.tokens import ASYMMETRIC, TokenInvalid, TrustStore, allows, granted_access
 from dockyard.auth.visibility import PolicyVisibility, client_address
@@ -105,12 +105,12 @@ class TokenController(PolicyVisibility):
         prefix: str,
         authenticator: Authenticator,
         policy: Policy,
-        keystore: KeyStore | None,
+        keystore: SigningKeys | None,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``clock`` (monotonic seconds) paces re-reading the key directory and the JWKS; tests
-        pass one they can advance instead of sleeping."""
+        """``clock`` (monotonic seconds) paces re-reading the signing keys (their directory, or
+        their database) and the JWKS; tests pass one they can advance instead of sleeping."""
         super().__init__(authenticator, policy)
         self.config = config
         self._clock = clock
@@ -126,7 +126,7 @@ class TokenController(PolicyVisibility):
         if config.jwks:
             self._load_jwks()
         self._trust: TrustStore | None = None
-        self._key_stamp = -1
+        self._key_stamp: object = None
         self._checked = 0.0
 
     def _load_jwks(self) -> None:
@@ -138,12 +138,13 @@ class TokenController(PolicyVisibility):
         except (OSError, ValueError) as exc:
             log.error("cannot load the JWKS", extra={"source": self.config.jwks, "error": str(exc)})
 
-    def trust(self) -> TrustStore:
-        """The trusted keys: configured ones plus the built-in server's (re-read after rotation)."""
+    async def trust(self) -> TrustStore:
+        """The trusted keys: configured ones plus the built-in server's (re-read after rotation,
+        at most once a second)."""
         now = self._clock()
         if self.keystore is not None and (self._trust is None or now - self._checked > 1.0):
             self._checked = now
-            current = self.keystore.stamp()
+            current = await self.keystore.stamp()
             if current != self._key_stamp or self._trust is None:
                 trust = TrustStore(
                     self._static.issuer,
@@ -153,7 +154,7 @@ class TokenController(PolicyVisibility):
                     dict(self._static.keys),
                     list(self._static.roots),
                 )
-                for key in self.keystore.load()[1]:
+                for key in (await self.keystore.load())[1]:
                     trust.add_signing_key(key)
                 self._trust, self._key_stamp = trust, current
         return self._trust or self._static
@@ -181,12 +182,12 @@ class TokenController(PolicyVisibility):
 
     async def verify(self, token: str) -> dict[str, Any]:
         try:
-            return self.trust().verify(token)
+            return (await self.trust()).verify(token)
         except TokenInvalid as exc:
             stale = self._clock() - self._jwks_fetched > 30
             if self.config.jwks and "untrusted key" in str(exc) and stale:
                 await anyio.to_thread.run_sync(self._load_jwks)
-                return self.trust().verify(token)
+                return (await self.trust()).verify(token)
             raise
 
     async def authorize(self, request: Request, accesses: list[Access]) -> Identity:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from dockyard.auth.htpasswd import HtpasswdFile
-from dockyard.auth.robots import PREFIX, TOKEN_PREFIX, Robot, RobotStore
-from dockyard.auth.throttle import Throttle
+from dockyard.auth.robots import PREFIX, TOKEN_PREFIX, Robot, RobotAccounts
+from dockyard.auth.throttle import LoginThrottle
 from dockyard.errors import Throttled
 from dockyard.events import EventSink, LoginFailed, LoginSucceeded, NullSink
 
@@ -59,8 +59,8 @@ class Authenticator:
     def __init__(
         self,
         users: HtpasswdFile | None,
-        robots: RobotStore | None,
-        throttle: Throttle,
+        robots: RobotAccounts | None,
+        throttle: LoginThrottle,
         events: EventSink | None = None,
     ) -> None:
         self.users = users
@@ -72,23 +72,26 @@ class Authenticator:
         """The caller if the credentials are good; None if not; Throttled while over the limit."""
         keys = [f"addr:{client}", f"user:{username[:256]}"]
         account = username[:256]
-        wait = self.throttle.retry_after(keys)
+        wait = await self.throttle.retry_after(keys)
         if wait:
             self.events.emit(LoginFailed(account, client, throttled=True))
             raise Throttled(wait)
         found = await self._check(username, password)
         if found is None:
-            self.throttle.failure(keys)
+            await self.throttle.failure(keys)
             log.info("failed login", extra={"remote": client})
             self.events.emit(LoginFailed(account, client))
         else:
-            self.throttle.success(keys[1])
+            await self.throttle.success(keys[1])
             self.events.emit(LoginSucceeded(found.subject, client))
         return found
 
     async def _check(self, username: str, password: str) -> Authenticated | None:
         if username.startswith(PREFIX) and password.startswith(TOKEN_PREFIX):
-            robot = self.robots.authenticate(username, password) if self.robots else None
+            if self.robots is None:
+                return None
+            await self.robots.refresh()
+            robot = self.robots.authenticate(username, password)
             return Authenticated(username, robot, robot.id) if robot else None
         if self.users is None:
             return None
@@ -96,10 +99,13 @@ class Authenticator:
         hashed = await anyio.to_thread.run_sync(users.verify, username, password)
         return Authenticated(username, None, _user_fingerprint(hashed)) if hashed else None
 
-    def still_valid(self, subject: str, fingerprint: str) -> Authenticated | None:
+    async def still_valid(self, subject: str, fingerprint: str) -> Authenticated | None:
         """Re-check a refresh token's subject: the password unchanged, the robot not revoked."""
         if subject.startswith(PREFIX):
-            robot = self.robots.get(subject[len(PREFIX) :]) if self.robots else None
+            if self.robots is None:
+                return None
+            await self.robots.refresh()
+            robot = self.robots.get(subject[len(PREFIX) :])
             if robot is None or not robot.active() or not hmac.compare_digest(robot.id, fingerprint):
                 return None
             return Authenticated(subject, robot, robot.id)

@@ -10,6 +10,11 @@ Layout of the key directory (0700)::
 
 The newest key that is not retired signs. A retired key keeps validating for ``retain`` seconds
 (the longest lifetime of a token it signed) and is then deleted.
+
+The token server and the controller use keys through :class:`SigningKeys`: this directory
+(:class:`FileKeys`, one machine) or, with ``database.dsn``, ``auth.pgkeys.PostgresKeys``, the
+same keys and rotation in the database, so every replica signs with one key and trusts the
+tokens any replica issued.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -120,7 +125,7 @@ class SigningKey:
         return {**public_jwk(self.public_key), "kid": self.thumbprint, "use": "sig", "alg": self.algorithm}
 
 
-def _generate(algorithm: Algorithm) -> tuple[PrivateKey, x509.Certificate]:
+def generate(algorithm: Algorithm) -> tuple[PrivateKey, x509.Certificate]:
     key: PrivateKey = (
         ec.generate_private_key(ec.SECP256R1())
         if algorithm == "ES256"
@@ -176,22 +181,18 @@ class KeyStore:
         return sorted(p.stem for p in self.directory.glob("key-*.key"))
 
     def _read(self, name: str) -> SigningKey:
-        key = serialization.load_pem_private_key((self.directory / f"{name}.key").read_bytes(), None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            raise ValueError(f"{name}.key: only EC and RSA keys are supported")
-        cert = x509.load_pem_x509_certificate((self.directory / f"{name}.crt").read_bytes())
         retired = self.directory / f"{name}.retired"
-        retired_at = float(retired.read_text()) if retired.exists() else None
-        return SigningKey(name, key, cert, retired_at)
+        return read_key(
+            name,
+            (self.directory / f"{name}.key").read_bytes(),
+            (self.directory / f"{name}.crt").read_bytes(),
+            float(retired.read_text()) if retired.exists() else None,
+        )
 
     def _create(self, algorithm: Algorithm) -> None:
-        key, cert = _generate(algorithm)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        name = f"key-{stamp}-{secrets.token_hex(3)}"
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        write_private(self.directory / f"{name}.key", pem)
+        key, cert = generate(algorithm)
+        name = key_name(time.time())
+        write_private(self.directory / f"{name}.key", private_pem(key))
         write_private(self.directory / f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM))
 
     def _write_bundle(self) -> None:
@@ -240,3 +241,58 @@ class KeyStore:
             return self.directory.stat().st_mtime_ns
         except FileNotFoundError:
             return 0
+
+
+def key_name(now: float) -> str:
+    """A new key's name: sorts by creation time, unique by its random tail."""
+    return f"key-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}-{secrets.token_hex(3)}"
+
+
+def private_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def read_key(name: str, pem: bytes, cert_pem: bytes, retired_at: float | None) -> SigningKey:
+    key = serialization.load_pem_private_key(pem, None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError(f"{name}: only EC and RSA keys are supported")
+    return SigningKey(name, key, x509.load_pem_x509_certificate(cert_pem), retired_at)
+
+
+class SigningKeys(Protocol):
+    """The token server's keys as the server and the controller use them."""
+
+    async def load(self) -> tuple[SigningKey, list[SigningKey]]:
+        """(the signer, every trusted key including the signer)."""
+
+    async def stamp(self) -> object:
+        """A value that changes whenever the keys do (the controller re-reads them then)."""
+
+    async def rotate(self) -> SigningKey:
+        """Retire the signer (it keeps validating for the retention), start a new one; return it."""
+
+    async def bundle(self) -> bytes:
+        """The certificates of every trusted key, PEM (distribution's ``rootcertbundle``)."""
+
+
+class FileKeys:
+    """:class:`KeyStore`'s directory as :class:`SigningKeys` (the default, one machine)."""
+
+    def __init__(self, store: KeyStore, algorithm: Algorithm) -> None:
+        self.store = store
+        self.algorithm = algorithm
+
+    async def load(self) -> tuple[SigningKey, list[SigningKey]]:
+        return self.store.load()
+
+    async def stamp(self) -> object:
+        return self.store.stamp()
+
+    async def rotate(self) -> SigningKey:
+        self.store.rotate(self.algorithm)
+        return self.store.load()[0]
+
+    async def bundle(self) -> bytes:
+        return self.store.bundle_path.read_bytes()

@@ -1,8 +1,12 @@
 """Robot accounts / access tokens: named, scoped to repository globs and actions, expiring,
 revocable, stored only as a SHA-256 hash (the secret is 256 random bits, shown once).
 
-Log in with user ``robot$<name>`` and the token as the password. The store is a JSON file (0600),
-re-read when it changes, so revocation takes effect at once in every worker.
+Log in with user ``robot$<name>`` and the token as the password. Where they live is behind
+:class:`RobotAccounts`: without a database, :class:`RobotStore`, a JSON file (0600) re-read when it
+changes, so revocation takes effect at once in every worker of one machine; with ``database.dsn``,
+``auth.pgrobots.PostgresRobots``, so a robot created on one replica logs in on every other.
+Reads are synchronous over a snapshot (the rules ask about robots on every request);
+:meth:`RobotAccounts.refresh` brings the snapshot up to date, and logins call it first.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from dockyard.auth.fileutil import stamp, write_private
 
@@ -55,12 +60,76 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def match_token(robots: list[Robot], username: str, secret: str) -> Robot | None:
+    """The active robot whose token this is (compared in constant time against every entry)."""
+    presented = _digest(secret)
+    found = None
+    for robot in robots:
+        if hmac.compare_digest(presented, robot.hash):
+            found = robot
+    if found is None or not hmac.compare_digest(username.encode(), found.username.encode()):
+        return None
+    return found if found.active() else None
+
+
+def new_robot(
+    name: str, repositories: list[str], actions: list[str], lifetime: float | None, now: float
+) -> tuple[Robot, str]:
+    """A robot and its secret (shown once), after checking what the caller asked for."""
+    if not NAME_RE.fullmatch(name):
+        raise RobotError(f"invalid robot name {name!r} (lowercase letters, digits, . _ -)")
+    if not repositories:
+        raise RobotError("give at least one repository pattern")
+    bad = set(actions) - {"pull", "push", "delete", "*"}
+    if bad or not actions:
+        raise RobotError(f"actions must be among pull, push, delete, * (got {sorted(bad) or 'none'})")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    robot = Robot(
+        name=name,
+        repositories=tuple(repositories),
+        actions=tuple(actions),
+        created=now,
+        expires=now + lifetime if lifetime else None,
+        revoked=None,
+        hash=_digest(secret),
+        id=secrets.token_hex(8),
+    )
+    return robot, secret
+
+
+class RobotAccounts(Protocol):
+    """Where robot accounts live: a file on this machine, or the replicas' database."""
+
+    async def refresh(self) -> None:
+        """Bring the snapshot the synchronous reads answer from up to date."""
+
+    def robots(self) -> list[Robot]: ...
+
+    def get(self, name: str) -> Robot | None: ...
+
+    def authenticate(self, username: str, secret: str) -> Robot | None:
+        """The active robot whose token this is, or None."""
+
+    async def create(
+        self, name: str, repositories: list[str], actions: list[str], lifetime: float | None
+    ) -> tuple[Robot, str]:
+        """A new robot and its secret; RobotError if the name is taken by an active one."""
+
+    async def revoke(self, name: str) -> Robot:
+        """RobotError if there is no active robot of that name."""
+
+
 class RobotStore:
+    """Robot accounts in a JSON file: the processes of one machine (the default)."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._stamp: tuple[int, int, int] | None = None
         self._robots: list[Robot] = []
         self._lock = threading.Lock()
+
+    async def refresh(self) -> None:
+        """Nothing to do: every read checks the file's stamp."""
 
     def robots(self) -> list[Robot]:
         with self._lock:
@@ -81,15 +150,7 @@ class RobotStore:
         return next((r for r in self.robots() if r.name == name), None)
 
     def authenticate(self, username: str, secret: str) -> Robot | None:
-        """The active robot whose token this is (compared in constant time against every entry)."""
-        presented = _digest(secret)
-        found = None
-        for robot in self.robots():
-            if hmac.compare_digest(presented, robot.hash):
-                found = robot
-        if found is None or not hmac.compare_digest(username.encode(), found.username.encode()):
-            return None
-        return found if found.active() else None
+        return match_token(self.robots(), username, secret)
 
     # --- management (the CLI) ---------------------------------------------------------------
 
@@ -106,28 +167,10 @@ class RobotStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def create(
+    async def create(
         self, name: str, repositories: list[str], actions: list[str], lifetime: float | None
     ) -> tuple[Robot, str]:
-        if not NAME_RE.fullmatch(name):
-            raise RobotError(f"invalid robot name {name!r} (lowercase letters, digits, . _ -)")
-        if not repositories:
-            raise RobotError("give at least one repository pattern")
-        bad = set(actions) - {"pull", "push", "delete", "*"}
-        if bad or not actions:
-            raise RobotError(f"actions must be among pull, push, delete, * (got {sorted(bad) or 'none'})")
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        now = time.time()
-        robot = Robot(
-            name=name,
-            repositories=tuple(repositories),
-            actions=tuple(actions),
-            created=now,
-            expires=now + lifetime if lifetime else None,
-            revoked=None,
-            hash=_digest(secret),
-            id=secrets.token_hex(8),
-        )
+        robot, secret = new_robot(name, repositories, actions, lifetime, time.time())
         with self._locked() as robots:
             if any(r.name == name and r.revoked is None for r in robots):
                 raise RobotError(f"a robot named {name!r} exists (revoke it first)")
@@ -135,7 +178,7 @@ class RobotStore:
             robots.append(robot)
         return robot, secret
 
-    def revoke(self, name: str) -> Robot:
+    async def revoke(self, name: str) -> Robot:
         with self._locked() as robots:
             for i, robot in enumerate(robots):
                 if robot.name == name and robot.revoked is None:

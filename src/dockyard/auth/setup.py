@@ -2,6 +2,10 @@
 
 ``auth`` modes: none (no section: every request may do everything), ``htpasswd`` (Basic on every
 request), ``token`` (bearer tokens from the built-in server and/or an external issuer).
+
+The state accounts need (robots, failed logins, signing keys) comes in as one :class:`AuthState`:
+:func:`local_state` keeps it in files and memory as on one machine; with ``database.dsn``,
+:func:`postgres_state` keeps it in the replicas' database. Nothing past this point asks which.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +23,10 @@ from dockyard.events import EventSink
 
 if TYPE_CHECKING:
     from dockyard.auth.credentials import Authenticator
-    from dockyard.auth.keys import KeyStore
+    from dockyard.auth.keys import KeyStore, SigningKeys
+    from dockyard.auth.robots import RobotAccounts
+    from dockyard.auth.throttle import LoginThrottle
+    from dockyard.coord.postgres import PostgresCoordinator
 
 # The controllers, JWT and crypto modules are imported only by the modes that use them, so a
 # registry without auth (and the serving parent process) does not carry them in memory.
@@ -26,49 +34,99 @@ if TYPE_CHECKING:
 log = logging.getLogger("dockyard.auth")
 
 
+def retention(token: TokenAuth) -> float:
+    """How long a retired signing key keeps validating: the longest life of a token it signed."""
+    return max(token.server.expiration, token.server.refreshexpiration) + token.leeway
+
+
 def keystore(token: TokenAuth) -> KeyStore:
     from dockyard.auth.keys import KeyStore
 
-    server = token.server
-    return KeyStore(server.keys, retain=max(server.expiration, server.refreshexpiration) + token.leeway)
+    return KeyStore(token.server.keys, retain=retention(token))
 
 
-def _authenticator(config: Config, events: EventSink | None) -> Authenticator:
-    from dockyard.auth.credentials import Authenticator
-    from dockyard.auth.htpasswd import HtpasswdFile
+@dataclass(frozen=True, slots=True)
+class AuthState:
+    """Where the accounts' state lives; ``keys`` is None without the built-in token server."""
+
+    robots: RobotAccounts
+    throttle: LoginThrottle
+    keys: SigningKeys | None
+
+
+def local_state(config: Config, *, create_key: bool = True) -> AuthState:
+    """Files on this machine (robots, the key directory) and this process's memory (throttling).
+    Creates the first signing key unless told not to (safe from several processes at once)."""
+    from dockyard.auth.keys import FileKeys
     from dockyard.auth.robots import RobotStore
     from dockyard.auth.throttle import NoThrottle, Throttle
 
     auth = config.auth
-    users = HtpasswdFile(auth.userfile) if auth.userfile else None
     throttle = (
         Throttle(auth.throttle.attempts, auth.throttle.window) if auth.throttle.enabled else NoThrottle()
     )
-    return Authenticator(users, RobotStore(auth.robots.path), throttle, events)
+    keys = None
+    if auth.token is not None and auth.token.server.enabled:
+        store = keystore(auth.token)
+        if create_key:
+            store.ensure(auth.token.server.algorithm)
+        keys = FileKeys(store, auth.token.server.algorithm)
+    return AuthState(RobotStore(auth.robots.path), throttle, keys)
+
+
+def postgres_state(config: Config, coordinator: PostgresCoordinator) -> AuthState:
+    """The replicas' database: what any replica writes, every replica reads. The first signing key
+    is made by the first replica to need one."""
+    from dockyard.auth.pgkeys import PostgresKeys
+    from dockyard.auth.pgrobots import PostgresRobots
+    from dockyard.auth.pgthrottle import PostgresThrottle
+    from dockyard.auth.throttle import NoThrottle
+
+    auth = config.auth
+    throttle: LoginThrottle = (
+        PostgresThrottle(coordinator, auth.throttle.attempts, auth.throttle.window)
+        if auth.throttle.enabled
+        else NoThrottle()
+    )
+    keys = None
+    if auth.token is not None and auth.token.server.enabled:
+        keys = PostgresKeys(coordinator, auth.token.server.algorithm, retain=retention(auth.token))
+    return AuthState(PostgresRobots(coordinator), throttle, keys)
+
+
+def _authenticator(config: Config, state: AuthState, events: EventSink | None) -> Authenticator:
+    from dockyard.auth.credentials import Authenticator
+    from dockyard.auth.htpasswd import HtpasswdFile
+
+    users = HtpasswdFile(config.auth.userfile) if config.auth.userfile else None
+    return Authenticator(users, state.robots, state.throttle, events)
 
 
 def build_access(
-    config: Config, *, clock: Callable[[], float] = time.monotonic, events: EventSink | None = None
+    config: Config,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    events: EventSink | None = None,
+    state: Callable[[], AuthState] | None = None,
 ) -> AccessController:
     """The controller for the configured mode; ``clock`` (monotonic seconds) paces its re-reads;
-    ``events`` hears of logins."""
+    ``events`` hears of logins; ``state`` makes where accounts live (default: :func:`local_state`),
+    called only when a mode with accounts is configured."""
     auth = config.auth
     if auth.token is None and auth.htpasswd is None:
         return AllowAll()
+    accounts = state() if state is not None else local_state(config)
     from dockyard.auth.controllers import BasicController, TokenController
     from dockyard.auth.rules import Policy
 
     policy = Policy(auth.access)
     if auth.token is not None:
-        token = auth.token
-        store = keystore(token) if token.server.enabled else None
-        if store is not None:
-            store.ensure(token.server.algorithm)
+        authenticator = _authenticator(config, accounts, events)
         return TokenController(
-            token, config.http.prefix, _authenticator(config, events), policy, store, clock=clock
+            auth.token, config.http.prefix, authenticator, policy, accounts.keys, clock=clock
         )
     if auth.htpasswd is not None:
-        return BasicController(auth.htpasswd.realm, _authenticator(config, events), policy)
+        return BasicController(auth.htpasswd.realm, _authenticator(config, accounts, events), policy)
     return AllowAll()
 
 
@@ -106,8 +164,10 @@ def check(config: Config) -> list[str]:
 
 
 def prepare(config: Config) -> None:
-    """Run once in the serving parent: check the section, create the signing key, warn."""
+    """Run once in the serving parent: check the section, create the signing key, warn. (With a
+    database the first replica's first worker creates the key there instead.)"""
     for warning in check(config):
         log.warning(warning)
-    if config.auth.token is not None and config.auth.token.server.enabled:
-        keystore(config.auth.token).ensure(config.auth.token.server.algorithm)
+    token = config.auth.token
+    if token is not None and token.server.enabled and not config.database.dsn:
+        keystore(token).ensure(token.server.algorithm)

@@ -1,7 +1,10 @@
 """Failed-login throttling: a sliding window of failures per key (client address, account).
 
-State is per worker process (in memory); with N workers an address gets at most N x ``attempts``
-tries per window. Memory is bounded: the oldest keys are dropped past ``max_keys``.
+Behind :class:`LoginThrottle`. Without a database, :class:`Throttle` keeps the state per worker
+process (in memory): with N workers an address gets at most N x ``attempts`` tries per window,
+and memory is bounded (the oldest keys are dropped past ``max_keys``). With ``database.dsn``,
+``auth.pgthrottle.PostgresThrottle`` counts the failures of every worker on every replica
+together, by the database's clock.
 """
 
 from __future__ import annotations
@@ -9,10 +12,31 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+
+class LoginThrottle(Protocol):
+    async def retry_after(self, keys: Sequence[str]) -> int:
+        """Seconds until every key may try again; 0 when none is blocked."""
+
+    async def failure(self, keys: Sequence[str]) -> None: ...
+
+    async def success(self, account_key: str) -> None:
+        """A good login clears the account's failures (not the address's)."""
+
+
+def wait_for(times: Sequence[float], attempts: int, window: float, now: float) -> float:
+    """How long until fewer than ``attempts`` of the failures at ``times`` (ascending, within the
+    window) remain in the window: the ``attempts``-th newest must leave it."""
+    if len(times) < attempts:
+        return 0.0
+    return times[len(times) - attempts] + window - now
 
 
 class Throttle:
+    """Failures in this process's memory."""
+
     def __init__(
         self,
         attempts: int,
@@ -38,17 +62,16 @@ class Throttle:
             return None
         return times
 
-    def retry_after(self, keys: Iterable[str]) -> int:
-        """Seconds until every key may try again; 0 when none is blocked."""
+    async def retry_after(self, keys: Sequence[str]) -> int:
         now = self.clock()
         wait = 0.0
         for key in keys:
             times = self._recent(key, now)
-            if times is not None and len(times) >= self.attempts:
-                wait = max(wait, times[len(times) - self.attempts] + self.window - now)
+            if times is not None:
+                wait = max(wait, wait_for(times, self.attempts, self.window, now))
         return math.ceil(wait) if wait > 0 else 0
 
-    def failure(self, keys: Iterable[str]) -> None:
+    async def failure(self, keys: Sequence[str]) -> None:
         now = self.clock()
         for key in keys:
             times = self._failures.pop(key, None) or deque(maxlen=self.attempts)
@@ -57,17 +80,18 @@ class Throttle:
         while len(self._failures) > self.max_keys:
             self._failures.popitem(last=False)
 
-    def success(self, account_key: str) -> None:
-        """A good login clears the account's failures (not the address's)."""
+    async def success(self, account_key: str) -> None:
         self._failures.pop(account_key, None)
 
 
-class NoThrottle(Throttle):
-    def __init__(self) -> None:
-        super().__init__(1, 0.0)
+class NoThrottle:
+    """``auth.throttle.enabled: false``."""
 
-    def retry_after(self, keys: Iterable[str]) -> int:
+    async def retry_after(self, keys: Sequence[str]) -> int:
         return 0
 
-    def failure(self, keys: Iterable[str]) -> None:
+    async def failure(self, keys: Sequence[str]) -> None:
+        return None
+
+    async def success(self, account_key: str) -> None:
         return None

@@ -65,5 +65,5 @@ class PolicyVisibility:
     async def authenticate(self, username: str, password: str, client: str) -> Authenticated | None:
         return await self.authenticator.login(username, password, client)
 
-    def still_valid(self, subject: str, fingerprint: str) -> bool:
-        return self.authenticator.still_valid(subject, fingerprint) is not None
+    async def still_valid(self, subject: str, fingerprint: str) -> bool:
+        return await self.authenticator.still_valid(subject, fingerprint) is not None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 
-from dockyard.auth.robots import RobotError, RobotStore
-from dockyard.auth.setup import keystore
-from dockyard.config import ConfigError, load_config
+from dockyard.auth.robots import RobotError
+from dockyard.auth.setup import AuthState, local_state
+from dockyard.config import Config, ConfigError, load_config
+from dockyard.coord.base import Coordinator
 from dockyard.durations import parse_duration
 
 
@@ -48,24 +50,51 @@ def _when(ts: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    rotate = args.token_command == "rotate-key"  # noqa: S105 - a command name
+    if rotate and (config.auth.token is None or not config.auth.token.server.enabled):
+        raise ConfigError("rotate-key needs auth.token.server.enabled in the configuration")
+    return asyncio.run(_run(config, args))
+
+
+async def _state(config: Config) -> tuple[AuthState, Coordinator | None]:
+    """The accounts' state where the registry keeps it: the database when ``database.dsn`` is
+    set (so a robot made here logs in on every replica), else this machine's files."""
+    if not config.database.dsn:
+        return local_state(config, create_key=False), None
+    from dockyard.auth.setup import postgres_state
+    from dockyard.coord.postgres import PostgresCoordinator
+
+    coordinator = PostgresCoordinator(config.database.dsn)
+    return postgres_state(config, coordinator), coordinator
+
+
+async def _run(config: Config, args: argparse.Namespace) -> int:
+    state, coordinator = await _state(config)
+    try:
+        return await _command(state, args)
+    finally:
+        if coordinator is not None:
+            await coordinator.close()
+
+
+async def _command(state: AuthState, args: argparse.Namespace) -> int:
     command = args.token_command
     if command == "rotate-key":
-        if config.auth.token is None or not config.auth.token.server.enabled:
-            raise ConfigError("rotate-key needs auth.token.server.enabled in the configuration")
-        store = keystore(config.auth.token)
-        store.rotate(config.auth.token.server.algorithm)
-        signer, trusted = store.load()
+        assert state.keys is not None  # checked in run()
+        signer = await state.keys.rotate()
+        _, trusted = await state.keys.load()
         print(f"signing with {signer.name} (kid {signer.thumbprint}); {len(trusted)} key(s) trusted")
         return 0
-    robots = RobotStore(config.auth.robots.path)
+    robots = state.robots
     try:
         if command == "create":
             actions = [a.strip() for a in args.actions.split(",") if a.strip()]
-            robot, secret = robots.create(args.name, args.repository, actions, _lifetime(args.expires))
+            robot, secret = await robots.create(args.name, args.repository, actions, _lifetime(args.expires))
             print(f"user:  {robot.username}")
             print(f"token: {secret}")
             print("(the token is shown only now; use it as the password of docker login)", file=sys.stderr)
         elif command == "list":
+            await robots.refresh()
             print(f"{'NAME':20} {'REPOSITORIES':30} {'ACTIONS':18} {'EXPIRES':17} STATUS")
             for r in robots.robots():
                 status = "revoked" if r.revoked else ("expired" if not r.active() else "active")
@@ -74,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                     f"{_when(r.expires):17} {status}"
                 )
         elif command == "revoke":
-            robots.revoke(args.name)
+            await robots.revoke(args.name)
             print(f"revoked robot {args.name}")
     except (RobotError, ValueError) as exc:
         print(f"dockyard: {exc}", file=sys.stderr)

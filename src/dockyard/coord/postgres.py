@@ -38,6 +38,7 @@ from dockyard.errors import LockBusy
 
 Conn = psycopg.AsyncConnection[Any]
 _NOW = "coalesce(%(now)s::float8, extract(epoch from now()))"
+NOW = _NOW  # the coordinator's clock in SQL, for the shared-state stores that query through it
 _SESSION_COLUMNS = 'id, repository, "offset", started_at, updated_at, hash_state, multipart_id, parts'
 
 
@@ -58,6 +59,22 @@ def _session(row: Sequence[Any]) -> UploadSession:
         multipart_id=multipart_id,
         parts=tuple(Part(int(n), str(e), int(s)) for n, e, s in parts or []),
     )
+
+
+class Transaction:
+    """Queries inside :meth:`PostgresCoordinator.transaction`, bound to its clock."""
+
+    def __init__(self, conn: Conn, params: Any) -> None:
+        self._conn = conn
+        self._params = params
+
+    async def fetch_one(self, sql: str, **params: Any) -> Any:
+        cursor = await self._conn.execute(sql.encode(), self._params(**params))
+        return await cursor.fetchone() if cursor.description is not None else None
+
+    async def fetch_all(self, sql: str, **params: Any) -> list[Any]:
+        cursor = await self._conn.execute(sql.encode(), self._params(**params))
+        return await cursor.fetchall() if cursor.description is not None else []
 
 
 class PostgresCoordinator:
@@ -109,6 +126,26 @@ class PostgresCoordinator:
         async with self._conn() as conn:
             cursor = await conn.execute(sql.encode(), self._params(**params))
             return await cursor.fetchall()
+
+    # -- queries for the shared-state stores (robots, keys, throttling, quotas, replicas) -------
+    # They keep their tables in this database (``coord/migrations``) and use this pool and this
+    # clock (``NOW`` in their SQL), so an injected test clock governs them too.
+
+    async def fetch_one(self, sql: str, **params: Any) -> Any:
+        """The first row of ``sql`` (None when there is none); ``%(now)s`` is bound for ``NOW``."""
+        return await self._one(sql, **params)
+
+    async def fetch_all(self, sql: str, **params: Any) -> list[Any]:
+        return await self._all(sql, **params)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, lock: str | None = None) -> AsyncIterator[Transaction]:
+        """One transaction; with ``lock``, holding that name's transaction advisory lock from
+        the start (a writer that must be the only one, such as a key rotation)."""
+        async with self._conn() as conn, conn.transaction():
+            if lock is not None:
+                await conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (lock_key(lock),))
+            yield Transaction(conn, self._params)
 
     async def now(self) -> float:
         row = await self._one(f"SELECT {_NOW}")

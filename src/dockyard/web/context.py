@@ -34,7 +34,7 @@ class UIState:
 
     async def key(self) -> bytes:
         if self._key is None:
-            self._key = await load_key(self.services.config, self.services.driver)
+            self._key = await load_key(self.services.config, self.services.secrets)
         return self._key
 
     async def usage_report(self) -> Usage:
@@ -119,7 +119,7 @@ class Page:
 async def open_page(ui: UIState, request: Request) -> Page:
     access = ui.services.access
     session = verify(await ui.key(), request.cookies.get(SESSION_COOKIE)) if auth_enabled(access) else None
-    identity = identity_of(access, session)
+    identity = await identity_of(access, session)
     csrf = request.cookies.get(CSRF_COOKIE)
     return Page(ui, request, identity, Permissions(access, identity), csrf or new_csrf(), csrf is None)
 

@@ -12,9 +12,9 @@ def auth_enabled(access: AccessController) -> bool:
     return access.mode != "none"
 
 
-def identity_of(access: AccessController, session: Session | None) -> Identity:
+async def identity_of(access: AccessController, session: Session | None) -> Identity:
     """The session's user while their password is unchanged and their robot not revoked."""
-    if session is None or not access.still_valid(session.subject, session.fingerprint):
+    if session is None or not await access.still_valid(session.subject, session.fingerprint):
         return ANONYMOUS
     return Identity(session.subject)
 

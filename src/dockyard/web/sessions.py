@@ -2,7 +2,8 @@
 
 The session cookie holds ``base64(json{sub, fp, exp}).hmac`` (HttpOnly, SameSite=Strict, Secure
 behind https). The signing key is ``ui.secret``, else ``http.secret``, else a random key kept in
-the store (``_dockyard/ui-session-key``) so that every worker and restart agrees on it.
+the store (``_dockyard/ui-session-key``), or with ``database.dsn`` in the database
+(``storage.secrets``), so that every worker, replica and restart agrees on it.
 CSRF: a random token in its own SameSite=Strict cookie that every form must echo (double submit).
 """
 
@@ -17,9 +18,7 @@ import time
 from dataclasses import dataclass
 
 from dockyard.config import Config
-from dockyard.errors import PathNotFound
-from dockyard.storage import paths
-from dockyard.storage.drivers.checked import CheckedDriver
+from dockyard.storage.secrets import UI_SESSION_KEY, SharedSecrets
 
 SESSION_COOKIE = "dockyard_session"
 CSRF_COOKIE = "dockyard_csrf"
@@ -32,15 +31,11 @@ class Session:
     expires: float
 
 
-async def load_key(config: Config, driver: CheckedDriver) -> bytes:
+async def load_key(config: Config, shared: SharedSecrets) -> bytes:
     configured = config.ui.secret or config.http.secret
     if configured:
         return hashlib.sha256(b"dockyard-ui\0" + configured.encode()).digest()
-    await driver.put_if_absent(paths.UI_SESSION_KEY, secrets.token_hex(32).encode())
-    try:
-        return bytes.fromhex((await driver.get_content(paths.UI_SESSION_KEY)).decode().strip())
-    except (PathNotFound, ValueError):  # unreadable: sessions last as long as this process
-        return secrets.token_bytes(32)
+    return await shared.get_or_create(UI_SESSION_KEY)
 
 
 def _b64(data: bytes) -> str:
