@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp
 
@@ -41,7 +42,7 @@ from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers import create_driver
 from dockyard.storage.drivers.checked import CheckedDriver, checked
 from dockyard.storage.inventory import Inventory
-from dockyard.storage.quota import QuotaRule, Quotas
+from dockyard.storage.quota import LocalLedger, QuotaLedger, QuotaRule, Quotas
 from dockyard.storage.registry import Registry
 from dockyard.storage.secrets import SharedSecrets, StoreSecrets
 
@@ -86,9 +87,9 @@ def create_services(
     if audit is not None:
         subscribers.append(audit)
     events = Fanout(subscribers)
-    registry = Registry(
-        driver, Quotas(driver, rules) if rules else None, coordinator=coordinator, events=events
-    )
+    shared = shared_state(config, driver, coordinator)
+    quotas = Quotas(driver, rules, shared.quotas) if rules else None
+    registry = Registry(driver, quotas, coordinator=coordinator, events=events)
 
     # The pull-through cache, when configured, stands in front of the registry for the API.
     async def last_pulled(repository: str, key: str) -> float | None:
@@ -98,7 +99,6 @@ def create_services(
     proxy = build_proxy(
         config, registry, clock=clock, transports=upstream_transports, last_pulled=last_pulled
     )
-    secrets, auth_state = shared_state(config, driver, coordinator)
     return Services(
         config=config,
         driver=driver,
@@ -109,8 +109,8 @@ def create_services(
         proxy=proxy,
         access=access
         if access is not None
-        else build_access(config, clock=clock, events=events, state=auth_state),
-        secrets=secrets,
+        else build_access(config, clock=clock, events=events, state=shared.auth),
+        secrets=shared.secrets,
         pulls=pulls,
         browser=Browser(registry, pulls),
         inventory=Inventory(registry),
@@ -120,22 +120,30 @@ def create_services(
     )
 
 
-def shared_state(
-    config: Config, driver: CheckedDriver, coordinator: Coordinator
-) -> tuple[SharedSecrets, Callable[[], AuthState]]:
-    """Where the state every replica must agree on lives: with ``database.dsn``, in the
-    coordinator's database; otherwise in the store and this machine's files (as on one machine).
-    The accounts' state is returned as a maker, so a registry without auth never builds it."""
+@dataclass(frozen=True, slots=True)
+class SharedState:
+    """Where the state every replica must agree on lives. ``auth`` is a maker, so a registry
+    without auth never builds the accounts' state (nor creates a signing key)."""
+
+    secrets: SharedSecrets
+    auth: Callable[[], AuthState]
+    quotas: QuotaLedger
+
+
+def shared_state(config: Config, driver: CheckedDriver, coordinator: Coordinator) -> SharedState:
+    """With ``database.dsn``, the coordinator's database; otherwise the store, this machine's
+    files and this process's memory, as on one machine."""
     if config.database.dsn:
         from dockyard.auth.setup import postgres_state
         from dockyard.coord.postgres import PostgresCoordinator
+        from dockyard.storage.quota_pg import PostgresLedger
         from dockyard.storage.secrets import PostgresSecrets
 
         if not isinstance(coordinator, PostgresCoordinator):
             raise TypeError(f"database.dsn is set, but the coordinator is {coordinator.name}")
         pg = coordinator
-        return PostgresSecrets(pg), lambda: postgres_state(config, pg)
-    return StoreSecrets(driver), lambda: local_state(config)
+        return SharedState(PostgresSecrets(pg), lambda: postgres_state(config, pg), PostgresLedger(pg))
+    return SharedState(StoreSecrets(driver), lambda: local_state(config), LocalLedger())
 
 
 def create_notifier(

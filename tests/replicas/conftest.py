@@ -80,7 +80,9 @@ def shared_htpasswd(tmp_path: Path) -> Path:
     return tmp_path / "htpasswd"
 
 
-def replica_config(tmp_path: Path, machine: str, dsn: str | None, extra: dict[str, Any] | None) -> Any:
+def replica_config(
+    tmp_path: Path, machine: str, dsn: str | None, extra: dict[str, Any] | None, *, auth: bool = True
+) -> Any:
     home = tmp_path / machine
     tree: dict[str, Any] = {
         "storage": {"filesystem": {"rootdirectory": str(tmp_path / "store"), "fsync": False}},
@@ -99,6 +101,8 @@ def replica_config(tmp_path: Path, machine: str, dsn: str | None, extra: dict[st
             },
         },
     }
+    if not auth:
+        del tree["auth"]
     if dsn:
         tree["database"] = {"dsn": dsn}
     return parse_config(deep_merge(tree, extra or {}))
@@ -108,9 +112,9 @@ def replica_config(tmp_path: Path, machine: str, dsn: str | None, extra: dict[st
 def make_replica(tmp_path: Path, shared_htpasswd: Path) -> ReplicaFactory:
     @asynccontextmanager
     async def factory(
-        machine: str, dsn: str | None, extra: dict[str, Any] | None = None
+        machine: str, dsn: str | None, extra: dict[str, Any] | None = None, *, auth: bool = True
     ) -> AsyncIterator[Replica]:
-        config = replica_config(tmp_path, machine, dsn, extra)
+        config = replica_config(tmp_path, machine, dsn, extra, auth=auth)
         clock = Clock()
         services = create_services(config, clock=clock)
         app: Any = HealthApp(wrap_token_server(RegistryApp(services), services.access, "/"), services)

@@ -55,4 +55,4 @@ async def test_linked_sizes_count_each_digest_once_per_repository_and_skip_gone_
         ("a/two", len(shared), len(shared)),
     ]
     quotas = Quotas(registry.driver, [QuotaRule("a/**", 10_000)])
-    assert (await quotas.usage(quotas.rules[0])).used == total_one  # the shared blob once
+    assert await quotas.used(quotas.rules[0]) == total_one  # the shared blob once

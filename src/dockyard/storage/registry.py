@@ -238,7 +238,7 @@ class Registry:
             await self.blobs.link(name, digest)
         size = await self.blobs.size_global(digest) or 0
         if self.quotas is not None:
-            self.quotas.added(name, digest, size)
+            await self.quotas.added(name, digest, size)
         self.events.emit(BlobPushed(name, str(digest), size, mounted=True))
         return True
 

@@ -313,7 +313,7 @@ class UploadStore:
         if not new:
             await self._forget(upload_id)
         if self.quotas is not None:
-            self.quotas.added(name, digest, size)
+            await self.quotas.added(name, digest, size)
         self.events.emit(BlobPushed(name, str(digest), size))
         return size
 
