@@ -44,6 +44,7 @@ from dockyard.storage.drivers.checked import CheckedDriver, checked
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.quota import LocalLedger, QuotaLedger, QuotaRule, Quotas
 from dockyard.storage.registry import Registry
+from dockyard.storage.replicas import REPLICA_ID_ENV, Heartbeat, database_beat, this_replica
 from dockyard.storage.secrets import SharedSecrets, StoreSecrets
 
 
@@ -164,19 +165,36 @@ def wrap_token_server(app: ASGIApp, access: AccessController, prefix: str) -> AS
     return TokenServerApp(app, TokenServer(access.issuer), prefix)
 
 
-def create_app(config: Config) -> ASGIApp:
+def create_app(config: Config, *, replica_id: str | None = None) -> ASGIApp:
     log.configure(config.log)
-    return build_app(create_services(config))
+    return build_app(create_services(config), replica_id=replica_id)
 
 
-def build_app(services: Services) -> ASGIApp:
-    """Every HTTP surface over ``services``, in the order a request meets them."""
+def heartbeat(services: Services, replica_id: str) -> Heartbeat:
+    """The beat of this worker's replica (``dockyard serve`` made its id): into the store, and
+    with ``database.dsn`` into the database, timed by the coordinator's clock."""
+    config = services.config
+    now = services.coordinator.now
+    database = None
+    if config.database.dsn:
+        from dockyard.coord.postgres import PostgresCoordinator
+
+        if isinstance(services.coordinator, PostgresCoordinator):
+            database = database_beat(services.coordinator)
+    me = this_replica(database=database is not None, now=time.time(), replica_id=replica_id)
+    return Heartbeat(services.driver, me, now, database)
+
+
+def build_app(services: Services, *, replica_id: str | None = None) -> ASGIApp:
+    """Every HTTP surface over ``services``, in the order a request meets them; ``replica_id``
+    (under ``dockyard serve``) makes each worker beat for its replica."""
     config = services.config
     jobs = jobs_from_config(config, services.registry, services.coordinator)
     if services.proxy is not None and not config.storage.maintenance.readonly.enabled:
         jobs += [Job(t.name, t.interval, t.first_delay, t.run) for t in proxy_tasks(services.proxy, config)]
     scheduler = Scheduler(services.coordinator, jobs)
-    api = wrap_token_server(RegistryApp(services, scheduler), services.access, config.http.prefix)
+    beat = heartbeat(services, replica_id) if replica_id and config.storage.inmemory is None else None
+    api = wrap_token_server(RegistryApp(services, scheduler, beat), services.access, config.http.prefix)
     app: ASGIApp = HealthApp(api, services)
     if config.ui.enabled:
         from dockyard.web.app import WebApp  # Jinja2 loads only when the UI is on
@@ -198,7 +216,7 @@ def app_from_env() -> ASGIApp:
     (700) collections ran every couple of requests, each walking the young objects again."""
     with open(os.environ[CONFIG_PATH_ENV], "rb") as f:
         config = Config.model_validate(json.loads(f.read()))
-    app = create_app(config)
+    app = create_app(config, replica_id=os.environ.get(REPLICA_ID_ENV))
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)

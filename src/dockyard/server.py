@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from dockyard.config import CONFIG_PATH_ENV, Config, ConfigError, ignored_sections, split_addr
+from dockyard.storage.replicas import REPLICA_ID_ENV
 from dockyard.supervisor import PLAN_ENV, ServePlan
 
 log = logging.getLogger("dockyard.server")
@@ -56,6 +57,33 @@ def config_handoff(config: Config) -> str:
     seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
     return f"/proc/{os.getpid()}/fd/{fd}"
+
+
+def claim_store(config: Config) -> str:
+    """Register this replica on its store before any worker starts, and refuse to start
+    (``storage.replicas.ReplicaConflict``) beside a live replica it would not be coordinated
+    with. Returns the replica's id, which its workers beat under."""
+    import asyncio
+
+    from dockyard.coord import create_coordinator
+    from dockyard.storage import replicas
+    from dockyard.storage.drivers import create_driver
+
+    name, params = config.storage.driver()
+    me = replicas.this_replica(database=bool(config.database.dsn), now=0.0)
+    if config.storage.inmemory is not None:
+        return me.id  # a store of this process alone
+
+    async def run() -> None:
+        driver = create_driver(name, params, redirect=False)
+        coordinator = create_coordinator(config.database.dsn, name, params)
+        try:
+            await replicas.claim(driver, me, coordinator.now, machine_local=name == "filesystem")
+        finally:
+            await coordinator.close()
+
+    asyncio.run(run())
+    return me.id
 
 
 def serve(config: Config, workers: int) -> None:
@@ -115,6 +143,7 @@ def serve(config: Config, workers: int) -> None:
     env = dict(os.environ)
     env.pop("DOCKYARD_CONFIG_JSON", None)  # as an older dockyard passed it
     env[CONFIG_PATH_ENV] = config_handoff(config)
+    env[REPLICA_ID_ENV] = claim_store(config)
     env[PLAN_ENV] = json.dumps(dataclasses.asdict(plan))
     env.setdefault("MALLOC_ARENA_MAX", "2")
     sys.stdout.flush()

@@ -22,6 +22,7 @@ from dockyard.errors import DomainError, ErrorCode, RegistryError, StorageFull
 from dockyard.events.request import current_request
 from dockyard.maintenance import Scheduler
 from dockyard.services import Services
+from dockyard.storage.replicas import Heartbeat
 
 access_log = logging.getLogger("dockyard.access")
 api_log = logging.getLogger("dockyard.api")
@@ -30,9 +31,13 @@ NAMESPACE = "dockyard.namespace"
 
 
 class RegistryApp:
-    def __init__(self, services: Services, scheduler: Scheduler | None = None) -> None:
+    def __init__(
+        self, services: Services, scheduler: Scheduler | None = None, heartbeat: Heartbeat | None = None
+    ) -> None:
+        """``heartbeat`` keeps this replica's liveness record (under ``dockyard serve``)."""
         self.services = services
         self.scheduler = scheduler
+        self.heartbeat = heartbeat
         http = services.config.http
         self.prefix = "" if http.prefix == "/" else http.prefix
         self.static_headers = [(b"docker-distribution-api-version", b"registry/2.0")] + [
@@ -176,8 +181,12 @@ class RegistryApp:
             if message["type"] == "lifespan.startup":
                 if self.scheduler is not None:
                     await self.scheduler.start()
+                if self.heartbeat is not None:
+                    self.heartbeat.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.heartbeat is not None:
+                    await self.heartbeat.stop()
                 if self.scheduler is not None:
                     await self.scheduler.stop()
                 if self.services.proxy is not None:  # fills in flight finish, or stop, first
