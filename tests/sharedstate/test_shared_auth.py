@@ -15,7 +15,7 @@ import yaml
 
 from dockyard.cli.main import main
 from dockyard.storage import paths
-from tests.replicas.conftest import USERS, ReplicaFactory, csrf_of, replica_config, token
+from tests.sharedstate.conftest import USERS, ReplicaFactory, csrf_of, replica_config, token
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ import hashlib
 import httpx
 import pytest
 
-from tests.replicas.conftest import ReplicaFactory
+from tests.sharedstate.conftest import ReplicaFactory
 
 pytestmark = pytest.mark.anyio
 QUOTA = {"quotas": [{"repositories": "team/**", "limit": 3000}]}
