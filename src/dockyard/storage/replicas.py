@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import socket
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
@@ -204,15 +203,6 @@ class Heartbeat:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-
-def local_now() -> Now:
-    """Epoch seconds of this machine: the only clock a replica without a database has."""
-
-    async def now() -> float:
-        return time.time()
-
-    return now
 
 
 def database_beat(coordinator: PostgresCoordinator) -> Callable[[ReplicaRecord], Awaitable[None]]:
