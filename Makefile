@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry bu
 	apache2-utils jq openssl uidmap wrk curl chromium chromium-driver prometheus \
 	ceph-mon ceph-osd radosgw ceph-common haproxy
 
-.PHONY: serve test fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale clean
+.PHONY: serve test fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale bench-proxy clean
 
 $(BIN)/dockyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,12 @@ bench-quick: venv-test debs
 # Garbage collection on 12,001 blobs, dockyard against distribution's garbage-collect.
 bench-gc: venv-test debs
 	$(BIN)/python -m bench.gc_scale $(BENCH_ARGS)
+
+# The pull-through cache against distribution 2.8.2 in proxy mode, one distribution upstream:
+# cold and warm pulls of a 5-layer 300 MiB image, time to first byte of a cold blob, 16 concurrent
+# cold pulls and the bytes each cache fetched from the upstream.
+bench-proxy: venv-test debs
+	$(BIN)/python -m bench.proxy $(BENCH_ARGS)
 
 # Pagination with 100,000 tags and 50,000 repositories against 1,000.
 bench-scale: venv-test debs

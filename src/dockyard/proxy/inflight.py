@@ -163,7 +163,13 @@ class Fills:
                 try:
                     self.spool.write_meta(key, Meta(fill, size, "filling"))
                     ready.set_result((fill, size))
-                    await self.registry.uploads.monolithic(key.stored, key.digest, _tee(chunks, fd))
+                    # The first bytes go to the spool as soon as they arrive, before the upload
+                    # session is set up: the readers' first byte waits for the upstream only.
+                    upstream = aiter(chunks)
+                    first = await anext(upstream, b"")
+                    await asyncio.to_thread(_write_all, fd, first)
+                    body = _prepend(first, _tee(upstream, fd))
+                    await self.registry.uploads.monolithic(key.stored, key.digest, body)
                 finally:
                     os.close(fd)
             self.spool.remove(key)
@@ -188,6 +194,14 @@ class Fills:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``first`` (in the spool already), then ``rest``."""
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
 
 
 async def _tee(chunks: Chunks, fd: int) -> AsyncIterator[bytes]:
