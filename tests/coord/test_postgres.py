@@ -147,8 +147,9 @@ async def test_the_registry_pushes_and_collects_with_postgres_coordinating(dsn: 
 
     async def blob(data: bytes) -> dict[str, object]:
         upload = await registry.uploads.start("app")
+        await registry.uploads.append("app", upload, one(data[:1]))
         assert (await coordinator.get_session(upload)) is not None
-        await registry.uploads.finish("app", upload, Digest.of(data), one(data))
+        await registry.uploads.finish("app", upload, Digest.of(data), one(data[1:]))
         assert (await coordinator.get_session(upload)) is None
         return {"mediaType": "application/octet-stream", "digest": str(Digest.of(data)), "size": len(data)}
 

@@ -48,13 +48,16 @@ async def test_a_session_records_its_progress_and_goes_when_finished(
     registry: Registry, clock: ManualClock
 ) -> None:
     upload = await registry.uploads.start("app")
-    started = await registry.coordinator.get_session(upload)
-    assert started is not None and (started.repository, started.offset) == ("app", 0)
-    clock.advance(30)
+    # No record until the first chunk: the data's timestamp covers a session that has none.
+    assert await registry.coordinator.get_session(upload) is None
     await registry.uploads.append("app", upload, _body(b"hello "))
+    started = await registry.coordinator.get_session(upload)
+    assert started is not None and (started.repository, started.offset) == ("app", 6)
+    clock.advance(30)
+    await registry.uploads.append("app", upload, _body(b"wide "))
     record = await registry.coordinator.get_session(upload)
-    assert record is not None and record.offset == 6 and record.updated_at == started.updated_at + 30
-    await registry.uploads.finish("app", upload, Digest.of(b"hello world"), _body(b"world"))
+    assert record is not None and record.offset == 11 and record.updated_at == started.updated_at + 30
+    await registry.uploads.finish("app", upload, Digest.of(b"hello wide world"), _body(b"world"))
     assert await registry.coordinator.get_session(upload) is None
     cancelled = await registry.uploads.start("app")
     await registry.uploads.cancel("app", cancelled)
@@ -66,6 +69,9 @@ async def test_the_purge_goes_by_the_record_where_storage_has_no_news(
 ) -> None:
     active = await registry.uploads.start("app")
     idle = await registry.uploads.start("app")
+    for upload in (active, idle):  # each gets a record with its first chunk
+        await registry.uploads.append("app", upload, _body(b"begun "))
+    assert await registry.coordinator.get_session(idle) is not None
     # A session another tool started has no record: its data's timestamp decides.
     foreign = "distribution-started"
     await registry.driver.put_many(
@@ -75,7 +81,7 @@ async def test_the_purge_goes_by_the_record_where_storage_has_no_news(
     await registry.uploads.append("app", active, _body(b"still going"))  # ...and one was active
     later = time.time() + WEEK + 60  # storage timestamps (the driver's clock) look a week old too
     assert await registry.purge_uploads(WEEK, later) == 2
-    assert await registry.uploads.size("app", active) == len(b"still going")
+    assert await registry.uploads.size("app", active) == len(b"begun still going")
     for gone in (idle, foreign):
         assert not await registry.driver.exists(paths.upload_data("app", gone))
     assert await registry.coordinator.get_session(idle) is None
@@ -93,6 +99,8 @@ async def test_records_of_sessions_deleted_elsewhere_are_dropped(
     registry: Registry, clock: ManualClock
 ) -> None:
     upload = await registry.uploads.start("gone")
+    await registry.uploads.append("gone", upload, _body(b"begun"))
+    assert await registry.coordinator.get_session(upload) is not None
     await registry.delete_repository("gone")
     clock.advance(WEEK + 60)
     assert await registry.purge_uploads(WEEK, time.time()) == 0

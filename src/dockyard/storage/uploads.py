@@ -75,7 +75,11 @@ class UploadStore:
         self._held: dict[FileWriter, AbstractAsyncContextManager[None]] = {}
 
     async def start(self, name: str, algorithm: str = "sha256") -> str:
-        """A new session hashed with ``algorithm`` (one ``new_hasher`` knows: the API has checked)."""
+        """A new session hashed with ``algorithm`` (one ``new_hasher`` knows: the API has checked):
+        its (empty) data and start time in storage. Its coordinator record is made by the first
+        chunk (:meth:`_record`), not here: most blobs arrive whole in the request that finishes
+        the session, which would only delete it again, and until a chunk arrives the data's own
+        timestamp says everything the purge needs."""
         hasher = new_hasher(algorithm)
         upload_id = str(uuid.uuid4())
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -84,7 +88,6 @@ class UploadStore:
             files.append((paths.upload_algorithm(name, upload_id), algorithm.encode()))
         files.append((paths.upload_data(name, upload_id), b""))
         await self.driver.put_many(files)
-        await self.coordinator.create_session(upload_id, name)
         self._keep_hasher((name, upload_id), 0, algorithm, hasher)
         return upload_id
 
@@ -98,8 +101,8 @@ class UploadStore:
 
     async def _record(self, name: str, upload_id: str, offset: int) -> None:
         """The session's record in the coordinator: how far it got, and that it was active now
-        (the purge goes by it). A session without one (started by another tool, or before records
-        existed) gets one."""
+        (the purge goes by it). The first chunk of a session (or of one another tool started)
+        makes it."""
         if not SESSION_ID.fullmatch(upload_id):
             return
         if await self.coordinator.update_session(upload_id, offset=offset) is None:
