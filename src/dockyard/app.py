@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
 
@@ -16,7 +17,6 @@ from dockyard.api.app import RegistryApp
 from dockyard.api.bodytimeout import BodyTimeoutApp
 from dockyard.api.hub.flush import FlushPullsApp
 from dockyard.api.observe import ObserveApp
-from dockyard.audit.log import AuditLog
 from dockyard.auth.access import AccessController
 from dockyard.auth.setup import AuthState, build_access, local_state
 from dockyard.browse.browser import Browser
@@ -28,15 +28,6 @@ from dockyard.coord.base import Coordinator
 from dockyard.events import EventSink, Fanout
 from dockyard.health import HealthApp
 from dockyard.maintenance import Job, Scheduler, jobs_from_config
-from dockyard.metrics.collectors import Metrics
-from dockyard.metrics.subscriber import MetricsSubscriber
-from dockyard.notify.deliver import Deliverer
-from dockyard.notify.lifespan import NotifyApp
-from dockyard.notify.service import Notifier
-from dockyard.notify.spool import Spool
-from dockyard.notify.subscriber import NotifySubscriber
-from dockyard.proxy import Transports, build_proxy
-from dockyard.proxy import tasks as proxy_tasks
 from dockyard.services import Services
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers import create_driver
@@ -46,6 +37,15 @@ from dockyard.storage.quota import LocalLedger, QuotaLedger, QuotaRule, Quotas
 from dockyard.storage.registry import Registry
 from dockyard.storage.replicas import REPLICA_ID_ENV, Heartbeat, database_beat, this_replica
 from dockyard.storage.secrets import SharedSecrets, StoreSecrets
+
+if TYPE_CHECKING:
+    from dockyard.metrics.collectors import Metrics
+    from dockyard.notify.service import Notifier
+    from dockyard.proxy import Transports
+
+# The optional features (metrics, webhooks, the audit log, the pull-through cache) are imported
+# where they are configured, not here: a worker that does not use them does not load
+# prometheus-client or httpx (with its command line's rich and pygments), ~10 MiB per worker.
 
 
 def create_services(
@@ -69,6 +69,8 @@ def create_services(
     driver = create_driver(name, params, redirect=redirect)
     metrics = None
     if config.http.metrics_enabled:
+        from dockyard.metrics.collectors import Metrics
+
         metrics = Metrics()
     inner = driver.inner if wrap_driver is None else wrap_driver(driver.inner)  # behind the one wrapper
     if wrap_driver is not None or metrics is not None:
@@ -79,13 +81,20 @@ def create_services(
     # After-commit events: pull times, then the metrics.
     subscribers: list[EventSink] = [PullSubscriber(pulls)]
     if metrics is not None:
+        from dockyard.metrics.subscriber import MetricsSubscriber
+
         subscribers.append(MetricsSubscriber(metrics))
     notifier = None
     if any(not e.disabled for e in config.notifications.endpoints):
+        from dockyard.notify.subscriber import NotifySubscriber
+
         notifier = create_notifier(config, driver, coordinator, metrics)
         subscribers.append(NotifySubscriber(notifier.spool, config))
-    audit = AuditLog(driver, config.audit.retention) if config.audit.enabled else None
-    if audit is not None:
+    audit = None
+    if config.audit.enabled:
+        from dockyard.audit.log import AuditLog
+
+        audit = AuditLog(driver, config.audit.retention)
         subscribers.append(audit)
     events = Fanout(subscribers)
     shared = shared_state(config, driver, coordinator)
@@ -97,9 +106,13 @@ def create_services(
         await pulls.refresh()
         return pulls.last(digest_key(repository, key) if ":" in key else tag_key(repository, key))
 
-    proxy = build_proxy(
-        config, registry, clock=clock, transports=upstream_transports, last_pulled=last_pulled
-    )
+    proxy = None
+    if config.proxy.enabled:
+        from dockyard.proxy import build_proxy
+
+        proxy = build_proxy(
+            config, registry, clock=clock, transports=upstream_transports, last_pulled=last_pulled
+        )
     return Services(
         config=config,
         driver=driver,
@@ -150,6 +163,10 @@ def shared_state(config: Config, driver: CheckedDriver, coordinator: Coordinator
 def create_notifier(
     config: Config, driver: CheckedDriver, coordinator: Coordinator, metrics: Metrics | None
 ) -> Notifier:
+    from dockyard.notify.deliver import Deliverer
+    from dockyard.notify.service import Notifier
+    from dockyard.notify.spool import Spool
+
     spool = Spool(driver)
     deliverer = Deliverer(spool, config.notifications, coordinator, metrics=metrics)
     return Notifier(spool, deliverer, config.notifications)
@@ -191,6 +208,8 @@ def build_app(services: Services, *, replica_id: str | None = None) -> ASGIApp:
     config = services.config
     jobs = jobs_from_config(config, services.registry, services.coordinator)
     if services.proxy is not None and not config.storage.maintenance.readonly.enabled:
+        from dockyard.proxy import tasks as proxy_tasks
+
         jobs += [Job(t.name, t.interval, t.first_delay, t.run) for t in proxy_tasks(services.proxy, config)]
     scheduler = Scheduler(services.coordinator, jobs)
     beat = heartbeat(services, replica_id) if replica_id and config.storage.inmemory is None else None
@@ -202,6 +221,8 @@ def build_app(services: Services, *, replica_id: str | None = None) -> ASGIApp:
         app = WebApp(app, services)
     app = BodyTimeoutApp(FlushPullsApp(app, services), config.http.timeouts.body)
     if services.notifier is not None:
+        from dockyard.notify.lifespan import NotifyApp
+
         app = NotifyApp(app, services.notifier.spool, services.notifier.deliverer)
     return ObserveApp(app, services.metrics)
 

@@ -8,21 +8,24 @@ in ``api``) is what lets ``web``, ``health`` and the Hub API use them without im
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from dockyard.audit.log import AuditLog
 from dockyard.auth.access import AccessController
 from dockyard.browse.browser import Browser
 from dockyard.browse.pulls import PullLog
 from dockyard.config import Config
 from dockyard.coord.base import Coordinator
-from dockyard.metrics.collectors import Metrics
-from dockyard.notify.service import Notifier
-from dockyard.proxy import ProxyRegistry
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.inventory import Inventory
 from dockyard.storage.model import RegistryModel
 from dockyard.storage.registry import Registry
 from dockyard.storage.secrets import SharedSecrets
+
+if TYPE_CHECKING:  # optional features: a worker imports them only when they are configured
+    from dockyard.audit.log import AuditLog
+    from dockyard.metrics.collectors import Metrics
+    from dockyard.notify.service import Notifier
+    from dockyard.proxy import ProxyRegistry
 
 
 @dataclass(slots=True)

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.events.request import RequestInfo, enter_request, leave_request, request_id
-from dockyard.metrics.collectors import Metrics
+
+if TYPE_CHECKING:  # prometheus-client loads only when metrics are on
+    from dockyard.metrics.collectors import Metrics
 
 HEADER = b"x-request-id"
 _UPLOAD_ROUTES = frozenset({"upload-start", "upload"})
