@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.responses import JSONResponse, Response
 
 from dockyard.api.admin import _flag, _json_body
 from dockyard.api.context import Context
 from dockyard.errors import ErrorCode, RegistryError
-from dockyard.proxy import ProxyRegistry
+
+if TYPE_CHECKING:  # httpx and the cache load only in a worker that has one
+    from dockyard.proxy import ProxyRegistry
 
 
 def _proxy(ctx: Context) -> ProxyRegistry:

@@ -1,0 +1,31 @@
+"""A worker loads the optional features' libraries only when they are configured: each costs every
+worker process memory (httpx alone brings click, rich and pygments when they are installed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """
+import sys
+from dockyard.app import create_app
+from dockyard.config import parse_config
+
+OPTIONAL = ("httpx", "prometheus_client")
+storage = {"filesystem": {"rootdirectory": sys.argv[1]}}
+create_app(parse_config({"version": "0.1", "storage": storage}))
+print(",".join(m for m in OPTIONAL if m in sys.modules))
+debug = {"addr": "127.0.0.1:5001", "prometheus": {"enabled": True}}
+create_app(parse_config({"version": "0.1", "storage": storage, "http": {"debug": debug}}))
+print(",".join(m for m in OPTIONAL if m in sys.modules))
+"""
+
+
+def test_only_a_worker_with_metrics_loads_prometheus_and_none_loads_httpx(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, check=True, timeout=60
+    )
+    plain, with_metrics = out.stdout.splitlines()
+    assert plain == ""
+    assert with_metrics == "prometheus_client"
