@@ -37,6 +37,7 @@ from dockyard.storage.quota import LocalLedger, QuotaLedger, QuotaRule, Quotas
 from dockyard.storage.registry import Registry
 from dockyard.storage.replicas import REPLICA_ID_ENV, Heartbeat, database_beat, this_replica
 from dockyard.storage.secrets import SharedSecrets, StoreSecrets
+from dockyard.storage.upkeep import RegistryMaintenance
 
 if TYPE_CHECKING:
     from dockyard.metrics.collectors import Metrics
@@ -128,6 +129,7 @@ def create_services(
         pulls=pulls,
         browser=Browser(registry, pulls),
         inventory=Inventory(registry),
+        maintenance=RegistryMaintenance(registry),
         metrics=metrics,
         notifier=notifier,
         audit=audit,

@@ -17,7 +17,7 @@ from dockyard.config import Config
 from dockyard.coord.base import Coordinator
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.inventory import Inventory
-from dockyard.storage.model import RegistryModel
+from dockyard.storage.model import MaintenanceModel, RegistryModel
 from dockyard.storage.registry import Registry
 from dockyard.storage.secrets import SharedSecrets
 
@@ -43,6 +43,8 @@ class Services:
     inventory: Inventory
     # Secrets every replica agrees on (the UI's session key): in the store, or the database.
     secrets: SharedSecrets
+    # On-demand maintenance (the admin API, the CLI): collection, quota usage, retention.
+    maintenance: MaintenanceModel
     # Prometheus metrics (http.debug.prometheus.enabled), None when off.
     metrics: Metrics | None = None
     # Upstream prefixes a containerd mirror request's ``ns=<host>`` may select (the pull-through

@@ -14,10 +14,8 @@ from dockyard.api.context import Context
 from dockyard.api.params import reference_param
 from dockyard.errors import ErrorCode, RegistryError
 from dockyard.oci.document import DocumentError, load_strict
-from dockyard.storage.gc import GCOptions, collect, last_report
-from dockyard.storage.quota import Quotas
+from dockyard.storage.gc import GCOptions
 from dockyard.storage.retention import Policy, parse_policies, policy_from_config
-from dockyard.storage.retention import apply as apply_retention
 
 
 async def _json_body(ctx: Context) -> dict[str, Any]:
@@ -52,13 +50,13 @@ async def run_gc(ctx: Context) -> Response:
         delete_untagged=_flag(body, "deleteUntagged", settings.deleteuntagged),
         grace_seconds=settings.grace,
     )
-    report = await collect(ctx.registry, options)  # GCRunning when another runs: 409 GC_RUNNING
+    report = await ctx.services.maintenance.collect(options)  # GCRunning when another runs: 409 GC_RUNNING
     return JSONResponse(report.to_json())
 
 
 async def gc_status(ctx: Context) -> Response:
     """``GET /admin/v1/gc``: the last collection's report."""
-    report = await last_report(ctx.registry)
+    report = await ctx.services.maintenance.last_collection()
     return JSONResponse({"last": report})
 
 
@@ -83,12 +81,12 @@ async def usage(ctx: Context) -> Response:
     """``GET /admin/v1/usage[?repository=NAME]``: bytes per repository (total, unique, shared)."""
     only = ctx.request.query_params.getlist("repository") or None
     usage = (await ctx.services.inventory.usage(only)).to_json()
-    usage["quotas"] = await Quotas.report_of(ctx.registry.quotas)
+    usage["quotas"] = await ctx.services.maintenance.quota_report()
     return JSONResponse(usage)
 
 
 async def quotas(ctx: Context) -> Response:
-    return JSONResponse({"quotas": await Quotas.report_of(ctx.registry.quotas)})
+    return JSONResponse({"quotas": await ctx.services.maintenance.quota_report()})
 
 
 def _policies_from(body: dict[str, Any], ctx: Context) -> list[Policy]:
@@ -110,8 +108,7 @@ async def run_retention(ctx: Context) -> Response:
     if ctx.services.config.storage.maintenance.readonly.enabled and not dry_run:
         raise RegistryError(ErrorCode.UNSUPPORTED, "the registry is read-only: only a dry run is possible")
     policies = _policies_from(body, ctx)
-    report = await apply_retention(
-        ctx.registry,
+    report = await ctx.services.maintenance.apply_retention(
         policies,
         dry_run=dry_run,
         force=_flag(body, "force", ctx.services.config.retention.force),

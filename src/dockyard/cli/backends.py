@@ -22,7 +22,6 @@ from dockyard.errors import DomainError
 from dockyard.oci.digest import Digest
 from dockyard.proxy import CacheManager
 from dockyard.storage import gc, retention
-from dockyard.storage.quota import Quotas
 
 T = TypeVar("T")
 
@@ -150,6 +149,7 @@ class StoreBackend:
         self.services = create_services(config, access=AllowAll())
         self.registry = self.services.registry
         self.inventory = self.services.inventory
+        self.maintenance = self.services.maintenance
         self.config = config
         self.progress = progress
 
@@ -183,13 +183,13 @@ class StoreBackend:
 
     async def usage(self, repositories: list[str]) -> dict[str, Any]:
         usage = (await self.inventory.usage(repositories or None)).to_json()
-        usage["quotas"] = await Quotas.report_of(self.registry.quotas)
+        usage["quotas"] = await self.maintenance.quota_report()
         return usage
 
     async def gc(self, *, dry_run: bool, delete_untagged: bool) -> dict[str, Any]:
         options = gc.GCOptions(dry_run, delete_untagged, self.config.storage.maintenance.gc.grace)
         try:
-            report = await gc.collect(self.registry, options, self.progress)
+            report = await self.maintenance.collect(options, self.progress)
         except gc.CollectionRunning as exc:
             raise CommandError(str(exc), REFUSED) from None
         return report.to_json()
@@ -198,8 +198,7 @@ class StoreBackend:
         self, policies: list[dict[str, Any]], *, dry_run: bool, force: bool
     ) -> dict[str, Any]:
         parsed = retention.parse_policies(policies)
-        report = await retention.apply(
-            self.registry,
+        report = await self.maintenance.apply_retention(
             parsed,
             dry_run=dry_run,
             force=force,

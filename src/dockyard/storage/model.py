@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Descriptor
+
+if TYPE_CHECKING:  # they use the registry, which implements this module's protocols
+    from dockyard.storage.gc import GCOptions, GCReport, Progress
+    from dockyard.storage.retention import Policy, RetentionReport
 
 # Who may see a repository: None is everyone; else a predicate on names (``AccessController.visible``).
 Visible = Callable[[str], bool] | None
@@ -164,3 +168,22 @@ class RegistryModel(Protocol):
         ...
 
     async def delete_repository(self, name: str) -> None: ...
+
+
+class MaintenanceModel(Protocol):
+    """What the admin API and the command line run on demand: a collection and its last report,
+    the quotas' usage, retention. Like ``RegistryModel`` for the handlers, callers hold this, not
+    the registry and its sub-stores (``storage.upkeep.RegistryMaintenance`` implements it)."""
+
+    async def collect(self, options: GCOptions, progress: Progress | None = None) -> GCReport:
+        """Run a collection now (``CollectionRunning`` if another is running)."""
+
+    async def last_collection(self) -> dict[str, Any] | None:
+        """The last collection's report, as stored; None before the first."""
+
+    async def quota_report(self) -> list[dict[str, Any]]:
+        """Each quota rule with its usage (empty without quotas)."""
+
+    async def apply_retention(
+        self, policies: list[Policy], *, dry_run: bool, force: bool, grace_seconds: float
+    ) -> RetentionReport: ...
