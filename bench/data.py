@@ -5,25 +5,19 @@ request-rate figures) and the small images of the concurrent-push figure."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard.testing.images import OCI_MANIFEST, Image, build_image
+
 MiB = 1 << 20
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 ACCEPT = f"{OCI_MANIFEST}, application/vnd.docker.distribution.manifest.v2+json"
 SMALL_REPO = "bench/small"
 TAGS_REPO = "bench/manytags"
 CATALOG_PREFIX = "catalog"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -47,43 +41,16 @@ def make_blob_file(path: Path, size: int, seed: int) -> BlobFile:
     return BlobFile(path, size, "sha256:" + h.hexdigest())
 
 
-@dataclass(frozen=True)
-class Image:
-    repo: str
-    tag: str
-    blobs: tuple[tuple[str, bytes], ...]  # (digest, content): 3 layers then the config
-    manifest: bytes
-    manifest_digest: str
-
-
 def make_image(index: int, repos: int = 64, layer_size: int = 4096) -> Image:
     rng = random.Random(1_000_000 + index)
     layers = [rng.randbytes(layer_size + rng.randrange(1024)) for _ in range(3)]
-    layer_digests = [sha256(x) for x in layers]
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "created": "2024-01-01T00:00:00Z",
-            "config": {"Env": [f"IMAGE={index}"]},
-            "rootfs": {"type": "layers", "diff_ids": layer_digests},
-        },
-        separators=(",", ":"),
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [
-                {"mediaType": OCI_LAYER, "digest": d, "size": len(x)}
-                for d, x in zip(layer_digests, layers, strict=True)
-            ],
-        },
-        separators=(",", ":"),
-    ).encode()
-    blobs = (*zip(layer_digests, layers, strict=True), (sha256(config), config))
-    return Image(f"images/app{index % repos:02d}", f"v{index}", blobs, manifest, sha256(manifest))
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {"Env": [f"IMAGE={index}"]},
+    }
+    return build_image(f"images/app{index % repos:02d}", f"v{index}", layers, config)
 
 
 @dataclass(frozen=True)

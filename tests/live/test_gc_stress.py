@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from tests.regclient import OCI_MANIFEST, det_bytes, digest_of, image_manifest
+from dockyard.testing.images import build_image
+from tests.regclient import OCI_MANIFEST, det_bytes, digest_of
 from tests.servers.dockyard import LiveRegistry
 
 GRACE = 3.0
@@ -63,19 +64,21 @@ def _push_image(
 ) -> tuple[bytes, dict[str, bytes]] | None:
     """Push like docker does: HEAD each blob, upload only the missing ones, then the manifest.
     Returns None if the registry refused the manifest (a blob vanished in between)."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "tag": tag, "n": len(blobs)}).encode()
-    for data in [config, *blobs]:
-        digest = digest_of(data)
+    image = build_image(
+        repo, tag, blobs, {"architecture": "amd64", "os": "linux", "tag": tag, "n": len(blobs)}
+    )
+    for digest, data in image.blobs:
         if client.head(f"/v2/{repo}/blobs/{digest}").status_code == 200:
             continue
         r = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
         assert r.status_code == 201, (r.status_code, r.text)
-    manifest = image_manifest(OCI_MANIFEST, config, blobs)
-    r = client.put(f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST})
+    r = client.put(
+        f"/v2/{repo}/manifests/{tag}", content=image.manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
     if r.status_code == 400 and r.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN":
         return None
     assert r.status_code == 201, (r.status_code, r.text)
-    return manifest, {digest_of(b): b for b in [config, *blobs]}
+    return image.manifest, image.contents
 
 
 def _verify_pull(client: httpx.Client, repo: str, tag: str, expected: Expected) -> str | None:
