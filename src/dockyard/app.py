@@ -37,6 +37,7 @@ from dockyard.storage.quota import LocalLedger, QuotaLedger, QuotaRule, Quotas
 from dockyard.storage.registry import Registry
 from dockyard.storage.replicas import REPLICA_ID_ENV, Heartbeat, database_beat, this_replica
 from dockyard.storage.secrets import SharedSecrets, StoreSecrets
+from dockyard.storage.sparse import Presence
 from dockyard.storage.upkeep import RegistryMaintenance
 
 if TYPE_CHECKING:
@@ -100,7 +101,13 @@ def create_services(
     events = Fanout(subscribers)
     shared = shared_state(config, driver, coordinator)
     quotas = Quotas(driver, rules, shared.quotas) if rules else None
-    registry = Registry(driver, quotas, coordinator=coordinator, events=events)
+    registry = Registry(
+        driver,
+        quotas,
+        coordinator=coordinator,
+        events=events,
+        presence=Presence.from_config(config.validation),
+    )
 
     # The pull-through cache, when configured, stands in front of the registry for the API.
     async def last_pulled(repository: str, key: str) -> float | None:

@@ -30,6 +30,7 @@ class ImageDesc:
     os_features: str = ""
     features: str = ""
     size: int = 0  # compressed: the image's layers
+    missing: bool = False  # named by a sparse index, not in the repository
 
     @property
     def platform(self) -> str:
@@ -63,6 +64,8 @@ class Describer:
             self._cache.move_to_end(key)
             return cached
         desc = await self._describe(name, digest)
+        if any(i.missing for i in desc.images):
+            return desc  # presence can change (the child may be pushed later): not cached
         self._cache[key] = desc
         if len(self._cache) > _CACHE:
             self._cache.popitem(last=False)
@@ -92,7 +95,8 @@ class Describer:
                 continue
             try:
                 _, child_doc = await self._doc(name, child.digest)
-            except DomainError:
+            except DomainError:  # a sparse index's absent child: listed, as missing
+                images.append(self._image(str(child.digest), platform, 0, missing=True))
                 continue
             layers = _layers(child_doc)
             every_layer.update(layers)
@@ -100,7 +104,7 @@ class Describer:
         return ManifestDesc(str(digest), media_type, "image", sum(every_layer.values()), images, artifact)
 
     @staticmethod
-    def _image(digest: str, platform: Platform, size: int) -> ImageDesc:
+    def _image(digest: str, platform: Platform, size: int, *, missing: bool = False) -> ImageDesc:
         return ImageDesc(
             digest=digest,
             os=platform.os,
@@ -110,4 +114,5 @@ class Describer:
             os_features=",".join(platform.os_features),
             features=",".join(platform.features),
             size=size,
+            missing=missing,
         )

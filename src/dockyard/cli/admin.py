@@ -225,6 +225,8 @@ async def _dispatch(args: argparse.Namespace, backend: Backend, console: Console
                 f"({report['blobs_marked']} of {report['blobs_total']} blobs in use, "
                 f"{report['kept_recent']} kept as recent) in {report['seconds']}s"
             )
+            if report.get("missing"):
+                console.print(f"referenced but not stored (sparse pushes): {len(report['missing'])}")
         return 0
     if command == "prune":
         policy: dict[str, Any] = {"repositories": args.repositories, "untagged": args.untagged}
@@ -274,7 +276,8 @@ def _print_inspect(console: Console, data: dict[str, Any]) -> None:
     images = data.get("manifests") or [data]
     for image in images:
         if "platform" in image:
-            console.print(f"\n[bold]{image['platform']}[/] {image['digest']}", highlight=False)
+            gone = "  [yellow]missing[/] (not in this repository)" if image.get("missing") else ""
+            console.print(f"\n[bold]{image['platform']}[/] {image['digest']}{gone}", highlight=False)
         if image.get("created"):
             console.print(f"created: {image['created']}")
         for key in ("entrypoint", "cmd"):
@@ -284,11 +287,12 @@ def _print_inspect(console: Console, data: dict[str, Any]) -> None:
             console.print(f"label {label}={value}", highlight=False)
         layers = Table("LAYER", "SIZE", "MEDIA TYPE")
         for layer in image.get("layers") or []:
-            layers.add_row(
-                _short(layer["digest"] or "", False), human(layer["size"] or 0), layer["mediaType"] or ""
-            )
+            digest = _short(layer["digest"] or "", False) + (" (missing)" if layer.get("missing") else "")
+            layers.add_row(digest, human(layer["size"] or 0), layer["mediaType"] or "")
         if image.get("layers"):
             console.print(layers)
+    if data.get("missing"):
+        console.print(f"missing (not in this repository): {', '.join(data['missing'])}", highlight=False)
     if data["referrers"]:
         refs = Table("REFERRER", "ARTIFACT TYPE", "SIZE")
         for r in data["referrers"]:

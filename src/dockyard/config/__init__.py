@@ -65,6 +65,11 @@ from dockyard.config.storage import Redirect as Redirect
 from dockyard.config.storage import Storage as Storage
 from dockyard.config.storage import StorageDriverHealth as StorageDriverHealth
 from dockyard.config.storage import UploadPurging as UploadPurging
+from dockyard.config.validation import ImageValidation as ImageValidation
+from dockyard.config.validation import IndexValidation as IndexValidation
+from dockyard.config.validation import ManifestValidation as ManifestValidation
+from dockyard.config.validation import PlatformEntry as PlatformEntry
+from dockyard.config.validation import Validation as Validation
 
 # Variables other tools put in the environment under the same prefix.
 _FOREIGN_ENV = {"REGISTRY_AUTH_FILE", "REGISTRY_CONFIGURATION_PATH"}
@@ -97,6 +102,7 @@ class Config(Section):
     proxy: Proxy = Proxy()
     notifications: Notifications = Notifications()
     audit: Audit = Audit()
+    validation: Validation = Validation()
 
     @field_validator("version", mode="before")
     @classmethod

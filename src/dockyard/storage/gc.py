@@ -86,6 +86,9 @@ class GCReport:
     uploads_purged: int = 0
     repositories_removed: list[str] = field(default_factory=list)
     temporaries_removed: int = 0
+    # Digests kept manifests reference that the store does not hold: what sparse pushes left out
+    # (validation.manifests), or content lost outside the registry. Nothing to delete; reported.
+    missing: list[str] = field(default_factory=list)
 
     @property
     def bytes_freed(self) -> int:
@@ -220,6 +223,7 @@ class Collector:
         content and every blob they reference are added to the global mark set."""
         kept: set[Digest] = set()
         frontier = set(roots)
+        revisions = set(frontier)
         while frontier:  # breadth first: one storage round trip per level, per BATCH manifests
             kept |= frontier
             self.marked |= frontier
@@ -230,6 +234,8 @@ class Collector:
                 bodies = await self.driver.get_many([paths.blob_data(d) for d in batch])
                 for digest, body in zip(batch, bodies, strict=True):
                     frontier.update(referrers.get(digest, ()))
+                    if body is None and digest not in revisions:
+                        continue  # a child a sparse index names, not stored: reported as missing
                     doc = _manifest_doc(digest, body)
                     frontier.update(d for d in map(_descriptor_digest, doc.manifests) if d is not None)
                     self.marked.update(d for d in map(_descriptor_digest, doc.blobs) if d is not None)
@@ -301,6 +307,7 @@ class Collector:
 
     async def _sweep_blobs(self) -> None:
         stored = paths.digests_in(await self.driver.list_tree(paths.BLOBS), 3)
+        self.report.missing = sorted(str(d) for d in self.marked - set(stored))
         self.report.blobs_total = len(stored)
         self.report.blobs_marked = sum(1 for d in stored if d in self.marked)
         candidates = [d for d in stored if d not in self.marked]

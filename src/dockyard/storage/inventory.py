@@ -29,9 +29,14 @@ class Platform:
     architecture: str
     variant: str | None = None
     digest: str | None = None  # the child manifest, for indexes
+    missing: bool = False  # a child a sparse index names that the repository does not have
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    @property
+    def label(self) -> str:
+        return f"{self} (missing)" if self.missing else str(self)
 
 
 @dataclass(slots=True)
@@ -46,7 +51,7 @@ class TagInfo:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["platforms"] = [str(p) for p in self.platforms]
+        out["platforms"] = [p.label for p in self.platforms]
         if self.error is None:
             del out["error"]
         return out
@@ -93,14 +98,19 @@ class Inventory:
             for child in doc.manifests:
                 if child.digest is None:
                     continue
+                plat = child.platform
+                known = plat is not None and plat.known
                 try:
                     _, child_body, child_doc = await self._manifest(name, child.digest)
-                except DomainError:
+                except DomainError:  # a child a sparse index names, absent here: shown as missing
+                    if plat is not None and known:
+                        platforms.append(
+                            Platform(plat.os, plat.architecture, plat.variant, str(child.digest), True)
+                        )
                     continue
                 seen[str(child.digest)] = len(child_body)
                 self._blob_sizes(child_doc, seen)
-                plat = child.platform
-                if plat is not None and plat.known:
+                if plat is not None and known:
                     platforms.append(Platform(plat.os, plat.architecture, plat.variant, str(child.digest)))
         else:
             self._blob_sizes(doc, seen)
@@ -157,33 +167,47 @@ class Inventory:
         if doc.subject_raw and doc.subject is not None and doc.subject.digest is not None:
             out["subject"] = doc.subject_raw
         _, out["size"], platforms = await self._describe(name, digest)
-        out["platforms"] = [str(p) for p in platforms]
+        out["platforms"] = [p.label for p in platforms]
         if media_type in mt.INDEXES:
             out["manifests"] = [
                 {
                     "digest": p.digest,
                     "platform": str(p),
-                    **await self._image(name, Digest.parse(p.digest or "")),
+                    **(
+                        {"missing": True}
+                        if p.missing
+                        else await self._image(name, Digest.parse(p.digest or ""))
+                    ),
                 }
                 for p in platforms
                 if p.digest
             ]
+            children = [c.digest for c in doc.manifests if c.digest is not None]
+            absent = await self.registry.absent(name, [], children)
         else:
-            out.update(await self._image(name, digest))
+            blobs = [b.digest for b in doc.blobs if b.digest is not None and not b.foreign]
+            absent = await self.registry.absent(name, blobs, [])
+            out.update(await self._image(name, digest, absent))
+        # What this manifest references that the repository does not have (a sparse push).
+        out["missing"] = sorted(str(d) for d in absent)
         out["referrers"] = [d.to_json() for d in await self.registry.manifests.referrers(name, digest)]
         return out
 
-    async def _image(self, name: str, digest: Digest) -> dict[str, Any]:
+    async def _image(self, name: str, digest: Digest, absent: set[Digest] | None = None) -> dict[str, Any]:
         try:
             _, _, doc = await self._manifest(name, digest)
         except DomainError:
             return {}
+        if absent is None:
+            blobs = [b.digest for b in doc.blobs if b.digest is not None and not b.foreign]
+            absent = await self.registry.absent(name, blobs, [])
         config = await self.configs.read(doc.config)
         layers = [
             {
                 "digest": str(d.digest) if d.digest is not None else None,
                 "size": d.size or 0,
                 "mediaType": d.media_type or None,
+                **({"missing": True} if d.digest in absent else {}),
             }
             for d in doc.layers
         ]

@@ -40,6 +40,7 @@ from dockyard.storage.liveness import blob_key, revision_key
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.model import BlobSource, Chunks, PutResult, Visible
 from dockyard.storage.quota import Quotas
+from dockyard.storage.sparse import Presence
 from dockyard.storage.tags import TagStore
 from dockyard.storage.uploads import GC_LOCK, SESSION_ID, UploadStore
 
@@ -57,8 +58,10 @@ class Registry:
         *,
         coordinator: Coordinator,
         events: EventSink | None = None,
+        presence: Presence | None = None,
     ) -> None:
         self.driver = driver = checked(driver)
+        self.presence = presence or Presence()
         self.coordinator = coordinator
         self.quotas = quotas
         self.events = events or NullSink()
@@ -161,17 +164,28 @@ class Registry:
             self.catalog.remember(name)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
-        """Every referenced blob (child manifest) must be linked in ``name`` and stored: one round
-        trip to storage for the links and the data."""
-        blobs, children = manifest.required_blobs(), list(manifest.manifests)
-        links = [paths.layer_link(name, d.digest) for d in blobs]
-        links += [paths.revision_link(name, d.digest) for d in children]
-        data = [paths.blob_data(d.digest) for d in blobs + children]
+        """Every referenced blob (child manifest) the ``presence`` policy requires must be linked
+        in ``name`` and stored."""
+        blobs, children = self.presence.blobs(manifest), self.presence.children(manifest)
+        absent = await self.absent(name, [d.digest for d in blobs], [d.digest for d in children])
+        missing = [d for d in blobs + children if d.digest in absent]
+        if missing:
+            raise ReferencesMissing(name, [Missing(d.media_type, str(d.digest)) for d in missing])
+
+    async def absent(self, name: str, blobs: Sequence[Digest], children: Sequence[Digest]) -> set[Digest]:
+        """Which of ``blobs`` (configs, layers) and ``children`` (child manifests) are not in
+        ``name``: not linked there, or their bytes are gone. One round trip to storage. What a
+        sparse push left out (``storage.sparse``) reads as absent here, for the pages and
+        inspection to show as missing."""
+        if not blobs and not children:
+            return set()
+        links = [paths.layer_link(name, d) for d in blobs]
+        links += [paths.revision_link(name, d) for d in children]
+        wanted = [*blobs, *children]
+        data = [paths.blob_data(d) for d in wanted]
         found = [info is not None for info in await self.driver.stat_many(links + data)]
         linked, stored = found[: len(links)], found[len(links) :]
-        absent = [d for d, a, b in zip(blobs + children, linked, stored, strict=True) if not (a and b)]
-        if absent:
-            raise ReferencesMissing(name, [Missing(d.media_type, str(d.digest)) for d in absent])
+        return {d for d, a, b in zip(wanted, linked, stored, strict=True) if not (a and b)}
 
     async def referencing_indexes(self, name: str, digest: Digest) -> list[Digest]:
         """Indexes in ``name`` that list ``digest`` as a child manifest."""

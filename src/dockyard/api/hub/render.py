@@ -40,6 +40,8 @@ def envelope(ctx: Context, listing: Listing, count: int, results: list[dict[str,
 
 def image_json(repository: str, image: ImageDesc, pushed: float | None, pulls: PullLog) -> dict[str, Any]:
     pulled = pulls.of_digest(repository, image.digest)
+    # dockyard's own field, only on an image a sparse index names but the repository lacks.
+    missing = {"missing": True} if image.missing else {}
     return {
         "architecture": image.architecture,
         "features": image.features,
@@ -52,6 +54,7 @@ def image_json(repository: str, image: ImageDesc, pushed: float | None, pulls: P
         "status": status(pushed, pulled),
         "last_pulled": iso(pulled),
         "last_pushed": iso(pushed),
+        **missing,
     }
 
 
