@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
+import httpx
 import oras.client
+import oras.container
 import oras.oci
 import pytest
 
@@ -112,3 +115,34 @@ def test_push_with_subject(
 
     pulled = client.pull(target=f"{registry.host}/oras/app:sbom", outdir=str(tmp_path / "out"))
     assert [Path(p).read_text() for p in pulled] == ['{"packages": ["busybox"]}']
+
+
+def test_sha512_image_pulled_by_digest(client: oras.client.OrasClient, registry: LiveRegistry) -> None:
+    """A sha512 image (blobs and manifest addressed by sha512, tagged with ``?tag=``) read back by
+    oras-py by its sha512 digest and by tag: the same manifest, and blobs whose sha512 matches."""
+    image = make_image("oras sha512")
+    blobs = {"sha512:" + hashlib.sha512(b.data).hexdigest(): b for b in image.blobs()}
+    for digest, blob in blobs.items():
+        r = httpx.post(
+            f"{registry.url}/v2/oras/five/blobs/uploads/", params={"digest": digest}, content=blob.data
+        )
+        assert r.status_code == 201, r.text
+    doc = image.manifest.json()
+    for desc in [doc["config"], *doc["layers"]]:
+        desc["digest"] = next(d for d, b in blobs.items() if b.digest == desc["digest"])
+    body = json.dumps(doc).encode()
+    digest = "sha512:" + hashlib.sha512(body).hexdigest()
+    r = httpx.put(
+        f"{registry.url}/v2/oras/five/manifests/{digest}",
+        params={"tag": "v5"},
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 201 and r.headers.get_list("OCI-Tag") == ["v5"]
+    by_digest = client.get_manifest(f"{registry.host}/oras/five@{digest}")
+    assert by_digest == doc == client.get_manifest(f"{registry.host}/oras/five:v5")
+    container = oras.container.Container(f"{registry.host}/oras/five")
+    for layer in by_digest["layers"]:
+        got = client.get_blob(container, layer["digest"])
+        assert got.status_code == 200
+        assert "sha512:" + hashlib.sha512(got.content).hexdigest() == layer["digest"]
