@@ -105,3 +105,18 @@ async def test_records_of_sessions_deleted_elsewhere_are_dropped(
     clock.advance(WEEK + 60)
     assert await registry.purge_uploads(WEEK, time.time()) == 0
     assert await registry.coordinator.get_session(upload) is None
+
+
+@pytest.mark.parametrize("stored", [b"md5", b"\xff\xfe"])
+async def test_an_unreadable_session_algorithm_means_sha256(registry: Registry, stored: bytes) -> None:
+    """A ``digestalgorithm`` file this registry did not write (an algorithm it cannot compute, or
+    not text) reads as sha256, the default; the closing digest is verified either way."""
+    upload_id = await registry.start_upload("algo", "sha512")
+    assert await registry.driver.get_content(paths.upload_algorithm("algo", upload_id)) == b"sha512"
+    await registry.driver.put_content(paths.upload_algorithm("algo", upload_id), stored)
+    fresh = Registry(registry.driver, coordinator=registry.coordinator)  # another worker: no running hash
+    assert await fresh.uploads._algorithm("algo", upload_id) == "sha256"
+    await fresh.append_upload("algo", upload_id, _body(b"data"), start=0)
+    digest = Digest.of(b"data", "sha512")
+    assert await fresh.finish_upload("algo", upload_id, digest, None) == 4
+    assert await fresh.stat_blob("algo", digest) == 4

@@ -164,3 +164,22 @@ async def test_pull_counts_survive_a_flush_and_add_up_across_logs() -> None:
     await reader.refresh()
     assert (reader.count_of_repository("a/b"), reader.count_of_tag("a/b", "v1")) == (7, 5)
     assert reader.count_of_repository("other") == 0
+
+
+@pytest.mark.anyio
+async def test_a_push_by_digest_with_tags_tells_one_push_per_tag() -> None:
+    """As that many pushes by tag would (webhooks and the audit log name each tag); none: one
+    untagged push. A sha512 push is told under its sha512 digest."""
+    recorder = Recorder()
+    registry = Registry(MemoryDriver(), coordinator=MemoryCoordinator(), events=recorder)
+    body = await _manifest(registry, "a/b")
+    recorder.events.clear()
+    digest = Digest.of(body, "sha512")
+    await registry.put_manifest("a/b", digest, body, OCI, tags=["1.2", "latest"])
+    await registry.put_manifest("a/b", Digest.of(body), body, OCI)
+    assert recorder.events == [
+        ManifestPushed("a/b", str(digest), OCI, "1.2", len(body)),
+        ManifestPushed("a/b", str(digest), OCI, "latest", len(body)),
+        ManifestPushed("a/b", str(Digest.of(body)), OCI, None, len(body)),
+    ]
+    assert await registry.tags.resolve("a/b", "latest") == digest
