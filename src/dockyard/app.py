@@ -23,7 +23,7 @@ from dockyard.browse.browser import Browser
 from dockyard.browse.pullevents import PullSubscriber
 from dockyard.browse.pulls import PullLog, digest_key, tag_key
 from dockyard.config import CONFIG_PATH_ENV, Config
-from dockyard.coord import create_coordinator
+from dockyard.coord import create_coordinator, create_index
 from dockyard.coord.base import Coordinator
 from dockyard.events import EventSink, Fanout
 from dockyard.health import HealthApp
@@ -107,6 +107,7 @@ def create_services(
         coordinator=coordinator,
         events=events,
         presence=Presence.from_config(config.validation),
+        index=create_index(coordinator),
     )
 
     # The pull-through cache, when configured, stands in front of the registry for the API.

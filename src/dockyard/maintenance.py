@@ -1,4 +1,5 @@
-"""Scheduled maintenance: garbage collection, retention and the purge of stale uploads.
+"""Scheduled maintenance: garbage collection, retention, the purge of stale uploads, and the
+reconcile of the listing index with the store (``storage.index``, with ``database.dsn``).
 
 Every worker process (on every replica) runs one :class:`Scheduler`, and each job runs on one
 process at a time: the one holding the job's lease in the coordinator. A leader renews its lease
@@ -23,7 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from dockyard.config import Config
 from dockyard.coord.base import Coordinator
@@ -137,10 +138,11 @@ def _jitter(low: float, high: float) -> float:
 
 
 def jobs_from_config(config: Config, registry: Registry, coordinator: Coordinator) -> list[Job]:
-    """The jobs the configuration enables (none in read-only mode), with jittered first runs."""
+    """The jobs the configuration enables (in read-only mode only the index's), with jittered
+    first runs."""
     maintenance = config.storage.maintenance
     if maintenance.readonly.enabled:
-        return []
+        return index_jobs(config, registry)
     jobs = []
     purging = maintenance.uploadpurging
     if purging.enabled:
@@ -187,4 +189,19 @@ def jobs_from_config(config: Config, registry: Registry, coordinator: Coordinato
 
         first = _jitter(retention.interval / 10, retention.interval)
         jobs.append(Job("retention", retention.interval, first, apply))
-    return jobs
+    return jobs + index_jobs(config, registry)
+
+
+def index_jobs(config: Config, registry: Registry) -> list[Job]:
+    """The listing index's reconcile (with ``database.dsn``; also in read-only mode: it writes the
+    index, never the store). 0 as the interval: only ``dockyard index rebuild``."""
+    index = registry.index
+    interval = config.database.index.reconcileinterval
+    if index is None or interval <= 0:
+        return []
+
+    async def reconcile() -> None:
+        report = await index.reconcile()
+        log.info("listing index reconciled with the store", extra=asdict(report))
+
+    return [Job("index-reconcile", interval, _jitter(0, min(interval, 60.0)), reconcile)]

@@ -1,6 +1,7 @@
 """Listing tags and repositories for people (the Hub API and the web UI share it).
 
-Fast with 10,000 tags or repositories: names come from the cached sorted lists; ordering by time
+Fast with 10,000 tags or repositories: names come from the registry's listing (``storage.listing``:
+the store's cached sorted lists, or the derived index); ordering by time
 uses one mtime per entry (a tag's ``current/link``, a repository's ``_manifests/tags`` directory),
 cached for a few seconds; only the tags of the requested page are described (manifests read).
 """
@@ -86,8 +87,9 @@ class Browser:
 
     async def tag_names(self, name: str, needle: str, ordering: str) -> list[str]:
         """Every tag of ``name`` containing ``needle``, in ``ordering``; NAME_UNKNOWN if no repository."""
-        tags = await self.registry.tags.names(name)
+        tags = await self.registry.listing.tags(name)
         if not tags and not await self.registry.repository_exists(name):
+            await self.registry.listing.repository_missing(name)
             raise NameUnknown(name)
         if needle:
             tags = [t for t in tags if needle in t]
@@ -102,8 +104,9 @@ class Browser:
         rows = []
         for tag, pushed in zip(tags, times, strict=True):
             digest = await self.registry.tags.resolve(name, tag)
-            if digest is None:
-                continue  # deleted meanwhile
+            if digest is None:  # deleted meanwhile, or behind the index's back
+                await self.registry.listing.tag_missing(name, tag)
+                continue
             failed = False
             try:
                 desc: ManifestDesc | None = await self.describer.describe(name, digest)

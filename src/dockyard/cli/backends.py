@@ -166,7 +166,7 @@ class StoreBackend:
             raise CommandError(f"{error.status}: {error}", code) from None
 
     async def repositories(self) -> list[str]:
-        return await self.registry.catalog.names()
+        return await self.registry.listing.repositories()
 
     async def tags(self, repository: str) -> dict[str, Any]:
         infos = await self._guard(self.inventory.tags(repository))

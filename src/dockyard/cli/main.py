@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dockyard import __version__
-from dockyard.cli import admin, db, events, tokens, users
+from dockyard.cli import admin, db, events, index, tokens, users
 from dockyard.config import ConfigError, ignored_sections, load_config
 
 
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     users.add_parser(sub)
     tokens.add_parser(sub)
     db.add_parser(sub)
+    index.add_parser(sub)
     events.add_parser(sub)
     return parser
 
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             return events.run(args)
         if args.command == "db":
             return db.run(args)
+        if args.command == "index":
+            return index.run(args)
     except ConfigError as exc:
         print(f"dockyard: {exc}", file=sys.stderr)
         return 2

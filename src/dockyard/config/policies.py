@@ -54,12 +54,22 @@ class UI(Section):
     sessionlifetime: Duration = 12 * 3600.0
 
 
+class ListingIndex(Section):
+    """The derived index of repositories and tags kept in the database (``storage.index``): one
+    replica at a time walks the store every ``reconcileinterval`` and fixes what differs (writes
+    by other tools to the bucket; a replica that died between its store and its index write)."""
+
+    reconcileinterval: Duration = 300.0
+
+
 class Database(Section):
     """The coordinator's database. Set ``dsn`` (``postgresql://user@host:5432/db``) when several
     machines serve one store; without it, the processes of one machine coordinate through files
-    in the store (the filesystem driver) or in memory (the in-memory driver)."""
+    in the store (the filesystem driver) or in memory (the in-memory driver). With it, listings
+    answer from an index kept there (``index``)."""
 
     dsn: str | None = None
+    index: ListingIndex = ListingIndex()
 
 
 # --- proxy: a pull-through cache of other registries (dockyard.proxy) ------------------------------

@@ -8,8 +8,13 @@ process by nature) the in-memory one. Each implementation is imported only when 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, cast
 
 from dockyard.coord.base import Clock, Coordinator, Part, UploadSession
+
+if TYPE_CHECKING:
+    from dockyard.coord.index import PostgresIndexRows
+    from dockyard.coord.postgres import PostgresCoordinator
 
 # The store's own area for coordination files, which distribution ignores (it lists repositories).
 LOCAL_AREA = "docker/registry/v2/_dockyard"
@@ -28,6 +33,16 @@ def create_coordinator(dsn: str | None, driver_name: str, driver_params: dict[st
     from dockyard.coord.memory import MemoryCoordinator
 
     return MemoryCoordinator()
+
+
+def create_index(coordinator: Coordinator) -> PostgresIndexRows | None:
+    """The listing index's rows, kept beside the PostgreSQL coordinator's (None without one:
+    listings walk the store, ``storage.listing``)."""
+    if coordinator.name != "postgres":
+        return None
+    from dockyard.coord.index import PostgresIndexRows
+
+    return PostgresIndexRows(cast("PostgresCoordinator", coordinator))
 
 
 __all__ = ["Clock", "Coordinator", "Part", "UploadSession", "create_coordinator"]

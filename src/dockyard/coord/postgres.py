@@ -349,6 +349,16 @@ class PostgresCoordinator:
         )
         return str(row[0]) if row is not None else None
 
+    # -- other tables of the same database (the listing index: storage.index) ------------------
+
+    async def statement(self, sql: str, **params: Any) -> list[Any]:
+        """Run one statement on a pooled connection of the migrated database; its rows ([] when it
+        returns none). ``{now}`` in ``sql`` is this coordinator's clock (epoch seconds), as for
+        every time it keeps."""
+        async with self._conn() as conn:
+            cursor = await conn.execute(sql.replace("{now}", _NOW).encode(), self._params(**params))
+            return await cursor.fetchall() if cursor.description is not None else []
+
     async def close(self) -> None:
         if self._lock_conn is not None:
             await self._lock_conn.close()

@@ -367,7 +367,7 @@ class ProxyRegistry:
     async def status(self) -> list[dict[str, object]]:
         """Each upstream as the admin API shows it: where it is, how it is cached, its last stated
         pull limit, and the repositories cached from it (never its credentials)."""
-        names = await self.inner.catalog.names()
+        names = await self.inner.listing.repositories()
         out: list[dict[str, object]] = []
         for upstream in self.router.upstreams:
             config, limit = upstream.config, upstream.ratelimit

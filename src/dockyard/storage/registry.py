@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 from collections.abc import Callable, Sequence
 
@@ -36,6 +35,8 @@ from dockyard.storage.blobs import BlobStore, StoredBlob
 from dockyard.storage.catalog import Catalog
 from dockyard.storage.driver import StorageDriver
 from dockyard.storage.drivers.checked import CheckedDriver, checked
+from dockyard.storage.index import IndexedListing, IndexRows
+from dockyard.storage.listing import Listing, StoreListing
 from dockyard.storage.liveness import blob_key, revision_key
 from dockyard.storage.manifests import ManifestStore
 from dockyard.storage.model import BlobSource, Chunks, PutResult, Visible
@@ -49,7 +50,9 @@ class Registry:
     """The registry model over a storage driver (``storage.model.RegistryModel``, which the API's
     handlers call, plus what maintenance, the CLI and the read model use). ``events`` hears of
     every change after it is committed, and of every manifest a client fetches
-    (``pull_manifest``); see ``dockyard.events``."""
+    (``pull_manifest``); see ``dockyard.events``. ``listing`` answers every listing and is
+    written through after each commit: the store walked (``storage.listing``), or with ``index``
+    (``database.dsn``) the derived index (``storage.index``)."""
 
     def __init__(
         self,
@@ -59,6 +62,7 @@ class Registry:
         coordinator: Coordinator,
         events: EventSink | None = None,
         presence: Presence | None = None,
+        index: IndexRows | None = None,
     ) -> None:
         self.driver = driver = checked(driver)
         self.presence = presence or Presence()
@@ -70,6 +74,8 @@ class Registry:
         self.manifests = ManifestStore(driver, self.blobs)
         self.tags = TagStore(driver)
         self.catalog = Catalog(driver)
+        self.index = IndexedListing(index, driver, self.tags) if index is not None else None
+        self.listing: Listing = self.index or StoreListing(self.catalog, self.tags)
 
     async def repository_exists(self, name: str) -> bool:
         return await self.driver.exists(paths.manifests_dir(name))
@@ -81,6 +87,7 @@ class Registry:
             return reference
         digest = await self.tags.resolve(name, reference)
         if digest is None:
+            await self.listing.tag_missing(name, reference)
             raise ManifestUnknown(name, reference)
         return digest
 
@@ -140,8 +147,7 @@ class Registry:
                 + [revision_key(name, d) for d in [*children, digest]]
             )
             await self.manifests.put(name, digest, body, manifest, tags=all_tags)
-        if new_repository:
-            await self.catalog.note_repository(name)
+        await self.listing.stored(name, all_tags, new_repository=new_repository)
         # One event per tag, as that many pushes by tag would tell (one untagged when none).
         for tag in all_tags or (None,):
             self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag, len(body)))
@@ -158,10 +164,7 @@ class Registry:
         async with self.coordinator.lock(GC_LOCK, shared=True):
             await self.coordinator.referenced([blob_key(digest), revision_key(name, digest)])
             await self.manifests.put(name, digest, body, manifest, tags=[tag] if tag else [])
-        if new_repository:
-            await self.catalog.note_repository(name)
-        else:
-            self.catalog.remember(name)
+        await self.listing.stored(name, [tag] if tag else [], new_repository=new_repository)
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
         """Every referenced blob (child manifest) the ``presence`` policy requires must be linked
@@ -205,7 +208,9 @@ class Registry:
     async def delete_manifest(self, name: str, reference: str | Digest, *, force: bool = False) -> None:
         if isinstance(reference, str):
             if not await self.tags.untag(name, reference):
+                await self.listing.tag_missing(name, reference)
                 raise ManifestUnknown(name, reference)
+            await self.listing.tag_removed(name, reference)
             self.events.emit(TagDeleted(name, reference))
             return
         if not force and await self.manifests.exists(name, reference):
@@ -216,6 +221,7 @@ class Registry:
         self.events.emit(ManifestDeleted(name, str(reference)))
         for tag in await self.tags.tags_for(name, reference):
             if await self.tags.untag(name, tag):
+                await self.listing.tag_removed(name, tag)
                 self.events.emit(TagDeleted(name, tag))
 
     # -- blobs ---------------------------------------------------------------------------------
@@ -291,17 +297,12 @@ class Registry:
     # -- listings ------------------------------------------------------------------------------
 
     async def tags_page(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool]:
-        tags = await self.tags.names(name)
-        if not tags and not await self.repository_exists(name):
-            raise NameUnknown(name)
-        start = bisect.bisect_right(tags, last) if last is not None else 0
-        end = len(tags) if n is None else start + n
-        return tags[start:end], end < len(tags)
+        return await self.listing.tags_page(name, n, last)
 
     async def catalog_page(self, n: int, last: str | None, visible: Visible) -> tuple[list[str], bool]:
         if visible is None:
-            return await self.catalog.page(n, last)
-        allowed = [x for x in await self.catalog.names() if (last is None or x > last) and visible(x)]
+            return await self.listing.repositories_page(n, last)
+        allowed = [x for x in await self.listing.repositories() if (last is None or x > last) and visible(x)]
         return allowed[:n], len(allowed) > n
 
     async def referrers(self, name: str, subject: Digest) -> list[Descriptor]:
@@ -315,7 +316,7 @@ class Registry:
                 await self.driver.delete(paths.repository(name))
             except PathNotFound:
                 raise NameUnknown(name) from None
-        await self.catalog.note_removed(name)
+        await self.listing.repository_removed(name)
 
     async def remove_if_empty(self, name: str) -> bool:
         """Drop a repository that has no manifests left (so it leaves the catalog)."""
@@ -332,7 +333,7 @@ class Registry:
                         await self.driver.delete(f"{paths.repository(name)}/{part}")
             else:
                 await self.driver.delete(paths.repository(name))
-        await self.catalog.note_removed(name)
+        await self.listing.repository_removed(name)
         return True
 
     async def purge_uploads(self, older_than_seconds: float, now: float) -> int:

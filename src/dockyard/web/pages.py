@@ -66,7 +66,7 @@ async def repositories(page: Page) -> Response:
     sort = _sort(query.get("sort"), REPO_SORTS, "name")
     browser = page.services.browser
     names = await browser.repo_names(
-        await page.services.registry.catalog.names(), q, sort, page.perms.visible
+        await page.services.registry.listing.repositories(), q, sort, page.perms.visible
     )
     pager = paging(page, len(names))
     rows = await browser.repo_rows(names[pager["start"] : pager["end"]])
@@ -87,7 +87,7 @@ async def repositories(page: Page) -> Response:
 async def _tag_count(page: Page, name: str) -> int | None:
     """A row's tag count; an unexpected error marks the row (None) instead of failing the page."""
     try:
-        return len(await page.services.registry.tags.names(name))
+        return len(await page.services.registry.listing.tags(name))
     except Exception:
         log.exception("cannot count the tags of a repository", extra={"repository": name})
         return None

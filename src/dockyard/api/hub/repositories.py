@@ -40,7 +40,7 @@ async def list_repositories(ctx: Context) -> Response:
     listing = parse_listing(ctx.request.query_params, REPO_ORDERINGS, DEFAULT_ORDERING)
     namespace = ctx.params["namespace"]
     visible = ctx.services.access.visible(ctx.identity)
-    pairs = hub_names.members(await ctx.registry.catalog.names(), namespace)
+    pairs = hub_names.members(await ctx.registry.listing.repositories(), namespace)
     stored = {repo: name for name, repo in pairs if (visible is None or visible(name))}
     repos = [r for r in stored if listing.name in r] if listing.name else list(stored)
     if listing.ordering in ("last_updated", "-last_updated"):
@@ -102,10 +102,11 @@ async def _entry(ctx: Context, namespace: str, repo: str, name: str, **extra: An
 async def get_repository(ctx: Context) -> Response:
     name = ctx.name
     if not await ctx.registry.repository_exists(name):
+        await ctx.registry.listing.repository_missing(name)
         raise HubError.not_found("Not Found", f"object not found: repository {name}")
     if ctx.request.method == "HEAD":
         return Response(b"", 200)
-    tags = await ctx.registry.tags.names(name)
+    tags = await ctx.registry.listing.tags(name)
     times = await ctx.services.browser.tag_times(name, tags)
     known = [t for t in times.values() if t is not None]
     newest = order(tags, "-last_updated", times.get)[:_DETAIL_MEDIA_TYPES_TAGS]
