@@ -95,7 +95,7 @@ async def test_a_tag_written_behind_the_back_appears_after_reconcile(tmp_path: P
         await tag_behind_the_back(a.services, "app", "v2", digest)
         # A new repository by another tool: its first manifest and tag.
         await a.services.registry.manifests.put(
-            "newrepo", Digest.parse(digest), *await _manifest(a, "app", digest), tag="t"
+            "newrepo", Digest.parse(digest), *await _manifest(a, "app", digest), tags=["t"]
         )
         assert (await b.client.get("/v2/app/tags/list")).json()["tags"] == ["v1"]
         assert (await b.client.get("/v2/_catalog")).json()["repositories"] == ["app", "base"]

@@ -263,7 +263,8 @@ class CacheManager:
                 extra={"repository": image.repository, "digest": str(image.root), "reason": evicted.reason},
             )
             for tag in image.tags:
-                await self.registry.tags.untag(image.repository, tag)
+                if await self.registry.tags.untag(image.repository, tag):
+                    await self.registry.listing.tag_removed(image.repository, tag)  # write-through
             for digest in sorted(image.manifests):
                 if (image.repository, digest) not in remaining:
                     # (gone already: a client's delete, another eviction)
