@@ -3,10 +3,12 @@ without a database, and stale records that block nobody. Clocks are injected."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -139,7 +141,16 @@ def test_a_second_serve_without_a_database_refuses_to_start(tmp_path: Path) -> N
     """Two ``dockyard serve`` on one store, the second as another machine (``DOCKYARD_REPLICA_HOST``):
     the first beats, the second exits with the reason before starting any worker."""
     with LiveRegistry(tmp_path / "a", root=tmp_path / "store", workers=1) as first:
-        assert first.url
+        assert first.proc is not None
+        parent = first.proc.pid
+        records = tmp_path / "store" / RECORDS.lstrip("/")
+        deadline = time.monotonic() + 60  # a bound for a hung worker, not a timing assertion
+        beaten = None
+        while beaten is None and time.monotonic() < deadline:  # the worker beats at its start
+            found = [json.loads(p.read_text()) for p in records.glob("*.json")]
+            beaten = next((r for r in found if r["pid"] != parent), None)
+            time.sleep(0.05)
+        assert beaten is not None and len(found) == 1  # the worker beats under its serve's record
         config = tmp_path / "b.yml"
         config.write_text(
             yaml.safe_dump({"version": 0.1, "http": {"addr": f"127.0.0.1:{free_port()}"},
