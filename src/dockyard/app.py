@@ -222,7 +222,8 @@ def build_app(services: Services, *, replica_id: str | None = None) -> ASGIApp:
 
         jobs += [Job(t.name, t.interval, t.first_delay, t.run) for t in proxy_tasks(services.proxy, config)]
     scheduler = Scheduler(services.coordinator, jobs)
-    beat = heartbeat(services, replica_id) if replica_id and config.storage.inmemory is None else None
+    writes = config.storage.inmemory is None and not config.storage.maintenance.readonly.enabled
+    beat = heartbeat(services, replica_id) if replica_id and writes else None  # read-only: no record
     api = wrap_token_server(RegistryApp(services, scheduler, beat), services.access, config.http.prefix)
     app: ASGIApp = HealthApp(api, services)
     if config.ui.enabled:

@@ -71,8 +71,8 @@ def claim_store(config: Config) -> str:
 
     name, params = config.storage.driver()
     me = replicas.this_replica(database=bool(config.database.dsn), now=0.0)
-    if config.storage.inmemory is not None:
-        return me.id  # a store of this process alone
+    if config.storage.inmemory is not None or config.storage.maintenance.readonly.enabled:
+        return me.id  # a store of this process alone; a read-only replica writes nothing
 
     async def run() -> None:
         driver = create_driver(name, params, redirect=False)
@@ -82,7 +82,19 @@ def claim_store(config: Config) -> str:
         finally:
             await coordinator.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except replicas.ReplicaConflict:
+        raise
+    except Exception as exc:  # the store (or the database) cannot be reached now
+        if not config.database.dsn:
+            raise ConfigError(
+                f"cannot check the store for other replicas ({str(exc)[:300]}): without a database, a "
+                "replica starts only after making sure it is alone on its store"
+            ) from exc
+        # With a database this replica can only collide with a replica that has none: start, and
+        # let the heartbeat write the record once the store answers.
+        log.warning("cannot check the store for other replicas", extra={"error": str(exc)[:300]})
     return me.id
 
 

@@ -165,3 +165,19 @@ def test_a_second_serve_without_a_database_refuses_to_start(tmp_path: Path) -> N
         )  # fmt: skip
         assert second.returncode == 2, second.stderr
         assert "refusing to start" in second.stderr and "database.dsn" in second.stderr
+
+
+def test_a_store_that_cannot_be_checked_stops_a_replica_without_a_database(tmp_path: Path, dsn: str) -> None:
+    from dockyard.config import ConfigError, parse_config
+    from dockyard.server import claim_store
+
+    root = tmp_path / "not-a-directory"
+    root.write_text("a file where the store should be")
+    storage = {"filesystem": {"rootdirectory": str(root)}}
+    with pytest.raises(ConfigError, match="cannot check the store for other replicas"):
+        claim_store(parse_config({"storage": storage}))
+    # With a database it starts (it can only collide with a replica that has none), and beats later.
+    assert claim_store(parse_config({"storage": storage, "database": {"dsn": dsn}}))
+    # A read-only replica writes nothing, so it checks nothing.
+    readonly = {**storage, "maintenance": {"readonly": {"enabled": True}}}
+    assert claim_store(parse_config({"storage": readonly}))

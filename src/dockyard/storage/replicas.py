@@ -15,7 +15,8 @@ filesystem driver (the processes of one machine share the flock coordinator), no
 whose process has ended. With a database, replicas start in any order; only a fresh replica
 *without* one refuses them (it would not see their locks). A record that stops beating goes
 stale by itself: a replica killed without a chance to clean up blocks nobody for longer than
-``FRESH_SECONDS``.
+``FRESH_SECONDS``. A read-only replica (``storage.maintenance.readonly``) writes nothing, so it
+neither keeps a record nor needs to check: it cannot collide with anyone.
 """
 
 from __future__ import annotations
