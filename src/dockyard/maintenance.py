@@ -151,8 +151,13 @@ def jobs_from_config(config: Config, registry: Registry, coordinator: Coordinato
             if purging.dryrun:
                 log.info("upload purge dry run: nothing deleted")
                 return
-            count = await registry.purge_uploads(purging.age, time.time())
-            log.info("purged stale uploads", extra={"count": count})
+            now = time.time()
+            count = await registry.purge_uploads(purging.age, now)
+            # Writes that died in the middle leave work in the store no session points to any
+            # more: an object store's multipart uploads (billed until aborted), a filesystem's
+            # temporaries. What began before the purge's age is abandoned.
+            aborted = await registry.driver.cleanup(now - purging.age)
+            log.info("purged stale uploads", extra={"count": count, "writes_aborted": aborted})
 
         jobs.append(Job("upload-purge", purging.interval, _jitter(0, min(purging.interval, 3600.0)), purge))
     gc = maintenance.gc

@@ -116,6 +116,15 @@ def serve(config: Config, workers: int) -> None:
         log.warning("the inmemory driver is per process; serving it with one worker")
         workers = 1
     driver, params = config.storage.driver()
+    if driver not in ("filesystem", "inmemory") and not config.database.dsn and workers > 1:
+        # Without a database the coordinator (upload locks and sessions, GC liveness) lives in
+        # each process's memory: two workers could write one upload at once.
+        log.warning(
+            "storage.%s has no coordinator shared between processes without database.dsn; "
+            "serving it with one worker",
+            driver,
+        )
+        workers = 1
     log.info(
         "starting dockyard",
         extra={

@@ -58,8 +58,12 @@ class Digest:
 
 
 class Hasher(Protocol):
-    """A running digest fed with exactly the bytes written (``hashlib``'s objects are ones; so
-    would be one whose state can be saved with an upload session)."""
+    """A running digest fed with exactly the bytes written (``hashlib``'s objects are ones, and
+    so are ``oci.resumable``'s, whose state can be saved with an upload session)."""
+
+    @property
+    def name(self) -> str:
+        """The algorithm (``sha256``...)."""
 
     def update(self, data: bytes | memoryview, /) -> None: ...
 

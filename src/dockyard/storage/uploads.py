@@ -1,10 +1,18 @@
 """Upload sessions: create, append (streamed or chunked), status, commit, cancel.
 
 Bytes are hashed while they are written, with the session's algorithm (sha256, or what the
-client's ``digest-algorithm`` asked for: kept in the session's ``digestalgorithm`` file). The
-running hash of each session lives in the worker process that last wrote to it (a keep-alive
-connection stays on one worker); when a chunk arrives at another worker, or the closing digest's
-algorithm differs, the digest is computed from the stored data instead.
+client's ``digest-algorithm`` asked for: kept in the session's ``digestalgorithm`` file), so the
+digest never needs the data read back:
+
+- the running hash of a session stays in the process that last wrote to it (a keep-alive
+  connection stays on one worker), keyed by how many bytes it covers;
+- after each acknowledged PATCH its state (``oci.resumable``) is saved with the session's
+  coordinator record, so the next PATCH or the PUT continues it on any worker or replica;
+- only when neither fits the stored size (a state that does not restore: another libcrypto, a
+  corrupt record, a PATCH that failed half-way; or a closing digest of another algorithm than
+  the session's) is the digest computed from the stored data: the fallback, counted in
+  :attr:`UploadStore.rehashed`.
+
 A blob becomes visible only when the digest matches, by atomic rename into ``blobs/``.
 """
 
@@ -13,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import re
 import uuid
 from collections import OrderedDict
@@ -31,7 +40,8 @@ from dockyard.errors import (
     UploadUnknown,
 )
 from dockyard.events import BlobPushed, EventSink, NullSink
-from dockyard.oci.digest import SUPPORTED_ALGORITHMS, Digest, Hasher, new_hasher
+from dockyard.oci import resumable
+from dockyard.oci.digest import SUPPORTED_ALGORITHMS, Digest, Hasher
 from dockyard.storage import paths
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.driver import FileWriter
@@ -45,6 +55,7 @@ BATCH = 1 << 20  # bytes handed to the writer thread at once
 # commit itself rather than in a write of their own.
 HOLD = 64 << 10
 _MAX_HASHERS = 4096
+log = logging.getLogger(__name__)
 
 
 SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")  # ids a session record can have (ours are UUIDs)
@@ -73,14 +84,15 @@ class UploadStore:
         # (repository, session) -> (bytes hashed, algorithm, running hash)
         self._hashers: OrderedDict[tuple[str, str], tuple[int, str, Hasher]] = OrderedDict()
         self._held: dict[FileWriter, AbstractAsyncContextManager[None]] = {}
+        self.rehashed = 0  # digests computed by reading the stored data back (the fallback)
 
     async def start(self, name: str, algorithm: str = "sha256") -> str:
-        """A new session hashed with ``algorithm`` (one ``new_hasher`` knows: the API has checked):
-        its (empty) data and start time in storage. Its coordinator record is made by the first
-        chunk (:meth:`_record`), not here: most blobs arrive whole in the request that finishes
-        the session, which would only delete it again, and until a chunk arrives the data's own
-        timestamp says everything the purge needs."""
-        hasher = new_hasher(algorithm)
+        """A new session hashed with ``algorithm`` (one ``resumable.new`` knows: the API has
+        checked): its (empty) data and start time in storage. Its coordinator record is made by the
+        first chunk (:meth:`_record`), not here: most blobs arrive whole in the request that
+        finishes the session, which would only delete it again, and until a chunk arrives the
+        data's own timestamp says everything the purge needs."""
+        hasher = resumable.new(algorithm)
         upload_id = str(uuid.uuid4())
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         files = [(paths.upload_startedat(name, upload_id), started.encode())]
@@ -99,15 +111,16 @@ class UploadStore:
             return "sha256"
         return text if text in SUPPORTED_ALGORITHMS else "sha256"
 
-    async def _record(self, name: str, upload_id: str, offset: int) -> None:
-        """The session's record in the coordinator: how far it got, and that it was active now
-        (the purge goes by it). The first chunk of a session (or of one another tool started)
-        makes it."""
+    async def _record(self, name: str, upload_id: str, offset: int, hasher: Hasher | None) -> None:
+        """The session's record in the coordinator: how far it got, the running hash of those
+        bytes (if there is one), and that it was active now (the purge goes by it). The first
+        chunk of a session (or of one another tool started) makes it."""
         if not SESSION_ID.fullmatch(upload_id):
             return
-        if await self.coordinator.update_session(upload_id, offset=offset) is None:
+        state = resumable.save(hasher) if hasher is not None else None
+        if await self.coordinator.update_session(upload_id, offset=offset, hash_state=state) is None:
             await self.coordinator.create_session(upload_id, name)
-            await self.coordinator.update_session(upload_id, offset=offset)
+            await self.coordinator.update_session(upload_id, offset=offset, hash_state=state)
 
     async def _forget(self, upload_id: str) -> None:
         if SESSION_ID.fullmatch(upload_id):
@@ -141,16 +154,29 @@ class UploadStore:
     async def _take_hasher(
         self, key: tuple[str, str], offset: int, algorithm: str | None
     ) -> tuple[str, Hasher] | None:
-        """The session's running hash if it covers exactly the ``offset`` bytes stored; a fresh
-        one for an empty session, of ``algorithm`` when the caller knows it (a one-request push)
-        or else of the session's; else None (rehash at commit)."""
+        """The session's running hash if it covers exactly the ``offset`` bytes stored: this
+        process's own, else the state saved with the session's record; a fresh one for an empty
+        session, of ``algorithm`` when the caller knows it (a one-request push) or else of the
+        session's; else None (nothing, or a state that does not restore: rehash at commit)."""
         cached = self._hashers.pop(key, None)
         if cached is not None and cached[0] == offset:
             return cached[1], cached[2]
-        if offset != 0:
+        if offset == 0:
+            algorithm = algorithm or await self._algorithm(*key)
+            return algorithm, resumable.new(algorithm)
+        upload_id = key[1]
+        record = await self.coordinator.get_session(upload_id) if SESSION_ID.fullmatch(upload_id) else None
+        if record is None or record.hash_state is None:
             return None
-        algorithm = algorithm or await self._algorithm(*key)
-        return algorithm, new_hasher(algorithm)
+        restored = resumable.restore(record.hash_state, offset)
+        if restored is None:
+            log.warning(
+                "the saved hash state of an upload does not restore here; its digest will be "
+                "computed from the stored data",
+                extra={"upload": upload_id, "offset": offset, "recorded_offset": record.offset},
+            )
+            return None
+        return restored.name, restored
 
     def _keep_hasher(self, key: tuple[str, str], offset: int, algorithm: str, hasher: Hasher | None) -> None:
         if hasher is None:
@@ -167,13 +193,15 @@ class UploadStore:
         check: Callable[[FileWriter], None] | None = None,
         hold: int = 0,
         known: str | None = None,
-    ) -> tuple[FileWriter, bytes]:
+    ) -> tuple[FileWriter, bytes, Hasher | None]:
         """Append a request body to the session's file, which is opened (``opening``) while the
         first bytes arrive; ``check`` vets the open writer before anything is written. Each batch
         is hashed and written in a worker thread while the next one is received.
 
         With ``hold``, a last batch of at most that many bytes is hashed here and returned instead
-        of written, for the caller to hand to ``FileWriter.commit`` (one trip to storage fewer)."""
+        of written, for the caller to hand to ``FileWriter.commit`` (one trip to storage fewer).
+        Returns the writer, the held bytes and the running hash of everything (None if there is
+        none: the digest must then come from the stored data)."""
         writer: FileWriter | None = None
         hasher: Hasher | None = None
         algorithm = "sha256"
@@ -221,7 +249,7 @@ class UploadStore:
         finally:
             if writer is not None:
                 self._keep_hasher(key, writer.size + len(held), algorithm, hasher)
-        return ready, held
+        return ready, held, hasher
 
     async def append(
         self, name: str, upload_id: str, chunks: AsyncIterator[bytes], *, start: int | None = None
@@ -235,8 +263,8 @@ class UploadStore:
 
         opening = asyncio.ensure_future(self._open(name, upload_id))
         try:
-            writer, _ = await self._pump(opening, (name, upload_id), chunks, continues)
-            await self._record(name, upload_id, writer.size)
+            writer, _, hasher = await self._pump(opening, (name, upload_id), chunks, continues)
+            await self._record(name, upload_id, writer.size, hasher)
             return writer.size
         finally:
             await self._close_opened(opening)
@@ -260,15 +288,18 @@ class UploadStore:
         reopened: FileWriter | None = None
         try:
             held = b""
+            hasher: Hasher | None
             if chunks is not None:
                 known = digest.algorithm if new else None  # a one-request push: no session file
-                writer, held = await self._pump(opening, key, chunks, hold=HOLD, known=known)
+                writer, held, hasher = await self._pump(opening, key, chunks, hold=HOLD, known=known)
             else:
                 writer = await opening
+                taken = await self._take_hasher(key, writer.size, None)
+                hasher = taken[1] if taken is not None else None
             size = writer.size + len(held)
-            cached = self._hashers.pop(key, None)
-            if cached is not None and cached[0] == size and cached[1] == digest.algorithm:
-                actual = cached[2].hexdigest()
+            self._hashers.pop(key, None)
+            if hasher is not None and hasher.name == digest.algorithm:
+                actual = hasher.hexdigest()
             else:
                 # The digest comes from the stored bytes, which an open writer may not have made
                 # readable yet (on an object store they are parts of an unfinished multipart
@@ -281,6 +312,11 @@ class UploadStore:
                 await writer.close()
                 writer = reopened = await self.driver.writer(paths.upload_data(name, upload_id), create=False)
                 actual, _ = await self.driver.hash_file(paths.upload_data(name, upload_id), digest.algorithm)
+                self.rehashed += 1
+                log.info(
+                    "upload digest computed from the stored data (no running hash of it here)",
+                    extra={"upload": upload_id, "size": size, "algorithm": digest.algorithm},
+                )
             if actual != digest.hex:
                 await self._discard(name, upload_id, writer)
                 raise DigestMismatch(str(digest), f"{digest.algorithm}:{actual}", upload=True)
