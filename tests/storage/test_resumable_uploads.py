@@ -135,3 +135,15 @@ async def test_a_patch_that_failed_half_way_is_not_continued_from_a_stale_state(
     with pytest.raises(DigestMismatch):
         await two.uploads.finish("app", upload, Digest.of(b"acknowledged"), None)
     assert two.uploads.rehashed == 1
+
+
+async def test_a_sha512_session_moves_between_workers_with_its_algorithm(worker: Workers) -> None:
+    one, two, three = worker(), worker(), worker()
+    upload = await one.uploads.start("app", "sha512")
+    chunks = [b"first " * 1000, b"second " * 3000]
+    for who, chunk in zip((two, one), chunks, strict=True):
+        await who.uploads.append("app", upload, _body(chunk))
+    data = b"".join(chunks)
+    digest = Digest("sha512", hashlib.sha512(data).hexdigest())
+    assert await three.uploads.finish("app", upload, digest, None) == len(data)
+    assert [w.uploads.rehashed for w in (one, two, three)] == [0, 0, 0]
