@@ -89,6 +89,11 @@ _IMAGE = {
         "status": {"type": "string", "enum": ["active", "inactive"]},
         "last_pulled": _nullable("string"),
         "last_pushed": _nullable("string"),
+        "missing": {
+            "type": "boolean",
+            "description": "dockyard: present (true) only on a platform a sparse index names that the "
+            "repository does not have (validation.manifests.indexes.platforms)",
+        },
     },
 }
 _TAG_SCHEMA = {
