@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import subprocess
 import sys
@@ -110,3 +111,26 @@ async def test_shared_waiters_of_one_process_survive_the_lock_file_being_removed
         pass
     await readers.close()
     await writer.close()
+
+
+@pytest.mark.anyio
+async def test_a_generation_another_process_has_locked_is_waited_for_in_a_thread(tmp_path: Path) -> None:
+    """Bumps and reads try the counter's flock on the event loop; held by someone else (here an
+    open file of our own, which flock treats as another holder), they wait for it in a thread."""
+    coord = LocalCoordinator(str(tmp_path))
+    assert await coord.generation("t") == 0
+    assert await coord.bump("t") == 1
+    fd = os.open(tmp_path / "generations" / "t", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        bump = asyncio.ensure_future(coord.bump("t"))
+        read = asyncio.ensure_future(coord.generation("t"))
+        for _ in range(20):
+            await asyncio.sleep(0.001)
+        assert not bump.done() and not read.done()
+    finally:
+        os.close(fd)
+    assert await asyncio.wait_for(bump, 30) == 2
+    assert await asyncio.wait_for(read, 30) in (1, 2)
+    assert await coord.generation("t") == 2
+    await coord.close()

@@ -1,4 +1,5 @@
-"""Per-process caches stay correct when another process (here: another Registry) changes the store."""
+"""Per-process caches stay correct when another process (here: another Registry over the same store
+and coordinator directory) changes the store."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.browse import browser
+from dockyard.browse.browser import Browser
+from dockyard.browse.pulls import PullLog
 from dockyard.coord import LOCAL_AREA
 from dockyard.coord.local import LocalCoordinator
 from dockyard.oci.digest import Digest
@@ -25,8 +29,8 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def push(registry: Registry, name: str, tag: str) -> Digest:
-    config = json.dumps({"name": name}).encode()
+async def push(registry: Registry, name: str, tag: str, doc: dict[str, object] | None = None) -> Digest:
+    config = json.dumps(doc or {"name": name}).encode()
     digest = Digest.of(config)
     upload = await registry.uploads.start(name)
 
@@ -81,3 +85,32 @@ async def test_tag_list_cache_revalidates(tmp_path: Path, monkeypatch: pytest.Mo
     os.utime(tags_dir, (old + 1, old + 1))  # a change after caching moves the token
     assert await b.tags.names("repo") == ["three", "two"]
     assert tags.QUIET_SECONDS >= 1.0
+
+
+async def test_the_read_model_drops_its_caches_when_another_worker_changes_a_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TTLs far beyond the test: only the coordinator's content generation can refresh the caches.
+    monkeypatch.setattr(browser, "SIZES_TTL", 1e9)
+    monkeypatch.setattr(browser, "TIMES_TTL", 1e9)
+    a, b = two_workers(tmp_path)
+    read_model = Browser(b, PullLog(b.driver, b.coordinator))
+    link = str(tmp_path) + paths.tag_current_link("repo", "v1")
+
+    def backdate(seconds: int) -> float:
+        then = float(int(time.time()) - seconds)
+        os.utime(link, (then, then))
+        return then
+
+    await push(a, "repo", "v1")
+    size = await read_model.storage_size("repo")
+    times = await read_model.tag_times("repo", ["v1"])
+    backdate(200)
+    assert await read_model.tag_times("repo", ["v1"]) == times  # cached: nothing was announced
+    await push(a, "repo", "v1", {"name": "repo", "second": True})  # another worker re-tags
+    pushed = backdate(100)
+    assert await read_model.storage_size("repo") > size
+    assert await read_model.tag_times("repo", ["v1"]) == {"v1": pushed}
+    before = await b.content_generation()
+    await a.delete_manifest("repo", "v1")
+    assert await b.content_generation() > before

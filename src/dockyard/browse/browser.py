@@ -70,10 +70,23 @@ class Browser:
         self._repo_times: tuple[float, dict[str, float | None]] = (0.0, {})
         self._sizes: dict[str, tuple[float, int]] = {}
         self._blob_sizes: dict[Digest, int] = {}
+        self._generation: int | None = None
+
+    async def _revalidate(self) -> None:
+        """Drop the cached times and sizes if any process (or replica) changed a repository since
+        they were read (``Registry.content_changed``): one generation read, no waiting out a TTL.
+        The TTLs still bound what no generation announces (another tool writing the store)."""
+        generation = await self.registry.content_generation()
+        if generation != self._generation:
+            self._tag_times.clear()
+            self._repo_times = (0.0, {})
+            self._sizes.clear()
+            self._generation = generation
 
     # -- tags ----------------------------------------------------------------------------------
 
     async def tag_times(self, name: str, tags: list[str]) -> dict[str, float | None]:
+        await self._revalidate()
         cached = self._tag_times.get(name)
         now = time.monotonic()
         if cached is not None and now - cached[0] < TIMES_TTL and all(t in cached[1] for t in tags):
@@ -125,6 +138,7 @@ class Browser:
     # -- repositories --------------------------------------------------------------------------
 
     async def repo_times(self, names: list[str]) -> dict[str, float | None]:
+        await self._revalidate()
         stamp, times = self._repo_times
         now = time.monotonic()
         if now - stamp < TIMES_TTL and all(n in times for n in names):
@@ -157,6 +171,7 @@ class Browser:
 
     async def storage_size(self, name: str) -> int:
         """Bytes of every blob and manifest the repository links, each once (cached briefly)."""
+        await self._revalidate()
         cached = self._sizes.get(name)
         now = time.monotonic()
         if cached is not None and now - cached[0] < SIZES_TTL:

@@ -109,6 +109,41 @@ class _LockedFile:
         except FileNotFoundError:
             return b""
 
+    def try_update(self, change: Callable[[bytes], tuple[bytes | None, T]]) -> tuple[bool, T | None]:
+        """:meth:`update` if the flock is free now, without waiting: ``(done, result)``."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            return False, None  # the first of its kind: made by ``update``
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False, None
+            old = os.pread(fd, 64, 0)
+            new, result = change(old)
+            if new is not None and new != old:
+                os.pwrite(fd, new, 0)
+                os.ftruncate(fd, len(new))
+            return True, result
+        finally:
+            os.close(fd)
+
+    def try_read(self) -> bytes | None:
+        """The content if no writer holds the flock now (None if one does)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return b""
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
+            return os.pread(fd, 64, 0)
+        finally:
+            os.close(fd)
+
 
 class LocalCoordinator:
     name = "local"
@@ -277,10 +312,20 @@ class LocalCoordinator:
             value = int(old or b"0") + 1
             return str(value).encode(), value
 
-        return await self._run(self._generation_file(topic).update, change)
+        # A counter file is locked for a few microseconds at a time: try on the loop, wait in a
+        # thread only if another process holds it right now.
+        file = self._generation_file(topic)
+        done, value = file.try_update(change)
+        if done and value is not None:
+            return value
+        return await self._run(file.update, change)
 
     async def generation(self, topic: str) -> int:
-        return int(await self._run(self._generation_file(topic).read) or b"0")
+        file = self._generation_file(topic)
+        raw = file.try_read()
+        if raw is None:
+            raw = await self._run(file.read)
+        return int(raw or b"0")
 
     # -- leases --------------------------------------------------------------------------------
 

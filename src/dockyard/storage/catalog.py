@@ -1,8 +1,8 @@
 """Listing repositories: every directory under ``repositories/`` that holds a ``_manifests``.
 
 The sorted list is derived from the store and cached per process. Whoever creates or removes a
-repository rewrites ``_dockyard/catalog-generation`` (a random token) after the change, and every
-listing reads it first, so all workers see a new repository at once; a cache older than
+repository bumps the coordinator's ``catalog`` generation after the change, and every listing
+reads it first, so all workers (and replicas) see a new repository at once; a cache older than
 ``MAX_AGE`` is rebuilt regardless (repositories created by other tools sharing the directory).
 """
 
@@ -10,34 +10,29 @@ from __future__ import annotations
 
 import bisect
 import time
-import uuid
 
-from dockyard.errors import PathNotFound
+from dockyard.coord.base import Coordinator
 from dockyard.oci.reference import is_valid_name
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.linked import repositories
 
 MAX_AGE = 30.0
+TOPIC = "catalog"  # the coordinator's generation that counts repositories appearing and going
 
 
 class Catalog:
-    def __init__(self, driver: CheckedDriver) -> None:
+    def __init__(self, driver: CheckedDriver, coordinator: Coordinator) -> None:
         self.driver = driver
+        self.coordinator = coordinator
         self._names: list[str] = []
-        self._generation: bytes | None = None
+        self._generation: int | None = None
         self._built = 0.0
         self._known: set[str] = set()
 
-    async def _read_generation(self) -> bytes:
-        try:
-            return await self.driver.get_content(paths.CATALOG_GENERATION)
-        except PathNotFound:
-            return b""
-
     async def changed(self) -> None:
         """Tell every worker that a repository appeared or disappeared."""
-        await self.driver.put_content(paths.CATALOG_GENERATION, uuid.uuid4().hex.encode())
+        await self.coordinator.bump(TOPIC)
 
     async def scan(self) -> list[str]:
         """Walk the store: sorted names of every directory holding ``_manifests``."""
@@ -49,7 +44,7 @@ class Catalog:
         return names
 
     async def names(self) -> list[str]:
-        generation = await self._read_generation()
+        generation = await self.coordinator.generation(TOPIC)
         if generation != self._generation or time.monotonic() - self._built > MAX_AGE:
             self._names = await self.scan()
             self._generation = generation

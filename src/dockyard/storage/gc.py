@@ -124,6 +124,8 @@ class Collector:
             raise GCRunning() from None
         await self._save_report()
         report = self.report
+        if report.blobs_deleted or report.manifests_deleted:
+            await self.registry.content_changed()
         self.registry.events.emit(
             CollectionFinished(
                 blobs_deleted=len(report.blobs_deleted),

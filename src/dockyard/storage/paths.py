@@ -33,7 +33,6 @@ ROOT = "/docker/registry/v2"
 BLOBS = f"{ROOT}/blobs"
 REPOSITORIES = f"{ROOT}/repositories"
 # dockyard's own files beside distribution's tree (distribution never looks here).
-CATALOG_GENERATION = f"{ROOT}/_dockyard/catalog-generation"
 GC_LAST_REPORT = f"{ROOT}/_dockyard/gc-last-report.json"
 LAST_PULLED = f"{ROOT}/_dockyard/last-pulled.json"  # derived (browse.pulls): safe to delete
 PULL_COUNTS = f"{ROOT}/_dockyard/pull-counts.json"  # derived (browse.pulls): counts start over

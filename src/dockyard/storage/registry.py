@@ -45,6 +45,8 @@ from dockyard.storage.sparse import Presence
 from dockyard.storage.tags import TagStore
 from dockyard.storage.uploads import GC_LOCK, SESSION_ID, UploadStore
 
+CONTENT = "content"  # the coordinator's generation of what repositories hold (``content_changed``)
+
 
 class Registry:
     """The registry model over a storage driver (``storage.model.RegistryModel``, which the API's
@@ -73,9 +75,18 @@ class Registry:
         self.uploads = UploadStore(driver, self.blobs, coordinator, quotas, self.events)
         self.manifests = ManifestStore(driver, self.blobs)
         self.tags = TagStore(driver)
-        self.catalog = Catalog(driver)
+        self.catalog = Catalog(driver, coordinator)
         self.index = IndexedListing(index, driver, self.tags) if index is not None else None
         self.listing: Listing = self.index or StoreListing(self.catalog, self.tags)
+
+    async def content_changed(self) -> None:
+        """Tell every process (and replica) that some repository's manifests, tags or linked
+        bytes changed, so the read model's caches (``browse``, the UI's usage) are dropped."""
+        await self.coordinator.bump(CONTENT)
+
+    async def content_generation(self) -> int:
+        """Moves on after every change :meth:`content_changed` announces."""
+        return await self.coordinator.generation(CONTENT)
 
     async def repository_exists(self, name: str) -> bool:
         return await self.driver.exists(paths.manifests_dir(name))
@@ -148,6 +159,7 @@ class Registry:
             )
             await self.manifests.put(name, digest, body, manifest, tags=all_tags)
         await self.listing.stored(name, all_tags, new_repository=new_repository)
+        await self.content_changed()
         # One event per tag, as that many pushes by tag would tell (one untagged when none).
         for tag in all_tags or (None,):
             self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag, len(body)))
@@ -165,6 +177,7 @@ class Registry:
             await self.coordinator.referenced([blob_key(digest), revision_key(name, digest)])
             await self.manifests.put(name, digest, body, manifest, tags=[tag] if tag else [])
         await self.listing.stored(name, [tag] if tag else [], new_repository=new_repository)
+        await self.content_changed()
 
     async def _check_references(self, name: str, manifest: Manifest) -> None:
         """Every referenced blob (child manifest) the ``presence`` policy requires must be linked
@@ -211,6 +224,7 @@ class Registry:
                 await self.listing.tag_missing(name, reference)
                 raise ManifestUnknown(name, reference)
             await self.listing.tag_removed(name, reference)
+            await self.content_changed()
             self.events.emit(TagDeleted(name, reference))
             return
         if not force and await self.manifests.exists(name, reference):
@@ -223,6 +237,7 @@ class Registry:
             if await self.tags.untag(name, tag):
                 await self.listing.tag_removed(name, tag)
                 self.events.emit(TagDeleted(name, tag))
+        await self.content_changed()
 
     # -- blobs ---------------------------------------------------------------------------------
 
@@ -317,6 +332,7 @@ class Registry:
             except PathNotFound:
                 raise NameUnknown(name) from None
         await self.listing.repository_removed(name)
+        await self.content_changed()
 
     async def remove_if_empty(self, name: str) -> bool:
         """Drop a repository that has no manifests left (so it leaves the catalog)."""

@@ -30,7 +30,7 @@ class UIState:
         self.services = services
         self.env: Environment = environment()
         self._key: bytes | None = None
-        self.usage: tuple[float, Usage] | None = None
+        self.usage: tuple[float, int, Usage] | None = None
 
     async def key(self) -> bytes:
         if self._key is None:
@@ -38,10 +38,13 @@ class UIState:
         return self._key
 
     async def usage_report(self) -> Usage:
+        """The store's usage, recomputed when a repository changed anywhere (the content
+        generation moved) or after ``USAGE_TTL`` (what no generation announces)."""
         now = time.monotonic()
-        if self.usage is None or now - self.usage[0] > USAGE_TTL:
-            self.usage = (now, await self.services.inventory.usage())
-        return self.usage[1]
+        generation = await self.services.registry.content_generation()
+        if self.usage is None or now - self.usage[0] > USAGE_TTL or generation != self.usage[1]:
+            self.usage = (now, generation, await self.services.inventory.usage())
+        return self.usage[2]
 
 
 @dataclass(slots=True)
