@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dockyard import __version__
-from dockyard.cli import admin, db, events, index, tokens, users
+from dockyard.cli import admin, db, events, index, migrate, tokens, users
 from dockyard.config import ConfigError, ignored_sections, load_config
 
 
@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser(sub)
     index.add_parser(sub)
     events.add_parser(sub)
+    migrate.add_parser(sub)
     return parser
 
 
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             return db.run(args)
         if args.command == "index":
             return index.run(args)
+        if args.command == "migrate":
+            return migrate.run(args)
     except ConfigError as exc:
         print(f"dockyard: {exc}", file=sys.stderr)
         return 2
