@@ -9,12 +9,14 @@ import json
 from pathlib import Path
 
 import anyio.to_thread
+import httpx
 import jwt
 import pytest
 import yaml
 
 from dockyard.cli.main import main
 from dockyard.storage import paths
+from tests.api.helpers import push_image
 from tests.sharedstate.conftest import USERS, ReplicaFactory, csrf_of, replica_config, token
 
 pytestmark = pytest.mark.anyio
@@ -43,6 +45,16 @@ async def test_a_robot_made_on_one_replica_logs_in_on_another(
             tmp_path, "a", dsn, "token", "create", "ci", "-r", "bob/**", "--actions", "pull,push"
         )
         secret = printed.split("token: ")[1].split()[0]
+        # b's rules know the robot (not only its token) before it ever logged in there: its
+        # catalog lists what it may pull.
+        bob = (await token(a.client, ("bob", USERS["bob"]), "repository:bob/app:pull,push")).json()["token"]
+        bobs = httpx.AsyncClient(transport=a.client._transport, base_url=str(a.client.base_url))
+        bobs.headers["Authorization"] = f"Bearer {bob}"
+        async with bobs:
+            await push_image(bobs, "bob/app", "v1")
+        listing = (await token(a.client, ("robot$ci", secret), "registry:catalog:*")).json()["token"]
+        r = await b.client.get("/v2/_catalog", headers={"Authorization": f"Bearer {listing}"})
+        assert r.status_code == 200 and r.json()["repositories"] == ["bob/app"], r.text
         r = await token(b.client, ("robot$ci", secret), "repository:bob/app:push")
         assert r.status_code == 200, r.text
         claims = jwt.decode(r.json()["token"], options={"verify_signature": False})

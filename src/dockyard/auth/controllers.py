@@ -28,6 +28,7 @@ from starlette.requests import Request
 from dockyard.auth.access import Access, Identity, Mode, TokenIssuer
 from dockyard.auth.credentials import Authenticator, parse_basic
 from dockyard.auth.keys import SigningKeys
+from dockyard.auth.robots import PREFIX
 from dockyard.auth.rules import Policy
 from dockyard.auth.tokens import ASYMMETRIC, TokenInvalid, TrustStore, allows, granted_access
 from dockyard.auth.visibility import PolicyVisibility, client_address
@@ -202,6 +203,11 @@ class TokenController(PolicyVisibility):
             raise self._challenge(request, accesses, "invalid_token", ErrorCode.UNAUTHORIZED) from None
         granted = granted_access(claims)
         subject = str(claims.get("sub") or "")
+        robots = self.authenticator.robots
+        if robots is not None and subject.startswith(PREFIX):
+            # The rules ask about the robot (catalog, mounts, the UI's rights) from a snapshot:
+            # a robot made on another replica must be in it (a generation check with a database).
+            await robots.refresh()
         if any(not allows(granted, a) for a in accesses):
             code = ErrorCode.INSUFFICIENT_SCOPE if subject else ErrorCode.UNAUTHORIZED
             raise self._challenge(request, accesses, "insufficient_scope", code)
