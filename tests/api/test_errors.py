@@ -65,7 +65,7 @@ async def test_base_and_health(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200 and r.json() == {}
     assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
     r = await client.get("/health")
-    assert r.status_code == 200 and r.json() == {"status": "ok", "storage": "ok"}
+    assert r.status_code == 200 and r.json() == {"status": "ok", "storage": "ok", "coordinator": "ok"}
 
 
 async def test_read_only_mode(make_client: AppFactory) -> None:

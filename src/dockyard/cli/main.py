@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dockyard import __version__
-from dockyard.cli import admin, db, events, index, migrate, tokens, users
+from dockyard.cli import admin, db, events, health, index, migrate, tokens, users
 from dockyard.config import ConfigError, ignored_sections, load_config
 
 
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     index.add_parser(sub)
     events.add_parser(sub)
     migrate.add_parser(sub)
+    health.add_parser(sub)
     return parser
 
 
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return index.run(args)
         if args.command == "migrate":
             return migrate.run(args)
+        if args.command == "health":
+            return health.run(args)
     except ConfigError as exc:
         print(f"dockyard: {exc}", file=sys.stderr)
         return 2
