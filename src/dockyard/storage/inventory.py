@@ -14,7 +14,7 @@ from typing import Any
 from dockyard.errors import DomainError, NameUnknown, PathNotFound
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
-from dockyard.oci.document import ManifestDoc, read_manifest
+from dockyard.oci.document import MAX_DOCUMENT, ManifestDoc, as_text, load, read_manifest
 from dockyard.storage import paths
 from dockyard.storage.configs import ConfigReader
 from dockyard.storage.linked import linked_sizes, repositories
@@ -201,6 +201,7 @@ class Inventory:
         if absent is None:
             blobs = [b.digest for b in doc.blobs if b.digest is not None and not b.foreign]
             absent = await self.registry.absent(name, blobs, [])
+        chart = await self._chart(doc)
         config = await self.configs.read(doc.config)
         layers = [
             {
@@ -220,7 +221,25 @@ class Inventory:
             "env": list(config.env),
             "labels": config.labels,
             "history": [h.to_json() for h in config.history],
+            **({"chart": chart} if chart is not None else {}),
         }
+
+    async def _chart(self, doc: ManifestDoc) -> dict[str, str] | None:
+        """A Helm chart's name, version, appVersion and description from its config blob (the
+        Chart.yaml `helm push` stores as JSON); None for anything that is not a chart, and only
+        what reads as text for a chart whose config is odd or too large to read."""
+        ref = doc.config
+        if ref is None or ref.media_type != mt.HELM_CONFIG:
+            return None
+        raw: dict[str, Any] | None = None
+        if ref.digest is not None and ref.size is not None and ref.size <= MAX_DOCUMENT:
+            try:
+                raw = load(await self.registry.blobs.get_bytes(ref.digest))
+            except (DomainError, PathNotFound):
+                raw = None
+        raw = raw or {}
+        keys = ("name", "version", "appVersion", "description")
+        return {k: as_text(raw[k]) for k in keys if isinstance(raw.get(k), str)}
 
     async def usage(self, only: list[str] | None = None) -> Usage:
         """Bytes per repository: total (each blob once), unique to it, shared with others."""
