@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 # Real clients and the reference peer the tests drive (Debian packages).
 DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry busybox-static \
 	apache2-utils jq openssl uidmap wrk curl chromium chromium-driver prometheus \
-	ceph-mon ceph-osd radosgw ceph-common haproxy
+	ceph-mon ceph-osd radosgw ceph-common haproxy \
+	mmdebstrap docker-compose systemd
 
-.PHONY: serve test fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale bench-proxy clean
+.PHONY: serve test test-deploy fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale bench-proxy clean
 
 $(BIN)/dockyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +20,7 @@ $(BIN)/dockyard: pyproject.toml
 venv: $(BIN)/dockyard
 
 $(VENV)/.test-deps: pyproject.toml $(BIN)/dockyard
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,deploy]'
 	touch $@
 
 venv-test: $(VENV)/.test-deps
@@ -56,6 +57,13 @@ coverage: venv-test debs
 	$(BIN)/coverage report
 
 test: lint typecheck coverage
+
+# The deployment tests alone (tests/deploy, also part of `make test`): the container image built on
+# a Debian base made with mmdebstrap, the compose files under docker-compose 1.29, the Helm chart
+# rendered and validated offline, the systemd unit, a pipx install. The base rootfs and wheels are
+# cached in ~/.cache/dockyard-deploy (DOCKYARD_DEPLOY_CACHE) after the first run.
+test-deploy: venv-test debs
+	$(BIN)/pytest -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
 
 # The property and fuzz tests (marker "fuzz": hostile documents, every route, request framing) with
 # 25 times the examples `make test` runs, random instead of repeatable; failures are kept in

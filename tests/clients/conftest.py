@@ -129,11 +129,11 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
-@pytest.fixture(scope="session")
-def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
-    """Start dockerd privately (own roots, socket, no networking changes); SIGTERM it by pidfile at the end."""
-    root = tmp_path_factory.mktemp("dockerd")
-    (root / "cli").mkdir()
+@contextlib.contextmanager
+def dockerd(root: Path, *extra: str) -> Iterator[Docker]:
+    """Start dockerd privately under ``root`` (own roots, socket, no networking changes unless
+    ``extra`` flags ask); SIGTERM it by pidfile on exit."""
+    (root / "cli").mkdir(parents=True, exist_ok=True)
     pidfile = root / "dockerd.pid"
     env = {
         **os.environ,
@@ -148,8 +148,9 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
         "--pidfile", pidfile,
         "-H", f"unix://{root}/docker.sock",
         "--storage-driver=overlay2",
-        "--iptables=false", "--ip6tables=false", "--bridge=none",
+        "--iptables=false", "--ip6tables=false",
         "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false",
+        *(extra or ("--bridge=none",)),
     ]  # fmt: skip
     with open(root / "dockerd.log", "ab") as log:
         proc = subprocess.Popen(
@@ -176,6 +177,13 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
         if containerd_pid is not None and not _wait_gone(containerd_pid, 20):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(containerd_pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
+    """A private dockerd for the session (see :func:`dockerd`)."""
+    with dockerd(tmp_path_factory.mktemp("dockerd")) as client:
+        yield client
 
 
 # --- podman / skopeo / buildah ---------------------------------------------------------------------

@@ -1,0 +1,347 @@
+"""The deployment tests' shared parts: a private dockerd that can run networked containers, a Debian
+base image built offline from Debian's packages, and the dockyard image built on it.
+
+No Docker Hub here: the base is a ``mmdebstrap --variant=minbase`` root with python3, python3-venv
+and binutils (the Dockerfile's builder stage strips extension modules with it), imported with
+``docker import``; the dockerfile is built on it with the wheels of dockyard's dependencies
+downloaded on this machine (``PIP_ARGS=--no-index``), since nothing inside a build reaches PyPI
+through this machine's TLS interception. Both the rootfs tarball and the wheels are cached in
+``DOCKYARD_DEPLOY_CACHE`` (default ``~/.cache/dockyard-deploy``) under a key of what made them, so
+only the first session pays for them (measured: mmdebstrap 2.5 to 6 min under load, the wheels ~1 min).
+
+The dockerd keeps dockyard's other tests' settings (no iptables, no userland proxy, no docker0)
+but containers join user-defined bridge networks in 172.31.0.0/16, in network namespaces the test
+made, and the tests talk to them there. Ports are published on 127.0.0.1 only (dockerd holds a
+published port open even without a proxy). That range is an
+``--insecure-registry``, so docker speaks TLS to the registries without trusting their
+self-signed certificates.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.clients.conftest import Docker, _read_pid, dockerd, run
+from tests.clients.images import layer_tar
+
+REPO = Path(__file__).resolve().parents[2]
+SUBNET = "172.31.0.0/16"
+NETWORK = "dyci"
+SUITE = "bookworm"
+_MINBASE = [
+    "mmdebstrap", "--variant=minbase",
+    "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+    "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",
+]  # fmt: skip
+# dockyard's base: python3 and its venv module; binutils for the builder stage's `strip`.
+MMDEBSTRAP = [*_MINBASE, "--include=python3,python3-venv,binutils", SUITE]
+# The stand-ins' base (no Docker Hub here): Debian's PostgreSQL and nginx.
+MMDEBSTRAP_SERVICES = [*_MINBASE, "--include=postgresql,nginx", SUITE]
+# What the image build sees: the Dockerfile's COPY sources, nothing else of the checkout.
+CONTEXT = ["Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "src", "deploy/image"]
+# The time each part took, printed at the end of the session (``-s`` or the summary).
+TIMES: dict[str, float] = {}
+FACTS: dict[str, object] = {}
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("DOCKYARD_DEPLOY_CACHE", "~/.cache/dockyard-deploy")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _key(*parts: str | bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Timer:
+    name: str
+
+    def __enter__(self) -> Timer:
+        self.start = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        TIMES[self.name] = TIMES.get(self.name, 0.0) + time.monotonic() - self.start
+
+
+def rootfs(argv: list[str], name: str = "base") -> Path:
+    """A Debian root tarball, built by mmdebstrap once per key (its command line)."""
+    path = cache_dir() / f"{name}-{_key(*argv)}.tar"
+    if not path.exists():
+        partial = path.with_suffix(".partial.tar")  # mmdebstrap picks the format by the name
+        with Timer(f"mmdebstrap {name} (first run only)"):
+            run([*argv, partial], timeout=1200)
+        partial.rename(path)
+    return path
+
+
+def wheelhouse() -> Path:
+    """Wheels of dockyard's dependencies (extras postgres and s3) and of its build backend, once
+    per pyproject.toml."""
+    pyproject = (REPO / "pyproject.toml").read_bytes()
+    path = cache_dir() / f"wheels-{_key(pyproject, sys.version)}"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        with Timer("pip download (first run only)"):
+            run(
+                [sys.executable, "-m", "pip", "download", "-q", "-d", partial, f"{REPO}[postgres,s3]",
+                 "setuptools>=77"],
+                timeout=900,
+            )  # fmt: skip
+        for own in partial.glob("dockyard-*"):
+            own.unlink()
+        partial.rename(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def deploy_docker() -> Iterator[Docker]:
+    """A private dockerd with a bridge in :data:`SUBNET` (see the module's docstring); containers
+    a test left are removed with their volumes at the end."""
+    # Its state is kept in the cache between sessions, so an unchanged image layer (the base, the
+    # dependencies) is not built again; containers and networks never outlive a session.
+    root = cache_dir() / "dockerd"
+    stale = _read_pid(root / "dockerd.pid")
+    if stale is not None and Path(f"/proc/{stale}").exists():
+        pytest.fail(
+            f"a dockerd ({stale}) still runs on {root}: another deployment test session?", pytrace=False
+        )
+    # No docker0 (its name is the machine's, shared with any other dockerd): containers join
+    # user-defined networks, whose bridges get names of their own.
+    extra = [
+        "--bridge=none",
+        f"--default-address-pool=base={SUBNET},size=24",
+        f"--insecure-registry={SUBNET}",
+    ]
+    start = time.monotonic()
+    with dockerd(root, *extra) as docker:
+        TIMES["dockerd start"] = time.monotonic() - start
+        try:
+            yield docker
+        finally:
+            leftovers = docker("ps", "-aq", check=False).stdout.split()
+            if leftovers:
+                docker("rm", "-f", "-v", *leftovers, check=False)
+            docker("network", "rm", NETWORK, check=False)
+            docker("image", "prune", "-f", check=False)
+            docker("builder", "prune", "-f", "--keep-storage", "3gb", check=False)
+
+
+@pytest.fixture(scope="session")
+def network(deploy_docker: Docker) -> str:
+    """The user-defined network the image and Helm tests run containers on."""
+    deploy_docker("network", "create", "--subnet", "172.31.100.0/24", NETWORK)
+    return NETWORK
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    name: str
+    base: str
+    size: int  # bytes, the whole image
+    base_size: int
+
+
+def image_size(docker: Docker, name: str) -> int:
+    return int(docker("image", "inspect", "--format", "{{.Size}}", name).stdout)
+
+
+def import_rootfs(docker: Docker, tarball: Path, repository: str) -> str:
+    """``docker import`` of a cached root, tagged with its cache key."""
+    name = f"{repository}:{tarball.stem.rsplit('-', 1)[1]}"
+    with Timer(f"docker import {repository}"):
+        docker("import", tarball, name, timeout=600)
+    return name
+
+
+@pytest.fixture(scope="session")
+def base_image(deploy_docker: Docker) -> str:
+    return import_rootfs(deploy_docker, rootfs(MMDEBSTRAP), "dockyard-ci-base")
+
+
+@pytest.fixture(scope="session")
+def services_base(deploy_docker: Docker) -> str:
+    return import_rootfs(deploy_docker, rootfs(MMDEBSTRAP_SERVICES, "services"), "dockyard-ci-services")
+
+
+def build_context(target: Path) -> Path:
+    """The Dockerfile's sources copied out of the checkout, plus the cached wheels."""
+    for rel in CONTEXT:
+        src, dst = REPO / rel, target / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.whl"))
+        else:
+            shutil.copy2(src, dst)
+    for wheel in wheelhouse().iterdir():
+        shutil.copy2(wheel, target / "deploy/image/wheels" / wheel.name)
+    return target
+
+
+def git_revision() -> str:
+    proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or "unknown"
+
+
+@pytest.fixture(scope="session")
+def dockyard_image(
+    deploy_docker: Docker, base_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> BuiltImage:
+    """``docker build --network host`` of the repository's Dockerfile on the Debian base."""
+    context = build_context(tmp_path_factory.mktemp("context"))
+    name = "dockyard:ci"
+    with Timer("docker build"):
+        deploy_docker(
+            "build", "--network", "host", "-t", name,
+            "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", "PIP_ARGS=--no-index",
+            "--build-arg", f"REVISION={git_revision()}", context,
+            timeout=1200,
+        )  # fmt: skip
+    built = BuiltImage(
+        name, base_image, image_size(deploy_docker, name), image_size(deploy_docker, base_image)
+    )
+    FACTS["image size (MB)"] = round(built.size / 1e6, 1)
+    FACTS["added on top of the base (MB)"] = round((built.size - built.base_size) / 1e6, 1)
+    return built
+
+
+# --- helpers the tests share --------------------------------------------------------------------
+
+
+def container_ip(docker: Docker, container: str, network: str | None = None) -> str:
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+    if network is not None:
+        fmt = f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}'
+    address = docker("inspect", "--format", fmt, container).stdout.split()[0]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(SUBNET), address
+    return address
+
+
+def self_signed(directory: Path, *names: str) -> tuple[Path, Path]:
+    """A certificate and key (PEM) for ``names`` (DNS names or IP addresses), readable by all so
+    a container's non-root user can read the mounted copies."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            sans.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "domain.crt", directory / "domain.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    for path in (directory, cert_path, key_path):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return cert_path, key_path
+
+
+def trusting(cert: Path) -> ssl.SSLContext:
+    """A client context that trusts ``cert`` (self-signed: its own CA) for any host name: the
+    tests reach containers by addresses known only once they run."""
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    return context
+
+
+def htpasswd(path: Path, user: str, password: str) -> Path:
+    import bcrypt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(5)).decode()}\n")
+    path.chmod(0o644)
+    path.parent.chmod(0o755)
+    return path
+
+
+def local_image(docker: Docker, tmp: Path, name: str, message: str) -> str:
+    """A busybox image with ``/hello.txt`` made with ``docker import`` (nothing to pull)."""
+    tar = tmp / f"{message}.tar"
+    tar.write_bytes(layer_tar({"hello.txt": message.encode()}))
+    docker("import", "--change", 'CMD ["/bin/busybox", "cat", "/hello.txt"]', tar, name)
+    return name
+
+
+def push_pull(docker: Docker, image: str, ref: str) -> None:
+    """Push ``image`` as ``ref``, forget it, pull it back and check it is the same image."""
+    image_id = docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+    docker("tag", image, ref)
+    docker("push", ref)
+    docker("rmi", ref)
+    docker("pull", ref)
+    assert docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() == image_id
+
+
+def wait_for(check: object, what: str, timeout: float = 60.0) -> None:
+    """Poll ``check()`` until it is true (a readiness wait, never an assertion about time)."""
+    assert callable(check)
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # the last error is shown when it never gets ready
+            last = exc
+        time.sleep(0.5)
+    pytest.fail(f"{what} not ready after {timeout:.0f} s (last error: {last})", pytrace=False)
+
+
+def running_containers(docker: Docker) -> list[str]:
+    return docker("ps", "-q").stdout.split()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not TIMES and not FACTS:
+        return
+    terminalreporter.section("deployment tests: times and facts")
+    for name, seconds in TIMES.items():
+        terminalreporter.write_line(f"{name}: {seconds:.1f} s")
+    for name, value in FACTS.items():
+        terminalreporter.write_line(f"{name}: {value}")
+    out = REPO / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    (out / "deploy.json").write_text(json.dumps({"times": TIMES, "facts": FACTS}, indent=2))
