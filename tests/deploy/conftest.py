@@ -95,20 +95,21 @@ def rootfs(argv: list[str], name: str = "base") -> Path:
     return path
 
 
+# Besides dockyard's dependencies: its build backend, and the pip pipx puts in its shared venv.
+EXTRA_WHEELS = ["setuptools>=77", "pip"]
+
+
 def wheelhouse() -> Path:
-    """Wheels of dockyard's dependencies (extras postgres and s3) and of its build backend, once
-    per pyproject.toml."""
+    """Wheels of dockyard's dependencies (extras postgres and s3) and of :data:`EXTRA_WHEELS`,
+    once per pyproject.toml."""
     pyproject = (REPO / "pyproject.toml").read_bytes()
-    path = cache_dir() / f"wheels-{_key(pyproject, sys.version)}"
+    path = cache_dir() / f"wheels-{_key(pyproject, sys.version, *EXTRA_WHEELS)}"
     if not path.exists():
         partial = path.with_suffix(".partial")
         shutil.rmtree(partial, ignore_errors=True)
         with Timer("pip download (first run only)"):
-            run(
-                [sys.executable, "-m", "pip", "download", "-q", "-d", partial, f"{REPO}[postgres,s3]",
-                 "setuptools>=77"],
-                timeout=900,
-            )  # fmt: skip
+            run([sys.executable, "-m", "pip", "download", "-q", "-d", partial, f"{REPO}[postgres,s3]", *EXTRA_WHEELS],
+                timeout=900)  # fmt: skip
         for own in partial.glob("dockyard-*"):
             own.unlink()
         partial.rename(path)
