@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -275,6 +277,77 @@ def test_sixteen_concurrent_cold_pulls_fetch_each_blob_once(
     # The busybox layer was cached for another repository already: linked after a HEAD, not fetched.
     seen_before = {b.digest for name, other in world.images.items() if name != "big" for b in other.blobs()}
     assert fetched == {b.digest: 1 for b in image.blobs() if b.digest not in seen_before}, fetched
+
+
+LARGE_LAYERS = 4
+LARGE_LAYER = 50 << 20  # 4 x 50 MiB: the issue's 200 MiB image
+
+
+def _push_large(dist: DistributionRegistry) -> dict[str, int]:
+    """A 200 MiB OCI image pushed to distribution by HTTP (random layers, made in a second)."""
+    rng = random.Random("proxy-200mib")
+    auth = (DIST_USER, DIST_PASSWORD)
+    sizes: dict[str, int] = {}
+    descriptors = []
+    with httpx.Client(base_url=dist.url, auth=auth, timeout=120) as c:
+        blobs = [json.dumps({"architecture": "amd64", "os": "linux"}).encode()]
+        blobs += [rng.randbytes(LARGE_LAYER) for _ in range(LARGE_LAYERS)]
+        for data in blobs:
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            start = c.post("/v2/library/large/blobs/uploads/")
+            assert start.status_code == 202, start.text
+            location = start.headers["location"]  # keeps distribution's _state query
+            sep = "&" if "?" in location else "?"
+            done = c.put(f"{location}{sep}digest={digest}", content=data)
+            assert done.status_code == 201, done.text
+            sizes[digest] = len(data)
+            descriptors.append({"digest": digest, "size": len(data)})
+        config, *layers = descriptors
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **d} for d in layers],
+        }
+        put = c.put(
+            "/v2/library/large/manifests/1",
+            content=json.dumps(manifest).encode(),
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert put.status_code == 201, put.text
+    return sizes
+
+
+def test_sixteen_clients_pull_a_200_mib_image_and_each_blob_is_fetched_once(world: World) -> None:
+    """16 independent clients at once (not one dockerd, which coalesces its own pulls), each
+    checking every blob's digest; distribution's access log shows each blob fetched once."""
+    sizes = _push_large(world.dist)
+    url = f"{world.proxy.url}/v2/docker.io/library/large"
+
+    def client(_: int) -> dict[str, str]:
+        got = {}
+        with httpx.Client(timeout=300) as c:
+            r = c.get(f"{url}/manifests/1", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+            assert r.status_code == 200, r.text
+            for digest in sizes:
+                h = hashlib.sha256()
+                with c.stream("GET", f"{url}/blobs/{digest}") as blob:
+                    assert blob.status_code == 200
+                    for chunk in blob.iter_bytes(1 << 20):
+                        h.update(chunk)
+                got[digest] = "sha256:" + h.hexdigest()
+        return got
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(client, range(16)))
+    assert all(r == {d: d for d in sizes} for r in results)
+    fetched: dict[str, int] = {}
+    for method, path, status in re.findall(r'"(GET|HEAD) (\S+) HTTP/[\d.]+" (\d{3})', world.dist.log()):
+        if method == "GET" and status == "200" and path.startswith("/v2/library/large/blobs/"):
+            digest = path.rsplit("/", 1)[1]
+            fetched[digest] = fetched.get(digest, 0) + 1
+    lines = [line for line in world.dist.log().splitlines() if "/library/large/" in line]
+    assert fetched == {d: 1 for d in sizes}, (sorted(sizes), lines)
 
 
 def test_tag_moved_upstream_seen_per_revalidate(world: World, tools: ContainersTools, tmp_path: Path) -> None:
