@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockyard.coord.index import PostgresIndexRows
+from dockyard.coord.memory import MemoryCoordinator
 from dockyard.coord.postgres import PostgresCoordinator
 from dockyard.errors import NameUnknown
 from dockyard.oci.digest import Digest
@@ -65,7 +66,7 @@ async def test_index_pages_equal_store_pages(
         await driver.put_content(paths.revision_link(name, DIGEST), str(DIGEST).encode())
         for tag in tags:
             await driver.put_content(paths.tag_current_link(name, tag), str(DIGEST).encode())
-    walked = StoreListing(Catalog(driver), TagStore(driver))
+    walked = StoreListing(Catalog(driver, MemoryCoordinator()), TagStore(driver))
     await rows.coordinator.statement("TRUNCATE index_repositories, index_tags")
     indexed = IndexedListing(rows, driver, TagStore(driver))
     await indexed.reconcile()
