@@ -133,6 +133,20 @@ class StorageFull(StorageError):
     """The backend refused a write for lack of space (ENOSPC / EDQUOT)."""
 
 
+class Unavailable(Exception):
+    """A service the registry stands on did not answer: the object store or the database. Its
+    message names the service (never its credentials); the API answers 503 ``UNAVAILABLE`` with
+    it, since the request may succeed when retried, and the process keeps serving."""
+
+
+class StorageUnavailable(StorageError, Unavailable):
+    """The storage backend could not be reached, or answered that it is unavailable."""
+
+
+class DatabaseUnavailable(Unavailable):
+    """The coordinator's database could not be reached, or lost the connection."""
+
+
 class LockBusy(StorageError):
     """A lock asked for without waiting is held by someone else."""
 

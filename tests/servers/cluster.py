@@ -95,7 +95,7 @@ class Cluster:
         self.workdir = workdir
         self.count = replicas
         self.extra = config or {}
-        self.seaweed = SeaweedFS(workdir / "seaweedfs")
+        self.seaweed = SeaweedFS(workdir / "seaweedfs", gateway_apart=True)
         self.store: S3Engine | None = None
         self.postgres: PostgresServer | None = None
         self.dsn = ""
@@ -186,8 +186,8 @@ class Cluster:
     def stop(self) -> None:
         if self.lb is not None:
             self.lb.stop()
-        for replica in self.replicas:
-            replica.stop()
+        with ThreadPoolExecutor(max(1, len(self.replicas))) as pool:
+            list(pool.map(lambda r: r.stop(), self.replicas))
         if self.postgres is not None:
             self.postgres.stop()
         self.seaweed.stop()

@@ -18,7 +18,7 @@ from dockyard.api.hub.identify import identify as hub_identify
 from dockyard.api.hub.names import resolve as resolve_hub_name
 from dockyard.api.params import name_param
 from dockyard.auth.access import Access
-from dockyard.errors import DomainError, ErrorCode, RegistryError, StorageFull
+from dockyard.errors import DomainError, ErrorCode, RegistryError, StorageFull, Unavailable
 from dockyard.events.request import current_request
 from dockyard.maintenance import Scheduler
 from dockyard.services import Services
@@ -77,6 +77,10 @@ class RegistryApp:
         except StorageFull:
             api_log.error("storage full", extra={"path": scope["path"]})
             response = error_response(RegistryError(ErrorCode.STORAGE_FULL), head=head)
+        except Unavailable as exc:
+            api_log.error("backend unavailable", extra={"path": scope["path"], "error": str(exc)})
+            unavailable = RegistryError(ErrorCode.UNAVAILABLE, str(exc), headers={"Retry-After": "5"})
+            response = error_response(unavailable, head=head)
         except ClientDisconnect:
             # The body did not arrive whole: a hang-up, a body granian refused (broken chunked
             # framing) or one that stopped arriving (http.timeouts.body). Answer in case the

@@ -21,25 +21,38 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 try:
     import psycopg
-    from psycopg_pool import AsyncConnectionPool
+    from psycopg_pool import AsyncConnectionPool, PoolTimeout
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("database.dsn needs the PostgreSQL client: pip install 'dockyard[postgres]'") from exc
 
 from dockyard.coord.base import TOPIC_NAME, Clock, Part, UploadSession, check_name
 from dockyard.coord.rwlock import RWLocks
 from dockyard.coord.schema import migrate
-from dockyard.errors import LockBusy
+from dockyard.errors import DatabaseUnavailable, LockBusy
 
 Conn = psycopg.AsyncConnection[Any]
 _NOW = "coalesce(%(now)s::float8, extract(epoch from now()))"
 NOW = _NOW  # the coordinator's clock in SQL, for the shared-state stores that query through it
 _SESSION_COLUMNS = 'id, repository, "offset", started_at, updated_at, hash_state, multipart_id, parts'
+# How long a request waits for a pooled connection before it is answered 503 (the database is
+# down, or every connection is busy for that long).
+POOL_TIMEOUT = 5.0
+
+
+def describe(dsn: str) -> str:
+    """The database, as an error message names it: host, port and name, never the password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the database (PostgreSQL)"
+    host, port, name = info.get("host", "localhost"), info.get("port", 5432), info.get("dbname", "")
+    return f"the database (PostgreSQL {name} at {host}:{port})"
 
 
 def lock_key(name: str) -> int:
@@ -85,7 +98,15 @@ class PostgresCoordinator:
         self.dsn = dsn
         self.clock = clock
         self._pool = AsyncConnectionPool(
-            dsn, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            kwargs={"autocommit": True},
+            timeout=POOL_TIMEOUT,
+            # A pooled connection is checked as it is handed out (one empty round trip), so after
+            # the database restarts, no request gets a connection the server has already closed.
+            check=AsyncConnectionPool.check_connection,
         )
         self._opened = False
         self._opening = asyncio.Lock()
@@ -108,11 +129,21 @@ class PostgresCoordinator:
             await migrate(conn)
         self._opened = True
 
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """A lost or refused connection is :class:`DatabaseUnavailable` (503), not a crash: the
+        pool replaces broken connections, so the next request after the database is back works."""
+        try:
+            yield
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailable(f"{describe(self.dsn)} did not answer: {exc}") from exc
+
     @contextlib.asynccontextmanager
     async def _conn(self) -> AsyncIterator[Conn]:
-        await self._ready()
-        async with self._pool.connection() as conn:
-            yield conn
+        with self._reaching():
+            await self._ready()
+            async with self._pool.connection() as conn:
+                yield conn
 
     def _params(self, **params: Any) -> dict[str, Any]:
         return {"now": self.clock() if self.clock is not None else None, **params}
@@ -162,11 +193,20 @@ class PostgresCoordinator:
     async def _pg_acquire(self, name: str, shared: bool, wait: bool) -> Conn:
         suffix = "_shared" if shared else ""
         async with self._lock_conn_guard:
-            conn = await self._lock_connection()
-            cursor = await conn.execute(
-                f"SELECT pg_try_advisory_lock{suffix}(%s)".encode(), (lock_key(name),)
-            )
-            row = await cursor.fetchone()
+            for attempt in (1, 2):
+                conn = await self._lock_connection()
+                try:
+                    cursor = await conn.execute(
+                        f"SELECT pg_try_advisory_lock{suffix}(%s)".encode(), (lock_key(name),)
+                    )
+                    row = await cursor.fetchone()
+                    break
+                except psycopg.OperationalError:
+                    # The server went away since this connection's last use (it restarted): the
+                    # try took nothing, so it is made once more on a new connection.
+                    await conn.close()
+                    if attempt == 2:
+                        raise
         if row is not None and row[0]:
             return conn
         if not wait:
@@ -215,13 +255,15 @@ class PostgresCoordinator:
     async def _hold(self, name: str, shared: bool, wait: bool) -> AsyncIterator[None]:
         async with self._local.hold(check_name(name), shared=shared, wait=wait):
             if shared:
-                await self._acquire_shared(name, wait)
+                with self._reaching():
+                    await self._acquire_shared(name, wait)
                 try:
                     yield
                 finally:
                     await asyncio.shield(self._release_shared(name))
                 return
-            conn = await self._pg_acquire(name, False, wait)
+            with self._reaching():
+                conn = await self._pg_acquire(name, False, wait)
             try:
                 yield
             finally:

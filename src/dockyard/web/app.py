@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.api.errors import to_api_error
-from dockyard.errors import DomainError, RegistryError
+from dockyard.errors import DomainError, ErrorCode, RegistryError, Unavailable
 from dockyard.services import Services
 from dockyard.web import actions, pages
 from dockyard.web.context import Page, UIState, open_page, render_error
@@ -78,6 +78,9 @@ class WebApp:
             response = render_error(page, exc)
         except DomainError as exc:
             response = render_error(page, to_api_error(exc))
+        except Unavailable as exc:  # the store or the database is down: 503 naming it, no traceback
+            log.error("backend unavailable", extra={"path": request.url.path, "error": str(exc)})
+            response = render_error(page, RegistryError(ErrorCode.UNAVAILABLE, str(exc)))
         except ClientDisconnect:  # a form body cut short, refused by granian, or timed out
             response = page.render(
                 "error.html", 400, heading="Request refused", message="The form did not arrive whole."

@@ -29,7 +29,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from dockyard.errors import PathNotFound
+from dockyard.errors import PathNotFound, StorageUnavailable
 from dockyard.storage.driver import FileInfo
 from dockyard.storage.drivers.offload import Offload
 from dockyard.storage.drivers.s3_client import (
@@ -38,6 +38,7 @@ from dockyard.storage.drivers.s3_client import (
     S3Settings,
     error_code,
     is_missing,
+    is_unavailable,
     make_client,
     settings_from_params,
 )
@@ -71,7 +72,17 @@ class S3Driver:
     async def call(self, operation: str, **kwargs: Any) -> Any:
         """One S3 operation on the bucket, in a worker thread."""
         method = getattr(self.client, operation)
-        return await self._offload.run(lambda: method(Bucket=self.settings.bucket, **kwargs))
+        try:
+            return await self._offload.run(lambda: method(Bucket=self.settings.bucket, **kwargs))
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise StorageUnavailable(f"{self.describe()} did not answer: {exc}") from exc
+            raise
+
+    def describe(self) -> str:
+        """The store, as an error message names it (endpoint and bucket; no credentials)."""
+        endpoint = self.client.meta.endpoint_url
+        return f"the object store (S3 bucket {self.settings.bucket!r} at {endpoint})"
 
     async def _each(self, fn: Callable[[X], Awaitable[T]], items: Sequence[X]) -> list[T]:
         """``fn`` of every item, concurrently but at most ``_FANOUT`` calls at a time."""

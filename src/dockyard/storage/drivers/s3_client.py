@@ -168,5 +168,20 @@ def error_code(exc: BaseException) -> str:
     return str(status or "")
 
 
+# What an S3 store answers when it is overloaded or broken, not when the request is wrong.
+_UNAVAILABLE_CODES = frozenset(
+    {"ServiceUnavailable", "SlowDown", "InternalError", "500", "502", "503", "504"}
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The store did not answer (refused, reset, timed out) or said it cannot now: a 503 for the
+    client, not the registry's own failure. (botocore's standard retries have run already.)"""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, BotoConnectionError | HTTPClientError) or error_code(exc) in _UNAVAILABLE_CODES
+
+
 def is_missing(exc: BaseException) -> bool:
     return error_code(exc) in ("NoSuchKey", "404", "NotFound")
