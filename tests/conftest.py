@@ -66,10 +66,12 @@ def ceph_rgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Engine]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """Three replicas on one SeaweedFS bucket and one PostgreSQL, behind HAProxy, per module
-    (``tests/servers/cluster.py``): several tests share one start (~15 s)."""
-    deployment = Cluster(tmp_path_factory.mktemp("cluster")).start()
+    (``tests/servers/cluster.py``): several tests share one start (~15 s). A module's
+    ``CLUSTER_CONFIG`` is merged into every replica's configuration."""
+    extra = getattr(request.module, "CLUSTER_CONFIG", None)
+    deployment = Cluster(tmp_path_factory.mktemp("cluster"), config=extra).start()
     try:
         yield deployment
     finally:

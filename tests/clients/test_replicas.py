@@ -9,25 +9,32 @@ checks what the client stored byte for byte, and that its requests reached more 
 from __future__ import annotations
 
 import json
+import random
 import re
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.clients.conftest import ContainersTools, Docker, make_image
+from tests.clients.conftest import DOCKER_CLI, ContainersTools, Docker, make_image
 from tests.clients.images import (
+    build_image,
     build_index,
+    busybox_layer,
     diff_id,
     fetch_blob,
     fetch_manifest,
+    layer_tar,
     push_to_registry,
     read_oci_layout,
     write_docker_archive,
     write_oci_archive,
     write_oci_layout,
 )
-from tests.servers.cluster import Cluster
+from tests.servers.cluster import Cluster, sha256
 
 _UPLOAD = re.compile(r'"method": "(PATCH|PUT)", "path": "/v2/([^"]+)/blobs/uploads/')
 
@@ -145,3 +152,50 @@ def test_ctr(docker: Docker, cluster: Cluster, tmp_path: Path) -> None:
     for blob in [index.manifest, *(i.manifest for i in index.images), *index.blobs()]:
         assert docker.content(blob.digest) == blob.data
     docker.ctr("images", "rm", ref)
+
+
+def _receiving(port: int) -> int:
+    """The most bytes one connection to ``port`` has received (``ss``): the replica whose
+    connection from the load balancer passes the layer's size is the one receiving it."""
+    out = subprocess.run(
+        ["ss", "-Htin", "state", "established", f"( sport = :{port} )"],
+        capture_output=True, text=True, check=True, timeout=10,
+    ).stdout  # fmt: skip
+    return max((int(n) for n in re.findall(r"bytes_received:(\d+)", out)), default=0)
+
+
+def test_kill(docker: Docker, cluster: Cluster, tmp_path: Path) -> None:
+    """SIGKILL the replica receiving a layer in the middle of ``docker push``: docker's own retry
+    finishes the push through the other replicas, and no stored blob is ever partial."""
+    big = random.Random("kill").randbytes(24 << 20)  # incompressible: 24 MiB on the wire
+    image = build_image([busybox_layer(), layer_tar({"big.bin": big}, busybox=False)])
+    docker("load", "-i", write_docker_archive(tmp_path / "image.tar", image, "dockyard-tests/kill:v1"))
+    ref = f"{cluster.host}/kill/app:v1"
+    docker("tag", "dockyard-tests/kill:v1", ref)
+    push = subprocess.Popen(
+        [DOCKER_CLI, "push", ref], env=docker.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        victim = None
+        deadline = time.monotonic() + 120
+        while victim is None and push.poll() is None and time.monotonic() < deadline:
+            received = [_receiving(r.port) for r in cluster.replicas]
+            victim = next((i for i, n in enumerate(received) if n > 8 << 20), None)
+            time.sleep(0.02)
+        assert victim is not None and push.poll() is None, "no replica was seen receiving the layer"
+        cluster.replicas[victim].stop(signal.SIGKILL)
+        out, _ = push.communicate(timeout=300)
+    finally:
+        if push.poll() is None:
+            push.kill()
+            push.wait()
+    assert push.returncode == 0, out
+    assert "Retrying in" in out, out  # docker saw the cut and retried the layer
+    pushed = fetch_manifest(cluster.url, "kill/app", "v1")
+    assert f"v1: digest: {pushed.digest}" in out
+    layers = [fetch_blob(cluster.url, "kill/app", layer["digest"]) for layer in pushed.json()["layers"]]
+    assert [diff_id(layer) for layer in layers] == list(image.diff_ids)
+    # Nothing partial: every blob in the store holds exactly the bytes of its digest.
+    stored = cluster.stored_blobs()
+    assert stored and all(sha256(data) == digest for digest, data in stored.items())
+    docker("rmi", ref, "dockyard-tests/kill:v1")  # (the killed replica stays down: the module ends)
