@@ -11,14 +11,24 @@ of requests refused does.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.regclient import det_bytes, digest_of, push_blob
+from dockyard.storage.gc import TIMESTAMP_SLACK
+from tests.regclient import OCI_MANIFEST, _config, det_bytes, digest_of, image_manifest, push_blob, targz
 from tests.servers.cluster import REPLICA_HEADER, Cluster
+
+# Collections judge by liveness records alone (grace 0), so the final one must leave exactly
+# what kept images reference.
+CLUSTER_CONFIG = {"storage": {"maintenance": {"gc": {"grace": "0s"}}}}
 
 
 @pytest.fixture
@@ -133,3 +143,146 @@ def test_database_stopped(cluster: Cluster, direct: list[httpx.Client], lb: http
     assert all(r.proc is not None and r.proc.poll() is None for r in cluster.replicas)
     _push_each(direct, "replicas/db", "after the database came back")
     assert lb.head(f"/v2/replicas/db/blobs/{before}").status_code == 200
+
+
+# -- garbage collection while 16 clients push and delete -------------------------------------------
+
+PUSHERS, IMAGES = 16, 2
+
+
+@dataclass
+class Pushed:
+    repo: str
+    tag: str
+    manifest: bytes
+    blobs: list[bytes]
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.manifest)
+
+
+def _image(pusher: int, k: int, base: bytes) -> Pushed:
+    own = targz({"own.bin": det_bytes(f"gc-{pusher}-{k}", 20_000)})
+    config = _config("amd64", [base, own])
+    manifest = image_manifest(OCI_MANIFEST, config, [base, own])
+    return Pushed(f"gc/p{pusher}", f"v{k}", manifest, [config, base, own])
+
+
+def _push_image(client: httpx.Client, image: Pushed) -> int:
+    """Push like a client: blobs it lacks, then the manifest; a manifest refused because a blob
+    it checked went meanwhile (a collection with grace 0 may take a blob before its manifest
+    arrives) is pushed again, blobs first. Returns how many times that happened."""
+    for attempt in range(4):
+        for blob in image.blobs:
+            if client.head(f"/v2/{image.repo}/blobs/{digest_of(blob)}").status_code != 200:
+                push_blob(client, image.repo, blob)
+        answer = client.put(
+            f"/v2/{image.repo}/manifests/{image.tag}",
+            content=image.manifest,
+            headers={"Content-Type": OCI_MANIFEST},
+        )
+        if answer.status_code == 201:
+            return attempt
+        assert answer.status_code == 400, answer.text
+        assert {e["code"] for e in answer.json()["errors"]} == {"MANIFEST_BLOB_UNKNOWN"}, answer.text
+    raise AssertionError(f"{image.repo}:{image.tag} refused 4 times")
+
+
+def _pusher(url: str, pusher: int, base: bytes) -> tuple[list[Pushed], list[Pushed], int]:
+    """Push IMAGES images; after each, delete the previous one on every other turn (half the
+    pushers delete one image while the collections run)."""
+    kept: list[Pushed] = []
+    deleted: list[Pushed] = []
+    retried = 0
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for k in range(IMAGES):
+            image = _image(pusher, k, base)
+            retried += _push_image(client, image)
+            kept.append(image)
+            if k and (pusher + k) % 2 == 0:
+                gone = kept.pop(-2)
+                answer = client.delete(f"/v2/{gone.repo}/manifests/{gone.digest}")
+                assert answer.status_code == 202, answer.text
+                deleted.append(gone)
+    return kept, deleted, retried
+
+
+def _collect(client: httpx.Client) -> dict[str, Any] | None:
+    """One online collection; None if another replica's was running (409 GC_RUNNING)."""
+    answer = client.post("/admin/v1/gc", json={})
+    if answer.status_code == 409:
+        assert answer.json()["errors"][0]["code"] == "GC_RUNNING"
+        return None
+    assert answer.status_code == 200, answer.text
+    report: dict[str, Any] = answer.json()
+    return report
+
+
+def test_pushes_and_deletes_while_gc_runs(cluster: Cluster, direct: list[httpx.Client]) -> None:
+    base = targz({"base.bin": det_bytes("gc-base", 60_000)})
+    reports: list[dict[str, Any]] = []
+    refused = 0
+    done = threading.Event()
+
+    def collector(client: httpx.Client) -> None:
+        """Collections back to back on one replica (with a pause: the pushes need the CPU too)."""
+        nonlocal refused
+        while not done.wait(0.5):
+            report = _collect(client)
+            if report is None:
+                refused += 1
+            else:
+                reports.append(report)
+
+    with ThreadPoolExecutor(PUSHERS + 2) as pool:
+        collectors = [pool.submit(collector, direct[0]), pool.submit(collector, direct[1])]
+        pushers = [pool.submit(_pusher, cluster.url, i, base) for i in range(PUSHERS)]
+        results = [p.result() for p in pushers]
+        done.set()
+        for c in collectors:
+            c.result()
+    kept = [image for k, _, _ in results for image in k]
+    deleted = [image for _, d, _ in results for image in d]
+    # At least one collection ran while there was content to mark.
+    assert any(r["blobs_marked"] for r in reports), reports
+    # One runner at a time across replicas: the collections' spans never overlap.
+    spans = sorted((r["started"], r["finished"]) for r in reports)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
+
+    # Every deleted image is gone; every kept one pulls intact (checked after the last collection).
+    with httpx.Client(base_url=cluster.url, timeout=60) as lb:
+        for image in deleted:
+            assert lb.get(f"/v2/{image.repo}/manifests/{image.digest}").status_code == 404
+
+        # A last collection, once the database's clock is past the slack after the last write:
+        # everything stored is then referenced by a kept image, nothing else remains.
+        assert cluster.postgres is not None
+        _wait_database_clock(cluster.dsn, seconds=TIMESTAMP_SLACK + 0.5)
+        final = _collect(direct[2])
+        assert final is not None
+        _assert_intact(lb, kept)
+    referenced = {digest_of(b) for image in kept for b in [image.manifest, *image.blobs]}
+    assert set(cluster.stored_blobs()) == referenced
+
+
+def _assert_intact(lb: httpx.Client, kept: list[Pushed]) -> None:
+    for image in kept:
+        answer = lb.get(f"/v2/{image.repo}/manifests/{image.tag}", headers={"Accept": OCI_MANIFEST})
+        assert answer.status_code == 200, answer.text
+        assert answer.content == image.manifest
+        for blob in image.blobs:
+            got = lb.get(f"/v2/{image.repo}/blobs/{digest_of(blob)}", follow_redirects=True)
+            assert got.content == blob
+
+
+def _wait_database_clock(dsn: str, seconds: float) -> None:
+    """Until the coordinator's clock (the database's now()) has moved ``seconds`` on."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        query = b"SELECT extract(epoch from now())::float8"
+        first = conn.execute(query).fetchone()
+        assert first is not None
+        while (row := conn.execute(query).fetchone()) is not None and row[0] < first[0] + seconds:
+            time.sleep(0.1)

@@ -264,6 +264,27 @@ async def test_push_between_the_mark_and_the_sweep_keeps_its_blobs(
     assert report.kept_recent == 2  # the config and the layer, both re-checked as fresh
 
 
+async def test_a_blob_pushed_again_after_the_sweep_keeps_its_link(
+    registry: Registry, stepper: SteppingCoordinator
+) -> None:
+    """The blob batch deleted an old unreferenced layer; before the link sweep, the client (whose
+    manifest was refused) uploads the layer again and pushes the manifest: the repository's link,
+    written anew by the upload, must survive the link sweep."""
+    body, layer = await _old_unreferenced_layer(registry, "again")
+    links = stepper.pause("gc", shared=False, at="before", occurrence=3)  # barrier, blob batch, links
+    collection = asyncio.ensure_future(collect(registry, NOW))
+    await links.reached()
+    assert not await has_blob(registry, b"the reused layer")
+    await blob(registry, "again", b'{"config": 1}')
+    await blob(registry, "again", b"the reused layer")
+    await registry.put_manifest("again", "v1", body, OCI)
+    links.release()
+    report = await collection
+    assert str(layer) in {b["digest"] for b in report.blobs_deleted}
+    assert await registry.blobs.stat("again", layer) == len(b"the reused layer")
+    assert report.layer_links_deleted == 0
+
+
 async def test_a_sweep_batch_waits_for_a_push_inside_its_shared_section(
     registry: Registry, stepper: SteppingCoordinator
 ) -> None:

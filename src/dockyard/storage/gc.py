@@ -345,7 +345,12 @@ class Collector:
         self.report.blobs_deleted += [{"digest": str(d), "size": size} for d, size in doomed]
 
     async def _sweep_layer_links(self, repos: list[str]) -> None:
-        """Drop repository links to blobs that are gone (or going, in a dry run)."""
+        """Drop repository links to blobs that are gone (or going, in a dry run).
+
+        A blob the sweep deleted may have been uploaded again since (its manifest was refused
+        with MANIFEST_BLOB_UNKNOWN, the client pushed the blob again and then the manifest), and
+        its upload wrote the link anew. So the links are deleted under the ``gc`` lock held
+        exclusively, for blobs still absent then: a link whose blob is back stays."""
         deleted = {Digest.parse(b["digest"]) for b in self.report.blobs_deleted}
         for name in repos:
             tree = await self.driver.list_tree(f"{paths.repository(name)}/_layers")
@@ -353,7 +358,10 @@ class Collector:
             stored = await self.driver.stat_many([paths.blob_data(d) for d in unmarked])
             gone = [d for d, info in zip(unmarked, stored, strict=True) if d in deleted or info is None]
             if gone and not self.options.dry_run:
-                done = await self.driver.delete_many([paths.layer_dir(name, d) for d in gone])
+                async with self.coordinator.lock(GC_LOCK):
+                    again = await self.driver.stat_many([paths.blob_data(d) for d in gone])
+                    gone = [d for d, info in zip(gone, again, strict=True) if info is None]
+                    done = await self.driver.delete_many([paths.layer_dir(name, d) for d in gone])
                 gone = [d for d, ok in zip(gone, done, strict=True) if ok]
             self.report.layer_links_deleted += len(gone)
 
