@@ -209,6 +209,22 @@ class SeaweedFS:
             )
 
     def start(self, timeout: float = 30.0) -> S3Engine:
+        """Start on free ports. A port found free can be taken by another program before weed
+        binds it (a busy machine runs many servers): weed then exits, and starts over on new ports."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                logs = [p.read_text(errors="replace") for p in self.workdir.glob("weed*.out")]
+                if not any("address already in use" in text for text in logs) or attempt == 2:
+                    raise
+                for path in self.workdir.glob("weed*.out"):
+                    path.unlink()
+                shutil.rmtree(self.workdir / "data", ignore_errors=True)
+                self.procs = _Processes(self.workdir)
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> S3Engine:
         self.verify_binary()
         self.workdir.mkdir(parents=True, exist_ok=True)
         data, logs = self.workdir / "data", self.workdir / "logs"
