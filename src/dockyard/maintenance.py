@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 from dockyard.config import Config
 from dockyard.coord.base import Coordinator
-from dockyard.errors import LockBusy
+from dockyard.errors import LockBusy, Unavailable
 from dockyard.storage.gc import CollectionRunning, GCOptions, collect
 from dockyard.storage.registry import Registry
 from dockyard.storage.retention import apply as apply_retention
@@ -90,6 +90,8 @@ class Scheduler:
         renewing = asyncio.ensure_future(self._renew(job))
         try:
             await job.run()
+        except Unavailable as exc:  # the store or the database is down: expected, no traceback
+            log.error("maintenance job failed", extra={"job": job.name, "error": str(exc)})
         except Exception:
             log.exception("maintenance job failed", extra={"job": job.name})
         finally:
@@ -111,6 +113,9 @@ class Scheduler:
             try:
                 await self.step(job)
                 wait = self._due[job.name] - await self.coordinator.now()
+            except Unavailable as exc:  # tried again a third of a lease later
+                log.error("maintenance scheduling failed", extra={"job": job.name, "error": str(exc)})
+                wait = self.lease_seconds / 3
             except Exception:
                 log.exception("maintenance scheduling failed", extra={"job": job.name})
                 wait = self.lease_seconds / 3
