@@ -1,117 +1,75 @@
 """Semantic versions of image tags, and the ranges ``sync`` rules select them by.
 
-Tags are versions the way registries use them: ``1.27.3``, ``v1.27``, ``1.27.3-alpine`` (a
-pre-release in semver's grammar, though images mean a variant by it). A missing minor or patch is
-0 (``1.27`` is ``1.27.0``). A range is comparators separated by spaces or commas, all of which must
-hold (``>=1.25 <2``), alternatives joined by ``||``; the comparators are ``=``, ``>``, ``>=``,
-``<``, ``<=``, ``^`` (same major, or same minor below 1.0) and ``~`` (same minor), as npm and
-Helm write them. As in both, a tag with a pre-release part matches only a range that names a
-pre-release of the same ``major.minor.patch``, so ``>=1.25`` selects ``1.27.3`` and not
-``1.27.3-alpine`` unless asked.
+The range grammar and its semantics are npm's (``>=1.25 <2``, ``^1.27``, ``~1.2.0``, ``1.27.x``,
+alternatives joined by ``||``), as Helm also writes them, implemented by ``semantic_version``'s
+``NpmSpec``; this module only adapts image tags to it. Tags are versions the way registries use
+them: ``1.27.3``, ``v1.27`` (the ``v`` is dropped), ``1.27`` (a missing part is 0),
+``1.27.3-alpine`` (a pre-release in semver's grammar, though images mean a variant by it). As in
+npm, a tag with a pre-release part matches only a range that names a pre-release of the same
+``major.minor.patch``, so ``>=1.25`` selects ``1.27.3`` and not ``1.27.3-alpine`` unless asked.
+Commas may separate comparators (``>0.9,<=1``), as in other registries' sync rules.
+
+``semantic_version`` was chosen over ``node-semver`` (a port of npm's own code) because the port
+accepts malformed ranges silently (``>=1.x <<2`` parses), where an operator's typo must be named.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
-_VERSION = re.compile(
-    r"v?(\d{1,9})(?:\.(\d{1,9}))?(?:\.(\d{1,9}))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?"
-)
-_COMPARATOR = re.compile(r"(>=|<=|>|<|=|\^|~)?\s*([^\s<>=^~]+)")
+import semantic_version
+
+_TAG = re.compile(r"v?(\d{1,9}(?:\.\d{1,9}){0,2}(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)")
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@functools.total_ordering
+@dataclass(frozen=True, slots=True)
 class Version:
-    major: int
-    minor: int
-    patch: int
-    # A release sorts after its pre-releases: (1, ()) against (0, pre-release identifiers).
-    pre: tuple[int, tuple[tuple[int, int | str], ...]] = (1, ())
+    """A tag's version, ordered as semver orders them (a release after its pre-releases)."""
 
-    @property
-    def prerelease(self) -> bool:
-        return self.pre[0] == 0
+    value: Any  # semantic_version.Version (the library is untyped)
 
-    @property
-    def core(self) -> tuple[int, int, int]:
-        return (self.major, self.minor, self.patch)
+    def __lt__(self, other: Version) -> bool:
+        return bool(self.value < other.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A parsed range; ``version in range`` applies npm's rules."""
+
+    text: str
+    spec: Any  # semantic_version.NpmSpec
+
+    def __contains__(self, version: Version) -> bool:
+        return bool(version.value in self.spec)
 
 
 def parse_version(tag: str) -> Version | None:
     """The version a tag names, or None when it names none (``latest``, ``stable``, a digest)."""
-    m = _VERSION.fullmatch(tag)
+    m = _TAG.fullmatch(tag)
     if m is None:
         return None
-    pre: tuple[int, tuple[tuple[int, int | str], ...]] = (1, ())
-    if m.group(4):
-        # Numeric identifiers sort below alphanumeric ones and numerically among themselves.
-        ids = tuple((0, int(p)) if p.isdigit() else (1, p) for p in m.group(4).split("."))
-        pre = (0, ids)
-    return Version(int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0), pre)
-
-
-@dataclass(frozen=True, slots=True)
-class Comparator:
-    op: str
-    version: Version
-
-    def holds(self, v: Version) -> bool:
-        w = self.version
-        if self.op == "=":
-            return v == w
-        if self.op == ">":
-            return v > w
-        if self.op == ">=":
-            return v >= w
-        if self.op == "<":
-            return v < w
-        if self.op == "<=":
-            return v <= w
-        if self.op == "~":
-            return w <= v < Version(w.major, w.minor + 1, 0, (0, ()))
-        # "^": the leftmost non-zero part stays
-        if w.major > 0:
-            upper = Version(w.major + 1, 0, 0, (0, ()))
-        elif w.minor > 0:
-            upper = Version(0, w.minor + 1, 0, (0, ()))
-        else:
-            upper = Version(0, 0, w.patch + 1, (0, ()))
-        return w <= v < upper
-
-
-Range = list[list[Comparator]]  # alternatives (||) of conjunctions
+    try:
+        return Version(semantic_version.Version.coerce(m[1]))
+    except ValueError:
+        return None
 
 
 def parse_range(text: str) -> Range:
     """Parse a range; ValueError names what is wrong."""
-    alternatives: Range = []
-    for part in text.split("||"):
-        conj = []
-        for m in _COMPARATOR.finditer(part.replace(",", " ")):
-            op, raw = m.group(1) or "=", m.group(2)
-            version = parse_version(raw)
-            if version is None:
-                raise ValueError(f"semver: {raw!r} in {text!r} is not a version such as 1.27 or 1.27.3")
-            conj.append(Comparator(op, version))
-        if not conj:
-            raise ValueError(f"semver: {text!r} has an empty alternative")
-        left = _COMPARATOR.sub("", part.replace(",", " ")).strip()
-        if left:
-            raise ValueError(f"semver: {left!r} in {text!r} compares nothing")
-        alternatives.append(conj)
-    return alternatives
+    spec = re.sub(r"[\s,]+", " ", text).strip()
+    if any(not alternative.strip() for alternative in spec.split("||")):
+        raise ValueError(f"semver: {text!r} has an empty alternative")
+    try:
+        return Range(text, semantic_version.NpmSpec(spec))
+    except ValueError as exc:
+        raise ValueError(f"semver: {text!r} is not a range such as >=1.25 <2 or ^1.27 ({exc})") from None
 
 
 def matches(tag: str, spec: Range) -> bool:
     """Whether ``tag`` is a version within ``spec``."""
-    v = parse_version(tag)
-    if v is None:
-        return False
-    for conj in spec:
-        if not all(c.holds(v) for c in conj):
-            continue
-        if v.prerelease and not any(c.version.prerelease and c.version.core == v.core for c in conj):
-            continue
-        return True
-    return False
+    version = parse_version(tag)
+    return version is not None and version in spec
