@@ -1,0 +1,209 @@
+"""The compose files, run with Debian's docker-compose 1.29 (Compose v1) on the test's dockerd.
+
+(a) ``registry.yml``: one registry, TLS and the built-in token server; docker logs in, pushes and
+pulls. (b) ``ha.yml``: nginx (TLS, and the S3 endpoint under the same address), two replicas,
+SeaweedFS, PostgreSQL; docker pushes, a blob GET is a 307 to a presigned URL on nginx's S3 port,
+then docker pulls in a loop while one replica is ``docker kill``ed, and every pull succeeds.
+Each ends with ``down -v`` and checks that no container, network or volume of the project is left.
+
+Third-party images are stand-ins built here (tests/deploy/standins, on a Debian services base)
+and passed through the files' ``*_IMAGE`` variables, as an operator would pass the upstream ones.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.clients.conftest import Docker
+from tests.deploy.conftest import (
+    REPO,
+    BuiltImage,
+    Timer,
+    container_ip,
+    htpasswd,
+    local_image,
+    push_pull,
+    self_signed,
+    trusting,
+    wait_for,
+)
+from tests.servers.dockyard import free_port
+
+pytestmark = pytest.mark.deploy
+
+COMPOSE_DIR = REPO / "deploy" / "compose"
+
+
+class Compose:
+    """``docker-compose -p PROJECT -f FILE`` with the test's environment."""
+
+    def __init__(self, docker: Docker, project: str, file: Path, env: dict[str, str]) -> None:
+        self.docker = docker
+        self.project = project
+        self.file = file
+        self.env = {**docker.env, **env}
+
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        argv = ["docker-compose", "--no-ansi", "-p", self.project, "-f", str(self.file), *args]
+        proc = subprocess.run(
+            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and proc.returncode != 0:
+            logs = subprocess.run(
+                ["docker-compose", "-p", self.project, "-f", str(self.file), "logs", "--tail=40"],
+                env=self.env, capture_output=True, text=True, timeout=60, check=False,
+            ).stdout  # fmt: skip
+            pytest.fail(
+                f"{' '.join(argv)} exited {proc.returncode}\n{proc.stderr}\n--- logs\n{logs}", pytrace=False
+            )
+        return proc
+
+    def container(self, service: str) -> str:
+        return self("ps", "-q", service).stdout.strip()
+
+    def leftovers(self) -> list[str]:
+        label = f"label=com.docker.compose.project={self.project}"
+        found = []
+        for kind in ("ps -a", "network ls", "volume ls"):
+            found += self.docker(*kind.split(), "-q", "--filter", label).stdout.split()
+        return found
+
+    def down(self) -> None:
+        self("down", "-v", "--remove-orphans", "-t", "5")
+        assert self.leftovers() == [], "docker-compose down -v left containers, networks or volumes"
+
+
+@pytest.fixture
+def compose_tmp(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_single_registry_with_token_server(
+    deploy_docker: Docker, dockyard_image: BuiltImage, compose_tmp: Path
+) -> None:
+    cert, _ = self_signed(compose_tmp / "certs", "registry.test")
+    tls = trusting(cert)
+    htpasswd(compose_tmp / "auth" / "htpasswd", "alice", "wonderland")
+    env = {
+        "DOCKYARD_IMAGE": dockyard_image.name,
+        "DOCKYARD_HOST": "registry.test",
+        "DOCKYARD_PUBLISH": f"127.0.0.1:{free_port()}",
+        "DOCKYARD_CERTS": str(compose_tmp / "certs"),
+        "DOCKYARD_AUTH": str(compose_tmp / "auth"),
+    }
+    compose = Compose(deploy_docker, "dyci-single", COMPOSE_DIR / "registry.yml", env)
+    with Timer("compose (a): up, login, push, pull, down"):
+        try:
+            compose("up", "-d")
+            host = f"{container_ip(deploy_docker, compose.container('registry'))}:5000"
+            wait_for(lambda: httpx.get(f"https://{host}/v2/", verify=tls).status_code == 401, "registry")
+            # Anonymous pulls of library/** only (the file's access rules): a push needs a login.
+            assert httpx.get(f"https://{host}/token?scope=repository:library/x:pull", verify=tls).is_success
+            deploy_docker("login", "-u", "alice", "-p", "wonderland", host)
+            image = local_image(deploy_docker, compose_tmp, "single-src", "single")
+            push_pull(deploy_docker, image, f"{host}/library/single:1")
+            deploy_docker("logout", host)
+            deploy_docker("rmi", f"{host}/library/single:1")
+            deploy_docker("pull", f"{host}/library/single:1")  # anonymous
+        finally:
+            compose.down()
+
+
+@pytest.fixture(scope="module")
+def standins(
+    deploy_docker: Docker, services_base: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """The stand-ins for postgres:16, nginx:1.27 and chrislusf/seaweedfs:4.48."""
+    from tests.servers.s3 import WEED, SeaweedFS
+
+    SeaweedFS.verify_binary()
+    context = tmp_path_factory.mktemp("standins")
+    for item in (Path(__file__).parent / "standins").iterdir():
+        shutil.copy2(item, context / item.name)
+    shutil.copy2(WEED, context / "weed")
+    tag = services_base.split(":", 1)[1]
+    images = {}
+    with Timer("compose (b): stand-in images"):
+        for name in ("postgres", "nginx", "seaweedfs"):
+            image = f"dockyard-ci-{name}:{tag}"
+            deploy_docker("build", "--network", "host", "-t", image, "--build-arg", f"BASE_IMAGE={services_base}",
+                          "-f", context / f"{name}.Dockerfile", context, timeout=600)  # fmt: skip
+            images[name.upper() + "_IMAGE"] = image
+    return images
+
+
+def test_ha_survives_a_killed_replica(
+    deploy_docker: Docker, dockyard_image: BuiltImage, standins: dict[str, str], compose_tmp: Path
+) -> None:
+    front = "172.31.200.10"
+    cert, _ = self_signed(compose_tmp / "certs", front)
+    tls = trusting(cert)
+    htpasswd(compose_tmp / "auth" / "htpasswd", "alice", "wonderland")
+    access, secret = "ci-access-key", "ci-secret-key-0123456789"
+    s3 = {"identities": [{"name": "dockyard", "credentials": [{"accessKey": access, "secretKey": secret}],
+                          "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}  # fmt: skip
+    (compose_tmp / "s3.json").write_text(json.dumps(s3))
+    env = {
+        **standins,
+        "DOCKYARD_IMAGE": dockyard_image.name,
+        "DOCKYARD_HOST": front,
+        "DOCKYARD_FRONT_IP": front,
+        "DOCKYARD_SUBNET": "172.31.200.0/24",
+        "DOCKYARD_PUBLISH": f"127.0.0.1:{free_port()}",
+        "DOCKYARD_S3_PUBLISH": f"127.0.0.1:{free_port()}",
+        "DOCKYARD_CERTS": str(compose_tmp / "certs"),
+        "DOCKYARD_AUTH": str(compose_tmp / "auth"),
+        "DOCKYARD_S3_SKIPVERIFY": "true",  # the test's self-signed certificate on nginx's S3 port
+        "SEAWEEDFS_S3_CONFIG": str(compose_tmp / "s3.json"),
+        "POSTGRES_PASSWORD": "ci-postgres-password",
+        "S3_ACCESS_KEY": access,
+        "S3_SECRET_KEY": secret,
+    }
+    compose = Compose(deploy_docker, "dyci-ha", COMPOSE_DIR / "ha.yml", env)
+    auth = ("alice", "wonderland")
+    with Timer("compose (b): up, push, 307, pull loop with a kill, down"):
+        try:
+            compose("up", "-d")
+            wait_for(lambda: httpx.get(f"https://{front}/v2/", verify=tls, auth=auth).status_code == 200,
+                     "both replicas behind nginx", timeout=180)  # fmt: skip
+            deploy_docker("login", "-u", "alice", "-p", "wonderland", front)
+            image = local_image(deploy_docker, compose_tmp, "ha-src", "ha")
+            ref = f"{front}/team/ha:1"
+            push_pull(deploy_docker, image, ref)
+
+            # Blob GETs through nginx are redirects to nginx's S3 port, signed for it, and work.
+            manifest = httpx.get(
+                f"https://{front}/v2/team/ha/manifests/1", verify=tls, auth=auth,
+                headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+            ).json()  # fmt: skip
+            layer = manifest["layers"][0]["digest"]
+            blob = httpx.get(f"https://{front}/v2/team/ha/blobs/{layer}", verify=tls, auth=auth)
+            assert blob.status_code == 307
+            assert blob.headers["Location"].startswith(f"https://{front}:8443/")
+            assert "X-Amz-Signature=" in blob.headers["Location"]
+            fetched = httpx.get(blob.headers["Location"], verify=tls)
+            assert fetched.status_code == 200 and len(fetched.content) == manifest["layers"][0]["size"]
+
+            victim = compose.container("replica-1")
+            pulls = 0
+            for i in range(8):
+                if i == 3:
+                    deploy_docker("kill", victim)
+                deploy_docker("rmi", ref)
+                deploy_docker("pull", ref)
+                pulls += 1
+            assert pulls == 8
+            survivor = compose.container("replica-2")
+            assert json.loads(deploy_docker("inspect", survivor).stdout)[0]["State"]["Running"] is True
+        finally:
+            compose.down()
