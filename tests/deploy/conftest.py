@@ -145,6 +145,11 @@ def deploy_docker() -> Iterator[Docker]:
             if leftovers:
                 docker("rm", "-f", "-v", *leftovers, check=False)
             docker("network", "rm", NETWORK, check=False)
+            # The test images pushed and pulled (the base, dockyard's image and the stand-ins stay).
+            refs = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+            made = [r for r in refs if not r.startswith(("dockyard:", "dockyard-ci-"))]
+            if made:
+                docker("rmi", "-f", *made, check=False)
             docker("image", "prune", "-f", check=False)
             docker("builder", "prune", "-f", "--keep-storage", "3gb", check=False)
 
@@ -171,8 +176,9 @@ def image_size(docker: Docker, name: str) -> int:
 def import_rootfs(docker: Docker, tarball: Path, repository: str) -> str:
     """``docker import`` of a cached root, tagged with its cache key."""
     name = f"{repository}:{tarball.stem.rsplit('-', 1)[1]}"
-    with Timer(f"docker import {repository}"):
-        docker("import", tarball, name, timeout=600)
+    if docker("image", "inspect", name, check=False).returncode != 0:  # kept from an earlier session?
+        with Timer(f"docker import {repository}"):
+            docker("import", tarball, name, timeout=600)
     return name
 
 

@@ -112,7 +112,11 @@ def test_data_written_by_root_serves_after_chown_or_user(
     data.mkdir()
 
     def serve(name: str, *user: str) -> str:
-        deploy_docker("run", "-d", "--name", name, "--network", network, "--read-only", "--tmpfs", "/tmp", *user,
+        # One --hostname for the containers that serve this directory in turn: dockyard refuses to
+        # start beside another host's replica record fresher than 30 s (storage/replicas.py), and
+        # a container's default host name is new each time.
+        deploy_docker("run", "-d", "--name", name, "--hostname", "dockyard-data", "--network", network,
+                      "--read-only", "--tmpfs", "/tmp", *user,
                       "-v", f"{data}:/var/lib/registry", dockyard_image.name)  # fmt: skip
         host = f"{container_ip(deploy_docker, name)}:5000"
         wait_for(lambda: _answers(f"http://{host}/v2/", 200), f"{name}'s /v2/")
@@ -120,11 +124,12 @@ def test_data_written_by_root_serves_after_chown_or_user(
 
     with Timer("image: root-written data, chown, --user"):
         first = local_image(deploy_docker, tmp_path, "first-src", "first")
+        first_id = deploy_docker("image", "inspect", "--format", "{{.Id}}", first).stdout.strip()
         try:
             # As distribution's registry:2 does: a container running as root writes the store.
             host = serve("dockyard-root", "--user", "0:0")
             push_pull(deploy_docker, first, f"{host}/app:1")
-            deploy_docker("rm", "-f", "-v", "dockyard-root")
+            stop(deploy_docker, "dockyard-root")
             assert (data / "docker").stat().st_uid == 0
 
             # The documented fix: chown the directory to the image's uid.
@@ -134,19 +139,29 @@ def test_data_written_by_root_serves_after_chown_or_user(
             push_pull(
                 deploy_docker, local_image(deploy_docker, tmp_path, "second-src", "second"), f"{host}/app:2"
             )
-            deploy_docker("rm", "-f", "-v", "dockyard-chowned")
+            stop(deploy_docker, "dockyard-chowned")
 
             # Or keep the owner and run as it.
             chown_r(data, 1234)
             host = serve("dockyard-user", "--user", "1234:1234")
-            deploy_docker("rmi", f"{host}/app:1")
+            deploy_docker("rmi", "-f", first_id)  # every local tag of it, whatever address it had
             deploy_docker("pull", f"{host}/app:1")
+            assert (
+                deploy_docker("image", "inspect", "--format", "{{.Id}}", f"{host}/app:1").stdout.strip()
+                == first_id
+            )
             push_pull(
                 deploy_docker, local_image(deploy_docker, tmp_path, "third-src", "third"), f"{host}/app:3"
             )
         finally:
             for name in ("dockyard-root", "dockyard-chowned", "dockyard-user"):
                 deploy_docker("rm", "-f", "-v", name, check=False)
+
+
+def stop(docker: Docker, name: str) -> None:
+    """``docker stop`` (SIGTERM: requests in flight finish), then remove."""
+    docker("stop", "-t", "30", name)
+    docker("rm", "-v", name)
 
 
 def chown_r(path: Path, uid: int) -> None:
