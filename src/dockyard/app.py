@@ -97,6 +97,12 @@ def create_services(
         from dockyard.audit.log import AuditLog
 
         audit = AuditLog(driver, config.audit.retention)
+        if config.database.dsn:
+            from dockyard.audit.pg import PgAuditLog
+            from dockyard.coord.postgres import PostgresCoordinator
+
+            if isinstance(coordinator, PostgresCoordinator):
+                audit = PgAuditLog(coordinator, driver, config.audit.retention)
         subscribers.append(audit)
     events = Fanout(subscribers)
     shared = shared_state(config, driver, coordinator)
@@ -173,10 +179,20 @@ def shared_state(config: Config, driver: CheckedDriver, coordinator: Coordinator
 def create_notifier(
     config: Config, driver: CheckedDriver, coordinator: Coordinator, metrics: Metrics | None
 ) -> Notifier:
+    """The store's spool on one machine; with ``database.dsn``, the PostgreSQL outbox every
+    replica shares."""
     from dockyard.notify.deliver import Deliverer
     from dockyard.notify.service import Notifier
     from dockyard.notify.spool import Spool
 
+    if config.database.dsn:
+        from dockyard.coord.postgres import PostgresCoordinator
+        from dockyard.notify.outbox import OutboxDeliverer, outbox
+
+        if not isinstance(coordinator, PostgresCoordinator):
+            raise TypeError(f"database.dsn is set, but the coordinator is {coordinator.name}")
+        sender = OutboxDeliverer(coordinator, config.notifications, metrics=metrics)
+        return Notifier(outbox(coordinator, config.notifications), sender, config.notifications)
     spool = Spool(driver)
     deliverer = Deliverer(spool, config.notifications, coordinator, metrics=metrics)
     return Notifier(spool, deliverer, config.notifications)

@@ -21,6 +21,7 @@ from dockyard.events import (
     TagDeleted,
 )
 from dockyard.events.request import current_request
+from dockyard.notify.queue import EventQueue
 from dockyard.notify.spool import Spool
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
@@ -89,7 +90,9 @@ class AuditLog:
         self.driver = driver
         self.retention = retention
         self.clock = clock
-        self.spool = Spool(driver, clock=clock, directory=lambda ns: f"{paths.AUDIT}/{_day(ns)}", lines=True)
+        self.store = Spool(driver, clock=clock, directory=lambda ns: f"{paths.AUDIT}/{_day(ns)}", lines=True)
+        # Where records are written: the store's spool here, the database in ``audit.pg``.
+        self.spool: EventQueue = self.store
         self._pruned_day = ""
         self._logins: dict[tuple[str, str], int] = {}
 
@@ -152,8 +155,8 @@ class AuditLog:
             if day < first_day:
                 continue
             directory = f"{paths.AUDIT}/{day}"
-            for f in await self.spool.files(directory):
-                for r in await self.spool.read(f.name, directory):
+            for f in await self.store.files(directory):
+                for r in await self.store.read(f.name, directory):
                     if r.key[0] >= since_ns and query.matches(r.event):
                         found.append((r.key, r.event))
         found.sort(key=lambda item: item[0])

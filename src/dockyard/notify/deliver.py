@@ -122,6 +122,7 @@ class Deliverer:
     ) -> None:
         self.spool = spool
         self.driver = spool.driver
+        self.settings = settings
         self.endpoints = [e for e in settings.endpoints if not e.disabled]
         self.maxpending = settings.maxpending
         self.coordinator = coordinator
@@ -305,18 +306,47 @@ class Deliverer:
         return error is None and len(waiting) > len(batch) + len(skipped)
 
     async def _post(self, endpoint: Endpoint, events: list[dict[str, Any]]) -> str | None:
-        """None when the endpoint took the envelope; else what went wrong (no secrets in it)."""
-        content = body(events)
-        headers = [(k, v) for k, values in endpoint.headers.items() for v in values]
-        headers.append(("Content-Type", MEDIA_TYPE))
-        if endpoint.secret:
-            headers.append((SIGNATURE_HEADER, sign(endpoint.secret, content)))
-        try:
-            answer = await self.client.post(
-                endpoint.url, content=content, headers=headers, timeout=endpoint.timeout
-            )
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"[:300]
-        if 200 <= answer.status_code < 300:
-            return None
-        return f"HTTP {answer.status_code}"
+        return await post(self.client, endpoint, events)
+
+    async def status(self) -> list[dict[str, Any]]:
+        """Per endpoint, from the store (so any worker answers for the sender): events waiting,
+        consecutive failures, last error and last success, delivered and dropped counts."""
+        files = await self.spool.files()
+        out = []
+        for endpoint in self.settings.endpoints:
+            state = await load_state(self.driver, endpoint.name)
+            pending = 0 if endpoint.disabled else pending_count(state, files)
+            out.append(status_row(endpoint, state, pending))
+        return out
+
+
+def status_row(endpoint: Endpoint, state: EndpointState, pending: int) -> dict[str, Any]:
+    return {
+        "name": endpoint.name,
+        "url": endpoint.url,
+        "disabled": endpoint.disabled,
+        "pending": pending,
+        "failing": state.failures >= endpoint.threshold,
+        "failures": state.failures,
+        "lastError": state.last_error,
+        "lastErrorAt": state.last_error_at,
+        "lastSuccessAt": state.last_success_at,
+        "delivered": state.delivered,
+        "dropped": state.dropped,
+    }
+
+
+async def post(client: httpx.AsyncClient, endpoint: Endpoint, events: list[dict[str, Any]]) -> str | None:
+    """None when the endpoint took the envelope; else what went wrong (no secrets in it)."""
+    content = body(events)
+    headers = [(k, v) for k, values in endpoint.headers.items() for v in values]
+    headers.append(("Content-Type", MEDIA_TYPE))
+    if endpoint.secret:
+        headers.append((SIGNATURE_HEADER, sign(endpoint.secret, content)))
+    try:
+        answer = await client.post(endpoint.url, content=content, headers=headers, timeout=endpoint.timeout)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    if 200 <= answer.status_code < 300:
+        return None
+    return f"HTTP {answer.status_code}"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dockyard.notify.deliver import Deliverer
-from dockyard.notify.spool import Spool
+from dockyard.notify.queue import EventQueue
+from dockyard.notify.service import Sender
 
 
 class NotifyApp:
-    def __init__(self, app: ASGIApp, spool: Spool, deliverer: Deliverer) -> None:
+    def __init__(self, app: ASGIApp, spool: EventQueue, deliverer: Sender) -> None:
         self.app = app
         self.spool = spool
         self.deliverer = deliverer

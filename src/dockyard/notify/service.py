@@ -1,41 +1,40 @@
-"""What a worker holds of the notifications: the spool, the sender, and their status."""
+"""What a worker holds of the notifications: the queue, the sender, and their status.
+
+Two implementations sit behind this seam, chosen in ``app.create_notifier``: the store's spool
+with :class:`notify.deliver.Deliverer` on one machine, the PostgreSQL outbox with
+:class:`notify.outbox.OutboxDeliverer` when ``database.dsn`` is set.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from dockyard.config import Notifications
-from dockyard.notify.deliver import Deliverer, load_state, pending_count
-from dockyard.notify.spool import Spool
+from dockyard.notify.queue import EventQueue
+
+
+class Sender(Protocol):
+    holder: str
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def purge(self, name: str) -> int:
+        """Drop what endpoint ``name`` has not had yet (holding the sender's lease); how many."""
+        ...
+
+    async def status(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(slots=True)
 class Notifier:
-    spool: Spool
-    deliverer: Deliverer
+    spool: EventQueue
+    deliverer: Sender
     settings: Notifications
 
     async def status(self) -> list[dict[str, Any]]:
-        """Per endpoint, from the store (so any worker answers for the sender): events waiting,
-        consecutive failures, last error and last success, delivered and dropped counts."""
-        files = await self.spool.files()
-        out = []
-        for endpoint in self.settings.endpoints:
-            state = await load_state(self.spool.driver, endpoint.name)
-            out.append(
-                {
-                    "name": endpoint.name,
-                    "url": endpoint.url,
-                    "disabled": endpoint.disabled,
-                    "pending": 0 if endpoint.disabled else pending_count(state, files),
-                    "failing": state.failures >= endpoint.threshold,
-                    "failures": state.failures,
-                    "lastError": state.last_error,
-                    "lastErrorAt": state.last_error_at,
-                    "lastSuccessAt": state.last_success_at,
-                    "delivered": state.delivered,
-                    "dropped": state.dropped,
-                }
-            )
-        return out
+        """Per endpoint: events waiting, consecutive failures, last error and last success,
+        delivered and dropped counts (from the store or the database, so any worker answers)."""
+        return await self.deliverer.status()

@@ -18,7 +18,7 @@ from dockyard.config import Config, split_addr
 from dockyard.events import Event
 from dockyard.events.request import current_request
 from dockyard.notify.envelope import describe
-from dockyard.notify.spool import Spool
+from dockyard.notify.queue import EventQueue
 
 
 def _retrieve(waiter: asyncio.Future[None]) -> None:
@@ -28,7 +28,7 @@ def _retrieve(waiter: asyncio.Future[None]) -> None:
 
 
 class NotifySubscriber:
-    def __init__(self, spool: Spool, config: Config) -> None:
+    def __init__(self, spool: EventQueue, config: Config) -> None:
         self.spool = spool
         _, port = split_addr(config.http.addr)
         # distribution's source: this registry instance.

@@ -1,0 +1,218 @@
+"""The webhook outbox in PostgreSQL, for replicas sharing one database (``database.dsn``).
+
+Every replica's subscriber inserts, before the request is answered, one row per event and per
+endpoint that wants it (``notification_outbox``, migration 0006). One process of all the
+replicas sends: the holder of the coordinator's ``notifications`` lease, the same lease the
+spool's sender uses, now kept in the database. Per endpoint it takes the oldest rows by id, at
+most :data:`deliver.BATCH` per envelope, and deletes them once the endpoint answered 2xx; a
+failure retries the same rows after the endpoint's backoff, so order per repository is kept and
+nothing is skipped while the endpoint is down. A sender that dies between the 2xx and the delete
+sends those rows again (at least once). Past ``notifications.maxpending`` rows for an endpoint,
+the oldest are deleted, counted in its ``dropped`` and logged, and the registry never waits.
+Health per endpoint is a JSON row in ``notification_endpoints``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from dockyard.config import Endpoint, Notifications
+from dockyard.coord.postgres import PostgresCoordinator
+from dockyard.metrics.collectors import Metrics
+from dockyard.notify.deliver import (
+    BATCH,
+    LEASE,
+    LEASE_SECONDS,
+    POLL_SECONDS,
+    EndpointState,
+    Sleep,
+    _now_iso,
+    post,
+    status_row,
+)
+from dockyard.notify.envelope import wanted
+from dockyard.notify.queue import PgAppender
+
+log = logging.getLogger("dockyard.notify")
+INSERT = (
+    "INSERT INTO notification_outbox (endpoint, repository, event, queued_at)"
+    " SELECT x->>0, x->>1, x->2, {now}"
+    " FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t(x, n) ORDER BY n"
+)
+
+
+def outbox(pg: PostgresCoordinator, settings: Notifications) -> PgAppender:
+    """The queue the subscriber writes to: a row per enabled endpoint that wants the event."""
+    endpoints = [e for e in settings.endpoints if not e.disabled]
+
+    def rows(batch: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        return [[e.name, repo, event] for repo, event in batch for e in endpoints if wanted(e, event)]
+
+    return PgAppender(pg, INSERT, rows)
+
+
+class OutboxDeliverer:
+    def __init__(
+        self,
+        pg: PostgresCoordinator,
+        settings: Notifications,
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.pg = pg
+        self.settings = settings
+        self.endpoints = [e for e in settings.endpoints if not e.disabled]
+        self.maxpending = settings.maxpending
+        self.metrics = metrics
+        self.clock = clock
+        self.sleep = sleep
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        self._leading_until = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.endpoints and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.pg.release_lease(LEASE, self.holder)
+        await self.client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = await self.step() if await self._lead() else False
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notification delivery failed; retrying")
+                busy = False
+            if not busy:
+                await self.sleep(POLL_SECONDS)
+
+    async def _lead(self) -> bool:
+        now = time.monotonic()
+        if now < self._leading_until:
+            return True
+        if await self.pg.acquire_lease(LEASE, self.holder, LEASE_SECONDS):
+            self._leading_until = now + LEASE_SECONDS / 3
+            return True
+        self._leading_until = 0.0
+        return False
+
+    # -- state ----------------------------------------------------------------------------------
+
+    async def load_state(self, name: str) -> EndpointState:
+        rows = await self.pg.statement("SELECT state FROM notification_endpoints WHERE name = %(n)s", n=name)
+        return EndpointState.from_json(rows[0][0]) if rows else EndpointState()
+
+    async def _save(self, name: str, state: EndpointState) -> None:
+        await self.pg.statement(
+            "INSERT INTO notification_endpoints (name, state) VALUES (%(n)s, %(s)s::jsonb)"
+            " ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+            n=name,
+            s=json.dumps(state.to_json()),
+        )
+
+    async def pending(self, name: str) -> int:
+        rows = await self.pg.statement(
+            "SELECT count(*) FROM notification_outbox WHERE endpoint = %(n)s", n=name
+        )
+        return int(rows[0][0])
+
+    async def status(self) -> list[dict[str, Any]]:
+        out = []
+        for endpoint in self.settings.endpoints:
+            state = await self.load_state(endpoint.name)
+            pending = 0 if endpoint.disabled else await self.pending(endpoint.name)
+            out.append(status_row(endpoint, state, pending))
+        return out
+
+    async def purge(self, name: str) -> int:
+        rows = await self.pg.statement(
+            "DELETE FROM notification_outbox WHERE endpoint = %(n)s RETURNING id", n=name
+        )
+        state = await self.load_state(name)
+        state.dropped += len(rows)
+        state.failures, state.retry_at = 0, 0.0
+        await self._save(name, state)
+        return len(rows)
+
+    # -- one round ------------------------------------------------------------------------------
+
+    async def step(self) -> bool:
+        """Send one envelope to each endpoint that is due and has rows waiting; True when some
+        endpoint still has rows it could be sent now."""
+        results = await asyncio.gather(*(self._endpoint_step(e) for e in self.endpoints))
+        return any(results)
+
+    async def _endpoint_step(self, endpoint: Endpoint) -> bool:
+        state = await self.load_state(endpoint.name)
+        waiting = await self.pending(endpoint.name)
+        if waiting > self.maxpending:  # the oldest go, counted and logged
+            dropped = await self.pg.statement(
+                "DELETE FROM notification_outbox WHERE id IN (SELECT id FROM notification_outbox"
+                " WHERE endpoint = %(n)s ORDER BY id LIMIT %(k)s) RETURNING id",
+                n=endpoint.name,
+                k=waiting - self.maxpending,
+            )
+            state.dropped += len(dropped)
+            waiting -= len(dropped)
+            log.warning(
+                "notification queue full: oldest events dropped",
+                extra={"endpoint": endpoint.name, "dropped": len(dropped), "maxpending": self.maxpending},
+            )
+            if self.metrics is not None:
+                self.metrics.webhook_dropped.labels(endpoint.name).inc(len(dropped))
+            await self._save(endpoint.name, state)
+        if self.metrics is not None:
+            self.metrics.webhook_queue.labels(endpoint.name).set(waiting)
+        now = self.clock()
+        if waiting == 0 or now < state.retry_at:
+            return False
+        rows = await self.pg.statement(
+            "SELECT id, event FROM notification_outbox WHERE endpoint = %(n)s ORDER BY id LIMIT %(k)s",
+            n=endpoint.name,
+            k=BATCH,
+        )
+        error = await post(self.client, endpoint, [r[1] for r in rows])
+        if error is None:
+            await self.pg.statement(
+                "DELETE FROM notification_outbox WHERE id = ANY(%(ids)s)", ids=[r[0] for r in rows]
+            )
+            state.delivered += len(rows)
+            state.failures, state.retry_at = 0, 0.0
+            state.last_success_at = _now_iso(now)
+        else:
+            state.failures += 1
+            state.last_error, state.last_error_at = error, _now_iso(now)
+            state.retry_at = now + min(endpoint.backoff * 2 ** (state.failures - 1), endpoint.maxbackoff)
+            if state.failures == endpoint.threshold:
+                log.warning(
+                    "notification endpoint failing", extra={"endpoint": endpoint.name, "error": error}
+                )
+        if self.metrics is not None:
+            self.metrics.webhook_deliveries.labels(endpoint.name, "ok" if error is None else "failed").inc()
+        await self._save(endpoint.name, state)
+        return error is None and waiting > len(rows)

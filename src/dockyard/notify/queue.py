@@ -1,0 +1,82 @@
+"""The seam between the registry and where its events wait: one small protocol, two homes.
+
+``EventQueue`` is what the subscribers (webhooks, audit) write to: ``add`` returns a future done
+once the record is durable, and the request that made the change waits for it before it is
+answered. On one machine that is the store's spool (``notify.spool.Spool``); with
+``database.dsn`` it is :class:`PgAppender`, rows in the coordinator's PostgreSQL, so every
+replica writes to and reads from one queue. Both group-commit: records that arrive while a write
+is in flight go together in the next one (one transaction, one ``INSERT`` statement).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from dockyard.coord.postgres import PostgresCoordinator
+
+log = logging.getLogger("dockyard.notify")
+
+
+class EventQueue(Protocol):
+    def add(self, repository: str, event: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue ``event``; the future is done when it is durable (or failed to be)."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is written (at shutdown)."""
+        ...
+
+
+Rows = Callable[[list[tuple[str, dict[str, Any]]]], list[Any]]
+
+
+class PgAppender:
+    """Group-committed inserts of JSON rows: ``sql`` gets the batch as ``%(rows)s``, a JSON array
+    built by ``rows`` from the queued ``(repository, event)`` pairs, in queue order."""
+
+    def __init__(self, pg: PostgresCoordinator, sql: str, rows: Rows) -> None:
+        self.pg = pg
+        self.sql = sql
+        self.rows = rows
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def add(self, repository: str, event: dict[str, Any]) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        self._pending.append((repository, event))
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_all())
+        return waiter
+
+    async def _write_all(self) -> None:
+        try:
+            while self._pending:
+                batch, waiters = self._pending, self._waiters
+                self._pending, self._waiters = [], []
+                try:
+                    rows = self.rows(batch)
+                    if rows:
+                        await self.pg.statement(self.sql, rows=json.dumps(rows))
+                except Exception as exc:
+                    log.exception("failed to queue events in the database", extra={"count": len(batch)})
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+        finally:
+            self._writer = None
+
+    async def drain(self) -> None:
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
