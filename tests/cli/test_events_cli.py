@@ -71,3 +71,26 @@ def test_purge_refuses_while_a_sender_holds_the_queue(tmp_path: Path) -> None:
 
     asyncio.run(hold())
     assert main(["events", "purge", "down", "--config", str(path)]) == 5
+
+
+def test_redeliver_clears_the_backoff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _config(tmp_path)
+    asyncio.run(_queue(path, 2))
+
+    async def fail_once() -> None:
+        services = create_services(load_config(path))
+        assert services.notifier is not None
+        assert await services.notifier.deliverer.step() is False  # "down" refuses the connection
+        await services.notifier.deliverer.stop()
+        await services.coordinator.close()
+
+    asyncio.run(fail_once())
+    assert main(["events", "ls", "--config", str(path), "--json"]) == 0
+    down = {r["name"]: r for r in json.loads(capsys.readouterr().out)}["down"]
+    assert (down["pending"], down["failures"]) == (2, 1) and down["lastError"]
+    assert main(["events", "redeliver", "off", "--config", str(path)]) == 2  # disabled: not queued
+    assert main(["events", "redeliver", "down", "--config", str(path)]) == 0
+    assert "2 events for down go at the next round" in capsys.readouterr().out
+    assert main(["events", "ls", "--config", str(path), "--json"]) == 0
+    down = {r["name"]: r for r in json.loads(capsys.readouterr().out)}["down"]
+    assert (down["pending"], down["failures"]) == (2, 0)

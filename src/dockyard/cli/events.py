@@ -1,9 +1,12 @@
-"""``dockyard events ls|purge --config FILE``: the webhook queue in a configuration's store.
+"""``dockyard events ls|redeliver|purge --config FILE``: the webhook queue of a configuration,
+whichever it is (the store's spool, or the PostgreSQL outbox with ``database.dsn``).
 
 ``ls`` shows each endpoint's waiting events, failures, last error and last success (as the admin
-API's ``/admin/v1/notifications`` does); ``purge ENDPOINT`` drops what an endpoint has not had
-yet. Purging needs the sender's lease, so it refuses (exit 5) while a registry on the same store
-is sending: a running sender keeps its endpoints' progress in memory and would write it back.
+API's ``/admin/v1/notifications`` does); ``redeliver ENDPOINT`` clears an endpoint's backoff so its
+waiting events are sent at once when a registry next sends (after its receiver is fixed, instead
+of waiting up to ``maxbackoff``); ``purge ENDPOINT`` drops what an endpoint has not had yet. Both
+need the sender's lease, so they refuse (exit 5) while a registry is sending: a running sender
+keeps its endpoints' state in memory between rounds and would write it back.
 """
 
 from __future__ import annotations
@@ -20,11 +23,17 @@ USAGE = 2
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("events", help="the webhook queue: ls, purge")
+    parser = sub.add_parser("events", help="the webhook queue: ls, redeliver, purge")
     commands = parser.add_subparsers(dest="events_command", required=True)
     ls = commands.add_parser("ls", help="per endpoint: events waiting, failures, last error, last success")
     ls.add_argument("--config", required=True, metavar="FILE", help="the registry's configuration")
     ls.add_argument("--json", action="store_true", help="print JSON for scripts")
+    again = commands.add_parser(
+        "redeliver",
+        help="send an endpoint's waiting events without waiting out its backoff (registry stopped)",
+    )
+    again.add_argument("endpoint")
+    again.add_argument("--config", required=True, metavar="FILE", help="the registry's configuration")
     purge = commands.add_parser("purge", help="drop the events an endpoint has not had (registry stopped)")
     purge.add_argument("endpoint")
     purge.add_argument("--config", required=True, metavar="FILE", help="the registry's configuration")
@@ -49,7 +58,7 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         if notifier is None:
             print(f"dockyard events: no notification endpoint is enabled in {args.config}", file=sys.stderr)
-            return USAGE if args.events_command == "purge" else 0
+            return 0 if args.events_command == "ls" else USAGE
         if args.events_command == "ls":
             rows = await notifier.status()
             if args.json:
@@ -73,6 +82,10 @@ async def _run(args: argparse.Namespace) -> int:
         if not await services.coordinator.acquire_lease(LEASE, deliverer.holder, LEASE_SECONDS):
             print("dockyard events: a running registry is sending this queue: stop it first", file=sys.stderr)
             return REFUSED
+        if args.events_command == "redeliver":
+            waiting = await deliverer.redeliver(args.endpoint)
+            print(f"{waiting} events for {args.endpoint} go at the next round")
+            return 0
         dropped = await deliverer.purge(args.endpoint)
         print(f"purged {dropped} events for {args.endpoint}")
         return 0

@@ -197,6 +197,16 @@ class Deliverer:
         )
         return dropped
 
+    async def redeliver(self, name: str) -> int:
+        """Send endpoint ``name``'s waiting events at the next round instead of after its
+        backoff (its receiver is back); how many wait. Only while holding the lease, as purge."""
+        files = await self.spool.files()
+        state = await load_state(self.driver, name)
+        state.failures, state.retry_at = 0, 0.0
+        await self._save(name, state, files)
+        self._states.clear()
+        return pending_count(state, files)
+
     # -- one round ------------------------------------------------------------------------------
 
     async def step(self) -> bool:

@@ -159,6 +159,13 @@ class OutboxDeliverer:
         await self._save(name, state)
         return len(rows)
 
+    async def redeliver(self, name: str) -> int:
+        """Send endpoint ``name``'s waiting rows at the next round, not after its backoff."""
+        state = await self.load_state(name)
+        state.failures, state.retry_at = 0, 0.0
+        await self._save(name, state)
+        return await self.pending(name)
+
     # -- one round ------------------------------------------------------------------------------
 
     async def step(self) -> bool:

@@ -25,6 +25,10 @@ class Sender(Protocol):
         """Drop what endpoint ``name`` has not had yet (holding the sender's lease); how many."""
         ...
 
+    async def redeliver(self, name: str) -> int:
+        """Clear endpoint ``name``'s backoff so its waiting events go now; how many wait."""
+        ...
+
     async def status(self) -> list[dict[str, Any]]: ...
 
 
