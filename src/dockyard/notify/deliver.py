@@ -37,6 +37,8 @@ from dockyard.config import Endpoint, Notifications
 from dockyard.coord.base import Coordinator
 from dockyard.errors import PathNotFound
 from dockyard.metrics.collectors import Metrics
+from dockyard.notify.cloudevent import MEDIA_TYPE as CLOUDEVENT
+from dockyard.notify.cloudevent import cloudevent_body
 from dockyard.notify.envelope import MEDIA_TYPE, SIGNATURE_HEADER, body, sign, wanted
 from dockyard.notify.spool import Record, Spool, SpoolFile
 from dockyard.storage import paths
@@ -347,10 +349,21 @@ def status_row(endpoint: Endpoint, state: EndpointState, pending: int) -> dict[s
 
 
 async def post(client: httpx.AsyncClient, endpoint: Endpoint, events: list[dict[str, Any]]) -> str | None:
-    """None when the endpoint took the envelope; else what went wrong (no secrets in it)."""
-    content = body(events)
+    """None when the endpoint took the events; else what went wrong (no secrets in it). In the
+    CloudEvents format each event is its own request, in order; a failure part way retries the
+    whole batch (at least once: a receiver deduplicates by the event id)."""
+    if endpoint.format == "cloudevents":
+        for event in events:
+            error = await _send(client, endpoint, cloudevent_body(event), CLOUDEVENT)
+            if error is not None:
+                return error
+        return None
+    return await _send(client, endpoint, body(events), MEDIA_TYPE)
+
+
+async def _send(client: httpx.AsyncClient, endpoint: Endpoint, content: bytes, media_type: str) -> str | None:
     headers = [(k, v) for k, values in endpoint.headers.items() for v in values]
-    headers.append(("Content-Type", MEDIA_TYPE))
+    headers.append(("Content-Type", media_type))
     if endpoint.secret:
         headers.append((SIGNATURE_HEADER, sign(endpoint.secret, content)))
     try:

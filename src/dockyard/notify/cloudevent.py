@@ -1,0 +1,38 @@
+"""The CloudEvents JSON format of an event, for endpoints with ``format: cloudevents``.
+
+CloudEvents 1.0 in structured content mode (``application/cloudevents+json``), one event per
+request, because the HTTP binding's batched mode is optional and few receivers (nor the Python
+SDK) read it. The attributes: ``id`` is the distribution event's id (a receiver deduplicates by
+it as before), ``source`` the registry instance (``dockyard://host:port``), ``type``
+``io.dockyard.<action>`` (push, pull, delete, mount), ``subject`` the repository with its tag
+or digest, ``time`` the event's timestamp; ``data`` is distribution's event unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MEDIA_TYPE = "application/cloudevents+json"
+TYPE_PREFIX = "io.dockyard."
+
+
+def cloudevent(event: dict[str, Any]) -> dict[str, Any]:
+    target = event["target"]
+    reference = (
+        f":{target['tag']}" if target.get("tag") else f"@{target['digest']}" if target.get("digest") else ""
+    )
+    return {
+        "specversion": "1.0",
+        "id": event["id"],
+        "source": f"dockyard://{event['source']['addr']}",
+        "type": TYPE_PREFIX + event["action"],
+        "subject": f"{target['repository']}{reference}",
+        "time": event["timestamp"],
+        "datacontenttype": "application/json",
+        "data": event,
+    }
+
+
+def cloudevent_body(event: dict[str, Any]) -> bytes:
+    return json.dumps(cloudevent(event), separators=(",", ":")).encode()
