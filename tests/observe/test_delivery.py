@@ -6,6 +6,7 @@ injected, so backoff is checked by stepping it, not by waiting.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -100,7 +101,7 @@ async def test_ignored_actions_and_media_types_are_passed_over_in_order(receiver
     assert await spool.files() == []  # every event handled: the spool is empty
 
 
-async def test_a_full_queue_drops_the_oldest_counted(receiver: Receiver) -> None:
+async def test_a_full_queue_drops_the_oldest_counted(receiver: Receiver, caplog: Any) -> None:
     spool, clock, metrics = Spool(CheckedDriver(MemoryDriver())), Clock(), Metrics()
     notifications = parse_config(
         {
@@ -110,9 +111,13 @@ async def test_a_full_queue_drops_the_oldest_counted(receiver: Receiver) -> None
             }
         }
     ).notifications
+    # Queueing past the cap never waits: every event is durable at once (the cap is the sender's).
     await queue(spool, *(TagDeleted("a", f"t{i}") for i in range(5)))
     d = deliverer(spool, notifications, clock, metrics=metrics)
-    await d.step()  # receiver down: two dropped, the attempt fails
+    with caplog.at_level(logging.WARNING, logger="dockyard.notify"):
+        await d.step()  # receiver down: two dropped, the attempt fails
+    [line] = [r for r in caplog.records if "queue full" in r.getMessage()]
+    assert (getattr(line, "dropped", None), getattr(line, "maxpending", None)) == (2, 3)
     state = await load_state(spool.driver, "hook")
     assert (state.dropped, state.failures) == (2, 1)
     assert (
