@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from dockyard.api.accel import accel_response
 from dockyard.api.context import Context
 from dockyard.api.headers import RangeNotSatisfiable, parse_byte_range
 from dockyard.api.params import digest_param
@@ -46,6 +47,10 @@ async def get_blob(ctx: Context) -> Response | BlobResponse:
             f"requested range is outside the blob's {size} bytes",
             headers={"Content-Range": f"bytes */{size}"},
         ) from None
+    if source is not None:
+        honoured = byte_range is not None or not request.headers.get("range")
+        if (accel := accel_response(ctx.services.config, request, source, headers, honoured)) is not None:
+            return accel
     if byte_range is None:
         headers["Content-Length"] = str(size)
         if source is None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from dockyard.config.auth import AccessPolicy as AccessPolicy
 from dockyard.config.auth import AccessRule as AccessRule
@@ -30,6 +30,7 @@ from dockyard.config.base import is_loopback as is_loopback
 from dockyard.config.base import split_addr as split_addr
 from dockyard.config.http import HTTP as HTTP
 from dockyard.config.http import TLS as TLS
+from dockyard.config.http import Accel as Accel
 from dockyard.config.http import AccessLog as AccessLog
 from dockyard.config.http import Debug as Debug
 from dockyard.config.http import HTTPTimeouts as HTTPTimeouts
@@ -110,6 +111,16 @@ class Config(Section):
         if str(v) != "0.1":
             raise ValueError("only configuration version 0.1 is known")
         return "0.1"
+
+    @model_validator(mode="after")
+    def _accel_needs_files(self) -> Config:
+        # nginx can only send what it can open: blobs in a local directory it aliases.
+        others = [n for n in DRIVER_NAMES if n != "filesystem" and getattr(self.storage, n) is not None]
+        if self.http.accel is not None and others:
+            raise ValueError(
+                f"http.accel serves blobs from the filesystem driver's directory; storage uses {others[0]}"
+            )
+        return self
 
 
 def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:

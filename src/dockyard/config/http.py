@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import (
@@ -86,6 +87,29 @@ class Debug(Section):
         return v or None
 
 
+class Accel(Section):
+    """The accelerated download path (README, "nginx in front: accelerated downloads"): a blob GET
+    that dockyard authorizes is answered with ``X-Accel-Redirect`` to ``location``, an ``internal``
+    nginx location aliased read-only onto the filesystem storage root, so nginx sends the file
+    with sendfile. Only a front nginx configured that way may sit before a registry with this on:
+    a client reaching dockyard directly would get an empty body."""
+
+    kind: Literal["nginx"]
+    location: str = "/_dockyard_blobs/"
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, v: str) -> str:
+        # The value is pasted into a response header and joined with storage paths: plain path
+        # characters only, and no "..", so it can never escape the location nginx maps.
+        if not re.fullmatch(r"/([A-Za-z0-9_.~-]+/)+", v) or "/../" in v or "/./" in v:
+            raise ValueError(
+                "http.accel.location must be a path such as /_dockyard_blobs/ (starting and ending "
+                "with '/', letters, digits, '_', '.', '~', '-')"
+            )
+        return v
+
+
 class HTTP(Section):
     addr: str = "127.0.0.1:5000"
     host: str | None = None
@@ -97,6 +121,7 @@ class HTTP(Section):
     draintimeout: Duration = 30.0
     timeouts: HTTPTimeouts = HTTPTimeouts()
     debug: Debug = Debug()
+    accel: Accel | None = None
 
     @property
     def metrics_enabled(self) -> bool:
