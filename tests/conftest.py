@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from dockyard.testing.postgres import PostgresServer, find_bin
 from tests.servers.cluster import Cluster
 from tests.servers.dockyard import LiveRegistry
 from tests.servers.s3 import CephRGW, S3Engine, SeaweedFS
@@ -77,3 +78,25 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     finally:
         deployment.stop()
     assert "Traceback" not in deployment.logs(), f"a replica logged a traceback:\n{deployment.logs()}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the whole run (a plain process, loopback only); each test that needs a
+    clean schema takes a database of its own through ``dsn``. The replica cluster starts its own,
+    because its outage test stops and restarts it."""
+    bin_dir = find_bin()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    server = PostgresServer(bin_dir).start()
+    print(f"\nPostgreSQL started in {server.started_in:.2f} s")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dsn(postgres: PostgresServer) -> str:
+    """A fresh, empty database on the session's server."""
+    return postgres.create_database()

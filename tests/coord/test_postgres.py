@@ -11,12 +11,6 @@ from dockyard.coord.postgres import PostgresCoordinator
 from dockyard.coord.schema import current_version, migrate, migrations
 from dockyard.errors import LockBusy
 from dockyard.testing.coord_suite import CoordinatorSuite, ManualClock
-from dockyard.testing.postgres import PostgresServer
-
-
-@pytest.fixture
-def dsn(postgres: PostgresServer) -> str:
-    return postgres.create_database()
 
 
 class TestPostgresCoordinator(CoordinatorSuite):

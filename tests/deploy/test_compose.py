@@ -36,7 +36,7 @@ from tests.deploy.conftest import (
 )
 from tests.servers.dockyard import free_port
 
-pytestmark = pytest.mark.deploy
+pytestmark = [pytest.mark.deploy, pytest.mark.builds]
 
 COMPOSE_DIR = REPO / "deploy" / "compose"
 

@@ -130,6 +130,7 @@ def test_replicas_without_shared_state_are_refused() -> None:
         render({"replicaCount": 2, "s3": {"enabled": True, "bucket": "b"}})
 
 
+@pytest.mark.builds
 def test_rendered_deployment_runs_under_docker(
     deploy_docker: Docker, dockyard_image: BuiltImage, network: str, tmp_path: Path
 ) -> None:

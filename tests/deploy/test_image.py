@@ -30,7 +30,7 @@ from tests.deploy.conftest import (
     wait_for,
 )
 
-pytestmark = pytest.mark.deploy
+pytestmark = [pytest.mark.deploy, pytest.mark.builds]
 
 UID = 65532
 MAX_ADDED = 120_000_000  # bytes dockyard may add on top of its base image (issue 15)

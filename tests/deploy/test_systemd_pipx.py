@@ -25,7 +25,7 @@ from tests.clients.conftest import run
 from tests.deploy.conftest import FACTS, REPO, Timer, wait_for, wheelhouse
 from tests.servers.dockyard import free_port
 
-pytestmark = pytest.mark.deploy
+pytestmark = [pytest.mark.deploy, pytest.mark.builds]
 
 UNIT = REPO / "deploy" / "systemd" / "dockyard.service"
 HARDENING = ["DynamicUser=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/dockyard", "NoNewPrivileges=yes",

@@ -13,7 +13,6 @@ import pytest
 from dockyard.app import build_app, create_services
 from dockyard.config import parse_config
 from dockyard.services import Services
-from dockyard.testing.postgres import PostgresServer, find_bin
 from tests.observe.receiver import Receiver
 from tests.servers.dockyard import deep_merge, free_port
 
@@ -21,23 +20,6 @@ from tests.servers.dockyard import deep_merge, free_port
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    bin_dir = find_bin()
-    if bin_dir is None:
-        pytest.fail("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    server = PostgresServer(bin_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def dsn(postgres: PostgresServer) -> str:
-    return postgres.create_database()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ one replica is seen by all."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,23 +16,11 @@ from dockyard.config import parse_config
 from dockyard.oci.digest import Digest
 from dockyard.services import Services
 from dockyard.storage.blobs import StoredBlob
-from dockyard.testing.postgres import PostgresServer, find_bin
+from dockyard.testing.postgres import PostgresServer
 from tests.proxy.conftest import Upstream
 from tests.proxy.images import push
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    bin_dir = find_bin()
-    if bin_dir is None:
-        pytest.fail("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    server = PostgresServer(bin_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def drain(source: object) -> bytes:

@@ -3,11 +3,9 @@ a tag another tool wrote into the bucket appears after a reconcile."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from dockyard.testing.postgres import PostgresServer, find_bin
+from dockyard.testing.postgres import PostgresServer
 from tests.api.helpers import push_image
 from tests.index.helpers import instance, listed, tag_behind_the_back, truth
 from tests.index.test_index import two_instances_stay_in_step
@@ -19,18 +17,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    bin_dir = find_bin()
-    if bin_dir is None:
-        pytest.fail("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    server = PostgresServer(bin_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_index_on_seaweedfs(seaweedfs: S3Engine, postgres: PostgresServer) -> None:

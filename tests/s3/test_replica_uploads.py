@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from dockyard.config import parse_config
 from dockyard.maintenance import jobs_from_config
 from dockyard.services import Services
 from dockyard.storage import paths
-from dockyard.testing.postgres import PostgresServer, find_bin
+from dockyard.testing.postgres import PostgresServer
 from tests.servers.dockyard import LiveRegistry
 from tests.servers.s3 import S3Engine
 
@@ -34,18 +34,6 @@ FALLBACK = "computed from the stored data"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    bin_dir = find_bin()
-    if bin_dir is None:
-        pytest.fail("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    server = PostgresServer(bin_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _storage(engine: S3Engine, root: str, **extra: Any) -> dict[str, Any]:

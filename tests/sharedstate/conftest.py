@@ -5,7 +5,7 @@ its own machine directory (robots file, key directory), as two machines would.""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,6 @@ from dockyard.auth.htpasswd import HtpasswdFile
 from dockyard.config import parse_config
 from dockyard.health import HealthApp
 from dockyard.services import Services
-from dockyard.testing.postgres import PostgresServer, find_bin
 from dockyard.web.app import WebApp
 from tests.servers.dockyard import deep_merge
 
@@ -31,23 +30,6 @@ USERS = {"alice": "pw-alice", "bob": "pw-bob"}
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    bin_dir = find_bin()
-    if bin_dir is None:
-        pytest.fail("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    server = PostgresServer(bin_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def dsn(postgres: PostgresServer) -> str:
-    return postgres.create_database()
 
 
 class Clock:
