@@ -13,7 +13,7 @@ from dockyard.app import create_services
 from dockyard.cli.main import main
 from dockyard.config import load_config
 from dockyard.events import TagDeleted
-from dockyard.notify.deliver import LEASE
+from dockyard.notify.leader import LEASE
 from tests.servers.dockyard import free_port
 
 

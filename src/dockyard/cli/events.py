@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     from dockyard.app import create_services
     from dockyard.auth.access import AllowAll
-    from dockyard.notify.deliver import LEASE, LEASE_SECONDS
+    from dockyard.notify.leader import LEASE, LEASE_SECONDS
 
     config = load_config(args.config)
     services = create_services(config, access=AllowAll())

@@ -19,14 +19,10 @@ for that endpoint, counted and logged. A spool file every enabled endpoint has h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
-import socket
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,16 +36,13 @@ from dockyard.metrics.collectors import Metrics
 from dockyard.notify.cloudevent import MEDIA_TYPE as CLOUDEVENT
 from dockyard.notify.cloudevent import cloudevent_body
 from dockyard.notify.envelope import MEDIA_TYPE, SIGNATURE_HEADER, body, sign, wanted
+from dockyard.notify.leader import LeasedSender, Sleep
 from dockyard.notify.spool import Record, Spool, SpoolFile
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
 
 log = logging.getLogger("dockyard.notify")
-LEASE = "notifications"
-LEASE_SECONDS = 30.0
 BATCH = 32  # events per envelope at most
-POLL_SECONDS = 1.0  # how often the sender looks for other processes' spool files
-Sleep = Callable[[float], Awaitable[None]]
 
 
 def _now_iso(seconds: float) -> str:
@@ -110,7 +103,7 @@ def pending_count(state: EndpointState, files: list[SpoolFile]) -> int:
     return sum(max(0, f.count - state.progress.get(f.name, 0)) for f in files)
 
 
-class Deliverer:
+class Deliverer(LeasedSender):
     def __init__(
         self,
         spool: Spool,
@@ -130,56 +123,15 @@ class Deliverer:
         self.coordinator = coordinator
         self.metrics = metrics
         self.clock = clock
-        self.sleep = sleep
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        super().__init__(coordinator, self.endpoints, sleep=sleep, transport=transport)
         self._records: dict[str, list[Record]] = {}
         self._states: dict[str, EndpointState] = {}
-        self._leading_until = 0.0
-        self._task: asyncio.Task[None] | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self.endpoints and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        with contextlib.suppress(Exception):
-            await self.coordinator.release_lease(LEASE, self.holder)
-        await self.client.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                busy = await self.step() if await self._lead() else False
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("notification delivery failed; retrying")
-                busy = False
-            if not busy:
-                await self.sleep(POLL_SECONDS)
-
-    async def _lead(self) -> bool:
-        """Whether this process sends now (renewing the lease a third of its life early)."""
-        now = time.monotonic()
-        if now < self._leading_until:
-            return True
-        if await self.coordinator.acquire_lease(LEASE, self.holder, LEASE_SECONDS):
-            self._leading_until = now + LEASE_SECONDS / 3
-            return True
-        self._leading_until = 0.0
+    def lost_lead(self) -> None:
         self._states.clear()  # another sender moves the endpoints on: re-read when leading again
         if self.metrics is not None:
             for endpoint in self.endpoints:
                 self.metrics.webhook_queue.labels(endpoint.name).set(0)
-        return False
 
     async def purge(self, name: str) -> int:
         """Mark every queued event as had by endpoint ``name`` (counted as dropped), and delete

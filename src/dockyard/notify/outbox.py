@@ -15,13 +15,9 @@ Health per endpoint is a JSON row in ``notification_endpoints``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -30,18 +26,9 @@ import httpx
 from dockyard.config import Endpoint, Notifications
 from dockyard.coord.postgres import PostgresCoordinator
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.deliver import (
-    BATCH,
-    LEASE,
-    LEASE_SECONDS,
-    POLL_SECONDS,
-    EndpointState,
-    Sleep,
-    _now_iso,
-    post,
-    status_row,
-)
+from dockyard.notify.deliver import BATCH, EndpointState, _now_iso, post, status_row
 from dockyard.notify.envelope import wanted
+from dockyard.notify.leader import LeasedSender, Sleep
 from dockyard.notify.queue import PgAppender
 
 log = logging.getLogger("dockyard.notify")
@@ -62,7 +49,7 @@ def outbox(pg: PostgresCoordinator, settings: Notifications) -> PgAppender:
     return PgAppender(pg, INSERT, rows)
 
 
-class OutboxDeliverer:
+class OutboxDeliverer(LeasedSender):
     def __init__(
         self,
         pg: PostgresCoordinator,
@@ -79,47 +66,7 @@ class OutboxDeliverer:
         self.maxpending = settings.maxpending
         self.metrics = metrics
         self.clock = clock
-        self.sleep = sleep
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.client = httpx.AsyncClient(transport=transport, follow_redirects=False)
-        self._leading_until = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self.endpoints and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        with contextlib.suppress(Exception):
-            await self.pg.release_lease(LEASE, self.holder)
-        await self.client.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                busy = await self.step() if await self._lead() else False
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("notification delivery failed; retrying")
-                busy = False
-            if not busy:
-                await self.sleep(POLL_SECONDS)
-
-    async def _lead(self) -> bool:
-        now = time.monotonic()
-        if now < self._leading_until:
-            return True
-        if await self.pg.acquire_lease(LEASE, self.holder, LEASE_SECONDS):
-            self._leading_until = now + LEASE_SECONDS / 3
-            return True
-        self._leading_until = 0.0
-        return False
+        super().__init__(pg, self.endpoints, sleep=sleep, transport=transport)
 
     # -- state ----------------------------------------------------------------------------------
 
