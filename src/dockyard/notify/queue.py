@@ -22,6 +22,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("dockyard.notify")
 
 
+def settle(waiters: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
+    """Answer the requests waiting on one group commit: durable, or failed with ``error``."""
+    for waiter in waiters:
+        if not waiter.done():
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+
 class EventQueue(Protocol):
     def add(self, repository: str, event: dict[str, Any]) -> asyncio.Future[None]:
         """Queue ``event``; the future is done when it is durable (or failed to be)."""
@@ -67,13 +77,9 @@ class PgAppender:
                         await self.pg.statement(self.sql, rows=json.dumps(rows))
                 except Exception as exc:
                     log.exception("failed to queue events in the database", extra={"count": len(batch)})
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
+                    settle(waiters, exc)
                     continue
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
+                settle(waiters)
         finally:
             self._writer = None
 

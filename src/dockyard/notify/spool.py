@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockyard.errors import PathNotFound
+from dockyard.notify.queue import settle
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
 
@@ -103,13 +104,9 @@ class Spool:
                     await self.driver.put_content(f"{self.directory(batch[0]['t'])}/{name}", content)
                 except Exception as exc:
                     log.exception("failed to queue events for notification", extra={"count": len(batch)})
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
+                    settle(waiters, exc)
                     continue
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
+                settle(waiters)
         finally:
             self._writer = None
 
