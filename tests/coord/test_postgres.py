@@ -168,3 +168,38 @@ async def test_the_registry_pushes_and_collects_with_postgres_coordinating(dsn: 
         assert await registry.blobs.size_global(Digest.of(b"kept layer")) == len(b"kept layer")
     finally:
         await coordinator.close()
+
+
+async def test_the_pool_reconnects_within_a_second_of_the_database_coming_back() -> None:
+    """After an outage long enough for psycopg_pool's own backoff to reach 16 s between
+    attempts, the first request after the database is back is served, not answered 503 while
+    the pool sleeps (the uncapped backoff fails this: its next attempt comes about 14 s after
+    the restart, past the request's 5 s wait). A server of its own: this one is stopped."""
+    from dockyard.coord.postgres import POOL_TIMEOUT, RECONNECT_MAX_DELAY, Reconnecting
+    from dockyard.errors import DatabaseUnavailable
+    from dockyard.testing.postgres import PostgresServer, find_bin
+
+    attempt = Reconnecting(timeout=300.0)
+    for _ in range(10):
+        attempt.update_delay(0.0)
+        assert attempt.delay <= RECONNECT_MAX_DELAY
+    bin_dir = find_bin()
+    assert bin_dir is not None
+    server = PostgresServer(bin_dir).start()
+    coordinator = PostgresCoordinator(server.dsn())
+    try:
+        await coordinator.now()
+        server.halt()
+        loop = asyncio.get_running_loop()
+        down_since = loop.time()
+        with pytest.raises(DatabaseUnavailable):  # the pool finds its connection broken
+            await coordinator.now()
+        # psycopg_pool's own attempts would come at 1, 3, 7, 15 and 31 s (±10 %) from here:
+        # back after 16.6 s, the database would wait for the one near 31 s.
+        await asyncio.sleep(max(0.0, 16.6 - (loop.time() - down_since)))
+        server.resume()
+        assert POOL_TIMEOUT > RECONNECT_MAX_DELAY + 1.0
+        await coordinator.now()
+    finally:
+        await coordinator.close()
+        server.stop()

@@ -28,6 +28,7 @@ from typing import Any
 try:
     import psycopg
     from psycopg_pool import AsyncConnectionPool, PoolTimeout
+    from psycopg_pool.base import AttemptWithBackoff
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("database.dsn needs the PostgreSQL client: pip install 'dockyard[postgres]'") from exc
 
@@ -43,6 +44,8 @@ _SESSION_COLUMNS = 'id, repository, "offset", started_at, updated_at, hash_state
 # How long a request waits for a pooled connection before it is answered 503 (the database is
 # down, or every connection is busy for that long).
 POOL_TIMEOUT = 5.0
+# The longest the pool waits between attempts to reconnect to a database that went away.
+RECONNECT_MAX_DELAY = 1.0
 
 
 def describe(dsn: str) -> str:
@@ -74,6 +77,29 @@ def _session(row: Sequence[Any]) -> UploadSession:
     )
 
 
+class Reconnecting(AttemptWithBackoff):
+    """psycopg_pool's reconnection backoff, capped. Uncapped it doubles from 1 s (1, 2, 4, 8,
+    16 s, … until its 5-minute reconnect timeout), so after a 16 s outage the next attempt could
+    come 15 s after the database is back, and every request meanwhile waits out
+    ``POOL_TIMEOUT`` and answers 503. A refused connection costs the database nothing, so the
+    pool tries every ``RECONNECT_MAX_DELAY`` seconds instead."""
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, RECONNECT_MAX_DELAY)
+
+
+class _Pool(AsyncConnectionPool[Conn]):
+    """The connection pool, reconnecting with :class:`Reconnecting`'s capped backoff. psycopg_pool
+    offers no setting for the backoff, so the attempt it starts a reconnection with is ours
+    (``tests/coord/test_postgres.py`` restarts a database to check this still takes effect)."""
+
+    async def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        if attempt is None:
+            attempt = Reconnecting(timeout=self.reconnect_timeout)
+        await super()._add_connection(attempt, growing=growing)
+
+
 class Transaction:
     """Queries inside :meth:`PostgresCoordinator.transaction`, bound to its clock."""
 
@@ -97,7 +123,7 @@ class PostgresCoordinator:
         """``clock`` replaces the database's ``now()`` (tests); by default the database decides."""
         self.dsn = dsn
         self.clock = clock
-        self._pool = AsyncConnectionPool(
+        self._pool = _Pool(
             dsn,
             min_size=1,
             max_size=pool_size,
