@@ -6,12 +6,14 @@ imports granian and the logging setup and nothing else of dockyard's: every work
 builds the application itself from the validated configuration this process holds in a
 memory file (``dockyard.server.config_handoff``, read by ``dockyard.app.app_from_env``), and the
 parent stays at the size of the interpreter plus granian instead of carrying pydantic, YAML and
-the CLI for the server's lifetime.
+the CLI for the server's lifetime. Only once the last worker has ended does it load the
+configuration, to remove this replica's record from the store (``storage.replicas.release``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 
@@ -46,6 +48,32 @@ def run(plan: ServePlan) -> None:
     logsetup.configure_from(
         plan.log_level, plan.log_formatter, plan.log_fields, access_disabled=plan.access_disabled
     )
+    try:
+        _serve_with_listener(plan)
+    finally:
+        _release_replica()
+
+
+def _release_replica() -> None:
+    """Every worker has ended (a clean stop, or granian gave up): remove this replica's record."""
+    from dockyard.config import CONFIG_PATH_ENV, Config
+    from dockyard.storage.replicas import REPLICA_ID_ENV, release
+
+    replica_id, path = os.environ.get(REPLICA_ID_ENV), os.environ.get(CONFIG_PATH_ENV)
+    if not replica_id or not path:
+        return
+    try:
+        with open(path, "rb") as f:
+            config = Config.model_validate(json.loads(f.read()))
+    except (OSError, ValueError) as exc:  # the record goes stale by itself, as a killed one's does
+        logging.getLogger("dockyard.replicas").warning(
+            "could not remove this replica's record", extra={"error": str(exc)[:300]}
+        )
+        return
+    release(config, replica_id)
+
+
+def _serve_with_listener(plan: ServePlan) -> None:
     if plan.debug_host is None:
         _serve(plan)
         return

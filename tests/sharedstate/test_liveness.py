@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import yaml
@@ -29,6 +30,7 @@ from dockyard.storage.replicas import (
     claim,
     database_beat,
     read_all,
+    remove,
     this_replica,
     write,
 )
@@ -123,6 +125,11 @@ async def test_the_heartbeat_goes_to_the_store_and_the_database(store: CheckedDr
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
             row = await (await conn.execute("SELECT id, beat_at FROM replicas")).fetchone()
         assert row == ("r1", clock.at)  # the coordinator's clock, not this machine's
+        await remove(store, "r1", coordinator)  # a clean stop's goodbye
+        assert await read_all(store) == []
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            assert await (await conn.execute("SELECT id FROM replicas")).fetchall() == []
+        await write(store, me)
 
         async def sleep(seconds: float) -> None:
             sleeps.append(seconds)
@@ -165,6 +172,12 @@ def test_a_second_serve_without_a_database_refuses_to_start(tmp_path: Path) -> N
         )  # fmt: skip
         assert second.returncode == 2, second.stderr
         assert "refusing to start" in second.stderr and "database.dsn" in second.stderr
+    # Stopped cleanly, the first removed its record: a replacement elsewhere starts at once.
+    assert list(records.glob("*.json")) == []
+    with LiveRegistry(
+        tmp_path / "c", root=tmp_path / "store", workers=1, env={HOST_ENV: "machine-b"}
+    ) as third:
+        assert httpx.get(f"{third.url}/v2/").status_code == 200
 
 
 def test_a_store_that_cannot_be_checked_stops_a_replica_without_a_database(tmp_path: Path, dsn: str) -> None:

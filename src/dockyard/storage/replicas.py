@@ -15,7 +15,9 @@ filesystem driver (the processes of one machine share the flock coordinator), no
 whose process has ended. With a database, replicas start in any order; only a fresh replica
 *without* one refuses them (it would not see their locks). A record that stops beating goes
 stale by itself: a replica killed without a chance to clean up blocks nobody for longer than
-``FRESH_SECONDS``. A read-only replica (``storage.maintenance.readonly``) writes nothing, so it
+``FRESH_SECONDS``; one stopped cleanly removes its record (:func:`release`, run by the serving
+parent after its last worker ended), so a replacement on another machine or container starts at
+once. A read-only replica (``storage.maintenance.readonly``) writes nothing, so it
 neither keeps a record nor needs to check: it cannot collide with anyone.
 """
 
@@ -32,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
-from dockyard.config import ConfigError
+from dockyard.config import Config, ConfigError
 from dockyard.errors import PathNotFound
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
@@ -159,6 +161,43 @@ async def claim(driver: CheckedDriver, me: ReplicaRecord, now: Now, *, machine_l
     if old:
         await driver.delete_many(old)
     return me
+
+
+async def remove(driver: CheckedDriver, replica_id: str, database: PostgresCoordinator | None) -> None:
+    """Delete a replica's record from the store (and the database's ``replicas`` table)."""
+    await driver.delete_many([f"{RECORDS}/{replica_id}.json"])
+    if database is not None:
+        await database.fetch_all("DELETE FROM replicas WHERE id = %(id)s RETURNING id", id=replica_id)
+
+
+def release(config: Config, replica_id: str) -> None:
+    """A cleanly stopped replica's goodbye: remove its record, so another replica (a replacement
+    container on the same store, with another host name) need not wait ``FRESH_SECONDS`` for it to
+    go stale. The serving parent calls this once every worker has ended, so no beat rewrites it.
+    A store or database that does not answer now only leaves the record to go stale, as a killed
+    replica's does."""
+    if config.storage.inmemory is not None or config.storage.maintenance.readonly.enabled:
+        return  # no record was written (``server.claim_store``)
+    from dockyard.storage.drivers import create_driver
+
+    async def run() -> None:
+        name, params = config.storage.driver()
+        driver = create_driver(name, params, redirect=False)
+        database = None
+        if config.database.dsn:
+            from dockyard.coord.postgres import PostgresCoordinator
+
+            database = PostgresCoordinator(config.database.dsn)
+        try:
+            await remove(driver, replica_id, database)
+        finally:
+            if database is not None:
+                await database.close()
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        log.warning("could not remove this replica's record", extra={"error": str(exc)[:300]})
 
 
 class Heartbeat:
