@@ -51,7 +51,7 @@ def _migrate(capsys: pytest.CaptureFixture[str], src: str, dst: str) -> dict[str
     return report
 
 
-def test_filesystem_to_s3_interrupted_and_resumed_to_filesystem_served_by_distribution(
+def test_filesystem_to_s3_interrupted_resumed_to_s3_to_filesystem_served_by_distribution(
     tmp_path: Path, seaweedfs: S3Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source, back = tmp_path / "source", tmp_path / "back"
@@ -96,8 +96,12 @@ def test_filesystem_to_s3_interrupted_and_resumed_to_filesystem_served_by_distri
     again = _migrate(capsys, f"filesystem:{source}", s3)
     assert (again["blobsCopied"], again["filesCopied"], again["blobsPresent"]) == (0, 0, len(blobs))
 
-    # 3. Back to a filesystem, which distribution 2.8.2 serves.
-    home = _migrate(capsys, s3, f"filesystem:{back}")
+    # 3. Into another root on the object store (S3 to S3), then back to a filesystem, which
+    # distribution 2.8.2 serves.
+    s3_again = _s3_spec(seaweedfs, seaweedfs.root("moved"))
+    moved = _migrate(capsys, s3, s3_again)
+    assert moved["failed"] == [] and moved["blobsCopied"] == len(blobs) and moved["tags"] == 5
+    home = _migrate(capsys, s3_again, f"filesystem:{back}")
     assert home["failed"] == [] and home["blobsCopied"] == len(blobs) and home["tags"] == 5
     assert not (back / "docker/registry/v2/_dockyard/migrate").exists()
     with DistributionRegistry(tmp_path / "distribution", root=back) as distribution:
