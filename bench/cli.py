@@ -12,14 +12,15 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import data, figures
 from bench.figures import Context, Step
+from bench.fronts import TLSFiles, find_nginx, make_certificate
 from bench.model import Figure, Results, Sample, fmt, markdown_table
-from bench.procstat import RssSampler, client_cpu_seconds, group_cpu_seconds, group_pids, group_rss_bytes
+from bench.procstat import RssSampler, client_cpu_seconds, group_pids, group_rss_bytes
 from bench.servers import (
     DISTRIBUTION,
     DOCKYARD,
@@ -32,6 +33,27 @@ from bench.servers import (
 from bench.wrkrun import write_script
 
 PHASES = ("requests", "catalog", "push", "pull", "images")
+CONFIGS = ("standalone", "accel", "tls")
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """How both registries are deployed for some of the phases: ``standalone`` (plain HTTP, all
+    phases), ``accel`` (dockyard behind nginx with the accelerated download path, against
+    distribution standalone: pulls) and ``tls`` (both terminating TLS with one certificate: pushes
+    and pulls). Its figures' keys start with ``prefix``."""
+
+    name: str
+    prefix: str
+    label: str
+    phases: tuple[str, ...]
+
+
+CONFIGURATIONS = {
+    "standalone": Configuration("standalone", "", "", PHASES),
+    "accel": Configuration("accel", "accel.", "[nginx + accel] ", ("pull",)),
+    "tls": Configuration("tls", "tls.", "[TLS] ", ("push", "pull")),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-fsync", action="store_true", help="run dockyard with storage.filesystem.fsync: false"
     )
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        choices=CONFIGS,
+        metavar="CONFIG",
+        help=f"deployments to measure: {', '.join(CONFIGS)} (default all)",
+    )
     return p
 
 
@@ -75,9 +104,9 @@ class Runner:
         self.phase_cpu: dict[str, dict[str, list[dict[str, float]]]] = {}
 
     def run_phase(
-        self, phase: str, steps: list[Step], servers: dict[str, Server], order: list[str], rnd: int
+        self, phase: str, steps: list[Step], servers: dict[str, Server], order: list[str], rnd: int, tag: str
     ) -> None:
-        self.sampler.set_phase(f"{rnd}/{phase}")
+        self.sampler.set_phase(tag)
         totals = {n: {"server_cpu": 0.0, "client_cpu": 0.0, "wall": 0.0, "work": 0.0} for n in order}
         for step in steps:
             for fig in step.figures:
@@ -88,13 +117,13 @@ class Runner:
                     if step.setup is not None:
                         step.setup(server)
                     cpu0, client0, t0 = (
-                        group_cpu_seconds(server.pgid),
+                        server.cpu_seconds(),
                         client_cpu_seconds(),
                         time.perf_counter(),
                     )
                     out = step.fn(server)
                     wall = time.perf_counter() - t0
-                    totals[name]["server_cpu"] += group_cpu_seconds(server.pgid) - cpu0
+                    totals[name]["server_cpu"] += server.cpu_seconds() - cpu0
                     totals[name]["client_cpu"] += client_cpu_seconds() - client0
                     totals[name]["wall"] += wall
                     totals[name]["work"] += float(out.get("_work", 0))
@@ -152,6 +181,125 @@ def prepare(ctx: Context, only: set[str]) -> None:
     print(f"prepared blob files and images in {time.perf_counter() - t0:.1f}s", flush=True)
 
 
+@dataclass
+class Bench:
+    """What every round needs: the measured work, the binaries, where results go."""
+
+    ctx: Context
+    args: argparse.Namespace
+    results: Results
+    runner: Runner
+    sampler: RssSampler
+    running: dict[str, Server]
+    binaries: dict[str, str]
+    tls: TLSFiles | None
+    nginx: str | None
+    layouts: dict[str, Path]
+    info: dict[str, Any]
+    round_errors: list[str]
+
+    def steps(self, config: Configuration, only: set[str]) -> dict[str, list[Step]]:
+        ctx, c = self.ctx, config
+        if c.name == "standalone":
+            return {
+                "requests": figures.request_steps(ctx) if "requests" in only else [],
+                "catalog": figures.catalog_steps(ctx) if "catalog" in only else [],
+                "push": figures.push_steps(ctx) if "push" in only else [],
+                "pull": figures.pull_steps(ctx) if "pull" in only else [],
+                "images": figures.image_steps(ctx) if "images" in only else [],
+            }
+        return {
+            "push": figures.push_steps(ctx, c.prefix, c.label, ctx.params.tls_push_reps)
+            if "push" in only
+            else [],
+            "pull": figures.pull_steps(ctx, c.prefix, c.label) if "pull" in only else [],
+        }
+
+    def server(self, config: Configuration, name: str, round_dir: Path) -> Server:
+        root = round_dir / f"{config.name}-{name}-root"
+        root.mkdir()
+        if config.name == "standalone" and self.ctx.layout is not None:
+            install_layout(self.layouts[name], root, layout_parts(self.ctx.layout))
+        return Server(
+            name,
+            round_dir,
+            root,
+            binary=self.binaries[name],
+            workers=self.args.workers,
+            fsync=not self.args.no_fsync,
+            tls=self.tls if config.name == "tls" else None,
+            nginx=self.nginx if config.name == "accel" and name == DOCKYARD else None,
+        )
+
+    def run(self, config: Configuration, only: set[str], rnd: int, round_dir: Path) -> None:
+        """One configuration in one round: both servers started fresh, every phase interleaved."""
+        order = list(NAMES) if rnd % 2 == 0 else list(reversed(NAMES))
+        only = only & set(config.phases)
+        if not only:
+            return
+        print(f"round {rnd + 1}/{self.ctx.params.rounds} {config.name}: order {', '.join(order)}", flush=True)
+        servers = {name: self.server(config, name, round_dir) for name in order}
+        tag = f"{rnd}/{config.name}"
+        idle = Figure(
+            f"{config.prefix}mem.idle",
+            "memory",
+            f"{config.label}server RSS after start (all processes)",
+            "MiB",
+            False,
+        )
+        peak_fig = Figure(
+            f"{config.prefix}mem.peak",
+            "memory",
+            f"{config.label}server peak RSS during the round (all processes)",
+            "MiB",
+            False,
+        )
+        try:
+            self.sampler.set_phase(f"{tag}/start")
+            try:
+                for name in order:
+                    servers[name].start()
+                    self.running[name] = servers[name]
+                self.sampler.update_groups()
+            except RuntimeError as exc:
+                print(f"round {rnd + 1} {config.name}: a server did not start, skipped: {exc}", flush=True)
+                self.round_errors.append(f"round {rnd + 1} {config.name}: {exc}")
+                return
+            time.sleep(1.0)
+            for name in order:
+                pids = [pid for g in servers[name].pgids for pid in group_pids(g)]
+                self.results.add(idle, name, Sample(rnd, group_rss_bytes(pids) / 2**20, None, {}))
+            steps = self.steps(config, only)
+            for phase in PHASES:
+                if steps.get(phase):
+                    self.runner.run_phase(
+                        f"{config.prefix}{phase}", steps[phase], servers, order, rnd, f"{tag}/{phase}"
+                    )
+            self.sampler.set_phase(f"{tag}/end")
+            peaks = self.sampler.peaks
+            for name in order:
+                peak = max(v for (n, ph), v in peaks.items() if n == name and ph.startswith(f"{tag}/"))
+                self.results.add(peak_fig, name, Sample(rnd, peak / 2**20, None, {}))
+                for phase in PHASES:
+                    ph_peak = peaks.get((name, f"{tag}/{phase}"), 0)
+                    if ph_peak:
+                        self.runner.phase_cpu[f"{config.prefix}{phase}"][name][-1]["peak_rss_mib"] = (
+                            ph_peak / 2**20
+                        )
+                if config.name == "standalone" and "version" not in self.info.get(name, {}):
+                    self.info.setdefault(name, {})["log_tail"] = servers[name].log_tail(1500)
+        finally:
+            for name in order:
+                servers[name].stop()
+                self.running.pop(name, None)
+            if config.name == "standalone" and self.ctx.layout is not None:
+                for name in order:
+                    root = round_dir / f"{config.name}-{name}-root"
+                    install_layout(root, self.layouts[name], layout_parts(self.ctx.layout))
+            for name in order:
+                shutil.rmtree(servers[name].root, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     p = figures.params(args.quick)
@@ -161,18 +309,25 @@ def main(argv: list[str] | None = None) -> int:
         sizes = tuple(m * data.MiB for m in args.blob_mib)
         p.push_sizes = sizes
         p.push_reps = {s: p.push_reps.get(s, 1) for s in sizes}
+        p.tls_push_reps = {max(sizes): 1}
     only = set(args.only or PHASES)
+    configs = [CONFIGURATIONS[c] for c in (args.configs or CONFIGS)]
     dockyard_bin, dist_bin = find_dockyard(), find_distribution()
     for tool in ("wrk", "ab", "curl"):
         if shutil.which(tool) is None:
             print(f"bench: {tool} is not installed (make debs)", file=sys.stderr)
             return 2
+    nginx = find_nginx()
+    if nginx is None and any(c.name == "accel" for c in configs):
+        print("bench: nginx is not installed (make debs)", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir=args.tmpdir or default_tmpdir()))
     need = sum(p.push_reps[s] * s * 2 for s in p.push_sizes) * 3
     free = shutil.disk_usage(tmp).free
     print(
-        f"bench: {'quick' if p.quick else 'full'} run, {p.rounds} rounds, data in {tmp} "
+        f"bench: {'quick' if p.quick else 'full'} run, {p.rounds} rounds, "
+        f"configurations {', '.join(c.name for c in configs)}, data in {tmp} "
         f"(needs ~{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free)",
         flush=True,
     )
@@ -183,20 +338,28 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(params=p, workdir=tmp, lua=write_script(tmp))
     results = Results()
     running: dict[str, Server] = {}
-    sampler = RssSampler(lambda: {n: s.pgid for n, s in list(running.items()) if s.proc is not None})
-    runner = Runner(ctx, results, sampler)
-    mem_idle = Figure("mem.idle", "memory", "server RSS after start (all processes)", "MiB", False)
-    mem_peak = Figure("mem.peak", "memory", "server peak RSS during the round (all processes)", "MiB", False)
-    info: dict[str, Any] = {}
-    round_errors: list[str] = []
+    sampler = RssSampler(lambda: {n: s.pgids for n, s in list(running.items()) if s.proc is not None})
+    bench = Bench(
+        ctx=ctx,
+        args=args,
+        results=results,
+        runner=Runner(ctx, results, sampler),
+        sampler=sampler,
+        running=running,
+        binaries={DOCKYARD: dockyard_bin, DISTRIBUTION: dist_bin},
+        tls=make_certificate(tmp / "tls") if any(c.name == "tls" for c in configs) else None,
+        nginx=nginx,
+        layouts={},
+        info={},
+        round_errors=[],
+    )
     try:
         prepare(ctx, only)
-        layouts: dict[str, Path] = {}
-        if only & {"requests", "catalog"}:
+        if only & {"requests", "catalog"} and any(c.name == "standalone" for c in configs):
             t0 = time.perf_counter()
             for name in NAMES:  # one copy per server, moved into each round's fresh root
-                layouts[name] = tmp / f"layout-{name}"
-                ctx.layout = data.build_layout(layouts[name], p.catalog_repos, p.tags)
+                bench.layouts[name] = tmp / f"layout-{name}"
+                ctx.layout = data.build_layout(bench.layouts[name], p.catalog_repos, p.tags)
             print(
                 f"wrote the on-disk layout ({p.catalog_repos:,} repos, {p.tags:,} tags) "
                 f"twice in {time.perf_counter() - t0:.1f}s",
@@ -204,70 +367,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         sampler.start()
         for rnd in range(p.rounds):
-            order = list(NAMES) if rnd % 2 == 0 else list(reversed(NAMES))
-            print(f"round {rnd + 1}/{p.rounds}: order {', '.join(order)}", flush=True)
             round_dir = tmp / f"round{rnd}"
             round_dir.mkdir()
-            servers: dict[str, Server] = {}
-            for name in order:
-                root = round_dir / f"{name}-root"
-                root.mkdir()
-                if ctx.layout is not None:
-                    install_layout(layouts[name], root, layout_parts(ctx.layout))
-                servers[name] = Server(
-                    name,
-                    round_dir,
-                    root,
-                    binary=dockyard_bin if name == DOCKYARD else dist_bin,
-                    workers=args.workers,
-                    fsync=not args.no_fsync,
-                )
-            try:
-                sampler.set_phase(f"{rnd}/start")
-                try:
-                    for name in order:
-                        servers[name].start()
-                        running[name] = servers[name]
-                    sampler.update_groups()
-                except RuntimeError as exc:
-                    print(f"round {rnd + 1}: a server did not start, round skipped: {exc}", flush=True)
-                    round_errors.append(f"round {rnd + 1}: {exc}")
-                    only_now: set[str] = set()
-                else:
-                    only_now = only
-                time.sleep(1.0)
-                for name in order if only_now else []:
-                    rss = group_rss_bytes(group_pids(servers[name].pgid))
-                    results.add(mem_idle, name, Sample(rnd, rss / 2**20, None, {}))
-                steps: dict[str, list[Step]] = {
-                    "requests": figures.request_steps(ctx) if "requests" in only_now else [],
-                    "catalog": figures.catalog_steps(ctx) if "catalog" in only_now else [],
-                    "push": figures.push_steps(ctx) if "push" in only_now else [],
-                    "pull": figures.pull_steps(ctx) if "pull" in only_now else [],
-                    "images": figures.image_steps(ctx) if "images" in only_now else [],
-                }
-                for phase in PHASES:
-                    if steps[phase]:
-                        runner.run_phase(phase, steps[phase], servers, order, rnd)
-                sampler.set_phase(f"{rnd}/end")
-                for name in order if only_now else []:
-                    peak = max(
-                        v for (n, ph), v in sampler.peaks.items() if n == name and ph.startswith(f"{rnd}/")
-                    )
-                    results.add(mem_peak, name, Sample(rnd, peak / 2**20, None, {}))
-                    for phase in PHASES:
-                        ph_peak = sampler.peak(name, f"{rnd}/{phase}")
-                        if ph_peak:
-                            runner.phase_cpu[phase][name][-1]["peak_rss_mib"] = ph_peak / 2**20
-                    if "version" not in info.get(name, {}):
-                        info.setdefault(name, {})["log_tail"] = servers[name].log_tail(1500)
-            finally:
-                for name in order:
-                    servers[name].stop()
-                    running.pop(name, None)
-            if ctx.layout is not None:
-                for name in order:
-                    install_layout(round_dir / f"{name}-root", layouts[name], layout_parts(ctx.layout))
+            for config in configs:
+                bench.run(config, only, rnd, round_dir)
             shutil.rmtree(round_dir, ignore_errors=True)
     except KeyboardInterrupt:
         print("interrupted; reporting what was measured", file=sys.stderr)
@@ -277,8 +380,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     wall = time.perf_counter() - started
-    info["round_errors"] = round_errors
-    report(results, runner, p, args, wall, dist_bin, info)
+    bench.info["round_errors"] = bench.round_errors
+    report(results, bench.runner, p, args, wall, dist_bin, bench.info)
     return 0
 
 
@@ -351,6 +454,7 @@ def report(
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version},
             "distribution": distribution_version(dist_bin),
             "dockyard_workers": args.workers,
+            "configurations": args.configs or list(CONFIGS),
             "dockyard_fsync": not args.no_fsync,
             "storage": args.tmpdir or default_tmpdir(),
             "figures": results.to_json(),

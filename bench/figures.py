@@ -30,6 +30,7 @@ class Params:
     concurrency: tuple[int, ...]
     push_sizes: tuple[int, ...]
     push_reps: dict[int, int]
+    tls_push_reps: dict[int, int]  # the TLS configuration's pushes (blobs the plain pushes also send)
     pull_single_reps: int
     pull_streams: int
     pull_stream_reps: int
@@ -54,6 +55,7 @@ def params(quick: bool) -> Params:
             concurrency=(1, 16, 64),
             push_sizes=(1 * MiB, 64 * MiB),
             push_reps={1 * MiB: 8, 64 * MiB: 2},
+            tls_push_reps={64 * MiB: 1},
             pull_single_reps=4,
             pull_streams=8,
             pull_stream_reps=1,
@@ -71,6 +73,7 @@ def params(quick: bool) -> Params:
         concurrency=(1, 16, 64),
         push_sizes=(1 * MiB, 64 * MiB, 512 * MiB),
         push_reps={1 * MiB: 16, 64 * MiB: 3, 512 * MiB: 1},
+        tls_push_reps={64 * MiB: 3, 512 * MiB: 1},
         pull_single_reps=2,
         pull_streams=8,
         pull_stream_reps=1,
@@ -154,7 +157,7 @@ def endpoints(layout: Layout) -> list[Endpoint]:
 
 
 def load(ctx: Context, server: Server, ep: Endpoint, connections: int) -> LoadResult:
-    url = f"http://127.0.0.1:{server.port}{ep.path}"
+    url = server.url_for(ep.path)
     if ep.method == "HEAD":
         return run_ab(
             ctx.workdir, url, connections=connections, seconds=ctx.params.load_seconds, accept=ep.accept
@@ -183,7 +186,7 @@ def request_steps(ctx: Context) -> list[Step]:
             ]
 
             def fn(server: Server, ep: Endpoint = ep, c: int = c, base: str = base) -> dict[str, Any]:
-                with Connection(server.port, timeout=30) as conn:  # refuse to measure a failing request
+                with server.connect(timeout=30) as conn:  # refuse to measure a failing request
                     headers = {"Accept": ep.accept} if ep.accept else None
                     conn.request(ep.method, ep.path, headers).expect(200, what=f"{ep.method} {ep.path}")
                 r = load(ctx, server, ep, c)
@@ -240,7 +243,7 @@ def catalog_steps(ctx: Context) -> list[Step]:
     tags = Figure("tags.10k", "catalog", f"tags list with {layout.tags:,} tags, sequential", "ms", False)
 
     def first_page(server: Server) -> dict[str, Any]:
-        with Connection(server.port) as conn:
+        with server.connect() as conn:
 
             def once() -> None:
                 r = conn.request("GET", "/v2/_catalog?n=100").expect(200, what="catalog")
@@ -258,7 +261,7 @@ def catalog_steps(ctx: Context) -> list[Step]:
         target: str | None = "/v2/_catalog?n=100"
         pages = 0
         start = time.perf_counter()
-        with Connection(server.port) as conn:
+        with server.connect() as conn:
             while target is not None:
                 r = conn.request("GET", target).expect(200, what=f"catalog page {pages + 1}")
                 names += json.loads(r.body)["repositories"]
@@ -281,7 +284,7 @@ def catalog_steps(ctx: Context) -> list[Step]:
     def tags_list(server: Server) -> dict[str, Any]:
         import json
 
-        with Connection(server.port) as conn:
+        with server.connect() as conn:
 
             def once() -> None:
                 r = conn.request("GET", f"/v2/{TAGS_REPO}/tags/list").expect(200, what="tags list")
@@ -338,53 +341,76 @@ def check_blob(conn: Connection, repo: str, blob: BlobFile) -> None:
         raise HTTPFailure(f"pushed blob has length {r.header('content-length')}, expected {blob.size}")
 
 
-def push_steps(ctx: Context) -> list[Step]:
+def gb_cpu(key: str, label: str) -> Figure:
+    """Server CPU seconds (every process serving, nginx included) per GB moved by a step."""
+    return Figure(f"{key}.cpu", "cpu", f"{label}: server CPU per GB", "CPU s/GB", False)
+
+
+def push_steps(
+    ctx: Context, prefix: str = "", label: str = "", sizes: dict[int, int] | None = None
+) -> list[Step]:
+    """Blob pushes; ``sizes`` maps size to repetitions (default: the run's push sizes), ``prefix``
+    and ``label`` name the configuration the figures belong to."""
     steps = []
-    for size in ctx.params.push_sizes:
-        reps = ctx.params.push_reps[size]
+    for size, reps in (sizes or ctx.params.push_reps).items():
         for mode in ("monolithic", "chunked"):
             desc = "POST+PUT" if mode == "monolithic" else "PATCH 8 MiB chunks + PUT"
             fig = Figure(
-                f"push.{mode}.{size // MiB}M",
-                "push",
-                f"blob push {mode} ({desc}), {size_label(size)} x{reps}",
+                f"{prefix}push.{mode}.{size // MiB}M",
+                prefix.rstrip(".") or "push",
+                f"{label}blob push {mode} ({desc}), {size_label(size)} x{reps}",
                 "MB/s",
                 True,
             )
+            cpu = gb_cpu(fig.key, f"{label}push {mode} {size_label(size)}")
 
             def fn(
-                server: Server, size: int = size, mode: str = mode, reps: int = reps, key: str = fig.key
+                server: Server,
+                size: int = size,
+                mode: str = mode,
+                reps: int = reps,
+                key: str = fig.key,
+                cpu_key: str = cpu.key,
             ) -> dict[str, Any]:
                 blobs = [ctx.blobs[(size, mode, i)] for i in range(reps)]
                 push = push_monolithic if mode == "monolithic" else push_chunked
                 times = []
-                with Connection(server.port) as conn:
+                cpu0 = server.cpu_seconds()
+                with server.connect() as conn:
                     for blob in blobs:
                         t0 = time.perf_counter()
                         push(conn, PUSH_REPO, blob)
                         times.append(time.perf_counter() - t0)
+                    cpu1 = server.cpu_seconds()
                     for blob in blobs:
                         check_blob(conn, PUSH_REPO, blob)
                 total = sum(times)
                 return {
                     key: size * reps / total / 1e6,
+                    cpu_key: (cpu1 - cpu0) / (size * reps / 1e9),
                     "_work": reps,
                     "_extra": {"seconds": times},
                 }
 
-            steps.append(Step(fig.key, [fig], fn))
+            steps.append(Step(fig.key, [fig, cpu], fn))
     return steps
 
 
-def _pull(port: int, blob: BlobFile, streams: int, reps: int) -> float:
-    url = f"http://127.0.0.1:{port}/v2/{PUSH_REPO}/blobs/{blob.digest}"
+def _pull(server: Server, blob: BlobFile, streams: int, reps: int) -> tuple[float, float]:
+    """``streams`` curl processes, each downloading the blob ``reps`` times: MB/s, and the
+    server's CPU seconds per GB sent."""
+    url = server.url_for(f"/v2/{PUSH_REPO}/blobs/{blob.digest}")
     cmd = ["curl", "-s", "-w", "%{http_code} %{size_download}\\n"]
+    if server.tls is not None:
+        cmd += ["--cacert", str(server.tls.certificate)]
     for _ in range(reps):
         cmd += [url, "-o", "/dev/null"]
+    cpu0 = server.cpu_seconds()
     t0 = time.perf_counter()
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(streams)]
     outs = [p.communicate(timeout=600)[0] for p in procs]
     elapsed = time.perf_counter() - t0
+    cpu = server.cpu_seconds() - cpu0
     for p, out in zip(procs, outs, strict=True):
         lines = out.split()
         results = list(zip(lines[::2], lines[1::2], strict=True))
@@ -393,46 +419,51 @@ def _pull(port: int, blob: BlobFile, streams: int, reps: int) -> float:
         for code, size in results:
             if code != "200" or int(size) != blob.size:
                 raise RuntimeError(f"curl got HTTP {code}, {size} bytes (expected 200, {blob.size})")
-    return blob.size * streams * reps / elapsed / 1e6
+    total = blob.size * streams * reps
+    return total / elapsed / 1e6, cpu / (total / 1e9)
 
 
-def pull_steps(ctx: Context) -> list[Step]:
+def pull_steps(ctx: Context, prefix: str = "", label: str = "") -> list[Step]:
     p = ctx.params
     blob = ctx.blobs[(p.pull_size, "monolithic", 0)]
+    group = prefix.rstrip(".") or "pull"
     single = Figure(
-        "pull.single",
-        "pull",
-        f"blob pull, 1 stream ({size_label(blob.size)} x{p.pull_single_reps})",
+        f"{prefix}pull.single",
+        group,
+        f"{label}blob pull, 1 stream ({size_label(blob.size)} x{p.pull_single_reps})",
         "MB/s",
         True,
     )
     parallel = Figure(
-        "pull.parallel",
-        "pull",
-        f"blob pull, {p.pull_streams} parallel streams ({size_label(blob.size)} each)",
+        f"{prefix}pull.parallel",
+        group,
+        f"{label}blob pull, {p.pull_streams} parallel streams ({size_label(blob.size)} each)",
         "MB/s",
         True,
     )
+    single_cpu = gb_cpu(single.key, f"{label}pull 1 stream")
+    parallel_cpu = gb_cpu(parallel.key, f"{label}pull {p.pull_streams} streams")
 
     def ensure(server: Server) -> None:
-        with Connection(server.port) as conn:
+        with server.connect() as conn:
             if conn.request("HEAD", f"/v2/{PUSH_REPO}/blobs/{blob.digest}").status != 200:
                 push_monolithic(conn, PUSH_REPO, blob)
 
+    def run(server: Server, streams: int, reps: int, key: str, cpu_key: str) -> dict[str, Any]:
+        rate, cpu = _pull(server, blob, streams, reps)
+        return {key: rate, cpu_key: cpu, "_work": streams * reps}
+
     return [
         Step(
-            "pull.single",
-            [single],
-            lambda s: {single.key: _pull(s.port, blob, 1, p.pull_single_reps), "_work": p.pull_single_reps},
+            single.key,
+            [single, single_cpu],
+            lambda s: run(s, 1, p.pull_single_reps, single.key, single_cpu.key),
             setup=ensure,
         ),
         Step(
-            "pull.parallel",
-            [parallel],
-            lambda s: {
-                parallel.key: _pull(s.port, blob, p.pull_streams, p.pull_stream_reps),
-                "_work": p.pull_streams,
-            },
+            parallel.key,
+            [parallel, parallel_cpu],
+            lambda s: run(s, p.pull_streams, p.pull_stream_reps, parallel.key, parallel_cpu.key),
             setup=ensure,
         ),
     ]
@@ -496,15 +527,15 @@ def image_steps(ctx: Context) -> list[Step]:
     cpu = Figure("images.cpu", "images", "server CPU per image pushed", "ms", False)
 
     def fn(server: Server) -> dict[str, Any]:
-        from bench.procstat import client_cpu_seconds, group_cpu_seconds
+        from bench.procstat import client_cpu_seconds
 
-        cpu0, client0 = group_cpu_seconds(server.pgid), client_cpu_seconds()
+        cpu0, client0 = server.cpu_seconds(), client_cpu_seconds()
         t0 = time.perf_counter()
         requests = run_async(_push_images(server.port, ctx.images, p.image_clients))
         elapsed = time.perf_counter() - t0
-        server_cpu = group_cpu_seconds(server.pgid) - cpu0
+        server_cpu = server.cpu_seconds() - cpu0
         client_cpu = client_cpu_seconds() - client0
-        with Connection(server.port) as conn:  # spot-check outside the timing
+        with server.connect() as conn:  # spot-check outside the timing
             for img in ctx.images[:: max(1, n // 20)]:
                 r = conn.request("GET", f"/v2/{img.repo}/manifests/{img.tag}", {"Accept": ACCEPT})
                 r.expect(200, what="GET pushed manifest")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, cast
 from urllib.parse import urlsplit
 
@@ -76,10 +78,16 @@ def with_digest(location: str, digest: str) -> str:
 
 
 class Connection:
-    """One keep-alive connection to ``127.0.0.1:port``; reconnects when the server closes."""
+    """One keep-alive connection to ``127.0.0.1:port``; reconnects when the server closes.
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 300.0) -> None:
+    With ``cafile`` it speaks TLS and trusts only that certificate; bodies then go through
+    ``SSLSocket.sendfile``, which encrypts in user space (as every TLS client without kTLS does)."""
+
+    def __init__(
+        self, port: int, host: str = "127.0.0.1", timeout: float = 300.0, cafile: Path | None = None
+    ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self._tls = ssl.create_default_context(cafile=str(cafile)) if cafile else None
         self._sock: socket.socket | None = None
         self._rfile: BinaryIO | None = None
 
@@ -100,6 +108,8 @@ class Connection:
         if self._sock is None or self._rfile is None:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
             rfile = cast(BinaryIO, sock.makefile("rb", buffering=1 << 16))
             self._sock, self._rfile = sock, rfile
             return sock, rfile

@@ -77,11 +77,12 @@ class RssSampler:
     client, not the server, the bottleneck of large pushes.
 
     ``peaks[(name, phase)]`` holds the highest sum seen while ``phase`` was current, and
-    ``peaks[(name, "*")]`` the highest overall. The groups are re-read from ``groups()`` whenever
+    ``peaks[(name, "*")]`` the highest overall; a name may stand for several groups (dockyard and
+    nginx in front of it). The groups are re-read from ``groups()`` whenever
     the phase changes and on ``update_groups()``; their member pids twice a second.
     """
 
-    def __init__(self, groups: Callable[[], dict[str, int]], interval: float = 0.05) -> None:
+    def __init__(self, groups: Callable[[], dict[str, list[int]]], interval: float = 0.05) -> None:
         self.groups = groups
         self._conn, child = multiprocessing.Pipe()
         self._proc = multiprocessing.get_context("fork").Process(
@@ -117,14 +118,14 @@ class RssSampler:
 
 def _sample_loop(conn: Connection, interval: float) -> None:
     phase = "start"
-    groups: dict[str, int] = {}
+    groups: dict[str, list[int]] = {}
     pids: dict[str, list[int]] = {}
     peaks: dict[tuple[str, str], int] = {}
     listed = 0.0
 
     def relist() -> None:
         nonlocal pids, listed
-        pids = {name: group_pids(pgid) for name, pgid in groups.items()}
+        pids = {name: [pid for pgid in pgids for pid in group_pids(pgid)] for name, pgids in groups.items()}
         listed = time.monotonic()
 
     def sample() -> None:

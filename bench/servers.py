@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
+from bench.fronts import ACCEL_LOCATION, TLSFiles, nginx_config
 from bench.httpclient import Connection, HTTPFailure
-from bench.procstat import group_pids
+from bench.procstat import group_cpu_seconds, group_pids
 from dockyard.testing.processes import stop_group
 
 DOCKYARD = "dockyard"
@@ -55,10 +56,24 @@ def distribution_version(binary: str) -> str:
 
 
 class Server:
-    """One registry process group: ``start()`` on a fresh port, ``stop()`` by pid."""
+    """One registry process group: ``start()`` on a fresh port, ``stop()`` by pid.
+
+    ``tls`` makes the registry terminate TLS itself with that certificate. ``nginx`` (dockyard
+    only) puts nginx in front with the shipped accelerated-download configuration: clients talk
+    to nginx on ``port``, dockyard listens on a port of its own with ``http.accel`` set, and
+    nginx's processes count as the server's (CPU and memory)."""
 
     def __init__(
-        self, name: str, workdir: Path, root: Path, *, binary: str, workers: int, fsync: bool
+        self,
+        name: str,
+        workdir: Path,
+        root: Path,
+        *,
+        binary: str,
+        workers: int,
+        fsync: bool,
+        tls: TLSFiles | None = None,
+        nginx: str | None = None,
     ) -> None:
         self.name = name
         self.workdir = workdir
@@ -66,8 +81,12 @@ class Server:
         self.binary = binary
         self.workers = workers
         self.fsync = fsync
+        self.tls = tls
+        self.nginx = nginx
         self.port = free_port()
+        self.backend_port = free_port() if nginx else self.port
         self.proc: subprocess.Popen[bytes] | None = None
+        self.front: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / f"{name}.log"
 
     @property
@@ -76,15 +95,40 @@ class Server:
             raise RuntimeError(f"{self.name} is not running")
         return self.proc.pid
 
+    @property
+    def pgids(self) -> list[int]:
+        """Every process group serving: the registry's, and nginx's in front of it."""
+        return [self.pgid] + ([self.front.pid] if self.front is not None else [])
+
+    def cpu_seconds(self) -> float:
+        return sum(group_cpu_seconds(g) for g in self.pgids)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def url_for(self, path: str) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+
+    def connect(self, timeout: float = 300.0, port: int | None = None) -> Connection:
+        return Connection(
+            port or self.port, timeout=timeout, cafile=self.tls.certificate if self.tls else None
+        )
+
     def config(self) -> dict[str, Any]:
         filesystem: dict[str, Any] = {"rootdirectory": str(self.root)}
         if self.name == DOCKYARD:
             filesystem["fsync"] = self.fsync
+        http: dict[str, Any] = {"addr": f"127.0.0.1:{self.backend_port}"}
+        if self.tls:
+            http["tls"] = {"certificate": str(self.tls.certificate), "key": str(self.tls.key)}
+        if self.nginx:
+            http["accel"] = {"kind": "nginx", "location": ACCEL_LOCATION}
         return {
             "version": "0.1",
             # Identical settings for both: no access log, no per-request info logging.
             "log": {"level": "warn", "accesslog": {"disabled": True}},
-            "http": {"addr": f"127.0.0.1:{self.port}"},
+            "http": http,
             "storage": {
                 "filesystem": filesystem,
                 "delete": {"enabled": True},
@@ -116,19 +160,44 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}")
             try:
-                with Connection(self.port, timeout=2) as conn:
+                with self.connect(timeout=2, port=self.backend_port) as conn:
                     ok = conn.request("GET", "/v2/").status == 200
             except (HTTPFailure, OSError):
                 ok = False
             if ok and len(group_pids(self.pgid)) >= expected:
+                if self.nginx:
+                    self._start_front(deadline)
                 # Every worker must answer: a few requests on fresh connections.
                 for _ in range(4 * self.workers):
-                    with Connection(self.port, timeout=5) as conn:
+                    with self.connect(timeout=5) as conn:
                         conn.request("GET", "/v2/").expect(200, what=f"{self.name} warm-up")
                 return
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.name} did not come up within {timeout}s: {self.log_tail()}")
+
+    def _start_front(self, deadline: float) -> None:
+        assert self.nginx is not None
+        conf = nginx_config(self.workdir / f"{self.name}-nginx", self.backend_port, self.port, self.root)
+        with open(self.log_path, "ab") as log:
+            self.front = subprocess.Popen(
+                [self.nginx, "-p", str(conf.parent), "-e", "stderr", "-c", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        while time.monotonic() < deadline:
+            if self.front.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.front.returncode}: {self.log_tail()}")
+            try:
+                with self.connect(timeout=2) as conn:
+                    if conn.request("GET", "/v2/").status == 200:
+                        return
+            except (HTTPFailure, OSError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"nginx did not come up: {self.log_tail()}")
 
     def log_tail(self, n: int = 2000) -> str:
         try:
@@ -138,6 +207,9 @@ class Server:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM to the pid we started; SIGKILL to its own process group if it lingers."""
+        front, self.front = self.front, None
+        if front is not None:
+            stop_group(front, signal.SIGTERM, timeout)
         proc, self.proc = self.proc, None
         if proc is not None:
             stop_group(proc, signal.SIGTERM, timeout)
