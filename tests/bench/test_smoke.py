@@ -14,13 +14,25 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.interop
+BENCH = [
+    sys.executable,
+    "-m",
+    "bench",
+    "--quick",
+    "--rounds",
+    "1",
+    "--only",
+    "push",
+    "pull",
+    "--blob-mib",
+    "2",
+]
 
 
 def test_push_and_pull_in_every_configuration(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--rounds", "1", "--only", "push", "pull"]
-        + ["--blob-mib", "2", "--tmpdir", str(tmp_path), "--json", str(out)],
+        [*BENCH, "--tmpdir", str(tmp_path), "--json", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,
