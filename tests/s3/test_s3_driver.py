@@ -19,6 +19,7 @@ from dockyard.storage.drivers import create_driver
 from dockyard.storage.drivers.checked import CheckedDriver, checked
 from dockyard.storage.drivers.s3 import S3Driver
 from dockyard.storage.drivers.s3_client import MIN_PART, S3ConfigError, make_client, settings_from_params
+from dockyard.storage.drivers.s3_writer import UploadStateError
 from tests.servers.s3 import S3Engine
 
 MiB = 1 << 20
@@ -92,9 +93,10 @@ async def test_keys_are_distributions_layout(engine: S3Engine, s3: CheckedDriver
 
 @pytest.mark.anyio
 async def test_writer_spans_parts_and_reopenings(engine: S3Engine, s3: CheckedDriver) -> None:
-    """Three sessions on one path: a multipart upload of several parts, a reopening of an
-    object past the part minimum (copied on the server as the first part), and a reopening
-    that only closes; then a commit that copies the result to its destination in parts."""
+    """Three sessions on one path: a multipart upload of several parts that stays open when the
+    writer closes (its tail in the object at the path), a reopening that continues it, and a
+    reopening that only closes; then a commit that completes it and copies the result to its
+    destination in parts. Until then the upload is not readable, and says so."""
     data = _pattern(17 * MiB + 12345)
     pieces = [data[: 6 * MiB + 7], data[6 * MiB + 7 : 13 * MiB], data[13 * MiB :]]
     hasher = hashlib.sha256()
@@ -103,13 +105,17 @@ async def test_writer_spans_parts_and_reopenings(engine: S3Engine, s3: CheckedDr
         await writer.write(pieces[0][start : start + MiB], hasher)
     assert _uploads(engine, s3), "parts go to a multipart upload while the writer is open"
     await writer.close()
-    assert not _uploads(engine, s3) and await _read(s3, "/up/data") == pieces[0]
+    assert len(_uploads(engine, s3)) == 1, "the upload stays open for the next writer"
+    assert (await s3.stat("/up/data")).size == len(pieces[0])
+    with pytest.raises(UploadStateError, match="unfinished"):
+        await _read(s3, "/up/data")
 
     writer = await s3.writer("/up/data", create=False)
     assert writer.size == len(pieces[0])
     await writer.write(pieces[1], hasher)
     await writer.close()
     assert (await s3.stat("/up/data")).size == 13 * MiB
+    assert len(_uploads(engine, s3)) == 1
 
     writer = await s3.writer("/up/data", create=False)
     await writer.close()  # nothing written: the object stays as it is
@@ -124,6 +130,63 @@ async def test_writer_spans_parts_and_reopenings(engine: S3Engine, s3: CheckedDr
     assert _bucket_keys(engine, s3) == ["blobs/b/data", "link"]
     assert not _uploads(engine, s3)
     await s3.delete_many(["/blobs", "/link"])
+
+
+def _traffic(store: CheckedDriver) -> tuple[int, int]:
+    assert isinstance(store.inner, S3Driver)
+    return store.inner.traffic.sent, store.inner.traffic.copied
+
+
+@pytest.mark.anyio
+async def test_a_chunked_upload_moves_each_byte_once(engine: S3Engine, s3: CheckedDriver) -> None:
+    """Eight PATCH-like sessions of 5.5 MiB, each a writer of its own (as on another replica),
+    then the commit: the store takes each byte once, plus the tails under the part minimum sent
+    again with the next request, and copies the blob once, to its destination. Copying the
+    object again at every session (what an upload completed at each close costs) moves
+    1 + 2 + ... + 7 sessions' bytes more: quadratic in the length of the upload."""
+    sessions, piece = 8, 5 * MiB + MiB // 2
+    data = _pattern(sessions * piece, seed=3)
+    for i in range(sessions):
+        writer = await s3.writer("/q/data", create=i == 0)
+        assert writer.size == i * piece
+        await writer.write(data[i * piece : (i + 1) * piece])
+        await writer.close()
+    sent, copied = _traffic(s3)
+    assert copied == 0
+    assert len(data) <= sent <= len(data) + sessions * MIN_PART
+    writer = await s3.writer("/q/data", create=False)
+    assert await writer.commit("/blobs/q/data", [], ["/q"])
+    assert _traffic(s3)[1] - copied == len(data), "one copy, to the content address"
+    assert _traffic(s3)[0] - sent < MIN_PART, "the commit sends only the last tail"
+    assert await _read(s3, "/blobs/q/data") == data
+    assert not _uploads(engine, s3) and _bucket_keys(engine, s3) == ["blobs/q/data"]
+    await s3.delete("/blobs")
+
+
+@pytest.mark.anyio
+async def test_parts_of_a_writer_that_died_before_closing_are_not_used(
+    engine: S3Engine, s3: CheckedDriver
+) -> None:
+    """A writer sends a part and dies before writing the tail object: the next writer numbers
+    its parts past the dead one's (SeaweedFS lists a part number sent twice twice), and the
+    result holds only what the closed writers wrote."""
+    kept, lost, rest = _pattern(6 * MiB, seed=4), _pattern(5 * MiB, seed=5), _pattern(7 * MiB, seed=6)
+    writer = await s3.writer("/dead2/data")
+    await writer.write(kept)
+    await writer.close()
+    dying = await s3.writer("/dead2/data", create=False)
+    await dying.write(lost)  # tail + lost >= one part: sent, but never recorded
+    writer = await s3.writer("/dead2/data", create=False)
+    assert writer.size == len(kept)
+    await writer.write(rest)
+    await writer.close()
+    assert await s3.cleanup(time.time() + 60) == 0, "a pending upload lives as long as its path"
+    writer = await s3.writer("/dead2/data", create=False)
+    await writer.flush()
+    assert await _read(s3, "/dead2/data") == kept + rest
+    await writer.close()
+    await s3.delete("/dead2")
+    assert not _uploads(engine, s3) and _bucket_keys(engine, s3) == []
 
 
 @pytest.mark.anyio
@@ -144,6 +207,7 @@ async def test_large_copy_goes_in_parts(engine: S3Engine, s3: CheckedDriver) -> 
     data = _pattern(11 * MiB, seed=2)
     writer = await s3.writer("/c/src")
     await writer.write(data)
+    await writer.flush()  # the bytes become the object at the path
     await writer.close()
     await s3.copy("/c/src", "/c/dst")
     assert await _read(s3, "/c/dst") == data

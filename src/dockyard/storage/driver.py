@@ -62,7 +62,7 @@ class FileInfo:
 class FileWriter(Protocol):
     """A writer shaped like a multipart upload: ``write`` parts, then either
     ``commit`` (the bytes become a file), ``abort`` (they are dropped) or ``close`` (they stay
-    for a later writer on the same path to continue)."""
+    for a later writer on the same path to continue); ``flush`` makes them readable meanwhile."""
 
     @property
     def size(self) -> int:
@@ -72,7 +72,13 @@ class FileWriter(Protocol):
         """Append ``data``; when ``hasher`` is given, update it with exactly the bytes written."""
 
     async def close(self) -> None:
-        """Release the writer and keep what was written; closing twice is harmless."""
+        """Release the writer and keep what was written, durably, for a later writer on the
+        same path (``stat`` gives its size); closing twice is harmless. The bytes need not be
+        readable yet (an object store keeps them in an unfinished multipart upload)."""
+
+    async def flush(self) -> None:
+        """Make everything written so far readable at the path (``read``, ``hash_file``,
+        ``copy``); the writer stays open. Costs an object store the completion of its upload."""
 
     async def abort(self) -> None:
         """Drop everything written to this path and release the writer."""

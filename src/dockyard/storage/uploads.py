@@ -285,7 +285,6 @@ class UploadStore:
         """Append the last bytes, verify the digest, and publish the blob; returns its size."""
         key = (name, upload_id)
         opening = asyncio.ensure_future(self._open(name, upload_id, new=new))
-        reopened: FileWriter | None = None
         try:
             held = b""
             hasher: Hasher | None
@@ -303,14 +302,13 @@ class UploadStore:
             else:
                 # The digest comes from the stored bytes, which an open writer may not have made
                 # readable yet (on an object store they are parts of an unfinished multipart
-                # upload): write them all, close the writer (the bytes become the object at the
-                # path), hash that, and continue with a fresh writer, still under the session's
-                # lock. Only here: with a running hash (the common case) nothing is read back.
+                # upload): write them all, flush the writer (the bytes become the object at the
+                # path), and hash that, still under the session's lock. Only here: with a
+                # running hash (the common case) nothing is read back.
                 if held:
                     await writer.write(held)
                     held = b""
-                await writer.close()
-                writer = reopened = await self.driver.writer(paths.upload_data(name, upload_id), create=False)
+                await writer.flush()
                 actual, _ = await self.driver.hash_file(paths.upload_data(name, upload_id), digest.algorithm)
                 self.rehashed += 1
                 log.info(
@@ -343,11 +341,7 @@ class UploadStore:
                 await self._discard(name, upload_id)
             raise
         finally:
-            try:
-                if reopened is not None:
-                    await reopened.close()  # after commit or abort: harmless
-            finally:
-                await self._close_opened(opening)
+            await self._close_opened(opening)
         self._hashers.pop(key, None)
         if not new:
             await self._forget(upload_id)

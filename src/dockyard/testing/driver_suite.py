@@ -195,6 +195,31 @@ class DriverSuite:
         assert (await store.stat("/big/data")).size == 8 << 20
         await store.delete("/big")
 
+    async def test_large_file_continued_then_flushed(self, store: CheckedDriver) -> None:
+        """Past an object store's part size: after ``close`` the size is kept for the next
+        writer (the bytes may not be readable yet); ``flush`` makes them readable, and the
+        writer goes on after it."""
+        data = hashlib.sha256(b"large").digest() * ((11 << 20) // 32)  # 11 MiB
+        writer = await store.writer("/lf/data")
+        await writer.write(data)
+        await writer.close()
+        assert (await store.stat("/lf/data")).size == len(data)
+        writer = await store.writer("/lf/data", create=False)
+        assert writer.size == len(data)
+        await writer.write(b"more")
+        await writer.flush()
+        assert await store.hash_file("/lf/data", "sha256") == (
+            hashlib.sha256(data + b"more").hexdigest(),
+            len(data) + 4,
+        )
+        await writer.write(b" and after")
+        await writer.close()
+        writer = await store.writer("/lf/data", create=False)
+        await writer.flush()
+        assert await _read_all(store, "/lf/data", len(data)) == b"more and after"
+        await writer.close()
+        await store.delete("/lf")
+
     async def test_concurrent_streams(self, store: CheckedDriver) -> None:
         """Sixteen uploads written in interleaved parts, then read back at once."""
         streams = 16

@@ -98,6 +98,9 @@ class CheckedWriter:
     async def close(self) -> None:
         await self._call("close", self._inner.close())
 
+    async def flush(self) -> None:
+        await self._call("flush", self._inner.flush())
+
     async def abort(self) -> None:
         await self._call("abort", self._inner.abort())
 

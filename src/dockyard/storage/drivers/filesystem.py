@@ -78,6 +78,9 @@ class _Writer:
             fd, self._fd = self._fd, -1
             await self._driver.run(os.close, fd)
 
+    async def flush(self) -> None:
+        return None  # written straight to the file: readable at once
+
     def _abort(self) -> None:
         fd, self._fd = self._fd, -1
         try:

@@ -36,6 +36,9 @@ class _Writer:
     async def close(self) -> None:
         return None
 
+    async def flush(self) -> None:
+        return None  # every write is readable at once
+
     async def abort(self) -> None:
         self._driver.files.pop(self._path, None)
         await self.close()

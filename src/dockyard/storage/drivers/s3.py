@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dockyard.errors import PathNotFound, StorageUnavailable
@@ -42,13 +43,23 @@ from dockyard.storage.drivers.s3_client import (
     make_client,
     settings_from_params,
 )
-from dockyard.storage.drivers.s3_writer import S3Writer
+from dockyard.storage.drivers.s3_writer import Pending, S3Writer, UploadStateError
 
 T = TypeVar("T")
 X = TypeVar("X")
 _READ_CHUNK = 1 << 20
 _DELETE_BATCH = 1000  # DeleteObjects' limit
 _FANOUT = 32  # concurrent calls of one batch (stat_many, a tree walk, ...)
+
+
+@dataclass
+class Traffic:
+    """Bytes this driver made the store take in: sent in request bodies (PUTs and parts), and
+    copied on the server (CopyObject, UploadPartCopy). What a test counts to show that a chunked
+    upload's bytes go to the store once, plus the one copy to their content address."""
+
+    sent: int = 0
+    copied: int = 0
 
 
 class S3Driver:
@@ -60,6 +71,7 @@ class S3Driver:
         self.create_args = settings.create_args
         self._offload = Offload(threads, "dockyard-s3")
         self._fanout = asyncio.Semaphore(_FANOUT)
+        self.traffic = Traffic()
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> S3Driver:
@@ -93,8 +105,9 @@ class S3Driver:
 
         return list(await asyncio.gather(*(one(item) for item in items)))
 
-    async def put_object(self, key: str, data: bytes, **extra: str) -> None:
+    async def put_object(self, key: str, data: bytes, **extra: Any) -> None:
         await self.call("put_object", Key=key, Body=data, **self.create_args, **extra)
+        self.traffic.sent += len(data)
 
     def local_path(self, path: str) -> str | None:
         return None
@@ -167,6 +180,9 @@ class S3Driver:
                 return
             raise
         body = answer["Body"]
+        if Pending.parse(answer.get("Metadata")) is not None:
+            body.close()
+            raise UploadStateError(f"{path} is an unfinished multipart upload: flush its writer to read it")
         ahead: asyncio.Future[bytes] | None = self._offload.run(body.read, _READ_CHUNK)
         try:
             # Read ahead: the next chunk comes off the network while this one is being sent.
@@ -185,25 +201,33 @@ class S3Driver:
 
     async def writer(self, path: str, *, create: bool = True) -> S3Writer:
         try:
-            stored: int | None = (await self._head(path)).size
+            answer = await self._head_object(path)
         except PathNotFound:
             if not create:
                 raise
-            stored = None
-        return S3Writer(self, path, stored)
+            return S3Writer(self, path, None, None)
+        return S3Writer(self, path, int(answer["ContentLength"]), Pending.parse(answer.get("Metadata")))
 
     # -- metadata ------------------------------------------------------------------------------
 
-    async def _head(self, path: str) -> FileInfo:
+    async def _head_object(self, path: str) -> dict[str, Any]:
         try:
-            answer = await self.call("head_object", Key=self.settings.key(path))
+            answer: dict[str, Any] = await self.call("head_object", Key=self.settings.key(path))
         except Exception as exc:
             if is_missing(exc):
                 raise PathNotFound(path) from None
             raise
+        return answer
+
+    async def _head(self, path: str) -> FileInfo:
+        """The file at ``path``; a pending upload's size counts its parts and its tail."""
+        answer = await self._head_object(path)
         etag = answer.get("ETag") or None
         mtime = answer["LastModified"].timestamp()
         size = int(answer["ContentLength"])
+        pending = Pending.parse(answer.get("Metadata"))
+        if pending is not None:
+            size += pending.offset
         return FileInfo(path, size, mtime, False, (etag, size, mtime) if etag else None)
 
     async def _has_below(self, path: str) -> bool:
@@ -271,17 +295,61 @@ class S3Driver:
                     f"S3 DeleteObjects failed for {len(errors)} keys, {first['Key']}: {first['Code']}"
                 )
 
-    async def delete_many(self, paths: Sequence[str]) -> list[bool]:
+    async def delete_keys(self, paths: Sequence[str]) -> list[bool]:
+        """Delete each path, a file or a whole prefix, leaving multipart uploads alone (for a
+        writer that completed or aborted its own)."""
+
         async def found(path: str) -> list[str]:
             keys = [key async for key in self._keys(self.settings.prefix(path))]
             with contextlib.suppress(PathNotFound):
-                await self._head(path)
+                await self._head_object(path)
                 keys.append(self.settings.key(path))
             return keys
 
         per_path = await self._each(found, paths)
         await self._delete_keys(sorted({k for keys in per_path for k in keys}))
         return [bool(keys) for keys in per_path]
+
+    async def delete_many(self, paths: Sequence[str]) -> list[bool]:
+        """Delete each path with the multipart uploads on it or below it (a pending upload's
+        parts belong to its path): the objects first, so a crash in between leaves only an
+        upload no tail names, which ``cleanup`` aborts."""
+        deleted = await self.delete_keys(paths)
+        if paths:
+            await self._abort_uploads_below([self.settings.key(path) for path in paths])
+        return deleted
+
+    async def _uploads(self, prefix: str) -> AsyncIterator[dict[str, Any]]:
+        """Every multipart upload on a key starting with ``prefix`` (ListMultipartUploads)."""
+        markers: dict[str, str] = {}
+        while True:
+            answer = await self.call("list_multipart_uploads", Prefix=prefix, **markers)
+            for upload in answer.get("Uploads", ()):
+                yield upload
+            if not answer.get("IsTruncated"):
+                return
+            markers = {"KeyMarker": answer["NextKeyMarker"], "UploadIdMarker": answer["NextUploadIdMarker"]}
+
+    async def _abort(self, key: str, upload: str) -> bool:
+        try:
+            await self.call("abort_multipart_upload", Key=key, UploadId=upload)
+        except Exception as exc:
+            if error_code(exc) in ("NoSuchUpload", "404"):
+                return False
+            raise
+        return True
+
+    async def _abort_uploads_below(self, keys: Sequence[str]) -> None:
+        """Abort the uploads on each key or below it: one listing of their common prefix."""
+        first, last = min(keys), max(keys)  # a listing prefix: characters, not path components
+        differ = (i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b)
+        common = first[: next(differ, len(first))]
+        doomed = [
+            (upload["Key"], upload["UploadId"])
+            async for upload in self._uploads(common)
+            if any(upload["Key"] == key or upload["Key"].startswith(key + "/") for key in keys)
+        ]
+        await self._each(lambda item: self._abort(*item), doomed)
 
     async def copy_parts(
         self, src_key: str, dst_key: str, upload: str, size: int, *, first: int
@@ -311,6 +379,7 @@ class S3Driver:
                     CopySource=source,
                     CopySourceRange=f"bytes={lo}-{hi - 1}",
                 )
+            self.traffic.copied += hi - lo
             return {"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]}
 
         return list(await asyncio.gather(*(part(first + i, lo, hi) for i, (lo, hi) in enumerate(ranges))))
@@ -321,6 +390,7 @@ class S3Driver:
         if size <= max(self.settings.copy_threshold, 0) or (refresh and size <= MAX_COPY):
             extra = {"MetadataDirective": "REPLACE"} if refresh else {}
             await self.call("copy_object", Key=dst_key, CopySource=source, **self.create_args, **extra)
+            self.traffic.copied += size
             return
         answer = await self.call("create_multipart_upload", Key=dst_key, **self.create_args)
         upload = answer["UploadId"]
@@ -335,8 +405,10 @@ class S3Driver:
             raise
 
     async def copy(self, src: str, dst: str) -> None:
-        info = await self._head(src)
-        await self._copy_key(self.settings.key(src), self.settings.key(dst), info.size)
+        answer = await self._head_object(src)
+        if Pending.parse(answer.get("Metadata")) is not None:
+            raise UploadStateError(f"{src} is an unfinished multipart upload: flush its writer to copy it")
+        await self._copy_key(self.settings.key(src), self.settings.key(dst), int(answer["ContentLength"]))
 
     async def _touch(self, path: str) -> bool:
         """The writer's commit onto stored content: refresh its Last-Modified; False if absent."""
@@ -354,27 +426,38 @@ class S3Driver:
         return True
 
     async def cleanup(self, older_than: float) -> int:
-        """Abort the multipart uploads below the root started before ``older_than``: writers
-        that died before ``close`` (an open writer's upload is as old as its first part)."""
-        prefix = self.settings.prefix("/")
-        stale: list[tuple[str, str]] = []
-        markers: dict[str, str] = {}
-        while True:
-            answer = await self.call("list_multipart_uploads", Prefix=prefix, **markers)
-            for upload in answer.get("Uploads", ()):
-                if upload["Initiated"].timestamp() < older_than:
-                    stale.append((upload["Key"], upload["UploadId"]))
-            if not answer.get("IsTruncated"):
-                break
-            markers = {"KeyMarker": answer["NextKeyMarker"], "UploadIdMarker": answer["NextUploadIdMarker"]}
+        """Abort the multipart uploads below the root that writers left behind: started before
+        ``older_than``, not named by the tail object at their key (a pending upload lives as
+        long as its path: deleting the path aborts it), and with no part sent since
+        ``older_than`` (a writer still sending the first parts of a long request)."""
+        stale = [
+            (upload["Key"], upload["UploadId"])
+            async for upload in self._uploads(self.settings.prefix("/"))
+            if upload["Initiated"].timestamp() < older_than
+        ]
 
-        async def abort(key: str, upload: str) -> bool:
+        async def abandoned(key: str, upload: str) -> bool:
             try:
-                await self.call("abort_multipart_upload", Key=key, UploadId=upload)
+                answer = await self.call("head_object", Key=key)
             except Exception as exc:
-                if error_code(exc) in ("NoSuchUpload", "404"):
+                if not is_missing(exc):
+                    raise
+            else:
+                pending = Pending.parse(answer.get("Metadata"))
+                if pending is not None and pending.upload == upload:
                     return False
-                raise
-            return True
+            marker: dict[str, int] = {}
+            while True:
+                try:
+                    parts = await self.call("list_parts", Key=key, UploadId=upload, **marker)
+                except Exception as exc:
+                    if error_code(exc) in ("NoSuchUpload", "404"):
+                        return False
+                    raise
+                if any(p["LastModified"].timestamp() >= older_than for p in parts.get("Parts", ())):
+                    return False
+                if not parts.get("IsTruncated"):
+                    return await self._abort(key, upload)
+                marker = {"PartNumberMarker": int(parts["NextPartNumberMarker"])}
 
-        return sum(await self._each(lambda item: abort(*item), stale))
+        return sum(await self._each(lambda item: abandoned(*item), stale))
