@@ -128,6 +128,8 @@ def create_services(
         proxy = build_proxy(
             config, registry, clock=clock, transports=upstream_transports, last_pulled=last_pulled
         )
+    from dockyard.vulndb.setup import open_store
+
     return Services(
         config=config,
         driver=driver,
@@ -147,6 +149,7 @@ def create_services(
         metrics=metrics,
         notifier=notifier,
         audit=audit,
+        vulndb=open_store(config, coordinator),
     )
 
 

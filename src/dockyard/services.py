@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # optional features: a worker imports them only when they are
     from dockyard.metrics.collectors import Metrics
     from dockyard.notify.service import Notifier
     from dockyard.proxy import ProxyRegistry
+    from dockyard.vulndb.store import VulnStore
 
 
 @dataclass(slots=True)
@@ -56,3 +57,5 @@ class Services:
     notifier: Notifier | None = None
     # The audit log (audit.enabled), None when off.
     audit: AuditLog | None = None
+    # The advisory database (vulndb; the SQLite file opens on first use), None with nowhere to keep it.
+    vulndb: VulnStore | None = None

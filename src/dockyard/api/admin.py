@@ -126,3 +126,15 @@ async def proxy_status(ctx: Context) -> Response:
             ErrorCode.ROUTE_UNKNOWN, "this registry has no pull-through cache (proxy section)"
         )
     return JSONResponse({"upstreams": await proxy.status()})
+
+
+async def vulndb_status(ctx: Context) -> Response:
+    """``GET /admin/v1/vulndb``: the advisory database's counts per ecosystem and its latest
+    imports (time, seconds, records added, updated, unchanged, withdrawn, invalid)."""
+    store = ctx.services.vulndb
+    if store is None:
+        raise RegistryError(
+            ErrorCode.ROUTE_UNKNOWN,
+            "this registry keeps no advisory database (set vulndb.path or database.dsn)",
+        )
+    return JSONResponse(await store.status())

@@ -185,6 +185,7 @@ ROUTES: tuple[Route, ...] = (
     Route("admin-quotas", re.compile(r"/admin/v1/quotas"), {"GET": admin.quotas}, "admin"),
     Route("admin-audit", re.compile(r"/admin/v1/audit"), {"GET": audit.query}, "admin"),
     Route("admin-proxy", re.compile(r"/admin/v1/proxy"), {"GET": admin.proxy_status}, "admin"),
+    Route("admin-vulndb", re.compile(r"/admin/v1/vulndb"), {"GET": admin.vulndb_status}, "admin"),
     Route(
         "admin-proxy-cache", re.compile(r"/admin/v1/proxy/cache"), {"GET": proxyadmin.cache_listing}, "admin"
     ),

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dockyard import __version__
-from dockyard.cli import admin, db, events, health, index, migrate, tokens, users
+from dockyard.cli import admin, db, events, health, index, migrate, tokens, users, vulndb
 from dockyard.config import ConfigError, ignored_sections, load_config
 
 
@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     events.add_parser(sub)
     migrate.add_parser(sub)
     health.add_parser(sub)
+    vulndb.add_parser(sub)
     return parser
 
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             return migrate.run(args)
         if args.command == "health":
             return health.run(args)
+        if args.command == "vulndb":
+            return vulndb.run(args)
     except ConfigError as exc:
         print(f"dockyard: {exc}", file=sys.stderr)
         return 2

@@ -46,6 +46,7 @@ from dockyard.config.policies import Database as Database
 from dockyard.config.policies import Quota as Quota
 from dockyard.config.policies import Retention as Retention
 from dockyard.config.policies import RetentionPolicy as RetentionPolicy
+from dockyard.config.policies import VulnDB as VulnDB
 from dockyard.config.proxy import Credentials as Credentials
 from dockyard.config.proxy import Proxy as Proxy
 from dockyard.config.proxy import SyncRule as SyncRule
@@ -104,6 +105,7 @@ class Config(Section):
     notifications: Notifications = Notifications()
     audit: Audit = Audit()
     validation: Validation = Validation()
+    vulndb: VulnDB = VulnDB()
 
     @field_validator("version", mode="before")
     @classmethod

@@ -72,4 +72,35 @@ class Database(Section):
     index: ListingIndex = ListingIndex()
 
 
+class VulnDB(Section):
+    """The advisory database (``dockyard.vulndb``): where it is kept and where ``dockyard vulndb
+    update`` fetches from. With ``database.dsn`` it is in that database (every replica shares
+    it); otherwise a SQLite file, ``path``, by default beside the filesystem driver's data
+    (``<rootdirectory>/dockyard-vulndb.sqlite``; other drivers need ``path`` set)."""
+
+    path: str | None = None
+    # osv.dev's exports: ``<baseurl>/<Ecosystem>/all.zip`` per ecosystem below.
+    baseurl: str = "https://osv-vulnerabilities.storage.googleapis.com"
+    ecosystems: list[str] = Field(
+        default_factory=lambda: [
+            "Debian",
+            "Ubuntu",
+            "Alpine",
+            "PyPI",
+            "npm",
+            "Go",
+            "Maven",
+            "crates.io",
+            "RubyGems",
+        ]
+    )
+
+    @field_validator("baseurl")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
+
+
 # --- proxy: a pull-through cache of other registries (dockyard.proxy) ------------------------------
