@@ -147,3 +147,26 @@ async def test_a_sha512_session_moves_between_workers_with_its_algorithm(worker:
     digest = Digest("sha512", hashlib.sha512(data).hexdigest())
     assert await three.uploads.finish("app", upload, digest, None) == len(data)
     assert [w.uploads.rehashed for w in (one, two, three)] == [0, 0, 0]
+
+
+async def test_only_a_patch_makes_a_resumable_hash(worker: Workers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that finishes the session never saves its hash state, so it hashes with hashlib
+    (a ctypes context costs a GIL drop per call); a PATCH, whose state is saved, gets one."""
+    made: list[str] = []
+    real_new = resumable.new
+
+    def counting_new(algorithm: str = "sha256") -> object:
+        made.append(algorithm)
+        return real_new(algorithm)
+
+    monkeypatch.setattr(resumable, "new", counting_new)
+    one, two = worker(), worker()
+    data = b"one blob, whole in the PUT"
+    upload = await one.uploads.start("app")
+    assert await one.uploads.finish("app", upload, Digest.of(data), _body(data)) == len(data)
+    assert await one.uploads.monolithic("app", Digest.of(data + b"!"), _body(data + b"!")) > 0
+    assert made == []
+    upload = await _chunked([one], [data])
+    assert made == ["sha256"]
+    await two.uploads.finish("app", upload, Digest.of(data + b"?"), _body(b"?"))
+    assert [one.uploads.rehashed, two.uploads.rehashed] == [0, 0]

@@ -6,6 +6,10 @@ digest never needs the data read back:
 
 - the running hash of a session stays in the process that last wrote to it (a keep-alive
   connection stays on one worker), keyed by how many bytes it covers;
+- a running hash is made when the first bytes arrive, of the kind the request needs: a request
+  that finishes the session (most blobs arrive whole in the PUT) never saves its state, so it
+  hashes with ``hashlib``; only a PATCH, whose state is saved, uses ``oci.resumable`` (a ctypes
+  context whose every call drops the GIL: ~40 us more per blob, paid only where it buys something);
 - after each acknowledged PATCH its state (``oci.resumable``) is saved with the session's
   coordinator record, so the next PATCH or the PUT continues it on any worker or replica;
 - only when neither fits the stored size (a state that does not restore: another libcrypto, a
@@ -81,8 +85,9 @@ class UploadStore:
         self.coordinator = coordinator
         self.quotas = quotas
         self.events = events or NullSink()
-        # (repository, session) -> (bytes hashed, algorithm, running hash)
-        self._hashers: OrderedDict[tuple[str, str], tuple[int, str, Hasher]] = OrderedDict()
+        # (repository, session) -> (bytes hashed, algorithm, running hash; None for a session
+        # started here that nothing was written to yet)
+        self._hashers: OrderedDict[tuple[str, str], tuple[int, str, Hasher | None]] = OrderedDict()
         self._held: dict[FileWriter, AbstractAsyncContextManager[None]] = {}
         self.rehashed = 0  # digests computed by reading the stored data back (the fallback)
 
@@ -91,8 +96,8 @@ class UploadStore:
         checked): its (empty) data and start time in storage. Its coordinator record is made by the
         first chunk (:meth:`_record`), not here: most blobs arrive whole in the request that
         finishes the session, which would only delete it again, and until a chunk arrives the
-        data's own timestamp says everything the purge needs."""
-        hasher = resumable.new(algorithm)
+        data's own timestamp says everything the purge needs. Its running hash is made by the
+        request that brings the first bytes (:meth:`_take_hasher`); only the algorithm is kept."""
         upload_id = str(uuid.uuid4())
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         files = [(paths.upload_startedat(name, upload_id), started.encode())]
@@ -100,7 +105,8 @@ class UploadStore:
             files.append((paths.upload_algorithm(name, upload_id), algorithm.encode()))
         files.append((paths.upload_data(name, upload_id), b""))
         await self.driver.put_many(files)
-        self._keep_hasher((name, upload_id), 0, algorithm, hasher)
+        self._hashers[(name, upload_id)] = (0, algorithm, None)
+        self._trim_hashers()
         return upload_id
 
     async def _algorithm(self, name: str, upload_id: str) -> str:
@@ -152,18 +158,21 @@ class UploadStore:
         return writer
 
     async def _take_hasher(
-        self, key: tuple[str, str], offset: int, algorithm: str | None
+        self, key: tuple[str, str], offset: int, algorithm: str | None, saved: bool
     ) -> tuple[str, Hasher] | None:
         """The session's running hash if it covers exactly the ``offset`` bytes stored: this
         process's own, else the state saved with the session's record; a fresh one for an empty
         session, of ``algorithm`` when the caller knows it (a one-request push) or else of the
-        session's; else None (nothing, or a state that does not restore: rehash at commit)."""
+        session's, resumable if its state will be ``saved``; else None (nothing, or a state that
+        does not restore: rehash at commit)."""
         cached = self._hashers.pop(key, None)
         if cached is not None and cached[0] == offset:
-            return cached[1], cached[2]
+            if cached[2] is not None:
+                return cached[1], cached[2]
+            algorithm = cached[1]
         if offset == 0:
             algorithm = algorithm or await self._algorithm(*key)
-            return algorithm, resumable.new(algorithm)
+            return algorithm, resumable.new(algorithm) if saved else hashlib.new(algorithm)
         upload_id = key[1]
         record = await self.coordinator.get_session(upload_id) if SESSION_ID.fullmatch(upload_id) else None
         if record is None or record.hash_state is None:
@@ -182,6 +191,9 @@ class UploadStore:
         if hasher is None:
             return
         self._hashers[key] = (offset, algorithm, hasher)
+        self._trim_hashers()
+
+    def _trim_hashers(self) -> None:
         while len(self._hashers) > _MAX_HASHERS:
             self._hashers.popitem(last=False)
 
@@ -193,6 +205,7 @@ class UploadStore:
         check: Callable[[FileWriter], None] | None = None,
         hold: int = 0,
         known: str | None = None,
+        saved: bool = False,
     ) -> tuple[FileWriter, bytes, Hasher | None]:
         """Append a request body to the session's file, which is opened (``opening``) while the
         first bytes arrive; ``check`` vets the open writer before anything is written. Each batch
@@ -201,7 +214,8 @@ class UploadStore:
         With ``hold``, a last batch of at most that many bytes is hashed here and returned instead
         of written, for the caller to hand to ``FileWriter.commit`` (one trip to storage fewer).
         Returns the writer, the held bytes and the running hash of everything (None if there is
-        none: the digest must then come from the stored data)."""
+        none: the digest must then come from the stored data); ``saved``: its state will be saved
+        with the session's record (a PATCH), so a fresh one must be resumable."""
         writer: FileWriter | None = None
         hasher: Hasher | None = None
         algorithm = "sha256"
@@ -216,7 +230,7 @@ class UploadStore:
                 writer = await opening
                 if check is not None:
                     check(writer)
-                taken = await self._take_hasher(key, writer.size, known)
+                taken = await self._take_hasher(key, writer.size, known, saved)
                 if taken is not None:
                     algorithm, hasher = taken
             return writer
@@ -263,7 +277,7 @@ class UploadStore:
 
         opening = asyncio.ensure_future(self._open(name, upload_id))
         try:
-            writer, _, hasher = await self._pump(opening, (name, upload_id), chunks, continues)
+            writer, _, hasher = await self._pump(opening, (name, upload_id), chunks, continues, saved=True)
             await self._record(name, upload_id, writer.size, hasher)
             return writer.size
         finally:
@@ -293,7 +307,7 @@ class UploadStore:
                 writer, held, hasher = await self._pump(opening, key, chunks, hold=HOLD, known=known)
             else:
                 writer = await opening
-                taken = await self._take_hasher(key, writer.size, None)
+                taken = await self._take_hasher(key, writer.size, None, False)
                 hasher = taken[1] if taken is not None else None
             size = writer.size + len(held)
             self._hashers.pop(key, None)
