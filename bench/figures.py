@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.data import ACCEPT, OCI_MANIFEST, SMALL_REPO, TAGS_REPO, BlobFile, Image, Layout, MiB
 from bench.httpclient import AsyncConnection, Connection, HTTPFailure, path_of, with_digest
+from bench.lagprobe import LagProbe, percentile
 from bench.model import Figure
 from bench.servers import Server
 from bench.wrkrun import LoadResult, run_ab, run_wrk
@@ -525,16 +526,19 @@ def image_steps(ctx: Context) -> list[Step]:
         "images.rate", "images", f"{n:,} small images pushed by {p.image_clients} clients", "images/s", True
     )
     cpu = Figure("images.cpu", "images", "server CPU per image pushed", "ms", False)
+    lag = Figure("images.lag", "images", "GET /v2/ p99 during the push (event-loop lag probe)", "ms", False)
 
     def fn(server: Server) -> dict[str, Any]:
         from bench.procstat import client_cpu_seconds
 
         cpu0, client0 = server.cpu_seconds(), client_cpu_seconds()
         t0 = time.perf_counter()
-        requests = run_async(_push_images(server.port, ctx.images, p.image_clients))
-        elapsed = time.perf_counter() - t0
-        server_cpu = server.cpu_seconds() - cpu0
-        client_cpu = client_cpu_seconds() - client0
+        with LagProbe(server.port) as probe:
+            requests = run_async(_push_images(server.port, ctx.images, p.image_clients))
+            elapsed = time.perf_counter() - t0
+            server_cpu = server.cpu_seconds() - cpu0
+            client_cpu = client_cpu_seconds() - client0
+            probes = probe.stop()
         with server.connect() as conn:  # spot-check outside the timing
             for img in ctx.images[:: max(1, n // 20)]:
                 r = conn.request("GET", f"/v2/{img.repo}/manifests/{img.tag}", {"Accept": ACCEPT})
@@ -544,12 +548,15 @@ def image_steps(ctx: Context) -> list[Step]:
         return {
             rate.key: n / elapsed,
             cpu.key: server_cpu / n * 1000,
+            lag.key: percentile(probes, 0.99) * 1000,
             "_work": requests,
             "_extra": {
                 "seconds": elapsed,
                 "requests": requests,
+                "lag_probes": len(probes),
+                "lag_p50_ms": percentile(probes, 0.5) * 1000,
                 "client_cpu_ms_per_image": client_cpu / n * 1000,
             },
         }
 
-    return [Step("images", [rate, cpu], fn)]
+    return [Step("images", [rate, cpu, lag], fn)]

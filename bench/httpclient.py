@@ -98,6 +98,12 @@ class Connection:
             self._sock.close()
         self._sock = self._rfile = None
 
+    def local_port(self) -> int:
+        """The client side's port of the open connection (``bench.workers`` traces it)."""
+        if self._sock is None:
+            raise HTTPFailure("not connected")
+        return int(self._sock.getsockname()[1])
+
     def __enter__(self) -> Connection:
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import yaml
 from bench.fronts import ACCEL_LOCATION, TLSFiles, nginx_config
 from bench.httpclient import Connection, HTTPFailure
 from bench.procstat import group_cpu_seconds, group_pids
+from bench.workers import answering
 from dockyard.testing.processes import stop_group
 
 DOCKYARD = "dockyard"
@@ -165,9 +167,10 @@ class Server:
             except (HTTPFailure, OSError):
                 ok = False
             if ok and len(group_pids(self.pgid)) >= expected:
+                self._wait_for_every_worker(deadline)
                 if self.nginx:
                     self._start_front(deadline)
-                # Every worker must answer: a few requests on fresh connections.
+                # A few requests on fresh connections, through the front if there is one.
                 for _ in range(4 * self.workers):
                     with self.connect(timeout=5) as conn:
                         conn.request("GET", "/v2/").expect(200, what=f"{self.name} warm-up")
@@ -198,6 +201,18 @@ class Server:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"nginx did not come up: {self.log_tail()}")
+
+    def _wait_for_every_worker(self, deadline: float) -> None:
+        """Until each worker process has answered a request itself (see ``bench.workers``): a
+        worker still importing would leave the first figures measured on the others."""
+        workers = [p for p in group_pids(self.pgid) if p != self.pgid] if self.name == DOCKYARD else []
+        seen: set[int] = set()
+        while len(workers) > 1 and not seen.issuperset(workers):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: workers {sorted(set(workers) - seen)} never answered")
+            connect = functools.partial(self.connect, 5.0, self.backend_port)
+            seen |= answering(connect, self.backend_port, workers, 4 * self.workers)
+            time.sleep(0.05)
 
     def log_tail(self, n: int = 2000) -> str:
         try:
