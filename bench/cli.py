@@ -235,7 +235,8 @@ class Bench:
         """One configuration in one round: both servers started fresh, every phase interleaved."""
         order = list(NAMES) if rnd % 2 == 0 else list(reversed(NAMES))
         only = only & set(config.phases)
-        if not only:
+        extra = self.ctx.params.extra_rounds
+        if not only or (config.name != "standalone" and extra is not None and rnd >= extra):
             return
         print(f"round {rnd + 1}/{self.ctx.params.rounds} {config.name}: order {', '.join(order)}", flush=True)
         servers = {name: self.server(config, name, round_dir) for name in order}

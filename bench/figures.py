@@ -32,6 +32,7 @@ class Params:
     push_sizes: tuple[int, ...]
     push_reps: dict[int, int]
     tls_push_reps: dict[int, int]  # the TLS configuration's pushes (blobs the plain pushes also send)
+    extra_rounds: int | None  # rounds of the accel and TLS configurations (None: every round)
     pull_single_reps: int
     pull_streams: int
     pull_stream_reps: int
@@ -57,6 +58,7 @@ def params(quick: bool) -> Params:
             push_sizes=(1 * MiB, 64 * MiB),
             push_reps={1 * MiB: 8, 64 * MiB: 2},
             tls_push_reps={64 * MiB: 1},
+            extra_rounds=1,  # four more server starts per round would take quick past 3 minutes
             pull_single_reps=4,
             pull_streams=8,
             pull_stream_reps=1,
@@ -75,6 +77,7 @@ def params(quick: bool) -> Params:
         push_sizes=(1 * MiB, 64 * MiB, 512 * MiB),
         push_reps={1 * MiB: 16, 64 * MiB: 3, 512 * MiB: 1},
         tls_push_reps={64 * MiB: 3, 512 * MiB: 1},
+        extra_rounds=None,
         pull_single_reps=2,
         pull_streams=8,
         pull_stream_reps=1,
