@@ -142,7 +142,7 @@ async def test_admin_api_shows_counts_and_imports(tmp_path: Path) -> None:
     transport = httpx.ASGITransport(app=RegistryApp(services))
     async with httpx.AsyncClient(transport=transport, base_url="http://registry.test") as client:
         empty = (await client.get("/admin/v1/vulndb")).json()
-        assert (empty["advisories"], empty["imports"]) == (0, [])
+        assert (empty["advisories"], empty["imports"], empty["revision"]) == (0, [], 0)
         assert not (root / "dockyard-vulndb.sqlite").exists()  # asking does not create the file
         archive = osvdata.write_zip(tmp_path / "all.zip", osvdata.advisories())
         importer = SqliteVulnStore(root / "dockyard-vulndb.sqlite")  # another process's, as the CLI's

@@ -68,6 +68,7 @@ async def test_reimport_changes_only_newer_records(store: VulnStore, tmp_path: P
     records = osvdata.advisories()
     await import_path(store, osvdata.write_zip(tmp_path / "one.zip", records))
     before = await store.status()
+    assert before["revision"] == await store.revision() == 1
 
     again = await import_path(store, osvdata.write_zip(tmp_path / "two.zip", records))
     assert (again.added, again.updated, again.unchanged) == (0, 0, 31)
@@ -75,6 +76,7 @@ async def test_reimport_changes_only_newer_records(store: VulnStore, tmp_path: P
     assert after["advisories"] == before["advisories"] == 31
     assert after["ecosystems"] == before["ecosystems"]
     assert [i["added"] for i in after["imports"]] == [0, 31]  # newest first
+    assert after["revision"] == 1  # nothing changed: nothing to re-match
 
     # A newer record replaces the old one (its fix moved below the installed version); an older
     # copy of another (a stale mirror) changes nothing; a withdrawal takes a finding away.
@@ -96,6 +98,7 @@ async def test_reimport_changes_only_newer_records(store: VulnStore, tmp_path: P
     gone = {("DEBIAN-CVE-2023-0004", "zlib1g"), ("GO-2023-0003", "stdlib")}
     assert found == osvdata.EXPECTED - gone
     assert (await store.status())["withdrawn"] == 2
+    assert await store.revision() == 2
 
 
 async def test_bad_records_are_counted_and_skipped(store: VulnStore, tmp_path: Path) -> None:

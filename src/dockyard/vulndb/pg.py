@@ -106,6 +106,12 @@ class PgVulnStore(VulnStore):
             counts=json.dumps(counts),
         )
 
+    async def revision(self) -> int:
+        rows = await self.pg.statement(
+            "SELECT count(*) FROM vuln_imports WHERE (counts->>'added')::int + (counts->>'updated')::int > 0"
+        )
+        return int(rows[0][0])
+
     async def status(self) -> dict[str, Any]:
         totals = await self.pg.statement("SELECT count(*), count(withdrawn) FROM vuln_advisories")
         ecosystems = await self.pg.statement(ECOSYSTEMS)
@@ -114,4 +120,9 @@ class PgVulnStore(VulnStore):
             n=IMPORTS_SHOWN,
         )
         total, withdrawn = totals[0]
-        return {"backend": self.backend, **status_of(int(total), int(withdrawn), ecosystems, imports)}
+        revision = await self.revision()
+        return {
+            "backend": self.backend,
+            "revision": revision,
+            **status_of(int(total), int(withdrawn), ecosystems, imports),
+        }

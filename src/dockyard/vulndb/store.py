@@ -146,6 +146,11 @@ class VulnStore(ABC):
         """Keep one import's source, time and counts."""
 
     @abstractmethod
+    async def revision(self) -> int:
+        """How many imports changed something: it grows exactly when matching may answer
+        differently, so a scanner that remembers it knows when to re-match stored SBOMs."""
+
+    @abstractmethod
     async def status(self) -> dict[str, Any]:
         """Counts (advisories, withdrawn, per ecosystem) and the latest imports, for the admin API."""
 
@@ -302,9 +307,19 @@ class SqliteVulnStore(VulnStore):
     ) -> None:
         await self._run(self._record, source, started_at, seconds, counts)
 
+    def _revision(self) -> int:
+        row = self._db.execute(
+            "SELECT count(*) FROM vuln_imports"
+            " WHERE json_extract(counts, '$.added') + json_extract(counts, '$.updated') > 0"
+        ).fetchone()
+        return int(row[0])
+
+    async def revision(self) -> int:
+        return int(await self._run(self._revision))
+
     def _status(self) -> dict[str, Any]:
         if self._conn is None and not self.path.exists():
-            return status_of(0, 0, [], [])  # nothing imported yet: no file to create for it
+            return {"revision": 0, **status_of(0, 0, [], [])}  # nothing imported: no file to create
         db = self._db
         total, withdrawn = db.execute("SELECT count(*), count(withdrawn) FROM vuln_advisories").fetchone()
         ecosystems = db.execute(ECOSYSTEMS).fetchall()
@@ -312,7 +327,7 @@ class SqliteVulnStore(VulnStore):
             "SELECT source, started_at, seconds, counts FROM vuln_imports ORDER BY id DESC LIMIT ?",
             (IMPORTS_SHOWN,),
         ).fetchall()
-        return status_of(total, withdrawn, ecosystems, imports)
+        return {"revision": self._revision(), **status_of(total, withdrawn, ecosystems, imports)}
 
     async def status(self) -> dict[str, Any]:
         return {"backend": self.backend, **await self._run(self._status)}
