@@ -107,10 +107,13 @@ async def test_bad_records_are_counted_and_skipped(store: VulnStore, tmp_path: P
         "not-json.json": b"{nope",
         "no-id.json": json.dumps({"modified": osvdata.MODIFIED}).encode(),
         "bad-time.json": json.dumps({"id": "X-1", "modified": "yesterday"}).encode(),
+        "bad-affected.json": json.dumps(
+            {"id": "X-2", "modified": osvdata.MODIFIED, "affected": "no"}
+        ).encode(),
         "README.txt": b"not a record, not counted",
         "latin1.json": b"\xff\xfe",
     }
     report = await import_path(store, osvdata.write_zip(tmp_path / "all.zip", [good], extra))
-    assert (report.records, report.added, report.invalid) == (5, 1, 4)
+    assert (report.records, report.added, report.invalid) == (6, 1, 5)
     found = await match(store, osvdata.sbom())
     assert [(f.advisory, f.fixed) for f in found] == [("PYSEC-2024-0009", "3.1.3")]

@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from dockyard.vulndb.ecosystems import PurlError, package_of, release_key, split_ecosystem
-from dockyard.vulndb.osv import Affected, OsvError, Range, parse, parse_time
+from dockyard.vulndb.osv import Affected, OsvError, Range, head, parse, parse_time
 from dockyard.vulndb.severity import from_vector, from_word
 from dockyard.vulndb.versions import check
 from tests.fuzzing import budget
@@ -55,9 +55,15 @@ def _mutated(draw: st.DrawFn) -> Any:
 @given(st.one_of(_json, _mutated()))
 def test_a_record_parses_or_is_refused_never_crashes(record: Any) -> None:
     try:
+        first = head(record)
+    except OsvError:
+        first = None
+    try:
         advisory = parse(record)
     except OsvError:
         return
+    assert first is not None and (first.id, first.modified) == (advisory.id, advisory.modified)
+    assert first.ecosystems >= advisory.ecosystems
     assert advisory.id and isinstance(advisory.modified, float)
     for entry in advisory.affected:
         check(entry, "1.0")  # whatever the ranges hold, a version check answers

@@ -3,8 +3,9 @@
 A zip is read one member at a time (``zipfile`` seeks to each from the central directory), so
 memory holds one batch of parsed advisories, never the archive; a URL is first streamed to a
 temporary file for the same reason. Each batch asks the store for the ``modified`` times it
-holds and writes only advisories that are new or newer, so importing the same export again
-changes nothing. A withdrawn advisory is stored with its withdrawal time and never matches.
+holds and parses whole and writes only advisories that are new or newer (a record is first read
+only for its id, time and ecosystems), so importing the same export again changes nothing and
+costs little more than reading it. A withdrawn advisory is stored with its withdrawal time and never matches.
 A member that is not an OSV record is counted as invalid and skipped: one bad record never
 stops an import.
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard.vulndb.osv import Advisory, OsvError, parse
+from dockyard.vulndb.osv import Head, OsvError, head, parse
 from dockyard.vulndb.store import VulnStore
 
 log = logging.getLogger("dockyard.vulndb")
@@ -95,27 +96,41 @@ def _members(path: Path) -> Iterator[tuple[str, bytes]]:
                 yield info.filename, member.read()
 
 
-def _parse(name: str, raw: bytes) -> Advisory | None:
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    name: str
+    record: Any
+    head: Head
+
+
+def _head(name: str, raw: bytes) -> _Pending | None:
     try:
-        return parse(json.loads(raw))
+        record = json.loads(raw)
+        return _Pending(name, record, head(record))
     except (ValueError, OsvError) as exc:  # json's JSONDecodeError and UnicodeDecodeError are ValueErrors
         log.warning("advisory skipped", extra={"record": name, "error": str(exc)})
         return None
 
 
-async def _write(store: VulnStore, batch: dict[str, Advisory], report: ImportReport) -> None:
+async def _write(store: VulnStore, batch: dict[str, _Pending], report: ImportReport) -> None:
+    """Parse whole and store the records of ``batch`` newer than what the store holds."""
     stored = await store.modified_of(list(batch))
     fresh = []
-    for ident, advisory in batch.items():
+    for ident, pending in batch.items():
         held = stored.get(ident)
-        if held is not None and held >= advisory.modified:
+        if held is not None and held >= pending.head.modified:
             report.unchanged += 1
+            continue
+        try:
+            fresh.append(parse(pending.record))
+        except OsvError as exc:
+            log.warning("advisory skipped", extra={"record": pending.name, "error": str(exc)})
+            report.invalid += 1
             continue
         if held is None:
             report.added += 1
         else:
             report.updated += 1
-        fresh.append(advisory)
     await store.replace(fresh)
 
 
@@ -130,19 +145,19 @@ async def import_path(
     """Import one export (zip or directory) into ``store``; record and return the counts."""
     report = ImportReport(source or str(path), clock())
     started = time.perf_counter()
-    batch: dict[str, Advisory] = {}
+    batch: dict[str, _Pending] = {}
     for name, raw in _members(path):
         report.records += 1
-        advisory = _parse(name, raw)
-        if advisory is None:
+        pending = _head(name, raw)
+        if pending is None:
             report.invalid += 1
             continue
-        if advisory.withdrawn is not None:
+        if pending.head.withdrawn:
             report.withdrawn += 1
-        report.ecosystems.update(advisory.ecosystems)
-        held = batch.get(advisory.id)
-        if held is None or held.modified < advisory.modified:
-            batch[advisory.id] = advisory
+        report.ecosystems.update(pending.head.ecosystems)
+        held = batch.get(pending.head.id)
+        if held is None or held.head.modified < pending.head.modified:
+            batch[pending.head.id] = pending
         if len(batch) >= batch_size:
             await _write(store, batch, report)
             batch = {}

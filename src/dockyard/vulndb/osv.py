@@ -170,6 +170,34 @@ def _affected(raw: Any, i: int, record_rating: str | None) -> Affected | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Head:
+    """What an import reads before deciding to parse a record whole: an export re-imported
+    unchanged costs a JSON decode and this per record, not the ranges and CVSS vectors."""
+
+    id: str
+    modified: float
+    withdrawn: bool
+    ecosystems: frozenset[str]
+
+
+def head(record: Any) -> Head:
+    """A record's id, ``modified`` time, withdrawal and ecosystems; :class:`OsvError` when unusable."""
+    record = _object(record, "the record")
+    ident = record.get("id")
+    if not isinstance(ident, str) or not ident:
+        raise OsvError("the record has no id")
+    ecosystems = set()
+    affected = record.get("affected")
+    for item in affected if isinstance(affected, list) else []:
+        package = item.get("package") if isinstance(item, dict) else None
+        ecosystem = package.get("ecosystem") if isinstance(package, dict) else None
+        if isinstance(ecosystem, str) and ecosystem:
+            ecosystems.add(split_ecosystem(ecosystem)[0])
+    modified = parse_time(record.get("modified"), "modified")
+    return Head(ident, modified, record.get("withdrawn") is not None, frozenset(ecosystems))
+
+
 def parse(record: Any) -> Advisory:
     """An OSV record (decoded JSON) → an :class:`Advisory`; :class:`OsvError` when unusable."""
     record = _object(record, "the record")
