@@ -114,6 +114,11 @@ def test_unusable_sources_and_places(tmp_path: Path, capsys: Capture) -> None:
     assert main(["vulndb", "match", str(tmp_path / "bad.json"), "--config", config]) == 1
     assert "not a readable JSON SBOM" in capsys.readouterr().err
 
+    (tmp_path / "a-folder").mkdir()
+    folder = str(_config(tmp_path, path=str(tmp_path / "a-folder")))
+    assert main(["vulndb", "status", "--config", folder]) == 1  # SQLite cannot open a folder
+    assert "database error" in capsys.readouterr().err
+
     memory = tmp_path / "memory.yml"
     memory.write_text(yaml.safe_dump({"storage": {"inmemory": {}}}))
     assert main(["vulndb", "status", "--config", str(memory)]) == 2

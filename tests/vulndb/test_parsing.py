@@ -160,6 +160,10 @@ def test_the_range_walk_in_each_order() -> None:
     assert not affected("Conan", "1.0", "2.0")  # an order this module does not know
     listed = Affected("PyPI", "", "x", (), ("1.0.0",), None)
     assert check(listed, "1.0").affected  # listed versions compare in the ecosystem's order
+    both = Affected(
+        "PyPI", "", "x", (Range("ECOSYSTEM", (("introduced", "1.0"), ("fixed", "1.1"))),), ("1.0",), None
+    )
+    assert check(both, "1.0").fixed == "1.1"  # a listed version's range names its fix
 
 
 def test_severity_words_and_vectors() -> None:
