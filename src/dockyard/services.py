@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # optional features: a worker imports them only when they are
     from dockyard.notify.service import Notifier
     from dockyard.proxy import ProxyRegistry
     from dockyard.vulndb.store import VulnStore
+    from dockyard.scan import ScanService
 
 
 @dataclass(slots=True)
@@ -59,3 +60,5 @@ class Services:
     audit: AuditLog | None = None
     # The advisory database (vulndb; the SQLite file opens on first use), None with nowhere to keep it.
     vulndb: VulnStore | None = None
+    # SBOMs of pushed images (scan.enabled), None when off.
+    scans: ScanService | None = None

@@ -28,6 +28,7 @@ from dockyard.api import (
     notifications,
     proxyadmin,
     referrers,
+    scans,
     tags,
     uploads,
 )
@@ -186,6 +187,12 @@ ROUTES: tuple[Route, ...] = (
     Route("admin-audit", re.compile(r"/admin/v1/audit"), {"GET": audit.query}, "admin"),
     Route("admin-proxy", re.compile(r"/admin/v1/proxy"), {"GET": admin.proxy_status}, "admin"),
     Route("admin-vulndb", re.compile(r"/admin/v1/vulndb"), {"GET": admin.vulndb_status}, "admin"),
+    Route(
+        "admin-scans",
+        re.compile(r"/admin/v1/scans"),
+        {"GET": scans.scan_status, "POST": scans.request_scan},
+        "admin",
+    ),
     Route(
         "admin-proxy-cache", re.compile(r"/admin/v1/proxy/cache"), {"GET": proxyadmin.cache_listing}, "admin"
     ),

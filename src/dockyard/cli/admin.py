@@ -1,4 +1,4 @@
-"""Admin commands: ls, tags, inspect, rm, du, gc, prune, cache (``cli.cache``).
+"""Admin commands: ls, tags, inspect, rm, du, gc, prune, cache (``cli.cache``), scan (``cli.scan``).
 
 Each works against a running registry (``--registry URL``, credentials from ``--username`` /
 ``--password`` or ``DOCKYARD_USERNAME`` / ``DOCKYARD_PASSWORD``) or directly on the storage of a
@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dockyard.cli import cache
+from dockyard.cli import cache, scan
 from dockyard.config import ConfigError, load_config, parse_config
 from dockyard.sizes import human
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # imported when a command runs, so `dockyard serve` never loa
 
     from dockyard.cli.backends import Backend
 
-COMMANDS = ("ls", "tags", "inspect", "rm", "du", "gc", "prune", "cache")
+COMMANDS = ("ls", "tags", "inspect", "rm", "du", "gc", "prune", "cache", "scan")
 USAGE = 2
 
 
@@ -79,6 +79,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--force", action="store_true", help="allow deleting every tag of a repository")
     _target_options(p)
     cache.add_parser(sub, _target_options)
+    scan.add_parser(sub, _target_options)
 
 
 def _backend(args: argparse.Namespace, console: Console) -> Backend:
@@ -159,6 +160,8 @@ async def _dispatch(args: argparse.Namespace, backend: Backend, console: Console
     command = args.command
     if command == "cache":
         return await cache.dispatch(args, backend, console)
+    if command == "scan":
+        return await scan.dispatch(args, backend, console, _split)
     if command == "ls":
         names = await backend.repositories()
         if not _emit(args, console, names):

@@ -7,6 +7,8 @@ Bearer (token server) challenges the way ``docker login`` does.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -54,7 +56,16 @@ class Backend(Protocol):
         """Evict the images of ``repositories`` (globs); None: run expiry and the size limit."""
         ...
 
+    async def scan(
+        self, repository: str, reference: str, *, wait_seconds: float | None
+    ) -> dict[str, Any]: ...
+
     async def close(self) -> None: ...
+
+
+def _scanned_since(status: dict[str, Any], queued: float) -> bool:
+    result = status.get("result")
+    return status.get("queued") is None and isinstance(result, dict) and result.get("finished", 0) >= queued
 
 
 class HTTPBackend:
@@ -137,6 +148,23 @@ class HTTPBackend:
         body: dict[str, Any] = {"dryRun": dry_run}
         body.update({"repositories": repositories} if repositories is not None else {"expired": True})
         return await self._json("POST", "/admin/v1/proxy/cache/purge", json=body)
+
+    async def scan(self, repository: str, reference: str, *, wait_seconds: float | None) -> dict[str, Any]:
+        """Queue the image; with ``wait_seconds``, follow its status until a result newer than the queuing
+        is there (polled once a second: the CLI waits on another process, it has nothing to await)."""
+        queued = await self._json(
+            "POST", "/admin/v1/scans", json={"repository": repository, "reference": reference}
+        )
+        digest = queued["queued"]["digest"]
+        query = {"repository": repository, "reference": digest}
+        status = await self._json("GET", "/admin/v1/scans", params=query)
+        deadline = time.monotonic() + (wait_seconds or 0.0)
+        while wait_seconds is not None and not _scanned_since(status, queued["queued"]["queued"]):
+            if time.monotonic() > deadline:
+                raise CommandError(f"not scanned within {wait_seconds:g} seconds (it stays queued)")
+            await asyncio.sleep(1.0)
+            status = await self._json("GET", "/admin/v1/scans", params=query)
+        return status
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -221,6 +249,20 @@ class StoreBackend:
         else:
             report = await cache.purge(repositories, dry_run=dry_run)
         return report.to_json()
+
+    async def scan(self, repository: str, reference: str, *, wait_seconds: float | None) -> dict[str, Any]:
+        """Scan now, in this process (``wait_seconds`` is for a registry's queue)."""
+        from dockyard.scan import create_queue, create_service
+
+        scans = self.services.scans or create_service(
+            self.config,
+            self.registry,
+            create_queue(self.config, self.services.driver, self.services.coordinator),
+        )
+        job = await self._guard(scans.request(repository, self._reference(reference)))
+        if await scans.run(job) is None:
+            raise CommandError("another scanner is scanning this image now", REFUSED)
+        return await scans.status(repository, job.digest)
 
     async def close(self) -> None:
         # What the commands changed is queued for the webhooks and the audit log: written before

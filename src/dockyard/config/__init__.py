@@ -51,6 +51,7 @@ from dockyard.config.proxy import Credentials as Credentials
 from dockyard.config.proxy import Proxy as Proxy
 from dockyard.config.proxy import SyncRule as SyncRule
 from dockyard.config.proxy import Upstream as Upstream
+from dockyard.config.scan import Scan as Scan
 from dockyard.config.storage import DRIVER_NAMES as DRIVER_NAMES
 from dockyard.config.storage import S3 as S3
 from dockyard.config.storage import STORAGE_OPTIONS as STORAGE_OPTIONS
@@ -106,6 +107,7 @@ class Config(Section):
     audit: Audit = Audit()
     validation: Validation = Validation()
     vulndb: VulnDB = VulnDB()
+    scan: Scan = Scan()
 
     @field_validator("version", mode="before")
     @classmethod

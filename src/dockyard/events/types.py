@@ -29,6 +29,9 @@ class ManifestPushed:
     media_type: str
     tag: str | None
     size: int = 0  # of the manifest's content
+    # The manifest's subject (a referrer: a signature, an SBOM), so subscribers such as the
+    # scanner can tell a referrer from an image without reading it.
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

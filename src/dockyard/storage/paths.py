@@ -40,6 +40,7 @@ NOTIFICATIONS = f"{ROOT}/_dockyard/notifications"  # the webhook queue (dockyard
 NOTIFICATION_SPOOL = f"{NOTIFICATIONS}/spool"  # events, one file per group commit
 NOTIFICATION_ENDPOINTS = f"{NOTIFICATIONS}/endpoints"  # each endpoint's progress and health
 AUDIT = f"{ROOT}/_dockyard/audit"  # the audit log (dockyard.audit): a folder per UTC day
+SCANS = f"{ROOT}/_dockyard/scans"  # the scan queue and results (dockyard.scan): queue/, results/
 UI_SESSION_KEY = f"{ROOT}/_dockyard/ui-session-key"  # signs web UI sessions (web.sessions)
 UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

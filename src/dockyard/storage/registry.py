@@ -161,8 +161,9 @@ class Registry:
         await self.listing.stored(name, all_tags, new_repository=new_repository)
         await self.content_changed()
         # One event per tag, as that many pushes by tag would tell (one untagged when none).
+        subject = str(manifest.subject.digest) if manifest.subject else None
         for tag in all_tags or (None,):
-            self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag, len(body)))
+            self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag, len(body), subject))
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     async def put_mirrored_manifest(
