@@ -65,7 +65,7 @@ class ScanService:
     async def run(self, job: QueuedScan) -> dict[str, Any] | None:
         """Scan one queued image, unless another scanner has it (None then)."""
         try:
-            async with self.coordinator.lock(f"scan-{job.key[:64]}", wait=False):
+            async with self.coordinator.lock(f"scan-{job.key}", wait=False):
                 try:
                     result = await self.scanner.scan(job.repository, Digest.parse(job.digest))
                 except ManifestUnknown:
