@@ -128,11 +128,14 @@ def create_services(
         await pulls.refresh()
         return pulls.last(digest_key(repository, key) if ":" in key else tag_key(repository, key))
 
+    from dockyard.vulndb.setup import open_store
+
+    vulndb = open_store(config, coordinator)
     scans = None
-    if scan_queue is not None:
+    if scan_queue is not None:  # a scan: SBOMs, then (with an advisory database) their findings
         from dockyard.scan import create_service
 
-        scans = create_service(config, registry, scan_queue)
+        scans = create_service(config, registry, scan_queue, vulndb)
     proxy = None
     if config.proxy.enabled:
         from dockyard.proxy import build_proxy
@@ -140,8 +143,6 @@ def create_services(
         proxy = build_proxy(
             config, registry, clock=clock, transports=upstream_transports, last_pulled=last_pulled
         )
-    from dockyard.vulndb.setup import open_store
-
     return Services(
         config=config,
         driver=driver,
@@ -161,7 +162,7 @@ def create_services(
         metrics=metrics,
         notifier=notifier,
         audit=audit,
-        vulndb=open_store(config, coordinator),
+        vulndb=vulndb,
         scans=scans,
     )
 

@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # optional features: a worker imports them only when they are
     from dockyard.metrics.collectors import Metrics
     from dockyard.notify.service import Notifier
     from dockyard.proxy import ProxyRegistry
-    from dockyard.vulndb.store import VulnStore
     from dockyard.scan import ScanService
+    from dockyard.vulndb.store import VulnStore
 
 
 @dataclass(slots=True)

@@ -26,7 +26,10 @@ from dockyard.storage.quota import QuotaRule, Quotas
 from dockyard.storage.registry import Registry
 from dockyard.testing.coord_suite import ManualClock
 from dockyard.testing.images import Image, build_image
-from tests.scan.images import npm_layer, sample_image
+from dockyard.vulndb.osv import parse
+from dockyard.vulndb.store import SqliteVulnStore
+from tests.scan.images import npm_layer, os_release, sample_image
+from tests.vulndb.osvdata import advisory, fixed
 
 pytestmark = pytest.mark.anyio
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -102,13 +105,31 @@ def cdx_layers(doc: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+async def advisories(path: Path) -> SqliteVulnStore:
+    """Advisories for the sample image: two that affect it, and near misses that must not."""
+    release = os_release()
+    distro = f"{release['ID'].capitalize()}:{release['VERSION_ID']}"
+    store = SqliteVulnStore(path)
+    records = [
+        advisory("GHSA-test-lpad", "npm", "left-pad", events=fixed("1.3.1")),
+        advisory("DSA-test-1", distro, "base-files", events=fixed("999")),
+        advisory("GHSA-test-odd", "npm", "is-odd", events=fixed("3.0.1")),  # fixed in the installed one
+        advisory("DSA-test-2", f"{release['ID'].capitalize()}:9", "base-files", events=fixed("999")),
+        advisory("PYSEC-test", "crates.io", "idna", events=fixed("999")),  # another ecosystem
+    ]
+    await store.replace([parse(r) for r in records])
+    return store
+
+
 async def test_sbom_of_an_image_names_every_package_and_its_layer(tmp_path: Path) -> None:
     """Debian, Python, npm and Go packages, each in its own layer: both documents list exactly
-    their purls, and CycloneDX names the layer each came from."""
+    their purls, and CycloneDX names the layer each came from; then the SBOM is matched against
+    the advisory database, each finding naming its layer."""
     registry = fs_registry(tmp_path)
     image, expected, layer_digests = sample_image("apps/sample", "v1")
     digest = await push(registry, image, "v1")
-    result = await Scanner(registry, Syft()).scan("apps/sample", digest)
+    store = await advisories(tmp_path / "vulndb.sqlite")
+    result = await Scanner(registry, Syft(), vulndb=store).scan("apps/sample", digest)
 
     assert result["state"] == "done"
     [record] = result["images"]
@@ -128,12 +149,21 @@ async def test_sbom_of_an_image_names_every_package_and_its_layer(tmp_path: Path
         "pkg:npm": layer_digests[2],
         "pkg:golang": layer_digests[3],
     }
+    found = {(f["package"], f["advisory"], f["layer"]) for f in record["findings"]}
+    assert found == {
+        ("left-pad", "GHSA-test-lpad", layer_digests[2]),
+        ("base-files", "DSA-test-1", layer_digests[0]),
+    }
+    assert record["counts"]["unknown"] == 2
     referrers = {r.artifact_type: r for r in await registry.referrers("apps/sample", digest)}
     assert (referrers[SPDX_TYPE].annotations or {})[GENERATOR] == "syft 1.18.1"
 
-    # Scanning again finds the generated SBOMs: Syft does not run again, nothing new is stored.
-    again = await Scanner(registry, Syft("/bin/false")).scan("apps/sample", digest)
+    # Scanning again finds the generated SBOMs: Syft does not run again, nothing new is stored,
+    # and the stored CycloneDX document is matched to the same findings.
+    again = await Scanner(registry, Syft("/bin/false"), vulndb=store).scan("apps/sample", digest)
     assert again["images"][0]["state"] == "generated"
+    assert again["images"][0]["findings"] == record["findings"]
+    await store.close()
     assert len(await registry.referrers("apps/sample", digest)) == 2
 
     # The SBOM referrers are no images: scanning one is skipped, and makes nothing.
@@ -209,8 +239,13 @@ async def test_a_client_sbom_is_used_instead(tmp_path: Path) -> None:
     body = json.dumps(client_sbom).encode()
     pushed = (await registry.put_manifest("apps/own", Digest.of(body), body, OCI_MANIFEST)).digest
 
-    result = await Scanner(registry, Syft("/bin/false")).scan("apps/own", digest)  # Syft would fail
+    store = SqliteVulnStore(tmp_path / "vulndb.sqlite")
+    result = await Scanner(registry, Syft("/bin/false"), vulndb=store).scan(
+        "apps/own", digest
+    )  # Syft would fail
+    await store.close()
     assert result["images"][0]["state"] == "provided"
+    assert result["images"][0]["matchError"] == "the image has no CycloneDX SBOM to match"
     assert result["images"][0]["sboms"] == [
         {"artifactType": SPDX_TYPE, "digest": str(pushed), "generated": False}
     ]

@@ -4,7 +4,8 @@
 ``database.dsn``); ``service`` drains the queue in ``scan.concurrency`` leased slots; ``scanner``
 decides per image (each platform of an index) whether a client's SBOM is there already or one
 must be made; ``layout`` writes the image from the store as an OCI layout; ``syft`` runs Syft on
-it; ``sbom`` stores the SPDX and CycloneDX documents as referrers of the image.
+it; ``sbom`` stores the SPDX and CycloneDX documents as referrers of the image; ``vulns`` matches
+the CycloneDX document against the advisory database (``vulndb``) when there is one.
 
 The CycloneDX document is the seam to advisory matching: each component carries its purl, and
 Syft's ``syft:location:N:layerID`` properties name the layer (by its diff id, the digest of the
@@ -21,6 +22,7 @@ from dockyard.scan.service import ScanService
 from dockyard.scan.syft import Syft
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.registry import Registry
+from dockyard.vulndb.store import VulnStore
 
 __all__ = ["ScanService", "create_queue", "create_service"]
 
@@ -36,10 +38,13 @@ def create_queue(config: Config, driver: CheckedDriver, coordinator: Coordinator
     return StoreScanQueue(driver)
 
 
-def create_service(config: Config, registry: Registry, queue: ScanQueue) -> ScanService:
-    """The scanning service over ``registry``; Syft is looked for when a scan runs, not here, so
-    a registry without Syft still starts (its scans fail and say why)."""
+def create_service(
+    config: Config, registry: Registry, queue: ScanQueue, vulndb: VulnStore | None = None
+) -> ScanService:
+    """The scanning service over ``registry`` (with ``vulndb``: SBOMs, then their findings);
+    Syft is looked for when a scan runs, not here, so a registry without Syft still starts (its
+    scans fail and say why)."""
     settings = config.scan
     syft = Syft(settings.syft, niceness=settings.niceness, timeout=settings.timeout)
-    scanner = Scanner(registry, syft, workdir=settings.workdir or None)
+    scanner = Scanner(registry, syft, workdir=settings.workdir or None, vulndb=vulndb)
     return ScanService(registry, queue, scanner, registry.coordinator)

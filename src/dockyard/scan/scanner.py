@@ -6,7 +6,9 @@ already pushed is used as it is; otherwise the image is written as an OCI layout
 Syft reads it (``scan.syft``) and both documents are stored as referrers (``scan.sbom``).
 Artifacts and referrers (a manifest with a subject, an ``artifactType`` or a config that is no
 image config: signatures, SBOMs, Helm charts) are not images: the job records them as skipped.
-The result is a plain JSON-able record the queue keeps and the admin API shows.
+With an advisory database, each image's CycloneDX SBOM is then matched (``scan.vulns``): a scan
+is "SBOM, then match". The result is a plain JSON-able record the queue keeps and the admin API
+shows.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from dockyard.oci.document import read_manifest
 from dockyard.scan.layout import write_layout
 from dockyard.scan.sbom import CYCLONEDX_TYPE, SPDX_TYPE, existing_sboms, store_sbom
 from dockyard.scan.syft import Syft, SyftError
+from dockyard.scan.vulns import findings, stored_cyclonedx
 from dockyard.storage.registry import Registry
+from dockyard.vulndb.store import VulnStore
 
 log = logging.getLogger("dockyard.scan")
 IMAGE_CONFIGS = frozenset(
@@ -42,10 +46,13 @@ def _packages(cyclonedx: bytes) -> int:
 
 
 class Scanner:
-    def __init__(self, registry: Registry, syft: Syft, *, workdir: str | None = None) -> None:
+    def __init__(
+        self, registry: Registry, syft: Syft, *, workdir: str | None = None, vulndb: VulnStore | None = None
+    ) -> None:
         self.registry = registry
         self.syft = syft
         self.workdir = workdir
+        self.vulndb = vulndb  # with one, each image's CycloneDX SBOM is matched (``scan.vulns``)
 
     async def scan(self, name: str, digest: Digest) -> dict[str, Any]:
         """Scan image or index ``digest`` of ``name``; the job's result record."""
@@ -87,7 +94,10 @@ class Scanner:
         found = await existing_sboms(self.registry, name, digest)
         if found:
             state = "provided" if not all(s.generated for s in found) else "generated"
-            return {**record, "state": state, "sboms": [_sbom_json(s) for s in found]}
+            record.update(state=state, sboms=[_sbom_json(s) for s in found])
+            if self.vulndb is not None:
+                record.update(await findings(self.vulndb, await stored_cyclonedx(self.registry, name, found)))
+            return record
         work = Path(tempfile.mkdtemp(prefix="dockyard-scan-", dir=self.workdir))
         try:
             layout = work / "layout"
@@ -112,16 +122,18 @@ class Scanner:
             "SBOM generated",
             extra={"repository": name, "digest": str(digest), "seconds": round(run.seconds, 2)},
         )
-        return {
-            **record,
-            "state": "generated",
-            "sboms": [_sbom_json(s) for s in stored],
-            "packages": _packages(run.cyclonedx),
-            "layerBytes": layer_bytes,
-            "seconds": round(run.seconds, 3),
-            "maxRssBytes": run.max_rss_bytes,
-            "generator": generator,
-        }
+        record.update(
+            state="generated",
+            sboms=[_sbom_json(s) for s in stored],
+            packages=_packages(run.cyclonedx),
+            layerBytes=layer_bytes,
+            seconds=round(run.seconds, 3),
+            maxRssBytes=run.max_rss_bytes,
+            generator=generator,
+        )
+        if self.vulndb is not None:
+            record.update(await findings(self.vulndb, run.cyclonedx))
+        return record
 
 
 def _sbom_json(sbom: Any) -> dict[str, Any]:
