@@ -88,7 +88,8 @@ class UploadStore:
         # (repository, session) -> (bytes hashed, algorithm, running hash; None for a session
         # started here that nothing was written to yet)
         self._hashers: OrderedDict[tuple[str, str], tuple[int, str, Hasher | None]] = OrderedDict()
-        self._held: dict[FileWriter, AbstractAsyncContextManager[None]] = {}
+        # open writer -> (the session's lock, or None for a fresh session; its size when opened)
+        self._held: dict[FileWriter, tuple[AbstractAsyncContextManager[None] | None, int]] = {}
         self.rehashed = 0  # digests computed by reading the stored data back (the fallback)
 
     async def start(self, name: str, algorithm: str = "sha256") -> str:
@@ -120,8 +121,9 @@ class UploadStore:
     async def _record(self, name: str, upload_id: str, offset: int, hasher: Hasher | None) -> None:
         """The session's record in the coordinator: how far it got, the running hash of those
         bytes (if there is one), and that it was active now (the purge goes by it). The first
-        chunk of a session (or of one another tool started) makes it."""
-        if not SESSION_ID.fullmatch(upload_id):
+        chunk of a session (or of one another tool started) makes it; an empty session has none,
+        so a session still empty when it is finished has no record to remove (:meth:`finish`)."""
+        if not SESSION_ID.fullmatch(upload_id) or offset == 0:
             return
         state = resumable.save(hasher) if hasher is not None else None
         if await self.coordinator.update_session(upload_id, offset=offset, hash_state=state) is None:
@@ -141,20 +143,23 @@ class UploadStore:
     async def _open(self, name: str, upload_id: str, *, new: bool = False) -> FileWriter:
         """The session's data file, with the session's coordinator lock held until
         :meth:`_close_opened`. A session exists while its data file does (``start`` creates it;
-        commit and cancel remove it); ``new`` creates a fresh one."""
-        lock = self.coordinator.lock(_lock_name(name, upload_id), wait=False)
-        try:
-            await lock.__aenter__()
-        except LockBusy:
-            raise UploadInUse(upload_id) from None
+        commit and cancel remove it); ``new`` creates a fresh one, under an id made here that no
+        other request can know, so it needs no lock."""
+        lock = None if new else self.coordinator.lock(_lock_name(name, upload_id), wait=False)
+        if lock is not None:
+            try:
+                await lock.__aenter__()
+            except LockBusy:
+                raise UploadInUse(upload_id) from None
         try:
             writer = await self.driver.writer(paths.upload_data(name, upload_id), create=new)
         except BaseException as exc:
-            await lock.__aexit__(None, None, None)
+            if lock is not None:
+                await lock.__aexit__(None, None, None)
             if isinstance(exc, PathNotFound):
                 raise UploadUnknown(upload_id) from None
             raise
-        self._held[writer] = lock
+        self._held[writer] = (lock, writer.size)
         return writer
 
     async def _take_hasher(
@@ -310,6 +315,7 @@ class UploadStore:
                 taken = await self._take_hasher(key, writer.size, None, False)
                 hasher = taken[1] if taken is not None else None
             size = writer.size + len(held)
+            recorded = self._held[writer][1] > 0  # an empty session has no record (``_record``)
             self._hashers.pop(key, None)
             if hasher is not None and hasher.name == digest.algorithm:
                 actual = hasher.hexdigest()
@@ -357,7 +363,7 @@ class UploadStore:
         finally:
             await self._close_opened(opening)
         self._hashers.pop(key, None)
-        if not new:
+        if recorded:
             await self._forget(upload_id)
         if self.quotas is not None:
             await self.quotas.added(name, digest, size)
@@ -383,7 +389,7 @@ class UploadStore:
         try:
             await writer.close()
         finally:
-            lock = self._held.pop(writer, None)
+            lock, _ = self._held.pop(writer, (None, 0))
             if lock is not None:
                 await lock.__aexit__(None, None, None)
 
