@@ -96,7 +96,8 @@ class _LockedFile:
             new, result = change(old)
             if new is not None and new != old:
                 os.pwrite(fd, new, 0)
-                os.ftruncate(fd, len(new))
+                if len(new) < len(old):  # a counter only grows: usually no truncate (a syscall)
+                    os.ftruncate(fd, len(new))
             return result
         finally:
             os.close(fd)  # releases the flock
@@ -124,7 +125,8 @@ class _LockedFile:
             new, result = change(old)
             if new is not None and new != old:
                 os.pwrite(fd, new, 0)
-                os.ftruncate(fd, len(new))
+                if len(new) < len(old):  # a counter only grows: usually no truncate (a syscall)
+                    os.ftruncate(fd, len(new))
             return True, result
         finally:
             os.close(fd)
