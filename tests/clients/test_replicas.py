@@ -34,7 +34,9 @@ from tests.clients.images import (
     write_oci_archive,
     write_oci_layout,
 )
+from tests.deploy.conftest import self_signed
 from tests.servers.cluster import Cluster, sha256
+from tests.servers.nginx import NginxBalancer
 
 _UPLOAD = re.compile(r'"method": "(PATCH|PUT)", "path": "/v2/([^"]+)/blobs/uploads/')
 
@@ -134,6 +136,35 @@ def test_skopeo(tools: ContainersTools, cluster: Cluster, tmp_path: Path) -> Non
     assert tags == {"multi": index.digest}
     expected = {b.digest: b.data for b in index.blobs()} | {index.digest: index.manifest.data}
     assert blobs == expected | {c.digest: c.manifest.data for c in index.images}
+
+
+def test_skopeo_through_nginx(tools: ContainersTools, cluster: Cluster, tmp_path: Path) -> None:
+    """nginx (Debian) as the load balancer instead of HAProxy, with the compose deployment's
+    ``ha.conf`` (TLS, no request buffering, no body limit, long timeouts): skopeo pushes an index
+    of two images through it and pulls it back, its requests spread over the replicas."""
+    assert cluster.store is not None
+    cert, key = self_signed(tmp_path / "certs", "127.0.0.1")
+    replicas = [r.host for r in cluster.replicas]
+    store = cluster.store.url.split("://", 1)[1]
+    lb = NginxBalancer(tmp_path / "nginx", replicas, store, cert, key).start()
+    try:
+        index = build_index([make_image("nginx lb amd64"), make_image("nginx lb arm64", arch="arm64")])
+        layout = write_oci_layout(tmp_path / "src", {"multi": index})
+        ref = f"docker://{lb.host}/skopeo_through_nginx/app:v1"
+        copy = ("skopeo", "copy", "--all", "--preserve-digests")
+        tools(*copy, "--dest-tls-verify=false", f"oci:{layout}:multi", ref)
+        fetched = fetch_manifest(cluster.url, "skopeo_through_nginx/app", "v1")
+        assert (fetched.digest, fetched.data) == (index.digest, index.manifest.data)
+        out = tmp_path / "out"
+        tools(*copy, "--src-tls-verify=false", ref, f"oci:{out}:multi")
+        tags, blobs = read_oci_layout(out)
+        assert tags == {"multi": index.digest}
+        expected = {b.digest: b.data for b in index.blobs()} | {index.digest: index.manifest.data}
+        assert blobs == expected | {c.digest: c.manifest.data for c in index.images}
+        answered = {upstream for upstream in lb.upstreams() if upstream in replicas}
+        assert len(answered) >= 2, lb.upstreams()
+    finally:
+        lb.stop()
 
 
 def test_ctr(docker: Docker, cluster: Cluster, tmp_path: Path) -> None:
