@@ -12,7 +12,7 @@ DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry bu
 	ceph-mon ceph-osd radosgw ceph-common haproxy \
 	mmdebstrap docker-compose systemd nginx
 
-.PHONY: serve test test-deploy fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale bench-proxy clean
+.PHONY: serve test test-deploy fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale bench-proxy bench-s3 clean
 
 $(BIN)/dockyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +93,12 @@ bench-gc: venv-test debs
 # cold pulls and the bytes each cache fetched from the upstream.
 bench-proxy: venv-test debs
 	$(BIN)/python -m bench.proxy $(BENCH_ARGS)
+
+# On one SeaweedFS: dockyard (2 replicas, HAProxy, PostgreSQL) against distribution 2.8.2's S3
+# driver: chunked pushes of 64 and 512 MiB, redirected pulls, manifest GETs at c=64, 2,000 small
+# images by 16 clients (BENCH_ARGS=--listing adds the catalog and tags-list figures).
+bench-s3: venv-test debs
+	$(BIN)/python -m bench.s3_registries $(BENCH_ARGS)
 
 # Pagination with 100,000 tags and 50,000 repositories against 1,000.
 bench-scale: venv-test debs
