@@ -5,9 +5,15 @@ No Docker Hub here: the base is a ``mmdebstrap --variant=minbase`` root with pyt
 and binutils (the Dockerfile's builder stage strips extension modules with it), imported with
 ``docker import``; the dockerfile is built on it with the wheels of dockyard's dependencies
 downloaded on this machine (``PIP_ARGS=--no-index``), since nothing inside a build reaches PyPI
-through this machine's TLS interception. Both the rootfs tarball and the wheels are cached in
-``DOCKYARD_DEPLOY_CACHE`` (default ``~/.cache/dockyard-deploy``) under a key of what made them, so
-only the first session pays for them (measured: mmdebstrap 2.5 to 6 min under load, the wheels ~1 min).
+through this machine's TLS interception. The stand-ins for the compose files' third-party images
+are built on the same root: mmdebstrap's last hook has apt download, for that root, Debian's
+postgresql and nginx packages, which services.Dockerfile installs as one layer (one essential set
+unpacked instead of two roots). The rootfs, those packages and the wheels are cached in
+``DOCKYARD_DEPLOY_CACHE`` (default ``~/.cache/dockyard-deploy``) under a key of what made them, and
+the private dockerd's state too, so only the first session pays for them. That first session
+starts mmdebstrap, pip download and the pipx install in background threads as soon as collection
+shows they are needed, so they overlap with the tests that run before tests/deploy, and the
+stand-ins build while the dockyard image does.
 
 The dockerd keeps dockyard's other tests' settings (no iptables, no userland proxy, no docker0)
 but containers join user-defined bridge networks in 172.31.0.0/16, in network namespaces the test
@@ -20,6 +26,7 @@ self-signed certificates.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import ipaddress
 import json
@@ -28,34 +35,49 @@ import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.clients.conftest import Docker, _read_pid, dockerd, run
 from tests.clients.images import layer_tar
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 SUBNET = "172.31.0.0/16"
 NETWORK = "dyci"
 SUITE = "bookworm"
-_MINBASE = [
+# The stand-ins' Debian packages (no Docker Hub here), installed as a layer on dockyard's base.
+STANDIN_PACKAGES = ["postgresql", "nginx"]
+# One mmdebstrap root for everything: dockyard's base (python3 and its venv module; binutils for
+# the builder stage's `strip`). Its last hook has apt download, for that very root, the packages
+# the stand-ins add on top (into $DYCI_DEBS), so they are installed as one layer of an image built
+# on it (services.Dockerfile) rather than on a second root: one essential set unpacked, not two.
+MMDEBSTRAP = [
     "mmdebstrap", "--variant=minbase",
     "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-include=/usr/share/doc/*/copyright",
     "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/locale/*",
+    "--include=python3,python3-venv,binutils",
+    '--customize-hook=mkdir -p "$DYCI_DEBS/partial" && APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" apt-get '
+    '--download-only --yes --no-install-recommends -o Dir::Cache::Archives="$DYCI_DEBS" install '
+    + " ".join(STANDIN_PACKAGES),
+    SUITE,
 ]  # fmt: skip
-# dockyard's base: python3 and its venv module; binutils for the builder stage's `strip`.
-MMDEBSTRAP = [*_MINBASE, "--include=python3,python3-venv,binutils", SUITE]
-# The stand-ins' base (no Docker Hub here): Debian's PostgreSQL and nginx.
-MMDEBSTRAP_SERVICES = [*_MINBASE, "--include=postgresql,nginx", SUITE]
 # What the image build sees: the Dockerfile's COPY sources, nothing else of the checkout.
 CONTEXT = ["Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "src", "deploy/image"]
 # The time each part took, printed at the end of the session (``-s`` or the summary).
 TIMES: dict[str, float] = {}
 FACTS: dict[str, object] = {}
+# The slow preparations (mmdebstrap, pip download) start together in the background when the
+# first deployment fixture asks for any of them, and overlap with dockerd's start and each other.
+_BACKGROUND = ThreadPoolExecutor(max_workers=5, thread_name_prefix="deploy-prep")
 
 
 def cache_dir() -> Path:
@@ -84,24 +106,33 @@ class Timer:
         TIMES[self.name] = TIMES.get(self.name, 0.0) + time.monotonic() - self.start
 
 
-def rootfs(argv: list[str], name: str = "base") -> Path:
-    """A Debian root tarball, built by mmdebstrap once per key (its command line)."""
-    path = cache_dir() / f"{name}-{_key(*argv)}.tar"
-    if not path.exists():
-        partial = path.with_suffix(".partial.tar")  # mmdebstrap picks the format by the name
-        with Timer(f"mmdebstrap {name} (first run only)"):
-            run([*argv, partial], timeout=1200)
-        partial.rename(path)
-    return path
+@dataclass(frozen=True)
+class Root:
+    tarball: Path  # the root filesystem, for ``docker import``
+    debs: Path  # the stand-ins' packages, downloaded for that root
+
+
+def _build_root() -> Root:
+    key = _key(*MMDEBSTRAP)
+    root = Root(cache_dir() / f"base-{key}.tar", cache_dir() / f"base-{key}-debs")
+    if not (root.tarball.exists() and root.debs.is_dir()):
+        partial = root.tarball.with_suffix(".partial.tar")  # mmdebstrap picks the format by the name
+        debs = root.debs.with_name(root.debs.name + ".partial")
+        shutil.rmtree(debs, ignore_errors=True)
+        with Timer("mmdebstrap (first run only)"):
+            run([*MMDEBSTRAP, partial], timeout=1200, env={**os.environ, "DYCI_DEBS": str(debs)})
+        shutil.rmtree(debs / "partial")
+        (debs / "lock").unlink(missing_ok=True)
+        debs.rename(root.debs)
+        partial.rename(root.tarball)
+    return root
 
 
 # Besides dockyard's dependencies: its build backend, and the pip pipx puts in its shared venv.
 EXTRA_WHEELS = ["setuptools>=77", "pip"]
 
 
-def wheelhouse() -> Path:
-    """Wheels of dockyard's dependencies (extras postgres and s3) and of :data:`EXTRA_WHEELS`,
-    once per pyproject.toml."""
+def _build_wheelhouse() -> Path:
     pyproject = (REPO / "pyproject.toml").read_bytes()
     path = cache_dir() / f"wheels-{_key(pyproject, sys.version, *EXTRA_WHEELS)}"
     if not path.exists():
@@ -116,10 +147,108 @@ def wheelhouse() -> Path:
     return path
 
 
+_JOBS: dict[str, Future[Any]] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+def _started(name: str, what: Callable[[], T]) -> Future[T]:
+    """The background job ``name``, started with ``what`` by the first caller."""
+    with _JOBS_LOCK:
+        if name not in _JOBS:
+            _JOBS[name] = _BACKGROUND.submit(what)
+        return _JOBS[name]
+
+
+def _pipx_install() -> Path:
+    wheels = wheelhouse()
+    tmp = Path(tempfile.mkdtemp(prefix="dyci-pipx-"))
+    _TEMPORARY.append(tmp)
+    with Timer("pipx: build the wheel, install it (in the background)"):
+        # From a copy, so the build leaves nothing in the checkout; the isolated build environment
+        # takes setuptools from the cached wheels too.
+        source = tmp / "source"
+        shutil.copytree(
+            REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(REPO / name, source / name)
+        offline = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)}
+        run([sys.executable, "-m", "build", "--wheel", "--outdir", tmp / "dist", source],
+            env=offline, timeout=600, cwd=tmp)  # fmt: skip
+        wheel = next((tmp / "dist").glob("dockyard-*.whl"))
+        env = {"PIPX_HOME": str(tmp / "pipx"), "PIPX_BIN_DIR": str(tmp / "bin"), "PATH": "/usr/bin:/bin"}
+        pip_args = f"--no-index --find-links {wheels}"
+        run([sys.executable, "-m", "pipx", "install", "--pip-args", pip_args, wheel], env=env, timeout=600)
+    return tmp / "bin" / "dockyard"
+
+
+_TEMPORARY: list[Path] = []
+
+
+def start_preparations(*, pipx: bool = False) -> None:
+    """Start building the root and downloading the wheels (and, with ``pipx``, the pipx install
+    that needs them), if not started yet."""
+    _started("root", _build_root)
+    _started("wheels", _build_wheelhouse)
+    if pipx:
+        _started("pipx", _pipx_install)
+
+
+def pipx_install() -> Path:
+    """``pipx install`` of a wheel freshly built from the checkout into a fresh PIPX_HOME, its
+    dependencies from :func:`wheelhouse`; the installed ``dockyard`` command."""
+    start_preparations(pipx=True)
+    return _started("pipx", _pipx_install).result()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first test that needs an image waits, in its setup, for the session's builds (minutes on
+    a fresh or busy machine), which pytest-timeout counts against that test: give those tests an
+    hour instead of the suite's ten minutes."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here) and item.get_closest_marker("builds") is not None:
+            item.add_marker(pytest.mark.timeout(3600))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the slow preparations as soon as the session is known to need them (the selected
+    tests, after ``-m`` and ``-k``), so they run while the tests collected before tests/deploy do
+    (mmdebstrap, pip and pipx spend much of their time waiting on the network and the disk)."""
+    if session.config.option.collectonly:
+        return
+    needs = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    if {"deploy_docker", "pipx_dockyard"} & needs:
+        start_preparations(pipx="pipx_dockyard" in needs)
+
+
+def pytest_sessionfinish() -> None:
+    for job in _JOBS.values():
+        job.cancel()
+    _BACKGROUND.shutdown(wait=True)  # a job still running is waited for, never left behind
+    for path in _TEMPORARY:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def rootfs() -> Root:
+    """The Debian root and the stand-ins' packages, built by mmdebstrap once per key (its command
+    line)."""
+    start_preparations()
+    return _started("root", _build_root).result()
+
+
+def wheelhouse() -> Path:
+    """Wheels of dockyard's dependencies (extras postgres and s3) and of :data:`EXTRA_WHEELS`,
+    once per pyproject.toml."""
+    start_preparations()
+    return _started("wheels", _build_wheelhouse).result()
+
+
 @pytest.fixture(scope="session")
 def deploy_docker() -> Iterator[Docker]:
     """A private dockerd with a bridge in :data:`SUBNET` (see the module's docstring); containers
     a test left are removed with their volumes at the end."""
+    start_preparations()  # mmdebstrap and pip download run while dockerd starts
     # Its state is kept in the cache between sessions, so an unchanged image layer (the base, the
     # dependencies) is not built again; containers and networks never outlive a session.
     root = cache_dir() / "dockerd"
@@ -184,12 +313,46 @@ def import_rootfs(docker: Docker, tarball: Path, repository: str) -> str:
 
 @pytest.fixture(scope="session")
 def base_image(deploy_docker: Docker) -> str:
-    return import_rootfs(deploy_docker, rootfs(MMDEBSTRAP), "dockyard-ci-base")
+    """The mmdebstrap root, imported; building the stand-ins on it starts in the background."""
+    base = import_rootfs(deploy_docker, rootfs().tarball, "dockyard-ci-base")
+    _started("standins", functools.partial(_build_standins, deploy_docker, base))
+    return base
+
+
+STANDINS = Path(__file__).parent / "standins"
+
+
+def _build_standins(docker: Docker, base: str) -> dict[str, str]:
+    """The stand-ins for postgres:16, nginx:1.27 and chrislusf/seaweedfs:4.48, as the compose
+    files' ``*_IMAGE`` variables: Debian's packages as one layer on ``base`` (services.Dockerfile),
+    the images on that, and the pinned ``weed`` binary on ``base`` itself."""
+    from tests.servers.s3 import WEED, SeaweedFS
+
+    SeaweedFS.verify_binary()
+    tag = base.split(":", 1)[1]
+    services = f"dockyard-ci-services:{tag}"
+    images = {
+        name.upper() + "_IMAGE": f"dockyard-ci-{name}:{tag}" for name in ("postgres", "nginx", "seaweedfs")
+    }
+    with Timer("stand-in images (in the background)"), tempfile.TemporaryDirectory() as tmp:
+        context = Path(tmp)
+        for item in STANDINS.iterdir():
+            shutil.copy2(item, context / item.name)
+        shutil.copy2(WEED, context / "weed")
+        build = ["build", "--network", "none", "--build-arg"]
+        docker(*build, f"BASE_IMAGE={base}", "-t", services, "-f", context / "services.Dockerfile",
+               rootfs().debs, timeout=900)  # fmt: skip
+        for name, image in images.items():
+            dockerfile = context / f"{name.removesuffix('_IMAGE').lower()}.Dockerfile"
+            on = base if name == "SEAWEEDFS_IMAGE" else services
+            docker(*build, f"BASE_IMAGE={on}", "-t", image, "-f", dockerfile, context, timeout=600)
+    return images
 
 
 @pytest.fixture(scope="session")
-def services_base(deploy_docker: Docker) -> str:
-    return import_rootfs(deploy_docker, rootfs(MMDEBSTRAP_SERVICES, "services"), "dockyard-ci-services")
+def standins(deploy_docker: Docker, base_image: str) -> dict[str, str]:
+    """The stand-in images (see :func:`_build_standins`), once their background build is done."""
+    return _started("standins", functools.partial(_build_standins, deploy_docker, base_image)).result()
 
 
 def build_context(target: Path) -> Path:
@@ -322,8 +485,9 @@ def push_pull(docker: Docker, image: str, ref: str) -> None:
     assert docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() == image_id
 
 
-def wait_for(check: object, what: str, timeout: float = 60.0) -> None:
-    """Poll ``check()`` until it is true (a readiness wait, never an assertion about time)."""
+def wait_for(check: object, what: str, timeout: float = 300.0) -> None:
+    """Poll ``check()`` until it is true (a readiness wait, never an assertion about time; generous,
+    as a machine shared with other work can take minutes to start a container's Python)."""
     assert callable(check)
     deadline = time.monotonic() + timeout
     last: object = None

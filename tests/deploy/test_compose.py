@@ -1,12 +1,13 @@
 """The compose files, run with Debian's docker-compose 1.29 (Compose v1) on the test's dockerd.
 
 (a) ``registry.yml``: one registry, TLS and the built-in token server; docker logs in, pushes and
-pulls. (b) ``ha.yml``: nginx (TLS, and the S3 endpoint under the same address), two replicas,
+pulls, and pulls anonymously.
+(b) ``ha.yml``: nginx (TLS, and the S3 endpoint under the same address), two replicas,
 SeaweedFS, PostgreSQL; docker pushes, a blob GET is a 307 to a presigned URL on nginx's S3 port,
 then docker pulls in a loop while one replica is ``docker kill``ed, and every pull succeeds.
 Each ends with ``down -v`` and checks that no container, network or volume of the project is left.
 
-Third-party images are stand-ins built here (tests/deploy/standins, on a Debian services base)
+Third-party images are stand-ins built here (tests/deploy/standins, on dockyard's Debian base)
 and passed through the files' ``*_IMAGE`` variables, as an operator would pass the upstream ones.
 """
 
@@ -36,7 +37,7 @@ from tests.deploy.conftest import (
 )
 from tests.servers.dockyard import free_port
 
-pytestmark = [pytest.mark.deploy, pytest.mark.builds]
+pytestmark = pytest.mark.deploy
 
 COMPOSE_DIR = REPO / "deploy" / "compose"
 
@@ -44,22 +45,22 @@ COMPOSE_DIR = REPO / "deploy" / "compose"
 class Compose:
     """``docker-compose -p PROJECT -f FILE`` with the test's environment."""
 
-    def __init__(self, docker: Docker, project: str, file: Path, env: dict[str, str]) -> None:
+    def __init__(self, docker: Docker, project: str, files: list[Path], env: dict[str, str]) -> None:
         self.docker = docker
         self.project = project
-        self.file = file
+        self.files = [arg for file in files for arg in ("-f", str(file))]
         self.env = {**docker.env, **env}
 
     def __call__(
         self, *args: str, check: bool = True, timeout: float = 300
     ) -> subprocess.CompletedProcess[str]:
-        argv = ["docker-compose", "--no-ansi", "-p", self.project, "-f", str(self.file), *args]
+        argv = ["docker-compose", "--no-ansi", "-p", self.project, *self.files, *args]
         proc = subprocess.run(
             argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
         if check and proc.returncode != 0:
             logs = subprocess.run(
-                ["docker-compose", "-p", self.project, "-f", str(self.file), "logs", "--tail=40"],
+                ["docker-compose", "-p", self.project, *self.files, "logs", "--tail=40"],
                 env=self.env, capture_output=True, text=True, timeout=60, check=False,
             ).stdout  # fmt: skip
             pytest.fail(
@@ -88,6 +89,7 @@ def compose_tmp(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
+@pytest.mark.builds
 def test_single_registry_with_token_server(
     deploy_docker: Docker, dockyard_image: BuiltImage, compose_tmp: Path
 ) -> None:
@@ -101,7 +103,9 @@ def test_single_registry_with_token_server(
         "DOCKYARD_CERTS": str(compose_tmp / "certs"),
         "DOCKYARD_AUTH": str(compose_tmp / "auth"),
     }
-    compose = Compose(deploy_docker, "dyci-single", COMPOSE_DIR / "registry.yml", env)
+    files = [COMPOSE_DIR / "registry.yml"]
+    compose = Compose(deploy_docker, "dyci-single", files, env)
+    ref = "library/single:1"
     with Timer("compose (a): up, login, push, pull, down"):
         try:
             compose("up", "-d")
@@ -111,37 +115,15 @@ def test_single_registry_with_token_server(
             assert httpx.get(f"https://{host}/token?scope=repository:library/x:pull", verify=tls).is_success
             deploy_docker("login", "-u", "alice", "-p", "wonderland", host)
             image = local_image(deploy_docker, compose_tmp, "single-src", "single")
-            push_pull(deploy_docker, image, f"{host}/library/single:1")
+            push_pull(deploy_docker, image, f"{host}/{ref}")
             deploy_docker("logout", host)
-            deploy_docker("rmi", f"{host}/library/single:1")
-            deploy_docker("pull", f"{host}/library/single:1")  # anonymous
+            deploy_docker("rmi", f"{host}/{ref}")
+            deploy_docker("pull", f"{host}/{ref}")  # anonymous
         finally:
             compose.down()
 
 
-@pytest.fixture(scope="module")
-def standins(
-    deploy_docker: Docker, services_base: str, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """The stand-ins for postgres:16, nginx:1.27 and chrislusf/seaweedfs:4.48."""
-    from tests.servers.s3 import WEED, SeaweedFS
-
-    SeaweedFS.verify_binary()
-    context = tmp_path_factory.mktemp("standins")
-    for item in (Path(__file__).parent / "standins").iterdir():
-        shutil.copy2(item, context / item.name)
-    shutil.copy2(WEED, context / "weed")
-    tag = services_base.split(":", 1)[1]
-    images = {}
-    with Timer("compose (b): stand-in images"):
-        for name in ("postgres", "nginx", "seaweedfs"):
-            image = f"dockyard-ci-{name}:{tag}"
-            deploy_docker("build", "--network", "host", "-t", image, "--build-arg", f"BASE_IMAGE={services_base}",
-                          "-f", context / f"{name}.Dockerfile", context, timeout=600)  # fmt: skip
-            images[name.upper() + "_IMAGE"] = image
-    return images
-
-
+@pytest.mark.builds
 def test_ha_survives_a_killed_replica(
     deploy_docker: Docker, dockyard_image: BuiltImage, standins: dict[str, str], compose_tmp: Path
 ) -> None:
@@ -169,13 +151,13 @@ def test_ha_survives_a_killed_replica(
         "S3_ACCESS_KEY": access,
         "S3_SECRET_KEY": secret,
     }
-    compose = Compose(deploy_docker, "dyci-ha", COMPOSE_DIR / "ha.yml", env)
+    compose = Compose(deploy_docker, "dyci-ha", [COMPOSE_DIR / "ha.yml"], env)
     auth = ("alice", "wonderland")
     with Timer("compose (b): up, push, 307, pull loop with a kill, down"):
         try:
             compose("up", "-d")
             wait_for(lambda: httpx.get(f"https://{front}/v2/", verify=tls, auth=auth).status_code == 200,
-                     "both replicas behind nginx", timeout=180)  # fmt: skip
+                     "both replicas behind nginx", timeout=600)  # fmt: skip
             deploy_docker("login", "-u", "alice", "-p", "wonderland", front)
             image = local_image(deploy_docker, compose_tmp, "ha-src", "ha")
             ref = f"{front}/team/ha:1"

@@ -9,12 +9,9 @@ and ``dockyard serve`` answers ``/v2/``. The unit, with ExecStart pointed at tha
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -22,7 +19,7 @@ import pytest
 import yaml
 
 from tests.clients.conftest import run
-from tests.deploy.conftest import FACTS, REPO, Timer, wait_for, wheelhouse
+from tests.deploy.conftest import FACTS, REPO, Timer, pipx_install, wait_for
 from tests.servers.dockyard import free_port
 
 pytestmark = [pytest.mark.deploy, pytest.mark.builds]
@@ -33,26 +30,9 @@ HARDENING = ["DynamicUser=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib
 
 
 @pytest.fixture(scope="module")
-def pipx_dockyard(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``pipx install`` of a freshly built wheel; returns the installed ``dockyard`` command."""
-    tmp = tmp_path_factory.mktemp("pipx")
-    with Timer("pipx: build the wheel, install it"):
-        # From a copy, so the build leaves nothing in the checkout; the isolated build environment
-        # takes setuptools from the cached wheels too.
-        source = tmp / "source"
-        shutil.copytree(
-            REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-        )
-        for name in ("pyproject.toml", "README.md"):
-            shutil.copy2(REPO / name, source / name)
-        offline = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse())}
-        run([sys.executable, "-m", "build", "--wheel", "--outdir", tmp / "dist", source],
-            env=offline, timeout=600, cwd=tmp)  # fmt: skip
-        wheel = next((tmp / "dist").glob("dockyard-*.whl"))
-        env = {"PIPX_HOME": str(tmp / "pipx"), "PIPX_BIN_DIR": str(tmp / "bin"), "PATH": "/usr/bin:/bin"}
-        pip_args = f"--no-index --find-links {wheelhouse()}"
-        run([sys.executable, "-m", "pipx", "install", "--pip-args", pip_args, wheel], env=env, timeout=600)
-    return tmp / "bin" / "dockyard"
+def pipx_dockyard() -> Path:
+    """The installed ``dockyard`` command (see :func:`tests.deploy.conftest.pipx_install`)."""
+    return pipx_install()
 
 
 def test_pipx_install_serves(pipx_dockyard: Path, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-# CI's stand-in for nginx:1.27 (no Docker Hub here): Debian's nginx on the mmdebstrap services
-# base, reading /etc/nginx/conf.d/*.conf like the official image, in the foreground.
+# CI's stand-in for nginx:1.27 (no Docker Hub here): Debian's nginx on the services image
+# (services.Dockerfile), reading /etc/nginx/conf.d/*.conf like the official image, in the
+# foreground.
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 RUN rm -f /etc/nginx/sites-enabled/default \
