@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.oci.digest import Digest
-from dockyard.proxy.inflight import SpoolSource
+from dockyard.proxy.inflight import LiveSource, SpoolSource
 from dockyard.storage.blobs import StoredBlob
 from tests.proxy.conftest import Proxy, Upstream
 from tests.proxy.images import push
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def drain(source: object, offset: int = 0, length: int | None = None) -> bytes:
-    assert isinstance(source, SpoolSource | StoredBlob)
+    assert isinstance(source, LiveSource | SpoolSource | StoredBlob)
     return b"".join([c async for c in source.read(offset, length)])
 
 
@@ -39,8 +39,9 @@ async def test_sixteen_concurrent_requests_share_one_fetch(
 
     model = proxy.services.model
     sources = [await model.open_blob("docker.io/library/big", Digest.parse(layer)) for _ in range(16)]
-    # Every requester reads the one fill's spool, none asked the upstream again.
-    assert all(isinstance(s, SpoolSource) for s in sources)
+    # Every requester reads the one fill (from memory: it runs in this process), none asked the
+    # upstream again.
+    assert all(isinstance(s, LiveSource) for s in sources)
     assert up.count("GET", layer) == 1
     readers = [asyncio.create_task(drain(s)) for s in sources]
     readers.append(asyncio.create_task(drain(sources[0], 1000, 5000)))  # a range, too
@@ -136,7 +137,7 @@ async def test_two_workers_on_one_store_share_one_fetch(
     second = worker("spool" if machine == "same" else "spool-elsewhere")
     up.gate = asyncio.Event()
     a = await first.open_blob("docker.io/library/big", layer)  # type: ignore[attr-defined]
-    assert isinstance(a, SpoolSource)
+    assert isinstance(a, LiveSource)
     opening = asyncio.create_task(second.open_blob("docker.io/library/big", layer))  # type: ignore[attr-defined]
     if machine == "same":
         b = await opening
@@ -166,7 +167,7 @@ async def test_shutdown_stops_a_stalled_fill_and_caches_nothing(
     up.gate = asyncio.Event()  # never set: the upstream stalls mid-body
     model = proxy.services.model
     source = await model.open_blob("docker.io/library/big", layer)
-    assert isinstance(source, SpoolSource)
+    assert isinstance(source, LiveSource)
     await model.close(0)  # type: ignore[attr-defined]
     assert not model.fills.tasks  # type: ignore[attr-defined]
     assert await proxy.services.registry.blobs.size_global(layer) is None

@@ -7,13 +7,20 @@ registry (digest verified before anything is committed: wrong bytes or a break l
 and at the same time into a *spool* file on local disk with a small ``.meta`` beside it (size,
 fill id, state).
 
-Every requester, the first one included, is a reader of the spool: it sends the bytes received so
-far and waits for more, and sends the blob's last byte only once the registry holds the verified
-blob, so a client never receives a whole body with the wrong bytes (an upstream that lied or broke
-off ends every reader's response early: the client sees a short body and retries). Requesters on
-another replica (no spool there) wait for the commit and then read the registry; the longest wait
-is the whole fill, which each upstream read's timeout bounds per chunk. A client that disconnects
-does not stop the fill (it belongs to no request): the bytes are cached for the next one.
+Requesters in the fill's own process read it from memory: the fill hands each upstream chunk
+to them as it arrives (:class:`Progress`: the most recent ``WINDOW`` bytes, older ones from the
+spool), wakes them without polling, and tells them the moment the blob is committed. Requesters in
+another worker process of the machine read the spool file (polled). Either way a reader sends the
+blob's last byte only once the registry holds the verified blob, so a client never receives a
+whole body with the wrong bytes (an upstream that lied or broke off ends every reader's response
+early: the client sees a short body and retries). Requesters on another replica (no spool there)
+wait for the commit and then read the registry; the longest wait is the whole fill, which each
+upstream read's timeout bounds per chunk. A client that disconnects does not stop the fill (it
+belongs to no request): the bytes are cached for the next one.
+
+Each upstream byte crosses Python once on its way to the first client (no spool re-read, no
+thread hop); the spool and the upload session are written in batches, in worker threads, while
+the next bytes arrive.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ import json
 import logging
 import os
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dockyard.errors import BlobUnknown, LockBusy
 from dockyard.oci.digest import Digest
@@ -36,8 +44,10 @@ from dockyard.storage.registry import Registry
 
 log = logging.getLogger("dockyard.proxy")
 
-POLL = 0.01  # seconds between looks at a fill in progress (a spool write wakes no one)
-SPOOL_FLUSH = 256 << 10  # bytes gathered before a spool write: readers lag the upstream by this
+POLL = 0.01  # seconds between looks at another process's fill (a spool write wakes no one)
+SPOOL_BATCH = 1 << 20  # bytes gathered before a spool write: other processes' readers lag by this
+NOTIFY = 1 << 20  # bytes received before this process's waiting readers are woken again
+WINDOW = 8 << 20  # the most recent bytes of a fill kept in memory for this process's readers
 READ = 1 << 20  # the largest piece a reader sends at once
 Fetch = Callable[[], AbstractAsyncContextManager[tuple[int | None, Chunks]]]
 
@@ -103,13 +113,97 @@ class Spool:
                 os.unlink(path)
 
 
+class Progress:
+    """A fill running in this process, as its readers here see it: how many bytes arrived, the
+    most recent of them in memory (``WINDOW``; older ones are in the spool, which is written
+    before they are dropped), and how it ended. Waiting readers are woken by a future, each
+    ``NOTIFY`` bytes and at the end: no polling, no thread hop for bytes in memory."""
+
+    def __init__(self, fill: str, size: int | None) -> None:
+        self.fill = fill
+        self.size = size
+        self.received = 0  # bytes from the upstream so far
+        self.spooled = 0  # of which in the spool file
+        self.start = 0  # the offset of chunks[0]
+        self.chunks: deque[bytes] = deque()
+        self.committed = False  # the registry holds the verified blob
+        self.failure: str | None = None  # why the fill ended without a blob
+        self._woken_at = -1
+        self._wake: asyncio.Future[None] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.committed or self.failure is not None
+
+    def add(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.received += len(chunk)
+        self._trim()
+        if self._woken_at < 0 or self.received - self._woken_at >= NOTIFY:
+            self._notify()
+
+    def spooled_to(self, offset: int) -> None:
+        self.spooled = offset
+        self._trim()
+
+    def end(self, failure: str | None) -> None:
+        self.committed = failure is None
+        self.failure = failure
+        self._notify()
+
+    def _trim(self) -> None:
+        chunks = self.chunks
+        while chunks and self.received - self.start - len(chunks[0]) >= WINDOW:
+            if self.start + len(chunks[0]) > self.spooled:
+                return  # not in the spool yet: a reader behind the window needs it
+            self.start += len(chunks.popleft())
+
+    def _notify(self) -> None:
+        self._woken_at = self.received
+        wake, self._wake = self._wake, None
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def take(self, pos: int, stop: int) -> bytes | None:
+        """Bytes ``pos`` up to ``stop`` (at most ``READ``) from memory, or None when ``pos`` is
+        before the window (those are in the spool)."""
+        if pos < self.start:
+            return None
+        stop = min(stop, pos + READ)
+        parts: list[memoryview] = []
+        offset = self.start
+        for chunk in self.chunks:
+            after = offset + len(chunk)
+            if after > pos:
+                parts.append(memoryview(chunk)[max(pos - offset, 0) : stop - offset])
+            if after >= stop:
+                break
+            offset = after
+        return b"".join(parts)
+
+    async def changed(self, patience: float) -> bool:
+        """Wait until more bytes arrive or the fill ends; False if nothing came for ``patience``."""
+        before = self.received
+        if self.ended:
+            return True
+        if self._wake is None:
+            self._wake = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(patience):
+                await asyncio.shield(self._wake)
+        return self.received != before or self.ended
+
+
 class Fills:
-    """The fills of one worker process; ``fetches`` counts the upstream fetches it began."""
+    """The fills of one worker process; ``fetches`` counts the upstream fetches it began, and
+    ``running`` holds those in flight, as futures of their ``Progress`` (set once the upstream
+    answered), which this process's requesters read."""
 
     def __init__(self, registry: Registry, spool: Spool) -> None:
         self.registry = registry
         self.spool = spool
         self.tasks: set[asyncio.Task[None]] = set()
+        self.running: dict[Key, asyncio.Future[Progress]] = {}
         self.fetches = 0
 
     async def open(self, stored: str, digest: Digest, fetch: Fetch, patience: float) -> BlobSource:
@@ -117,26 +211,30 @@ class Fills:
         one in progress). ``patience`` is how long a reader waits for bytes that do not come."""
         key = Key(stored, digest)
         while True:
-            with contextlib.suppress(BlobUnknown):
-                return await self.registry.open_blob(stored, digest)
-            ready: asyncio.Future[tuple[str, int | None]] = asyncio.get_running_loop().create_future()
-            task = asyncio.create_task(self._fill(key, fetch, ready))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            ready = self.running.get(key)
+            if ready is None:
+                with contextlib.suppress(BlobUnknown):
+                    return await self.registry.open_blob(stored, digest)
+                ready = self.running.get(key)  # one may have begun meanwhile
+            if ready is None:
+                ready = self.running[key] = asyncio.get_running_loop().create_future()
+                task = asyncio.create_task(self._fill(key, fetch, ready))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
             try:
-                fill, size = await asyncio.shield(ready)
+                progress = await asyncio.shield(ready)
             except LockBusy:
                 source = await self._follow(key, patience)
                 if source is not None:
                     return source
                 continue
-            if size is None:  # no Content-Length: readers cannot be told a size; wait for it
-                await asyncio.shield(task)
-                return await self.registry.open_blob(stored, digest)
-            return SpoolSource(self, key, fill, size, patience)
+            if progress.size is not None:
+                return LiveSource(self, key, progress, progress.size, patience)
+            while not progress.ended:  # no Content-Length: readers cannot be told a size; wait
+                await progress.changed(patience)
 
     async def _follow(self, key: Key, patience: float) -> BlobSource | None:
-        """A reader of the fill another request started, or None to try again (it ended, or it
+        """A reader of the fill another process started, or None to try again (it ended, or it
         runs elsewhere and this machine has no spool of it: then wait for its commit)."""
         meta = self.spool.read_meta(key)
         if meta is not None and meta.state == "filling" and meta.size is not None:
@@ -144,36 +242,38 @@ class Fills:
         await asyncio.sleep(POLL * (1 if meta is not None else 5))
         return None
 
-    async def _fill(self, key: Key, fetch: Fetch, ready: asyncio.Future[tuple[str, int | None]]) -> None:
+    async def _fill(self, key: Key, fetch: Fetch, ready: asyncio.Future[Progress]) -> None:
         lock = self.registry.coordinator.lock(key.lock, wait=False)
         try:
             await lock.__aenter__()
         except BaseException as exc:
             ready.set_exception(exc)
+            self._forget(key, ready)
             return
         fill = uuid.uuid4().hex
+        progress: Progress | None = None
         try:
             with contextlib.suppress(BlobUnknown):  # committed just before the lock was free
                 await self.registry.stat_blob(key.stored, key.digest)
-                ready.set_result((fill, None))
+                progress = Progress(fill, None)
+                progress.end(None)
+                ready.set_result(progress)
                 return
             self.fetches += 1
             async with fetch() as (size, chunks):
                 fd = os.open(self.spool.data(key), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                relay = _Relay(fd, progress := Progress(fill, size))
                 try:
                     self.spool.write_meta(key, Meta(fill, size, "filling"))
-                    ready.set_result((fill, size))
-                    # The first bytes go to the spool as soon as they arrive, before the upload
-                    # session is set up: the readers' first byte waits for the upstream only.
-                    upstream = aiter(chunks)
-                    first = await anext(upstream, b"")
-                    await asyncio.to_thread(_write_all, fd, first)
-                    body = _prepend(first, _tee(upstream, fd))
-                    await self.registry.uploads.monolithic(key.stored, key.digest, body)
+                    ready.set_result(progress)
+                    await self.registry.uploads.monolithic(key.stored, key.digest, relay.tee(chunks))
                 finally:
-                    os.close(fd)
+                    relay.close()
+            progress.end(None)
             self.spool.remove(key)
         except BaseException as exc:
+            if progress is not None:
+                progress.end(f"{type(exc).__name__}: {exc}")
             self.spool.write_meta(key, Meta(fill, None, "failed"))
             self.spool.remove(key, meta=False)
             if not ready.done():
@@ -183,7 +283,12 @@ class Fills:
             if not isinstance(exc, Exception):
                 raise
         finally:
+            self._forget(key, ready)
             await lock.__aexit__(None, None, None)
+
+    def _forget(self, key: Key, ready: asyncio.Future[Progress]) -> None:
+        if self.running.get(key) is ready:
+            del self.running[key]
 
     async def close(self, grace: float) -> None:
         """At shutdown: let running fills finish for up to ``grace`` seconds, then stop the rest
@@ -196,36 +301,121 @@ class Fills:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """``first`` (in the spool already), then ``rest``."""
-    if first:
-        yield first
-    async for chunk in rest:
-        yield chunk
+@dataclass(slots=True)
+class _Relay:
+    """The upstream's chunks on their way into the upload session: each handed to this process's
+    readers at once (``Progress``), and appended to the spool for the other processes' readers:
+    the first chunk at once (their first byte waits for no more), then in batches of
+    ``SPOOL_BATCH``, each written in a worker thread while the next one arrives."""
 
+    fd: int
+    progress: Progress
+    pending: asyncio.Future[None] | None = None
+    batch: list[bytes] = field(default_factory=list)
+    batched: int = 0
+    written: int = 0
 
-async def _tee(chunks: Chunks, fd: int) -> AsyncIterator[bytes]:
-    """The upstream's chunks, unchanged, also appended to the spool: the first at once (the
-    readers' first byte waits for no more), then in pieces of SPOOL_FLUSH."""
-    pending: list[bytes] = []
-    buffered = 0
-    first = True
-    async for chunk in chunks:
-        pending.append(chunk)
-        buffered += len(chunk)
-        if buffered >= SPOOL_FLUSH or first:
-            first = False
-            await asyncio.to_thread(_write_all, fd, b"".join(pending))
-            pending, buffered = [], 0
-        yield chunk
-    if pending:
-        await asyncio.to_thread(_write_all, fd, b"".join(pending))
+    async def tee(self, chunks: Chunks) -> AsyncIterator[bytes]:
+        progress = self.progress
+        async for chunk in chunks:
+            progress.add(chunk)
+            self.batch.append(chunk)
+            self.batched += len(chunk)
+            if self.batched >= SPOOL_BATCH or not self.written:
+                await self._flush()
+            yield chunk
+        await self._flush()
+        await self._settle()
+
+    async def _flush(self) -> None:
+        if not self.batch:
+            return
+        await self._settle()
+        data, self.batch, self.batched = b"".join(self.batch), [], 0
+        self.written += len(data)
+        offset = self.written
+        self.pending = asyncio.get_running_loop().run_in_executor(None, _write_all, self.fd, data)
+        self.pending.add_done_callback(
+            lambda f: None if f.cancelled() or f.exception() else self.progress.spooled_to(offset)
+        )
+
+    async def _settle(self) -> None:
+        """Wait for the spool write in flight, if any."""
+        if self.pending is not None:
+            await asyncio.shield(self.pending)  # kept until done: ``close`` must see it
+            self.pending = None
+
+    def close(self) -> None:
+        """Close the spool's descriptor, once no write uses it any more (a fill that failed or
+        was stopped may leave one in its thread)."""
+        pending, fd = self.pending, self.fd
+        if pending is None or pending.done():
+            os.close(fd)
+        else:
+            pending.add_done_callback(lambda _: os.close(fd))
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSource:
+    """A blob being filled by this process, as a ``BlobSource``: the bytes from memory as they
+    arrive (from the spool for a reader that fell behind the window), the last one only once the
+    registry holds the verified blob."""
+
+    fills: Fills
+    key: Key
+    progress: Progress
+    size: int
+    patience: float
+
+    async def redirect_url(self) -> str | None:
+        return None
+
+    def local_path(self) -> str | None:
+        return None
+
+    def read(self, offset: int = 0, length: int | None = None) -> Chunks:
+        return self._read(offset, self.size if length is None else min(self.size, offset + length))
+
+    async def _read(self, pos: int, end: int) -> Chunks:
+        progress = self.progress
+        fd = -1
+        try:
+            while pos < end:
+                if progress.failure is not None:
+                    raise FillFailed(f"the upstream fetch of {self.key.digest} failed; nothing was cached")
+                stop = min(progress.received, end if progress.committed else min(end, self.size - 1))
+                if pos >= stop:
+                    if not await progress.changed(self.patience):
+                        raise FillFailed(f"the upstream fetch of {self.key.digest} stalled")
+                    continue
+                data = progress.take(pos, stop)
+                if data is None:  # behind the window: from the spool, or the registry once committed
+                    if fd < 0:
+                        try:
+                            fd = os.open(self.fills.spool.data(self.key), os.O_RDONLY)
+                        except FileNotFoundError:
+                            if not progress.committed:
+                                raise FillFailed(f"the spool of {self.key.digest} is gone") from None
+                            registry = self.fills.registry
+                            source = await registry.open_blob(self.key.stored, self.key.digest)
+                            async for data in source.read(pos, end - pos):
+                                yield data
+                            return
+                    n = min(stop - pos, READ)
+                    data = await asyncio.get_running_loop().run_in_executor(None, os.pread, fd, n, pos)
+                    if not data:
+                        raise FillFailed(f"the spool of {self.key.digest} is short")
+                pos += len(data)
+                yield data
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,6 @@ ACCEPT = ", ".join(
     [mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST, mt.DOCKER_SCHEMA1_SIGNED]
 )
 MAX_MANIFEST = 4 * 1024 * 1024
-CHUNK = 1 << 16
 Chunks = AsyncIterator[bytes]
 
 
@@ -186,7 +185,8 @@ class UpstreamClient:
 
             async def chunks() -> AsyncIterator[bytes]:
                 try:
-                    async for chunk in response.aiter_bytes(CHUNK):
+                    # As received (no re-chunking: a copy and a loop per piece saved).
+                    async for chunk in response.aiter_bytes():
                         yield chunk
                 except httpx.HTTPError as exc:
                     raise UpstreamFailed(f"{what}: the body broke off ({type(exc).__name__})") from None
