@@ -42,8 +42,13 @@ def scope_key(request: httpx.Request) -> str:
 _READ_ANSWER = "dockyard.read-answer"  # marks a token request: its answer is read before the flow sees it
 
 
+def reads_answer(request: httpx.Request) -> bool:
+    """Whether the flow reads the answer to ``request`` (a token request's) before it goes on."""
+    return bool(request.extensions.get(_READ_ANSWER))
+
+
 def _reads(response: httpx.Response) -> bool:
-    return bool(response.request.extensions.get(_READ_ANSWER))
+    return reads_answer(response.request)
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from dockyard.client import RegistryAuth
 from dockyard.config import Upstream
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest, DigestError
+from dockyard.proxy import bodies
 
 log = logging.getLogger("dockyard.proxy")
 
@@ -94,10 +95,16 @@ class UpstreamClient:
             transport=transport,
             follow_redirects=True,  # blobs are often served from a CDN or an object store
         )
+        # Blob bodies over aiohttp (``proxy.bodies``: the profiled hot loop), unless a test put
+        # its own transport in: then everything goes through it.
+        self.bodies = None if transport else bodies.BodyClient(self.auth, upstream.timeout, self._seen)
 
     def _record(self, response: httpx.Response) -> None:
-        limit = response.headers.get("ratelimit-limit")
-        remaining = response.headers.get("ratelimit-remaining")
+        self._seen(response.headers)
+
+    def _seen(self, headers: httpx.Headers) -> None:
+        limit = headers.get("ratelimit-limit")
+        remaining = headers.get("ratelimit-remaining")
         if limit is None and remaining is None:
             return
         self.ratelimit = RateLimit(limit, remaining, self.clock())
@@ -177,11 +184,13 @@ class UpstreamClient:
         reading raises :class:`UpstreamFailed`."""
         path = f"/v2/{repository}/blobs/{digest}"
         what = f"GET {self.url}{path}"
+        if self.bodies is not None:
+            async with self._fast_blob(path, what) as answer:
+                yield answer
+            return
         response = await self._send(self.client.build_request("GET", path), what, stream=True)
         try:
-            length = response.headers.get("content-length")
-            encoded = response.headers.get("content-encoding", "identity") != "identity"
-            size = int(length) if length and length.isdigit() and not encoded else None
+            size = _size(response.headers)
 
             async def chunks() -> AsyncIterator[bytes]:
                 try:
@@ -195,5 +204,33 @@ class UpstreamClient:
         finally:
             await response.aclose()
 
+    @contextlib.asynccontextmanager
+    async def _fast_blob(self, path: str, what: str) -> AsyncIterator[tuple[int | None, Chunks]]:
+        assert self.bodies is not None
+        try:
+            answer, response = await self.bodies.get(self.client.build_request("GET", path))
+        except bodies.BodyFailed as exc:
+            raise UpstreamFailed(f"{what}: {exc}") from None
+        try:
+            if answer.status_code >= 400:
+                raise self._fail(answer, what)
+            size = _size(answer.headers)
+
+            def broke(exc: Exception) -> Exception:
+                return UpstreamFailed(f"{what}: the body broke off ({type(exc).__name__})")
+
+            yield size, bodies.chunks(response, broke)
+        finally:
+            bodies.finish(response)
+
     async def close(self) -> None:
         await self.client.aclose()
+        if self.bodies is not None:
+            await self.bodies.close()
+
+
+def _size(headers: httpx.Headers) -> int | None:
+    """The body's size from Content-Length, unless it is encoded (then only its end tells)."""
+    length = headers.get("content-length")
+    encoded = headers.get("content-encoding", "identity") != "identity"
+    return int(length) if length and length.isdigit() and not encoded else None

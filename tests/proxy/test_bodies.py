@@ -1,0 +1,156 @@
+"""Blob bodies over the network (``proxy.bodies``, aiohttp): a real upstream on loopback (an
+aiohttp server) that asks for a token, redirects, sends wrong bytes or breaks off mid-body. The
+other proxy tests inject an httpx transport, which keeps every request on httpx."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from dockyard.app import create_services
+from dockyard.config import parse_config
+from dockyard.oci.digest import Digest
+from dockyard.proxy.inflight import FillFailed, LiveSource
+from dockyard.storage.blobs import StoredBlob
+
+pytestmark = pytest.mark.anyio
+BLOB = bytes(range(256)) * 4096  # 1 MiB
+DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
+TOKEN = "t0k3n"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Faulty:
+    """What the upstream does to the next blob GET."""
+
+    def __init__(self) -> None:
+        self.fault: str | None = None
+        self.log: list[str] = []
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[str, Faulty]]:
+    state = Faulty()
+
+    async def token(request: web.Request) -> web.Response:
+        state.log.append(f"token {request.query.get('scope')}")
+        return web.json_response({"token": TOKEN, "expires_in": 300})
+
+    async def blob(request: web.Request) -> web.StreamResponse:
+        state.log.append(f"{request.method} {request.path}")
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            realm = f'Bearer realm="http://{request.host}/token",service="up",scope="repository:x:pull"'
+            return web.json_response({"errors": []}, status=401, headers={"WWW-Authenticate": realm})
+        if request.match_info["digest"] != DIGEST:
+            return web.json_response({"errors": [{"code": "BLOB_UNKNOWN", "message": "no"}]}, status=404)
+        if state.fault == "redirect":
+            raise web.HTTPTemporaryRedirect("/cdn/blob")
+        return await send(request)
+
+    async def cdn(request: web.Request) -> web.StreamResponse:
+        state.log.append(f"cdn auth={request.headers.get('Authorization')}")
+        return await send(request)
+
+    async def send(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(len(BLOB))})
+        await response.prepare(request)
+        data = BLOB if state.fault != "corrupt" else b"\xff" + BLOB[1:]
+        await response.write(data[: len(data) // 2])
+        if state.fault == "cut":
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        await response.write(data[len(data) // 2 :])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/token", token)
+    app.router.add_get("/v2/library/x/blobs/{digest}", blob)
+    app.router.add_get("/cdn/blob", cdn)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}", state
+    finally:
+        await runner.cleanup()
+
+
+def proxy(url: str, tmp_path: Path) -> Any:
+    tree = {
+        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "root"), "fsync": False}},
+        "proxy": {"remoteurl": url, "spooldirectory": str(tmp_path / "spool")},
+    }
+    return create_services(parse_config(tree))
+
+
+async def drain(source: Any) -> bytes:
+    return b"".join([c async for c in source.read()])
+
+
+@pytest.mark.parametrize("fault", [None, "redirect"])
+async def test_a_blob_through_the_token_flow_and_a_redirect(
+    upstream: tuple[str, Faulty], tmp_path: Path, fault: str | None
+) -> None:
+    url, state = upstream
+    state.fault = fault
+    services = proxy(url, tmp_path)
+    model = services.model
+    source = await model.open_blob("library/x", Digest.parse(DIGEST))
+    assert isinstance(source, LiveSource)
+    assert await drain(source) == BLOB
+    assert isinstance(await model.open_blob("library/x", Digest.parse(DIGEST)), StoredBlob)
+    path = f"GET /v2/library/x/blobs/{DIGEST}"
+    assert state.log[:3] == [path, "token repository:x:pull", path]
+    if fault == "redirect":  # the token stays with the upstream's origin... which is this one
+        assert state.log[3] == f"cdn auth=Bearer {TOKEN}"
+    await model.close(5)
+
+
+@pytest.mark.parametrize("fault", ["corrupt", "cut"])
+async def test_wrong_bytes_or_a_break_fail_the_reader_and_cache_nothing(
+    upstream: tuple[str, Faulty], tmp_path: Path, fault: str
+) -> None:
+    url, state = upstream
+    state.fault = fault
+    services = proxy(url, tmp_path)
+    model = services.model
+    source = await model.open_blob("library/x", Digest.parse(DIGEST))
+    got = bytearray()
+    with pytest.raises(FillFailed):
+        async for chunk in source.read():
+            got += chunk
+    assert len(got) < len(BLOB)  # never the whole body
+    await model.fills.close(5)
+    assert await services.registry.blobs.size_global(Digest.parse(DIGEST)) is None
+    state.fault = None
+    assert await drain(await model.open_blob("library/x", Digest.parse(DIGEST))) == BLOB
+    await model.close(5)
+
+
+async def test_an_unknown_blob_and_an_unreachable_upstream(
+    upstream: tuple[str, Faulty], tmp_path: Path
+) -> None:
+    from dockyard.errors import BlobUnknown, UpstreamUnavailable
+
+    url, _ = upstream
+    model = proxy(url, tmp_path).model
+    with pytest.raises(BlobUnknown):
+        await model.open_blob("library/x", Digest.parse("sha256:" + "1" * 64))
+    await model.close(5)
+    gone = proxy("http://127.0.0.1:9", tmp_path).model  # the discard port: nobody listens
+    with pytest.raises(UpstreamUnavailable):
+        await gone.open_blob("library/x", Digest.parse(DIGEST))
+    await gone.close(5)
