@@ -146,6 +146,8 @@ def make_proxy(tmp_path: Path) -> Callable[..., Proxy]:
             return by_prefix[u.prefix]
 
         services = create_services(parse_config(tree), clock=clock, upstream_transports=transports)
+        # Revalidation times are the coordinator's (shared by workers): the test steps that clock.
+        services.registry.coordinator.clock = clock  # type: ignore[attr-defined]
         app = HealthApp(RegistryApp(services), services)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy.test")
         return Proxy(client, services, clock)

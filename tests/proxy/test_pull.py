@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from dockyard.oci.mediatypes import OCI_MANIFEST
 from tests.api.helpers import error_codes, push_image
-from tests.proxy.conftest import Proxy, Upstream
+from tests.proxy.conftest import Clock, Proxy, Upstream
 from tests.proxy.images import push, push_index
 
 pytestmark = pytest.mark.anyio
@@ -265,3 +266,36 @@ async def test_chained_caches_edge_central_upstream(
     assert origin.count("GET", "/blobs/") == len(image.blobs)  # each blob crossed each hop once
     r = await central.client.get("/v2/_catalog")
     assert r.json()["repositories"] == ["docker.io/library/busybox"]
+
+
+async def test_workers_share_when_a_tag_was_last_revalidated(
+    make_upstream: Callable[..., Upstream], tmp_path: Path
+) -> None:
+    """Two workers on one store (the local coordinator): what one learnt from the upstream the
+    other does not ask again within the interval, and after it one HEAD serves both."""
+    from dockyard.app import create_services
+    from dockyard.config import parse_config
+
+    up = make_upstream()
+    async with up.client() as c:
+        await push(c, "library/app", "latest", seed="w")
+    clock = Clock()
+    tree = {
+        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "root"), "fsync": False}},
+        "proxy": {
+            "upstreams": [{"prefix": "docker.io", "remoteurl": "http://up.test", "revalidate": "30s"}],
+            "spooldirectory": str(tmp_path / "spool"),
+        },
+    }
+    a, b = (create_services(parse_config(tree), clock=clock, upstream_transports=lambda _: up) for _ in "ab")
+    for services in (a, b):
+        services.registry.coordinator.clock = clock  # type: ignore[attr-defined]
+    name = "docker.io/library/app"
+    await a.model.pull_manifest(name, "latest", head=False)
+    for worker in (b, a, b):
+        await worker.model.pull_manifest(name, "latest", head=False)
+    assert (up.count("GET", "/manifests/latest"), up.count("HEAD", "/manifests/")) == (1, 0)
+    clock.advance(31)
+    for worker in (b, a, b, a):
+        await worker.model.pull_manifest(name, "latest", head=False)
+    assert up.count("HEAD", "/manifests/latest") == 1

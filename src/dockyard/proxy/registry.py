@@ -15,7 +15,12 @@ handlers cannot tell), and for a repository bound to an upstream (``proxy.routin
 * pushes are refused (``Mirrored``: DENIED); deletes evict from the cache (the next pull fetches
   again); the catalog lists cached repositories under their stored (prefixed) names.
 
-Revalidation times are kept per worker process: each worker asks at most once per interval.
+When the upstream last confirmed a tag is shared by every worker and replica: a record in the
+coordinator (``Coordinator.referenced``, keyed by repository, tag and digest, timed by the
+coordinator's clock: the host's, or the database's across replicas), so N workers ask once per
+interval, not N times. Each worker also remembers what it confirmed itself, which spares the
+coordinator a look while that is fresh. Workers that find the record stale at the same moment
+may each ask (a ``HEAD``; no lock is taken for it).
 """
 
 from __future__ import annotations
@@ -45,6 +50,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("dockyard.proxy")
 
 _MAX_VALIDATED = 65536  # (repository, tag) revalidation records a worker keeps
+
+
+def revalidated_key(stored: str, tag: str, digest: Digest) -> str:
+    """The coordinator record of when the upstream last said ``tag`` is ``digest``."""
+    return f"proxy-revalidated:{stored}:{tag}@{digest}"
 
 
 def _unavailable(target: Target, exc: UpstreamFailed) -> UpstreamUnavailable:
@@ -126,14 +136,38 @@ class ProxyRegistry:
             raise _unavailable(target, exc) from None
         await self._store(target, answer, None)
 
+    async def _fresh(self, target: Target, tag: str, cached: Digest) -> bool:
+        """Whether the upstream said ``tag`` is ``cached`` within the ``revalidate`` interval: to
+        this worker (remembered here), or to any worker or replica (the coordinator's record)."""
+        interval = target.upstream.config.revalidate
+        if interval <= 0:
+            return False
+        key, now = (target.stored, tag), self.clock()
+        seen = self._validated.get(key)
+        if seen is not None and seen[1] == cached and now - seen[0] < interval:
+            return True
+        coordinator = self.inner.coordinator
+        [at] = await coordinator.last_referenced([revalidated_key(target.stored, tag, cached)])
+        if at is None:
+            return False
+        age = await coordinator.now() - at
+        if age >= interval:
+            return False
+        self._remember(key, now - max(age, 0.0), cached)
+        return True
+
+    def _remember(self, key: tuple[str, str], at: float, digest: Digest) -> None:
+        self._validated[key] = (at, digest)
+        self._validated.move_to_end(key)
+        while len(self._validated) > _MAX_VALIDATED:
+            self._validated.popitem(last=False)
+
     async def _by_tag(self, name: str, target: Target, tag: str) -> None:
         key = (target.stored, tag)
         cached = await self.inner.tags.resolve(target.stored, tag)
-        seen = self._validated.get(key)
-        now = self.clock()
-        fresh = seen is not None and now - seen[0] < target.upstream.config.revalidate
-        if cached is not None and seen is not None and seen[1] == cached and fresh:
+        if cached is not None and await self._fresh(target, tag, cached):
             return
+        now = self.clock()
         upstream = target.upstream
         try:
             if cached is None:
@@ -160,10 +194,11 @@ class ProxyRegistry:
             return
         if answer.digest != cached:
             await self._store(target, answer, tag)
-        self._validated[key] = (now, answer.digest)
-        self._validated.move_to_end(key)
-        while len(self._validated) > _MAX_VALIDATED:
-            self._validated.popitem(last=False)
+        self._remember(key, now, answer.digest)
+        coordinator = self.inner.coordinator
+        await coordinator.referenced([revalidated_key(target.stored, tag, answer.digest)])
+        if cached is not None and cached != answer.digest:  # the tag moved: its old record goes
+            await coordinator.forget([revalidated_key(target.stored, tag, cached)])
 
     async def _fetch_known(self, target: Target, digest: Digest) -> ManifestAnswer:
         """The bytes of ``digest``: from the cache when it holds them (a tag moved back), else
