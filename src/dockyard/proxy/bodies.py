@@ -39,15 +39,18 @@ class BodyClient:
         auth: RegistryAuth,
         timeout: float,
         record: Callable[[httpx.Headers], None],
+        *,
+        tls: bool,
     ) -> None:
         self.auth = auth
+        self.tls = tls  # an https upstream: httpx's trust store (loading it costs; else aiohttp's)
         self.timeout = aiohttp.ClientTimeout(total=None, connect=min(timeout, 10.0), sock_read=timeout)
         self.record = record
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:  # made on the running loop, when first used
-            connector = aiohttp.TCPConnector(ssl=httpx.create_ssl_context())
+            connector = aiohttp.TCPConnector(ssl=httpx.create_ssl_context() if self.tls else True)
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self.timeout, trust_env=True, read_bufsize=READ_BUFFER
             )

@@ -97,7 +97,10 @@ class UpstreamClient:
         )
         # Blob bodies over aiohttp (``proxy.bodies``: the profiled hot loop), unless a test put
         # its own transport in: then everything goes through it.
-        self.bodies = None if transport else bodies.BodyClient(self.auth, upstream.timeout, self._seen)
+        tls = self.url.startswith("https:")
+        self.bodies = None
+        if transport is None:
+            self.bodies = bodies.BodyClient(self.auth, upstream.timeout, self._seen, tls=tls)
 
     def _record(self, response: httpx.Response) -> None:
         self._seen(response.headers)
