@@ -1,6 +1,7 @@
 """CloudEvents format per endpoint: a receiver parses each request with the CloudEvents SDK
-(structured mode), in order, signed, with distribution's event as the data; another endpoint on
-the same queue keeps distribution's envelope."""
+(structured mode), in order, signed, with distribution's event as the data; a batched-mode
+endpoint gets the same events as one JSON array, each parsed by the SDK's JSON format; another
+endpoint on the same queue keeps distribution's envelope."""
 
 from __future__ import annotations
 
@@ -35,12 +36,18 @@ def anyio_backend() -> str:
 
 
 async def test_cloudevents_endpoint_gets_one_parsable_event_per_request() -> None:
-    ce, classic = Receiver(free_port()), Receiver(free_port())
-    ce.start()
-    classic.start()
+    ce, classic, batch = Receiver(free_port()), Receiver(free_port()), Receiver(free_port())
+    for receiver in (ce, classic, batch):
+        receiver.start()
     hooks: list[dict[str, Any]] = [
         {"name": "ce", "url": f"http://127.0.0.1:{ce.port}/", "format": "cloudevents", "secret": "s"},
         {"name": "classic", "url": f"http://127.0.0.1:{classic.port}/"},
+        {
+            "name": "batch",
+            "url": f"http://127.0.0.1:{batch.port}/",
+            "format": "cloudevents-batch",
+            "secret": "b",
+        },
     ]
     settings = parse_config({"notifications": {"endpoints": hooks}}).notifications
     spool = Spool(CheckedDriver(MemoryDriver()))
@@ -56,8 +63,8 @@ async def test_cloudevents_endpoint_gets_one_parsable_event_per_request() -> Non
             pass
     finally:
         await deliverer.stop()
-        ce.stop()
-        classic.stop()
+        for receiver in (ce, classic, batch):
+            receiver.stop()
     assert len(ce.envelopes) == 4  # one request per event
     parsed = []
     for headers, content in ce.envelopes:
@@ -73,3 +80,14 @@ async def test_cloudevents_endpoint_gets_one_parsable_event_per_request() -> Non
     data = parsed[0].get_data()
     assert isinstance(data, dict) and data["target"]["tag"] == "v0" and data["action"] == "push"
     assert json.loads(classic.envelopes[0][1])["events"][0]["target"]["repository"] == "app"
+    # Batched mode: the four events in one request, an array of the same CloudEvents.
+    [(headers, content)] = batch.envelopes
+    assert headers["content-type"] == "application/cloudevents-batch+json"
+    assert headers["x-dockyard-signature"] == "sha256=" + hmac.new(b"b", content, hashlib.sha256).hexdigest()
+    items = json.loads(content)
+    assert isinstance(items, list)
+    batched = [JSONFormat().read(None, json.dumps(item)) for item in items]
+    assert [(e.get_id(), e.get_type(), e.get_subject()) for e in batched] == [
+        (e.get_id(), e.get_type(), e.get_subject()) for e in parsed
+    ]
+    assert batched[3].get_data() == parsed[3].get_data()

@@ -33,8 +33,9 @@ class Endpoint(Section):
     disabled: bool = False
     secret: str | None = None  # dockyard: signs each body, X-Dockyard-Signature: sha256=<HMAC-SHA256>
     maxbackoff: Duration = 300.0  # dockyard
-    # dockyard: distribution's envelope (the default), or CloudEvents 1.0 JSON, one event a request
-    format: Literal["distribution", "cloudevents"] = "distribution"
+    # dockyard: distribution's envelope (the default), or CloudEvents 1.0 JSON: one event a request
+    # (structured mode), or the envelope's events as one batch (``cloudevents-batch``)
+    format: Literal["distribution", "cloudevents", "cloudevents-batch"] = "distribution"
 
     @field_validator("name")
     @classmethod

@@ -1,8 +1,11 @@
-"""The CloudEvents JSON format of an event, for endpoints with ``format: cloudevents``.
+"""The CloudEvents JSON format of an event, for endpoints with ``format: cloudevents`` or
+``cloudevents-batch``.
 
-CloudEvents 1.0 in structured content mode (``application/cloudevents+json``), one event per
-request, because the HTTP binding's batched mode is optional and few receivers (nor the Python
-SDK) read it. The attributes: ``id`` is the distribution event's id (a receiver deduplicates by
+``cloudevents``: CloudEvents 1.0 in structured content mode (``application/cloudevents+json``),
+one event per request, what every receiver (and the Python SDK) reads. ``cloudevents-batch``: the
+HTTP binding's batched mode (``application/cloudevents-batch+json``), a JSON array of the same
+events, one request per envelope the sender would send (at most ``deliver.BATCH`` events), for
+receivers that read it: fewer requests, and one signature per batch. The attributes: ``id`` is the distribution event's id (a receiver deduplicates by
 it as before), ``source`` the registry instance (``dockyard://host:port``), ``type``
 ``io.dockyard.<action>`` (push, pull, delete, mount), ``subject`` the repository with its tag
 or digest, ``time`` the event's timestamp; ``data`` is distribution's event unchanged.
@@ -14,6 +17,7 @@ import json
 from typing import Any
 
 MEDIA_TYPE = "application/cloudevents+json"
+BATCH_MEDIA_TYPE = "application/cloudevents-batch+json"
 TYPE_PREFIX = "io.dockyard."
 
 
@@ -36,3 +40,7 @@ def cloudevent(event: dict[str, Any]) -> dict[str, Any]:
 
 def cloudevent_body(event: dict[str, Any]) -> bytes:
     return json.dumps(cloudevent(event), separators=(",", ":")).encode()
+
+
+def cloudevent_batch_body(events: list[dict[str, Any]]) -> bytes:
+    return json.dumps([cloudevent(e) for e in events], separators=(",", ":")).encode()

@@ -33,8 +33,9 @@ from dockyard.config import Endpoint, Notifications
 from dockyard.coord.base import Coordinator
 from dockyard.errors import PathNotFound
 from dockyard.metrics.collectors import Metrics
+from dockyard.notify.cloudevent import BATCH_MEDIA_TYPE as CLOUDEVENT_BATCH
 from dockyard.notify.cloudevent import MEDIA_TYPE as CLOUDEVENT
-from dockyard.notify.cloudevent import cloudevent_body
+from dockyard.notify.cloudevent import cloudevent_batch_body, cloudevent_body
 from dockyard.notify.envelope import MEDIA_TYPE, SIGNATURE_HEADER, body, sign, wanted
 from dockyard.notify.leader import LeasedSender, Sleep
 from dockyard.notify.spool import Record, Spool, SpoolFile
@@ -303,7 +304,10 @@ def status_row(endpoint: Endpoint, state: EndpointState, pending: int) -> dict[s
 async def post(client: httpx.AsyncClient, endpoint: Endpoint, events: list[dict[str, Any]]) -> str | None:
     """None when the endpoint took the events; else what went wrong (no secrets in it). In the
     CloudEvents format each event is its own request, in order; a failure part way retries the
-    whole batch (at least once: a receiver deduplicates by the event id)."""
+    whole batch (at least once: a receiver deduplicates by the event id). In the batched
+    CloudEvents format the envelope's events are one JSON array, one request."""
+    if endpoint.format == "cloudevents-batch":
+        return await _send(client, endpoint, cloudevent_batch_body(events), CLOUDEVENT_BATCH)
     if endpoint.format == "cloudevents":
         for event in events:
             error = await _send(client, endpoint, cloudevent_body(event), CLOUDEVENT)
