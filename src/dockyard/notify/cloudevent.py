@@ -5,10 +5,13 @@
 one event per request, what every receiver (and the Python SDK) reads. ``cloudevents-batch``: the
 HTTP binding's batched mode (``application/cloudevents-batch+json``), a JSON array of the same
 events, one request per envelope the sender would send (at most ``deliver.BATCH`` events), for
-receivers that read it: fewer requests, and one signature per batch. The attributes: ``id`` is the distribution event's id (a receiver deduplicates by
-it as before), ``source`` the registry instance (``dockyard://host:port``), ``type``
-``io.dockyard.<action>`` (push, pull, delete, mount), ``subject`` the repository with its tag
-or digest, ``time`` the event's timestamp; ``data`` is distribution's event unchanged.
+receivers that read it: fewer requests, and one signature per batch (the SDK has no batch reader;
+each item is a structured-mode event it reads).
+
+The attributes: ``id`` is the distribution event's id (a receiver deduplicates by it as before),
+``source`` the registry instance (``dockyard://host:port``), ``type`` ``io.dockyard.<action>``
+(push, pull, delete, mount), ``subject`` the repository with its tag or digest, ``time`` the
+event's timestamp; ``data`` is distribution's event unchanged.
 """
 
 from __future__ import annotations
