@@ -26,6 +26,7 @@ from dockyard.config import CONFIG_PATH_ENV, Config
 from dockyard.coord import create_coordinator, create_index
 from dockyard.coord.base import Coordinator
 from dockyard.events import EventSink, Fanout
+from dockyard.events.order import Ordering
 from dockyard.health import HealthApp
 from dockyard.maintenance import Job, Scheduler, jobs_from_config
 from dockyard.services import Services
@@ -121,6 +122,7 @@ def create_services(
         events=events,
         presence=Presence.from_config(config.validation),
         index=create_index(coordinator),
+        ordering=repository_order(coordinator, notifier),
     )
 
     # The pull-through cache, when configured, stands in front of the registry for the API.
@@ -165,6 +167,15 @@ def create_services(
         vulndb=vulndb,
         scans=scans,
     )
+
+
+def repository_order(coordinator: Coordinator, notifier: Notifier | None) -> Ordering | None:
+    """With webhooks on, a repository's changes and their events in one order (``events.order``)."""
+    if notifier is None:
+        return None
+    from dockyard.notify.order import RepositoryOrder
+
+    return RepositoryOrder(coordinator, notifier.spool.flushed)
 
 
 @dataclass(frozen=True, slots=True)

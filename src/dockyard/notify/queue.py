@@ -32,6 +32,30 @@ def settle(waiters: list[asyncio.Future[None]], error: BaseException | None = No
                 waiter.set_exception(error)
 
 
+class Flushes:
+    """The group commit's bookkeeping both queues share: who waits on the records not yet taken
+    (``_waiters``) and on the write in flight (``_inflight``), so :meth:`flushed` can wait for
+    everything queued so far."""
+
+    _waiters: list[asyncio.Future[None]]
+    _inflight: list[asyncio.Future[None]] | None
+
+    async def flushed(self) -> None:
+        """Return once every record queued before this call is written, durable or failed (the
+        request that queued it hears of a failure; this waiter does not)."""
+        if self._waiters:
+            waiters = self._waiters
+        elif self._inflight is not None:
+            waiters = self._inflight
+        else:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
+        await asyncio.wait([waiter])
+        if not waiter.cancelled():
+            waiter.exception()  # retrieved: the failure is the queueing request's to report
+
+
 class EventQueue(Protocol):
     def add(self, repository: str, event: dict[str, Any]) -> asyncio.Future[None]:
         """Queue ``event``; the future is done when it is durable (or failed to be)."""
@@ -41,11 +65,15 @@ class EventQueue(Protocol):
         """Wait until everything queued so far is written (at shutdown)."""
         ...
 
+    async def flushed(self) -> None:
+        """Wait until every event queued before the call is written (``notify.order``)."""
+        ...
+
 
 Rows = Callable[[list[tuple[str, dict[str, Any]]]], list[Any]]
 
 
-class PgAppender:
+class PgAppender(Flushes):
     """Group-committed inserts of JSON rows: ``sql`` gets the batch as ``%(rows)s``, a JSON array
     built by ``rows`` from the queued ``(repository, event)`` pairs, in queue order."""
 
@@ -55,6 +83,7 @@ class PgAppender:
         self.rows = rows
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._inflight: list[asyncio.Future[None]] | None = None
         self._writer: asyncio.Task[None] | None = None
 
     def add(self, repository: str, event: dict[str, Any]) -> asyncio.Future[None]:
@@ -70,7 +99,7 @@ class PgAppender:
         try:
             while self._pending:
                 batch, waiters = self._pending, self._waiters
-                self._pending, self._waiters = [], []
+                self._pending, self._waiters, self._inflight = [], [], waiters
                 try:
                     rows = self.rows(batch)
                     if rows:
@@ -81,7 +110,7 @@ class PgAppender:
                     continue
                 settle(waiters)
         finally:
-            self._writer = None
+            self._writer, self._inflight = None, None
 
     async def drain(self) -> None:
         while self._writer is not None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockyard.errors import PathNotFound
-from dockyard.notify.queue import settle
+from dockyard.notify.queue import Flushes, settle
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
 
@@ -57,7 +57,7 @@ def parse_name(name: str) -> SpoolFile | None:
     return SpoolFile(name, int(found.group(1)), int(found.group(4)))
 
 
-class Spool:
+class Spool(Flushes):
     def __init__(
         self,
         driver: CheckedDriver,
@@ -74,6 +74,7 @@ class Spool:
         self.lines = lines  # JSON lines (``.jsonl``, one record a line) instead of one array
         self._pending: list[dict[str, Any]] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._inflight: list[asyncio.Future[None]] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._files = itertools.count()
         self._events = itertools.count()
@@ -94,7 +95,7 @@ class Spool:
         try:
             while self._pending:
                 batch, waiters = self._pending, self._waiters
-                self._pending, self._waiters = [], []
+                self._pending, self._waiters, self._inflight = [], [], waiters
                 suffix = "jsonl" if self.lines else "json"
                 name = f"{batch[0]['t']:020d}-{os.getpid()}-{next(self._files)}-{len(batch)}.{suffix}"
                 content = (
@@ -108,7 +109,7 @@ class Spool:
                     continue
                 settle(waiters)
         finally:
-            self._writer = None
+            self._writer, self._inflight = None, None
 
     async def drain(self) -> None:
         """Wait until everything queued so far is written (at shutdown)."""

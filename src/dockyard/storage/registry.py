@@ -26,6 +26,7 @@ from dockyard.events import (
     TagDeleted,
     TagResolved,
 )
+from dockyard.events.order import Ordering, Unordered
 from dockyard.oci.digest import Digest
 from dockyard.oci.document import read_manifest
 from dockyard.oci.manifest import Descriptor, Manifest, ManifestError, parse_manifest
@@ -54,7 +55,8 @@ class Registry:
     every change after it is committed, and of every manifest a client fetches
     (``pull_manifest``); see ``dockyard.events``. ``listing`` answers every listing and is
     written through after each commit: the store walked (``storage.listing``), or with ``index``
-    (``database.dsn``) the derived index (``storage.index``)."""
+    (``database.dsn``) the derived index (``storage.index``). ``ordering`` is held around each
+    change of a repository and its events, so their order is the changes' (``events.order``)."""
 
     def __init__(
         self,
@@ -65,14 +67,16 @@ class Registry:
         events: EventSink | None = None,
         presence: Presence | None = None,
         index: IndexRows | None = None,
+        ordering: Ordering | None = None,
     ) -> None:
         self.driver = driver = checked(driver)
+        self.ordering = ordering = ordering or Unordered()
         self.presence = presence or Presence()
         self.coordinator = coordinator
         self.quotas = quotas
         self.events = events or NullSink()
         self.blobs = BlobStore(driver)
-        self.uploads = UploadStore(driver, self.blobs, coordinator, quotas, self.events)
+        self.uploads = UploadStore(driver, self.blobs, coordinator, quotas, self.events, ordering)
         self.manifests = ManifestStore(driver, self.blobs)
         self.tags = TagStore(driver)
         self.catalog = Catalog(driver, coordinator)
@@ -147,23 +151,26 @@ class Registry:
                 self.catalog.remember(name)
             else:
                 new_repository = True
-        # Under the shared gc lock: references are verified and recorded as referenced now, and
-        # the manifest made visible, before any sweep batch can re-check them (see storage.gc).
-        async with self.coordinator.lock(GC_LOCK, shared=True):
-            await self._check_references(name, manifest)
-            children = [d.digest for d in manifest.manifests]
-            await self.coordinator.referenced(
-                [blob_key(d.digest) for d in manifest.required_blobs()]
-                + [blob_key(d) for d in [*children, digest]]
-                + [revision_key(name, d) for d in [*children, digest]]
-            )
-            await self.manifests.put(name, digest, body, manifest, tags=all_tags)
-        await self.listing.stored(name, all_tags, new_repository=new_repository)
-        await self.content_changed()
-        # One event per tag, as that many pushes by tag would tell (one untagged when none).
-        subject = str(manifest.subject.digest) if manifest.subject else None
-        for tag in all_tags or (None,):
-            self.events.emit(ManifestPushed(name, str(digest), manifest.media_type, tag, len(body), subject))
+        async with self.ordering.change(name):
+            # Under the shared gc lock: references are verified and recorded as referenced now,
+            # and the manifest made visible, before any sweep batch can re-check them (storage.gc).
+            async with self.coordinator.lock(GC_LOCK, shared=True):
+                await self._check_references(name, manifest)
+                children = [d.digest for d in manifest.manifests]
+                await self.coordinator.referenced(
+                    [blob_key(d.digest) for d in manifest.required_blobs()]
+                    + [blob_key(d) for d in [*children, digest]]
+                    + [revision_key(name, d) for d in [*children, digest]]
+                )
+                await self.manifests.put(name, digest, body, manifest, tags=all_tags)
+            await self.listing.stored(name, all_tags, new_repository=new_repository)
+            await self.content_changed()
+            # One event per tag, as that many pushes by tag would tell (one untagged when none).
+            subject = str(manifest.subject.digest) if manifest.subject else None
+            for tag in all_tags or (None,):
+                self.events.emit(
+                    ManifestPushed(name, str(digest), manifest.media_type, tag, len(body), subject)
+                )
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 
     async def put_mirrored_manifest(
@@ -220,6 +227,10 @@ class Registry:
         return found
 
     async def delete_manifest(self, name: str, reference: str | Digest, *, force: bool = False) -> None:
+        async with self.ordering.change(name):
+            await self._delete_manifest(name, reference, force=force)
+
+    async def _delete_manifest(self, name: str, reference: str | Digest, *, force: bool) -> None:
         if isinstance(reference, str):
             if not await self.tags.untag(name, reference):
                 await self.listing.tag_missing(name, reference)
@@ -267,15 +278,16 @@ class Registry:
         if self.quotas is not None:
             size = await self.blobs.size_global(digest)
             await self.quotas.check(name, digest, size or 0)
-        async with self.coordinator.lock(GC_LOCK, shared=True):
-            if await self.blobs.size_global(digest) is None:
-                return False
-            await self.coordinator.referenced([blob_key(digest)])
-            await self.blobs.link(name, digest)
-        size = await self.blobs.size_global(digest) or 0
-        if self.quotas is not None:
-            await self.quotas.added(name, digest, size)
-        self.events.emit(BlobPushed(name, str(digest), size, mounted=True))
+        async with self.ordering.change(name):
+            async with self.coordinator.lock(GC_LOCK, shared=True):
+                if await self.blobs.size_global(digest) is None:
+                    return False
+                await self.coordinator.referenced([blob_key(digest)])
+                await self.blobs.link(name, digest)
+            size = await self.blobs.size_global(digest) or 0
+            if self.quotas is not None:
+                await self.quotas.added(name, digest, size)
+            self.events.emit(BlobPushed(name, str(digest), size, mounted=True))
         return True
 
     async def _mount_source(self, digest: Digest, visible: Callable[[str], bool]) -> str | None:

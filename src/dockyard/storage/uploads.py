@@ -44,6 +44,7 @@ from dockyard.errors import (
     UploadUnknown,
 )
 from dockyard.events import BlobPushed, EventSink, NullSink
+from dockyard.events.order import Ordering, Unordered
 from dockyard.oci import resumable
 from dockyard.oci.digest import SUPPORTED_ALGORITHMS, Digest, Hasher
 from dockyard.storage import paths
@@ -79,8 +80,10 @@ class UploadStore:
         coordinator: Coordinator,
         quotas: Quotas | None = None,
         events: EventSink | None = None,
+        ordering: Ordering | None = None,
     ) -> None:
         self.driver = driver
+        self.ordering = ordering or Unordered()
         self.blobs = blobs
         self.coordinator = coordinator
         self.quotas = quotas
@@ -348,14 +351,17 @@ class UploadStore:
             # already), linked into the repository, the session removed and the writer closed:
             # one trip to the driver, under the shared gc lock so a concurrent sweep sees the
             # fresh timestamp.
-            async with self.coordinator.lock(GC_LOCK, shared=True):
-                await self.coordinator.referenced([blob_key(digest)])
-                await writer.commit(
-                    paths.blob_data(digest),
-                    [(paths.layer_link(name, digest), paths.link_content(digest))],
-                    [paths.upload_dir(name, upload_id)],
-                    data=held,
-                )
+            # Under the repository's order (events.order): the event is queued in the same hold.
+            async with self.ordering.change(name):
+                async with self.coordinator.lock(GC_LOCK, shared=True):
+                    await self.coordinator.referenced([blob_key(digest)])
+                    await writer.commit(
+                        paths.blob_data(digest),
+                        [(paths.layer_link(name, digest), paths.link_content(digest))],
+                        [paths.upload_dir(name, upload_id)],
+                        data=held,
+                    )
+                self.events.emit(BlobPushed(name, str(digest), size))
         except BaseException:
             if new:
                 await self._discard(name, upload_id)
@@ -367,7 +373,6 @@ class UploadStore:
             await self._forget(upload_id)
         if self.quotas is not None:
             await self.quotas.added(name, digest, size)
-        self.events.emit(BlobPushed(name, str(digest), size))
         return size
 
     async def _discard(self, name: str, upload_id: str, writer: FileWriter | None = None) -> None:
