@@ -44,6 +44,7 @@ from dockyard.storage.drivers.checked import CheckedDriver
 
 log = logging.getLogger("dockyard.notify")
 BATCH = 32  # events per envelope at most
+REDELIVER = "notifications-redeliver"  # the coordinator's topic bumped by ``redeliver``
 
 
 def _now_iso(seconds: float) -> str:
@@ -127,6 +128,7 @@ class Deliverer(LeasedSender):
         super().__init__(coordinator, self.endpoints, sleep=sleep, transport=transport)
         self._records: dict[str, list[Record]] = {}
         self._states: dict[str, EndpointState] = {}
+        self._redeliver_seen = 0
 
     def lost_lead(self) -> None:
         self._states.clear()  # another sender moves the endpoints on: re-read when leading again
@@ -154,19 +156,42 @@ class Deliverer(LeasedSender):
 
     async def redeliver(self, name: str) -> int:
         """Send endpoint ``name``'s waiting events at the next round instead of after its
-        backoff (its receiver is back); how many wait. Only while holding the lease, as purge."""
+        backoff (its receiver is back); how many wait. From the CLI, only while holding the lease,
+        as purge; from a running registry's UI, on any worker: the store's state is reset and
+        :data:`REDELIVER` bumped, and the sender re-reads its endpoints' state at its next step
+        (while an endpoint is backing off the sender writes its state only when it drops events
+        at the cap, so the reset is not written over)."""
         files = await self.spool.files()
         state = await load_state(self.driver, name)
         state.failures, state.retry_at = 0, 0.0
         await self._save(name, state, files)
         self._states.clear()
+        await self.coordinator.bump(REDELIVER)
         return pending_count(state, files)
+
+    async def waiting(self, name: str, limit: int) -> list[dict[str, Any]]:
+        """The first ``limit`` events endpoint ``name`` has not had, in queue order (the UI)."""
+        files = await self.spool.files()
+        state = await load_state(self.driver, name)
+        endpoint = next(e for e in self.endpoints if e.name == name)
+        found: list[tuple[tuple[int, int, int], dict[str, Any]]] = []
+        for f in files:
+            if state.progress.get(f.name, 0) >= f.count:
+                continue
+            records = await self.spool.read(f.name)
+            found.extend((r.key, r.event) for r in records[state.progress.get(f.name, 0) :])
+        found.sort(key=lambda item: item[0])
+        return [event for _, event in found if wanted(endpoint, event)][:limit]
 
     # -- one round ------------------------------------------------------------------------------
 
     async def step(self) -> bool:
         """Send one envelope to each endpoint that is due and has events waiting; delete the
         spool files all have had. True when some endpoint still has events it could be sent now."""
+        generation = await self.coordinator.generation(REDELIVER)
+        if generation != self._redeliver_seen:  # an endpoint's backoff was cleared: re-read
+            self._redeliver_seen = generation
+            self._states.clear()
         files = await self.spool.files()
         names = {f.name for f in files}
         for stale in set(self._records) - names:

@@ -113,6 +113,15 @@ class OutboxDeliverer(LeasedSender):
         await self._save(name, state)
         return await self.pending(name)
 
+    async def waiting(self, name: str, limit: int) -> list[dict[str, Any]]:
+        """The first ``limit`` events endpoint ``name`` has not had, in row order (the UI)."""
+        rows = await self.pg.statement(
+            "SELECT event FROM notification_outbox WHERE endpoint = %(n)s ORDER BY id LIMIT %(k)s",
+            n=name,
+            k=limit,
+        )
+        return [row[0] for row in rows]
+
     # -- one round ------------------------------------------------------------------------------
 
     async def step(self) -> bool:

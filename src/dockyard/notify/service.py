@@ -31,6 +31,10 @@ class Sender(Protocol):
 
     async def status(self) -> list[dict[str, Any]]: ...
 
+    async def waiting(self, name: str, limit: int) -> list[dict[str, Any]]:
+        """The first ``limit`` events enabled endpoint ``name`` has not had yet, in order."""
+        ...
+
 
 @dataclass(slots=True)
 class Notifier:

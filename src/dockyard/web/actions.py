@@ -47,7 +47,7 @@ async def _form(page: Page) -> dict[str, str]:
     return {k: v[0] for k, v in fields.items()}
 
 
-def _forbidden(page: Page) -> Response:
+def forbidden(page: Page) -> Response:
     return page.render(
         "error.html",
         403,
@@ -63,6 +63,14 @@ def _same_origin(page: Page) -> bool:
     return origin.split("://", 1)[-1] == page.request.headers.get("host")
 
 
+async def form_checked(page: Page) -> dict[str, str] | None:
+    """A form posted from one of this site's pages (its CSRF token, its origin), or None."""
+    form = await _form(page)
+    if not csrf_ok(page.request.cookies.get("dockyard_csrf"), form.get("csrf")) or not _same_origin(page):
+        return None
+    return form
+
+
 async def login_form(page: Page) -> Response:
     return page.render(
         "login.html", next=safe_next(page.request.query_params.get("next")) or "", error=None, username=""
@@ -72,7 +80,7 @@ async def login_form(page: Page) -> Response:
 async def login(page: Page) -> Response:
     form = await _form(page)
     if not csrf_ok(page.request.cookies.get("dockyard_csrf"), form.get("csrf")) or not _same_origin(page):
-        return _forbidden(page)
+        return forbidden(page)
     access = page.services.access
     target = _safe_next(form.get("next"), page)
     if not auth_enabled(access):
@@ -96,7 +104,7 @@ async def login(page: Page) -> Response:
 async def logout(page: Page) -> Response:
     form = await _form(page)
     if not csrf_ok(page.request.cookies.get("dockyard_csrf"), form.get("csrf")):
-        return _forbidden(page)
+        return forbidden(page)
     page.cookies.append((SESSION_COOKIE, "", 0))
     return page.redirect("/")
 
@@ -105,7 +113,7 @@ async def delete(page: Page) -> Response:
     """Untag (``tag``) or delete a manifest (``digest``); asks first unless ``confirm=yes``."""
     form = await _form(page)
     if not csrf_ok(page.request.cookies.get("dockyard_csrf"), form.get("csrf")) or not _same_origin(page):
-        return _forbidden(page)
+        return forbidden(page)
     name, tag, raw_digest = form.get("name", ""), form.get("tag", ""), form.get("digest", "")
     if not is_valid_name(name) or not page.perms.can_pull(name):
         return not_found(page, "There is no repository by that name, or you may not see it.")

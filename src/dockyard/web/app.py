@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dockyard.api.errors import to_api_error
 from dockyard.errors import DomainError, ErrorCode, RegistryError, Unavailable
 from dockyard.services import Services
-from dockyard.web import actions, pages
+from dockyard.web import actions, observe, pages
 from dockyard.web.context import Page, UIState, open_page, render_error
 
 log = logging.getLogger("dockyard.web")
@@ -28,6 +28,9 @@ ROUTES: dict[tuple[str, str], PageHandler] = {
     ("GET", "/ui/image"): pages.image,
     ("GET", "/ui/usage"): pages.usage,
     ("GET", "/ui/mirrors"): pages.mirrors,
+    ("GET", "/ui/events"): observe.events,
+    ("POST", "/ui/events/redeliver"): observe.redeliver,
+    ("GET", "/ui/audit"): observe.audit,
     ("GET", "/ui/login"): actions.login_form,
     ("POST", "/ui/login"): actions.login,
     ("POST", "/ui/logout"): actions.logout,
