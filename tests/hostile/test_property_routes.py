@@ -54,6 +54,8 @@ TEMPLATES = {
     "admin-tags": "/admin/v1/repositories/{name}/tags",
     "admin-inspect": "/admin/v1/repositories/{name}/manifests/{reference}",
     "admin-repository": "/admin/v1/repositories/{name}",
+    "admin-vulndb": "/admin/v1/vulndb",
+    "admin-scans": "/admin/v1/scans",
 }
 SAMPLE = {
     "namespace": "ns",
