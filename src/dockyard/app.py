@@ -256,6 +256,19 @@ def heartbeat(services: Services, replica_id: str) -> Heartbeat:
     return Heartbeat(services.driver, me, now, database)
 
 
+def scan_jobs(services: Services) -> list[Job]:
+    """``scan.concurrency`` slots draining the scan queue, each run by one process at a time;
+    with an advisory database, ``scan-rescan``, which queues a re-match of the stored SBOMs when
+    the database's revision moves."""
+    if services.scans is None:
+        return []
+    scan = services.config.scan
+    jobs = [Job(f"scan-{i}", scan.interval, 0.0, services.scans.drain_job) for i in range(scan.concurrency)]
+    if services.scans.scanner.vulndb is not None:
+        jobs.append(Job("scan-rescan", scan.interval, 0.0, services.scans.rescan_job))
+    return jobs
+
+
 def build_app(services: Services, *, replica_id: str | None = None) -> ASGIApp:
     """Every HTTP surface over ``services``, in the order a request meets them; ``replica_id``
     (under ``dockyard serve``) makes each worker beat for its replica."""
@@ -265,11 +278,7 @@ def build_app(services: Services, *, replica_id: str | None = None) -> ASGIApp:
         from dockyard.proxy import tasks as proxy_tasks
 
         jobs += [Job(t.name, t.interval, t.first_delay, t.run) for t in proxy_tasks(services.proxy, config)]
-    if services.scans is not None:  # scan.concurrency slots, each run by one process at a time
-        scan = config.scan
-        jobs += [
-            Job(f"scan-{i}", scan.interval, 0.0, services.scans.drain_job) for i in range(scan.concurrency)
-        ]
+    jobs += scan_jobs(services)
     scheduler = Scheduler(services.coordinator, jobs)
     writes = config.storage.inmemory is None and not config.storage.maintenance.readonly.enabled
     beat = heartbeat(services, replica_id) if replica_id and writes else None  # read-only: no record

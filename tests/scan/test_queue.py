@@ -72,6 +72,9 @@ async def test_queue_keeps_jobs_until_finished_and_a_requeue_during_a_scan(queue
     await queue.finish(first, {"state": "failed", "images": []}, 31.0)
     assert await queue.pending() == [again]
     assert (await queue.result("a", first.digest) or {})["state"] == "failed"
+    # Every image's last result, what a rescan walks when the advisory database changes.
+    listed = sorted((r["repository"], r["state"]) for r in await queue.results())
+    assert listed == [("a", "failed"), ("b", "done")]
 
 
 async def test_store_queue_survives_a_restart(tmp_path: Path) -> None:
@@ -79,6 +82,7 @@ async def test_store_queue_survives_a_restart(tmp_path: Path) -> None:
     await StoreScanQueue(checked(FilesystemDriver(str(tmp_path), fsync=False))).add(job)
     assert await StoreScanQueue(checked(FilesystemDriver(str(tmp_path), fsync=False))).pending() == [job]
     assert await StoreScanQueue(checked(FilesystemDriver(str(tmp_path / "empty")))).pending() == []
+    assert await StoreScanQueue(checked(FilesystemDriver(str(tmp_path / "empty")))).results() == []
 
 
 async def test_subscriber_queues_pushed_images_durably_and_never_referrers(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from dockyard.events import (
     LoginSucceeded,
     ManifestDeleted,
     ManifestPushed,
+    ScanFinished,
     TagDeleted,
 )
 from dockyard.events.request import current_request
@@ -61,6 +62,14 @@ def record_of(event: Event) -> dict[str, Any] | None:
             "blobsDeleted": event.blobs_deleted,
             "manifestsDeleted": event.manifests_deleted,
             "bytesFreed": event.bytes_freed,
+        }
+    if isinstance(event, ScanFinished):
+        return {
+            "action": "rescan" if event.reason == "rescan" else "scan",
+            "repository": event.repository,
+            "digest": event.digest,
+            "state": event.state,
+            "findings": dict(event.counts),
         }
     return None
 

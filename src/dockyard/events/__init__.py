@@ -2,7 +2,8 @@
 
 The registry model (``storage.registry.Registry``) emits one event after each change it has
 committed to storage, and after each manifest a client fetched, to the sink ``create_services``
-wires in, and so do the authenticator (logins) and the collector (a finished collection).
+wires in, and so do the authenticator (logins), the collector (a finished collection) and the
+scanner (a finished scan).
 Subscribers (pull times, metrics, webhooks) react without the handlers or the stores knowing
 them; ``events.request`` says which request an event happened in.
 """
@@ -17,6 +18,7 @@ from dockyard.events.types import (
     ManifestDeleted,
     ManifestPulled,
     ManifestPushed,
+    ScanFinished,
     TagDeleted,
     TagResolved,
 )
@@ -33,6 +35,7 @@ __all__ = [
     "ManifestPulled",
     "ManifestPushed",
     "NullSink",
+    "ScanFinished",
     "TagDeleted",
     "TagResolved",
 ]

@@ -85,6 +85,19 @@ class CollectionFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class ScanFinished:
+    """An image's scan ended (``reason``: push, demand, or rescan after the advisory database
+    changed): its ``state`` and its findings' ``counts`` by severity, summed over its platforms
+    (empty when nothing was matched)."""
+
+    repository: str
+    digest: str
+    reason: str
+    state: str
+    counts: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LoginFailed:
     """Credentials were refused (``throttled``: refused unchecked, the caller tried too often).
     Carries the account name the caller gave, never what it gave as a password or token."""
@@ -108,6 +121,7 @@ Event = (
     | ManifestPulled
     | TagResolved
     | CollectionFinished
+    | ScanFinished
     | LoginFailed
     | LoginSucceeded
 )

@@ -41,7 +41,7 @@ def job_key(repository: str, digest: str) -> str:
 class QueuedScan:
     repository: str
     digest: str
-    reason: str  # "push", "demand"
+    reason: str  # "push", "demand", "rescan" (the advisory database changed: re-match only)
     queued_at: float
 
     @property
@@ -69,6 +69,9 @@ class ScanQueue(Protocol):
 
     async def result(self, repository: str, digest: str) -> dict[str, Any] | None:
         """The last result for an image, with ``finished`` (epoch seconds); None before one."""
+
+    async def results(self) -> list[dict[str, Any]]:
+        """Every image's last result (what a rescan walks when the advisory database changes)."""
 
 
 class StoreScanQueue:
@@ -108,6 +111,14 @@ class StoreScanQueue:
     async def result(self, repository: str, digest: str) -> dict[str, Any] | None:
         raw = await read_json(self.driver, self._result(job_key(repository, digest)))
         return raw if isinstance(raw, dict) else None
+
+    async def results(self) -> list[dict[str, Any]]:
+        try:
+            keys = await self.driver.list_dir(f"{paths.SCANS}/results")
+        except PathNotFound:
+            return []
+        found = [await read_json(self.driver, self._result(key)) for key in keys]
+        return [r for r in found if isinstance(r, dict)]
 
 
 def _job(raw: dict[str, Any]) -> QueuedScan:
@@ -167,5 +178,12 @@ class PgScanQueue:
         )
         if not rows:
             return None
-        value = rows[0][0]
-        return dict(value) if isinstance(value, dict) else json.loads(value)
+        return _record(rows[0][0])
+
+    async def results(self) -> list[dict[str, Any]]:
+        rows = await self.pg.statement("SELECT result FROM scan_results ORDER BY key")
+        return [_record(row[0]) for row in rows]
+
+
+def _record(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else dict(json.loads(value))

@@ -8,7 +8,11 @@ Artifacts and referrers (a manifest with a subject, an ``artifactType`` or a con
 image config: signatures, SBOMs, Helm charts) are not images: the job records them as skipped.
 With an advisory database, each image's CycloneDX SBOM is then matched (``scan.vulns``): a scan
 is "SBOM, then match". The result is a plain JSON-able record the queue keeps and the admin API
-shows.
+shows; it names the database's ``vulndbRevision`` read before matching, so an import that lands
+during a match is seen as newer and the image is matched again (``ScanService.rescan``).
+
+A rescan (``generate=False``) only re-matches: an image whose SBOM is gone is reported, never
+handed to Syft, so a database update costs one match per image and no Syft run.
 """
 
 from __future__ import annotations
@@ -54,12 +58,14 @@ class Scanner:
         self.workdir = workdir
         self.vulndb = vulndb  # with one, each image's CycloneDX SBOM is matched (``scan.vulns``)
 
-    async def scan(self, name: str, digest: Digest) -> dict[str, Any]:
-        """Scan image or index ``digest`` of ``name``; the job's result record."""
+    async def scan(self, name: str, digest: Digest, *, generate: bool = True) -> dict[str, Any]:
+        """Scan image or index ``digest`` of ``name``; the job's result record. Without
+        ``generate``, an image without an SBOM is not given one (a rescan re-matches only)."""
         try:
             media_type, body = await self.registry.manifests.get(name, digest)
         except ManifestUnknown:
             return {"state": "gone", "images": []}
+        revision = await self.vulndb.revision() if self.vulndb is not None else None
         doc = read_manifest(body)
         if media_type in mt.INDEXES:
             images = []
@@ -71,16 +77,21 @@ class Scanner:
                     not platform.known or "unknown" in (platform.os, platform.architecture)
                 ):
                     continue  # an attestation (buildx's provenance and SBOM entries)
-                images.append(await self.scan_image(name, child.digest, str(platform or "")))
+                images.append(await self.scan_image(name, child.digest, str(platform or ""), generate))
         else:
-            images = [await self.scan_image(name, digest, "")]
+            images = [await self.scan_image(name, digest, "", generate)]
         states = {image["state"] for image in images}
         state = "failed" if "failed" in states else "done" if images else "skipped"
         if states == {"skipped"}:
             state = "skipped"
-        return {"state": state, "images": images}
+        result: dict[str, Any] = {"state": state, "images": images}
+        if revision is not None:
+            result["vulndbRevision"] = revision
+        return result
 
-    async def scan_image(self, name: str, digest: Digest, platform: str) -> dict[str, Any]:
+    async def scan_image(
+        self, name: str, digest: Digest, platform: str, generate: bool = True
+    ) -> dict[str, Any]:
         """The SBOMs of one single-platform image: found, made, or why not."""
         record: dict[str, Any] = {"digest": str(digest), "platform": platform}
         try:
@@ -98,6 +109,8 @@ class Scanner:
             if self.vulndb is not None:
                 record.update(await findings(self.vulndb, await stored_cyclonedx(self.registry, name, found)))
             return record
+        if not generate:
+            return {**record, "state": "failed", "error": "the image has no SBOM to match: scan it again"}
         work = Path(tempfile.mkdtemp(prefix="dockyard-scan-", dir=self.workdir))
         try:
             layout = work / "layout"
