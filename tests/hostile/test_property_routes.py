@@ -53,6 +53,7 @@ TEMPLATES = {
     "admin-proxy-sync": "/admin/v1/proxy/sync",
     "admin-tags": "/admin/v1/repositories/{name}/tags",
     "admin-inspect": "/admin/v1/repositories/{name}/manifests/{reference}",
+    "admin-vulnerabilities": "/admin/v1/repositories/{name}/vulnerabilities/{reference}",
     "admin-repository": "/admin/v1/repositories/{name}",
     "admin-vulndb": "/admin/v1/vulndb",
     "admin-scans": "/admin/v1/scans",

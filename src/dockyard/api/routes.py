@@ -210,6 +210,12 @@ ROUTES: tuple[Route, ...] = (
         "admin-tags", re.compile(rf"/admin/v1/repositories/{_NAME}/tags"), {"GET": admin.tag_details}, "admin"
     ),
     Route(
+        "admin-vulnerabilities",
+        re.compile(rf"/admin/v1/repositories/{_NAME}/vulnerabilities/(?P<reference>[^/]+)"),
+        {"GET": scans.vulnerabilities},
+        "admin",
+    ),
+    Route(
         "admin-inspect",
         re.compile(rf"/admin/v1/repositories/{_NAME}/manifests/(?P<reference>[^/]+)"),
         {"GET": admin.inspect},

@@ -1,5 +1,6 @@
-"""The scan admin routes (registry:admin:*): queue an image's SBOMs on demand, and ask how its
-scan went. 404 ``ROUTE_UNKNOWN`` when scanning is off (``scan.enabled``)."""
+"""The scan admin routes (registry:admin:*): queue an image's SBOMs on demand, ask how its scan
+went, and read its vulnerabilities (``scan.report``). 404 ``ROUTE_UNKNOWN`` when scanning is off
+(``scan.enabled``)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,22 @@ async def scan_status(ctx: Context) -> Response:
     repository, reference = _target(dict(ctx.request.query_params))
     digest = await scans.registry.resolve(repository, reference_param(reference, for_write=False))
     return JSONResponse(await scans.status(repository, str(digest)))
+
+
+async def vulnerabilities(ctx: Context) -> Response:
+    """``GET /admin/v1/repositories/<name>/vulnerabilities/<reference>[?severity=LEVEL]``: the
+    image's findings from its last scan (every platform of an index), worst first, with counts
+    by severity; ``severity`` keeps only findings at or above it."""
+    from dockyard.scan.report import at_least, vulnerability_report
+
+    scans = _scans(ctx)
+    minimum = ctx.request.query_params.get("severity") or None
+    if minimum is not None:
+        try:
+            at_least(minimum)
+        except ValueError as exc:
+            raise RegistryError(ErrorCode.QUERY_INVALID, str(exc)) from None
+    digest = await scans.registry.resolve(ctx.name, reference_param(ctx.params["reference"], for_write=False))
+    await scans.registry.manifests.get(ctx.name, digest)  # MANIFEST_UNKNOWN when it is not there
+    status = await scans.status(ctx.name, str(digest))
+    return JSONResponse(await vulnerability_report(scans.registry, status, minimum))

@@ -1,4 +1,5 @@
-"""Admin commands: ls, tags, inspect, rm, du, gc, prune, cache (``cli.cache``), scan (``cli.scan``).
+"""Admin commands: ls, tags, inspect, rm, du, gc, prune, cache (``cli.cache``), scan (``cli.scan``),
+vulns (``cli.vulns``).
 
 Each works against a running registry (``--registry URL``, credentials from ``--username`` /
 ``--password`` or ``DOCKYARD_USERNAME`` / ``DOCKYARD_PASSWORD``) or directly on the storage of a
@@ -16,7 +17,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dockyard.cli import cache, scan
+from dockyard.cli import cache, scan, vulns
 from dockyard.config import ConfigError, load_config, parse_config
 from dockyard.sizes import human
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # imported when a command runs, so `dockyard serve` never loa
 
     from dockyard.cli.backends import Backend
 
-COMMANDS = ("ls", "tags", "inspect", "rm", "du", "gc", "prune", "cache", "scan")
+COMMANDS = ("ls", "tags", "inspect", "rm", "du", "gc", "prune", "cache", "scan", "vulns")
 USAGE = 2
 
 
@@ -80,6 +81,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _target_options(p)
     cache.add_parser(sub, _target_options)
     scan.add_parser(sub, _target_options)
+    vulns.add_parser(sub, _target_options)
 
 
 def _backend(args: argparse.Namespace, console: Console) -> Backend:
@@ -162,6 +164,8 @@ async def _dispatch(args: argparse.Namespace, backend: Backend, console: Console
         return await cache.dispatch(args, backend, console)
     if command == "scan":
         return await scan.dispatch(args, backend, console, _split)
+    if command == "vulns":
+        return await vulns.dispatch(args, backend, console, _split)
     if command == "ls":
         names = await backend.repositories()
         if not _emit(args, console, names):

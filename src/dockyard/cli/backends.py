@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -24,6 +24,9 @@ from dockyard.errors import DomainError
 from dockyard.oci.digest import Digest
 from dockyard.proxy import CacheManager
 from dockyard.storage import gc, retention
+
+if TYPE_CHECKING:  # scanning loads only for the commands that scan
+    from dockyard.scan import ScanService
 
 T = TypeVar("T")
 
@@ -58,6 +61,9 @@ class Backend(Protocol):
 
     async def scan(
         self, repository: str, reference: str, *, wait_seconds: float | None
+    ) -> dict[str, Any]: ...
+    async def vulnerabilities(
+        self, repository: str, reference: str, minimum: str | None
     ) -> dict[str, Any]: ...
 
     async def close(self) -> None: ...
@@ -166,6 +172,10 @@ class HTTPBackend:
             status = await self._json("GET", "/admin/v1/scans", params=query)
         return status
 
+    async def vulnerabilities(self, repository: str, reference: str, minimum: str | None) -> dict[str, Any]:
+        path = f"/admin/v1/repositories/{repository}/vulnerabilities/{quote(reference, safe=':')}"
+        return await self._json("GET", path, params={"severity": minimum} if minimum else None)
+
     async def close(self) -> None:
         await self.client.aclose()
 
@@ -252,17 +262,36 @@ class StoreBackend:
 
     async def scan(self, repository: str, reference: str, *, wait_seconds: float | None) -> dict[str, Any]:
         """Scan now, in this process (``wait_seconds`` is for a registry's queue)."""
-        from dockyard.scan import create_queue, create_service
-
-        scans = self.services.scans or create_service(
-            self.config,
-            self.registry,
-            create_queue(self.config, self.services.driver, self.services.coordinator),
-        )
+        scans = self._scans()
         job = await self._guard(scans.request(repository, self._reference(reference)))
         if await scans.run(job) is None:
             raise CommandError("another scanner is scanning this image now", REFUSED)
         return await scans.status(repository, job.digest)
+
+    def _scans(self) -> ScanService:
+        """The registry's scanning service, or one over this configuration's storage and
+        advisory database (scanning need not be enabled to scan or read from here)."""
+        from dockyard.scan import create_queue, create_service
+
+        return self.services.scans or create_service(
+            self.config,
+            self.registry,
+            create_queue(self.config, self.services.driver, self.services.coordinator),
+            self.services.vulndb,
+        )
+
+    async def vulnerabilities(self, repository: str, reference: str, minimum: str | None) -> dict[str, Any]:
+        from dockyard.scan.report import at_least, vulnerability_report
+
+        if minimum is not None:
+            try:
+                at_least(minimum)
+            except ValueError as exc:
+                raise CommandError(str(exc), 2) from None
+        scans = self._scans()
+        digest = await self._guard(self.registry.resolve(repository, self._reference(reference)))
+        await self._guard(self.registry.manifests.get(repository, digest))
+        return await vulnerability_report(self.registry, await scans.status(repository, str(digest)), minimum)
 
     async def close(self) -> None:
         # What the commands changed is queued for the webhooks and the audit log: written before

@@ -3,7 +3,9 @@
 Against a running registry (``--registry``) it queues the image through ``POST /admin/v1/scans``
 and, with ``--wait``, follows ``GET /admin/v1/scans`` until the registry's scanner has done it.
 On a configuration's storage (``--config``/``--root``) it scans in this process, under the same
-per-image lock the registry's scanners take, and prints the result.
+per-image lock the registry's scanners take, and prints the result. A finished scan is followed
+by the image's vulnerabilities (``dockyard vulns``'s summary and table; in ``--json`` under
+``vulnerabilities``) when it was matched against an advisory database.
 """
 
 from __future__ import annotations
@@ -65,11 +67,18 @@ async def dispatch(
     if reference is None:
         raise CommandError("give REPO:TAG or REPO@DIGEST", 2)
     data = await backend.scan(repository, reference, wait_seconds=args.timeout if args.wait else None)
+    result = data.get("result") or {}
+    report = None
+    if any(image.get("findings") is not None for image in result.get("images", [])):
+        report = await backend.vulnerabilities(repository, data["digest"], None)
     if args.json:
         import json
 
-        print(json.dumps(data, indent=2))
+        print(json.dumps({**data, "vulnerabilities": report} if report else data, indent=2))
     else:
         print_result(console, data)
-    result = data.get("result") or {}
+        if report is not None:
+            from dockyard.cli.vulns import print_report
+
+            print_report(console, report)
     return 1 if result.get("state") == "failed" else 0
