@@ -25,13 +25,15 @@ from typing import Protocol, TypeVar
 from dockyard.errors import InvalidPath, PathNotFound
 from dockyard.oci.digest import Hasher
 
-PATH_RE = re.compile(r"(/[A-Za-z0-9._-]+)+")
+# Components of safe characters, none of them ``.`` or ``..`` (one regex: this runs on every
+# storage call, and a split-and-scan after the match doubled its cost).
+PATH_RE = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]+)+")
 T = TypeVar("T")
 
 
 def check_path(path: str) -> str:
     """Refuse anything that is not a plain absolute path of safe components."""
-    if not PATH_RE.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
+    if not PATH_RE.fullmatch(path):
         raise InvalidPath(path)
     return path
 

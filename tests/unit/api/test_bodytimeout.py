@@ -57,3 +57,62 @@ async def test_a_whole_body_passes_through_untouched() -> None:
     seen, scope = await _run(list(pieces), stall=False)
     assert seen == pieces
     assert TIMED_OUT not in scope
+
+
+async def test_a_cancel_from_elsewhere_is_not_a_timeout() -> None:
+    """A hang-up cancels the request's task: that stays a cancellation, not a 408."""
+    scope: Scope = {"type": "http"}
+    waiting = asyncio.Event()
+
+    async def receive() -> Message:
+        waiting.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+
+    async def send(message: Message) -> None:
+        pass
+
+    task = asyncio.ensure_future(BodyTimeoutApp(app, 30.0)(scope, receive, send))
+    await waiting.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert TIMED_OUT not in scope
+
+
+async def test_only_the_stalled_request_of_several_times_out() -> None:
+    """One sweeper serves every request of the app: a stalled body times out, while another
+    request whose pieces keep coming (each sooner than the bound) reads its whole body."""
+    seen: dict[str, list[Message]] = {"slow": [], "stalled": []}
+
+    def receiver(name: str) -> Receive:
+        pieces: list[Message] = [{"type": "http.request", "body": b"x", "more_body": True}] * 5
+        pieces.append({"type": "http.request", "body": b"", "more_body": False})
+
+        async def receive() -> Message:
+            if name == "stalled" and len(seen[name]) == 1:
+                await asyncio.Event().wait()
+            await asyncio.sleep(0.005)
+            return pieces.pop(0)
+
+        return receive
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            seen[scope["name"]].append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+
+    async def send(message: Message) -> None:
+        pass
+
+    guard = BodyTimeoutApp(app, 0.5)
+    slow: Scope = {"type": "http", "name": "slow"}
+    stalled: Scope = {"type": "http", "name": "stalled"}
+    await asyncio.gather(guard(slow, receiver("slow"), send), guard(stalled, receiver("stalled"), send))
+    assert len(seen["slow"]) == 6 and TIMED_OUT not in slow
+    assert seen["stalled"][-1] == {"type": "http.disconnect"} and stalled[TIMED_OUT] is True
