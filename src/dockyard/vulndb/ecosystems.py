@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from packageurl import PackageURL
+if TYPE_CHECKING:  # loaded where a purl is parsed: a worker that never scans does not carry it
+    from packageurl import PackageURL
 
 DISTRIBUTIONS = frozenset({"Debian", "Ubuntu", "Alpine"})
 # purl type → OSV ecosystem (distribution types are decided by the namespace below).
@@ -106,6 +108,8 @@ def _version(ecosystem: str, name: str, version: str) -> str:
 def package_of(purl_text: str, layer: str | None = None) -> Package:
     """The package a purl names; :class:`PurlError` when it cannot be matched."""
     try:
+        from packageurl import PackageURL
+
         purl = PackageURL.from_string(purl_text)
     except ValueError as exc:
         raise PurlError(f"not a purl: {exc}") from None

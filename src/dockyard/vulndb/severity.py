@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import cvss
-
 LEVELS = ("unknown", "none", "low", "medium", "high", "critical")
 RANK = {level: i for i, level in enumerate(LEVELS)}
 # OSV severity types, newest CVSS first: the newest vector an advisory carries decides.
@@ -48,6 +46,8 @@ UNKNOWN = Severity("unknown")
 
 def from_vector(kind: str, vector: str) -> Severity | None:
     """One OSV severity entry (``CVSS_V3`` and its vector) → a level; None when unreadable."""
+    import cvss  # here, not at import: a worker that never reads advisories does not carry it
+
     try:
         if kind == "CVSS_V4":
             v4 = cvss.CVSS4(vector)

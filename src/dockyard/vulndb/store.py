@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the SQLite module loads when the file is first opened
+    import sqlite3
 
 from dockyard.vulndb.osv import Advisory, Affected
 from dockyard.vulndb.severity import Severity
@@ -223,6 +225,8 @@ class SqliteVulnStore(VulnStore):
         """The connection, opened (and the tables made) by the first call that needs it: a
         worker that never touches advisories never creates the file."""
         if self._conn is None:
+            import sqlite3
+
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
