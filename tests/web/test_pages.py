@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -139,3 +140,53 @@ async def test_pulled_column_after_a_pull_the_way_docker_pulls(make_ui: UIFactor
         assert (await c.get(f"/v2/team/app/manifests/{digest}")).status_code == 200
         page = await c.get("/ui/repository", params={"name": "team/app"})
         assert "never" not in pulled_cell(page.text) and "<time" in pulled_cell(page.text)
+
+
+async def test_vulnerabilities_on_the_image_and_repository_pages(make_ui: UIFactory, tmp_path: Path) -> None:
+    """From the last scan: severity badges, the findings table filtered on the server, the
+    SBOM's packages with their layer, and each tag's worst severity."""
+    from tests.scan.test_vulns_report import setup
+
+    digest, _ = await setup(tmp_path / "root")  # apps/web:v1 matched; apps/web:v2 only queued
+    async with make_ui({"scan": {"enabled": True}}) as c:
+        r = await c.get("/ui/image", params={"name": "apps/web", "ref": "v1"})
+        assert r.status_code == 200
+        badges = re.findall(r'class="sev sev-(\w+)[^"]*" title="\w+">\w+ <b>(\d+)</b>', r.text)
+        assert badges == [
+            ("critical", "1"),
+            ("high", "0"),
+            ("medium", "1"),
+            ("low", "0"),
+            ("none", "0"),
+            ("unknown", "1"),
+        ]
+        rows = re.findall(r'<tr data-severity="(\w+)">.*?<th scope="row"[^>]*>([^<]+)</th>', r.text, re.S)
+        assert rows == [("critical", "zlib1g"), ("medium", "jinja2"), ("unknown", "lodash")]
+        assert "CVE-2099-0002, GHSA-aaaa-bbbb-cccc" in r.text and "1:1.2.13.dfsg-2" in r.text
+        packages = re.findall(r'<tr><th scope="row" class="mono small">([^<]+)</th>', r.text)
+        assert packages == ["jinja2", "lodash", "zlib1g"]
+
+        r = await c.get("/ui/image", params={"name": "apps/web", "ref": "v1", "severity": "medium"})
+        assert re.findall(r'<tr data-severity="(\w+)">', r.text) == ["critical", "medium"]
+        r = await c.get("/ui/image", params={"name": "apps/web", "ref": "v1", "find": "cve-2099-0002"})
+        assert re.findall(r'<tr data-severity="(\w+)">', r.text) == ["medium"]
+        r = await c.get("/ui/image", params={"name": "apps/web", "ref": "v1", "find": "nothing-like-it"})
+        assert "No findings match the filter." in r.text
+        r = await c.get("/ui/image", params={"name": "apps/web", "ref": "v2"})
+        assert "Not scanned yet." in r.text
+
+        r = await c.get("/ui/repository", params={"name": "apps/web"})
+        worst = dict(
+            re.findall(
+                r'data-tag="(\w+)">.*?<td>(?:<a class="sev sev-(\w+)"|<span class="muted)', r.text, re.S
+            )
+        )
+        assert worst == {"v1": "critical", "v2": ""}
+        assert ">critical 1</a>" in r.text and "not scanned" in r.text
+        r = await c.get("/ui/image", params={"name": "apps/web", "ref": digest})
+        assert "Vulnerabilities" in r.text
+    async with make_ui() as c:  # scanning off: no vulnerability section, no column
+        r = await c.get("/ui/image", params={"name": "apps/web", "ref": "v1"})
+        assert r.status_code == 200 and "Vulnerabilities" not in r.text
+        r = await c.get("/ui/repository", params={"name": "apps/web"})
+        assert "Vulnerabilities" not in r.text

@@ -38,7 +38,7 @@ def worst(counts: dict[str, int]) -> str | None:
     return next((level for level in WORST_FIRST if counts.get(level)), None)
 
 
-async def _layers(registry: Registry, name: str, digest: str) -> dict[str, tuple[int, str]]:
+async def layer_positions(registry: Registry, name: str, digest: str) -> dict[str, tuple[int, str]]:
     """Diff id → (1-based position, manifest blob digest) for an image's layers; empty when the
     image or its config cannot be read (the finding keeps its diff id)."""
     try:
@@ -80,7 +80,7 @@ async def vulnerability_report(
         if image.get("findings") is None:
             continue
         matched = True
-        layers = await _layers(registry, status["repository"], image["digest"])
+        layers = await layer_positions(registry, status["repository"], image["digest"])
         for finding in image["findings"]:
             level = finding.get("severity", "unknown")
             counts[level] = counts.get(level, 0) + 1

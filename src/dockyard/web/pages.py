@@ -15,6 +15,7 @@ from dockyard.errors import ErrorCode, RegistryError
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.reference import TagError, is_valid_name, parse_reference
 from dockyard.web.context import Page, not_found
+from dockyard.web.vulns import image_view, tag_severities
 
 log = logging.getLogger("dockyard.web")
 PAGE_SIZES = (25, 50, 100)
@@ -118,6 +119,7 @@ async def repository(page: Page) -> Response:
     return page.render(
         "repository.html",
         name=name,
+        severities=await tag_severities(page, name, [row.digest for row in rows]),
         mirror_of=_mirror_of(page, name),
         rows=rows,
         q=q,
@@ -152,6 +154,7 @@ async def image(page: Page) -> Response:
         info=info,
         is_tag=not isinstance(reference, Digest),
         pulled=services.pulls.of_digest(name, digest),
+        vulns=await image_view(page, name, info),
         can_delete=page.perms.can_delete(name) and page.services.config.storage.delete.enabled,
     )
 
