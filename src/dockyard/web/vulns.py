@@ -1,7 +1,8 @@
 """The UI's view of scanning: an image's severity badges, its findings (filtered on the server,
 so a long table works without JavaScript) and its SBOM's packages; each tag's worst severity on
 the repository page. Everything is read from the last scan (``scan.report``): a page view never
-matches or scans. Without scanning (``scan.enabled`` off) the pages show none of it.
+matches or scans. Without scanning (``scan.enabled`` off) the pages show none of it, and the
+scanning modules are not loaded (a worker that never scans stays lean).
 """
 
 from __future__ import annotations
@@ -9,17 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard.oci.digest import Digest
-from dockyard.scan.report import WORST_FIRST, layer_positions, sbom_packages, vulnerability_report, worst
-from dockyard.scan.service import total_counts
 from dockyard.web.context import Page
 
 MAX_PACKAGES = 5000  # an SBOM's package list shown on one page (the SBOM referrer has them all)
 
 
-def _filters(page: Page) -> tuple[str | None, str]:
+def _filters(page: Page, levels: tuple[str, ...]) -> tuple[str | None, str]:
     query = page.request.query_params
     minimum = query.get("severity") or None
-    return (minimum if minimum in WORST_FIRST else None), (query.get("find") or "").strip()
+    return (minimum if minimum in levels else None), (query.get("find") or "").strip()
 
 
 def _matches(finding: dict[str, Any], text: str) -> bool:
@@ -38,7 +37,9 @@ async def image_view(page: Page, name: str, info: dict[str, Any]) -> dict[str, A
     scans = page.services.scans
     if scans is None or info.get("subject") or info.get("artifactType"):
         return None
-    minimum, text = _filters(page)
+    from dockyard.scan.report import WORST_FIRST, layer_positions, sbom_packages, vulnerability_report
+
+    minimum, text = _filters(page, WORST_FIRST)
     status = {
         "repository": name,
         "digest": info["digest"],
@@ -73,6 +74,9 @@ async def tag_severities(page: Page, name: str, digests: list[str]) -> dict[str,
     scans = page.services.scans
     if scans is None:
         return None
+    from dockyard.scan.report import worst
+    from dockyard.scan.service import total_counts
+
     out: dict[str, dict[str, Any]] = {}
     for digest in dict.fromkeys(digests):
         result = await scans.queue.result(name, digest)
