@@ -79,7 +79,7 @@ def create_services(
     if wrap_driver is not None or metrics is not None:
         driver = checked(inner, redirect=redirect, observer=metrics)
     coordinator = create_coordinator(config.database.dsn, name, params)
-    rules = [QuotaRule(q.repositories, q.limit) for q in config.quotas]
+    rules = [QuotaRule(q.repositories, q.limit, q.warning_bytes) for q in config.quotas]
     pulls = PullLog(driver, coordinator, read_only=config.storage.maintenance.readonly.enabled)
     # After-commit events: pull times, then the metrics.
     subscribers: list[EventSink] = [PullSubscriber(pulls)]
@@ -95,15 +95,9 @@ def create_services(
         subscribers.append(NotifySubscriber(notifier.spool, config))
     audit = None
     if config.audit.enabled:
-        from dockyard.audit.log import AuditLog
+        from dockyard.audit import create_audit_log
 
-        audit = AuditLog(driver, config.audit.retention)
-        if config.database.dsn:
-            from dockyard.audit.pg import PgAuditLog
-            from dockyard.coord.postgres import PostgresCoordinator
-
-            if isinstance(coordinator, PostgresCoordinator):
-                audit = PgAuditLog(coordinator, driver, config.audit.retention)
+        audit = create_audit_log(config, driver, coordinator)
         subscribers.append(audit)
     scan_queue = None
     if config.scan.enabled and not config.storage.maintenance.readonly.enabled:
@@ -114,7 +108,7 @@ def create_services(
         subscribers.append(ScanSubscriber(scan_queue))
     events = Fanout(subscribers)
     shared = shared_state(config, driver, coordinator)
-    quotas = Quotas(driver, rules, shared.quotas) if rules else None
+    quotas = Quotas(driver, rules, shared.quotas, events) if rules else None
     registry = Registry(
         driver,
         quotas,

@@ -15,7 +15,12 @@ from dockyard.config.base import Duration, Section, header_lists
 
 class EndpointIgnore(Section):
     mediatypes: list[str] = Field(default_factory=list)
-    actions: list[Literal["push", "pull", "delete", "mount"]] = Field(default_factory=list)
+    # distribution's four, and dockyard's own kinds (notify.envelope.DOCKYARD_ACTIONS)
+    actions: list[
+        Literal[
+            "push", "pull", "delete", "mount", "repository-delete", "gc", "retention", "quota-warning", "scan"
+        ]
+    ] = Field(default_factory=list)
 
 
 class Endpoint(Section):

@@ -43,6 +43,13 @@ class Retention(Section):
 class Quota(Section):
     repositories: str
     limit: Annotated[int, BeforeValidator(parse_size)]
+    # dockyard: a percentage of ``limit``; the push that takes usage to it is told to webhooks
+    # (action ``quota-warning``). None: no warning.
+    warning: int | None = Field(default=None, ge=1, le=100)
+
+    @property
+    def warning_bytes(self) -> int | None:
+        return None if self.warning is None else self.limit * self.warning // 100
 
 
 class UI(Section):

@@ -2,8 +2,9 @@
 
 The registry model (``storage.registry.Registry``) emits one event after each change it has
 committed to storage, and after each manifest a client fetched, to the sink ``create_services``
-wires in, and so do the authenticator (logins), the collector (a finished collection) and the
-scanner (a finished scan).
+wires in, and so do the authenticator (logins), the collector (a finished collection), retention
+(what a run deleted), the quotas (a warning threshold crossed), the scanner (a scan finished) and
+``dockyard token`` (robot accounts made and revoked).
 Subscribers (pull times, metrics, webhooks) react without the handlers or the stores knowing
 them; ``events.request`` says which request an event happened in.
 """
@@ -18,6 +19,11 @@ from dockyard.events.types import (
     ManifestDeleted,
     ManifestPulled,
     ManifestPushed,
+    QuotaWarning,
+    RepositoryDeleted,
+    RetentionApplied,
+    RobotCreated,
+    RobotRevoked,
     ScanFinished,
     TagDeleted,
     TagResolved,
@@ -35,6 +41,11 @@ __all__ = [
     "ManifestPulled",
     "ManifestPushed",
     "NullSink",
+    "QuotaWarning",
+    "RepositoryDeleted",
+    "RetentionApplied",
+    "RobotCreated",
+    "RobotRevoked",
     "ScanFinished",
     "TagDeleted",
     "TagResolved",

@@ -113,6 +113,52 @@ class LoginSucceeded:
     client: str
 
 
+@dataclass(frozen=True, slots=True)
+class RepositoryDeleted:
+    """A repository was removed whole (the admin API, the CLI): its tags, manifests and links."""
+
+    repository: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionApplied:
+    """A retention run deleted tags (or untagged manifests) of ``repository``: one event per
+    repository and run, after its deletions (each tag's own ``TagDeleted`` went before)."""
+
+    repository: str
+    tags: tuple[tuple[str, str, str], ...]  # (tag, digest it named, the rule that deleted it)
+    untagged: tuple[str, ...] = ()  # digests of the untagged manifests deleted
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaWarning:
+    """A push into ``repository`` took the usage of its quota (rule ``quota``, a glob) from below
+    the rule's warning threshold to at or above it: once per crossing, not per push above it."""
+
+    repository: str
+    quota: str
+    limit: int  # bytes
+    warning: int  # bytes: the threshold crossed
+    used: int  # bytes, after the push
+
+
+@dataclass(frozen=True, slots=True)
+class RobotCreated:
+    """A robot account and its token were made (``dockyard token create``): never the token."""
+
+    name: str
+    repositories: tuple[str, ...]
+    actions: tuple[str, ...]
+    expires: float | None
+    by: str = ""  # the operating-system account that ran the command (it has no registry identity)
+
+
+@dataclass(frozen=True, slots=True)
+class RobotRevoked:
+    name: str
+    by: str = ""
+
+
 Event = (
     BlobPushed
     | ManifestPushed
@@ -124,4 +170,9 @@ Event = (
     | ScanFinished
     | LoginFailed
     | LoginSucceeded
+    | RepositoryDeleted
+    | RetentionApplied
+    | QuotaWarning
+    | RobotCreated
+    | RobotRevoked
 )

@@ -10,8 +10,10 @@ each item is a structured-mode event it reads).
 
 The attributes: ``id`` is the distribution event's id (a receiver deduplicates by it as before),
 ``source`` the registry instance (``dockyard://host:port``), ``type`` ``io.dockyard.<action>``
-(push, pull, delete, mount), ``subject`` the repository with its tag or digest, ``time`` the
-event's timestamp; ``data`` is distribution's event unchanged.
+(push, pull, delete, mount; and dockyard's own kinds: ``io.dockyard.repository-delete``,
+``io.dockyard.gc``, ``io.dockyard.retention``, ``io.dockyard.quota-warning``, ``io.dockyard.scan``),
+``subject`` the repository with its tag or digest (none for a collection, which names no
+repository), ``time`` the event's timestamp; ``data`` is the distribution-format event unchanged.
 """
 
 from __future__ import annotations
@@ -29,16 +31,19 @@ def cloudevent(event: dict[str, Any]) -> dict[str, Any]:
     reference = (
         f":{target['tag']}" if target.get("tag") else f"@{target['digest']}" if target.get("digest") else ""
     )
-    return {
+    out = {
         "specversion": "1.0",
         "id": event["id"],
         "source": f"dockyard://{event['source']['addr']}",
         "type": TYPE_PREFIX + event["action"],
-        "subject": f"{target['repository']}{reference}",
+        "subject": f"{target.get('repository', '')}{reference}",
         "time": event["timestamp"],
         "datacontenttype": "application/json",
         "data": event,
     }
+    if "repository" not in target:
+        del out["subject"]  # optional in CloudEvents; a collection is of the whole registry
+    return out
 
 
 def cloudevent_body(event: dict[str, Any]) -> bytes:

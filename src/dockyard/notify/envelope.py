@@ -5,6 +5,16 @@ distribution's ``events[]`` item: ``id``, ``timestamp``, ``action`` (push, pull,
 ``request`` {``id``, ``addr``, ``host``, ``method``, ``useragent``}, ``actor`` {``name``},
 ``source`` {``addr``, ``instanceID``}; the body is ``{"events": [...]}`` with the media type
 ``application/vnd.docker.distribution.events.v1+json``.
+
+dockyard's own kinds use the same envelope with an ``action`` distribution never sends (listed in
+``DOCKYARD_ACTIONS``), so a receiver that switches on the action passes them over, and an endpoint
+can leave them out with ``ignore.actions``: ``repository-delete`` (``target.repository``), ``gc``
+(a collection that freed something: ``gc`` {``blobsDeleted``, ``manifestsDeleted``,
+``bytesFreed``, ``seconds``}, no repository), ``retention`` (one per repository a run deleted in:
+``retention`` {``deleted`` [{``tag``, ``digest``, ``rule``}], ``untagged`` [digests]}),
+``quota-warning`` (``quota`` {``repositories``, ``limit``, ``warning``, ``used``}) and ``scan``
+(``target`` the scanned image's ``repository`` and ``digest``; ``scan`` {``state``, ``reason``
+(push, demand, rescan), ``counts`` by severity or null}). Distribution's own four keep exactly their shape.
 """
 
 from __future__ import annotations
@@ -17,18 +27,66 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dockyard.config import Endpoint
-from dockyard.events import BlobPushed, Event, ManifestDeleted, ManifestPulled, ManifestPushed, TagDeleted
+from dockyard.events import (
+    BlobPushed,
+    CollectionFinished,
+    Event,
+    ManifestDeleted,
+    ManifestPulled,
+    ManifestPushed,
+    QuotaWarning,
+    RepositoryDeleted,
+    RetentionApplied,
+    ScanFinished,
+    TagDeleted,
+)
 from dockyard.events.request import RequestInfo
 
 MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 SIGNATURE_HEADER = "X-Dockyard-Signature"
 LAYER = "application/octet-stream"  # what distribution names a blob's target
+DISTRIBUTION_ACTIONS = ("push", "pull", "delete", "mount")
+DOCKYARD_ACTIONS = ("repository-delete", "gc", "retention", "quota-warning", "scan")
 
 
-def describe(
-    event: Event, request: RequestInfo | None, source: dict[str, str], base_url: str
-) -> dict[str, Any] | None:
-    """The distribution event for ``event``, or None for events distribution does not send."""
+def _dockyard_kind(event: Event) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """(action, target, extra top-level fields) of one of dockyard's own kinds, or None."""
+    if isinstance(event, RepositoryDeleted):
+        return "repository-delete", {"repository": event.repository}, {}
+    if isinstance(event, CollectionFinished):
+        if event.dry_run or not (event.blobs_deleted or event.manifests_deleted):
+            return None  # nothing changed: no one needs to hear of it
+        gc = {
+            "blobsDeleted": event.blobs_deleted,
+            "manifestsDeleted": event.manifests_deleted,
+            "bytesFreed": event.bytes_freed,
+            "seconds": round(event.seconds, 3),
+        }
+        return "gc", {}, {"gc": gc}
+    if isinstance(event, RetentionApplied):
+        deleted = [{"tag": t, "digest": d, "rule": r} for t, d, r in event.tags]
+        return (
+            "retention",
+            {"repository": event.repository},
+            {"retention": {"deleted": deleted, "untagged": list(event.untagged)}},
+        )
+    if isinstance(event, QuotaWarning):
+        quota = {
+            "repositories": event.quota,
+            "limit": event.limit,
+            "warning": event.warning,
+            "used": event.used,
+        }
+        return "quota-warning", {"repository": event.repository}, {"quota": quota}
+    if isinstance(event, ScanFinished):
+        # No counts: nothing was matched (no advisory database, no SBOM), not "no findings".
+        scan = {"state": event.state, "reason": event.reason, "counts": dict(event.counts) or None}
+        return "scan", {"repository": event.repository, "digest": event.digest}, {"scan": scan}
+    return None
+
+
+def _distribution_kind(event: Event, base_url: str) -> tuple[str, dict[str, Any]] | None:
+    """(action, target) of the four kinds distribution sends, built exactly as it does."""
     target: dict[str, Any]
     if isinstance(event, BlobPushed):
         action = "mount" if event.mounted else "push"
@@ -52,6 +110,23 @@ def describe(
     else:
         return None
     target["repository"] = event.repository
+    return action, target
+
+
+def describe(
+    event: Event, request: RequestInfo | None, source: dict[str, str], base_url: str
+) -> dict[str, Any] | None:
+    """The notification for ``event`` (distribution's, or one of dockyard's own kinds), or None
+    for events no webhook hears of (logins, tag resolutions, robot accounts)."""
+    extra: dict[str, Any] = {}
+    known = _distribution_kind(event, base_url)
+    if known is not None:
+        action, target = known
+    else:
+        own = _dockyard_kind(event)
+        if own is None:
+            return None
+        action, target, extra = own
     out: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "timestamp": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
@@ -60,6 +135,7 @@ def describe(
         "request": {},
         "actor": {},
         "source": source,
+        **extra,
     }
     if request is not None:
         out["request"] = {

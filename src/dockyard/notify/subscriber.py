@@ -41,7 +41,8 @@ class NotifySubscriber:
         described = describe(event, request, self.source, base_url)
         if described is None:
             return
-        waiter = self.spool.add(described["target"]["repository"], described)
+        # Order is kept per repository; a collection names none and is queued under "".
+        waiter = self.spool.add(described["target"].get("repository", ""), described)
         if request is not None and described["action"] != "pull":
             request.pending.append(waiter)
         else:

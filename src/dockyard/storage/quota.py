@@ -7,6 +7,13 @@ additions counted at once: with several workers pushing into one namespace at th
 a quota can be overshot by what they upload concurrently within that window. With
 ``database.dsn``, ``storage.quota_pg.PostgresLedger`` keeps one count for every replica, so what
 one replica stored counts against a push through any other at once.
+
+A rule may state a warning threshold (``quotas[].warning``, a percentage of its limit): the push
+whose blob takes the rule's usage from below it to at or above it is told to the events' sink as
+a ``QuotaWarning`` (webhooks' ``quota-warning``), once per crossing, after the blob is stored;
+usage falling back under it (deletes, collection) arms it again. Without a database each worker
+decides from its own count, so a crossing made by two workers' concurrent pushes can be told by
+both or, within the cache window, by neither; with ``database.dsn`` the count is the shared one.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dockyard.errors import QuotaExceeded
+from dockyard.events import EventSink, NullSink, QuotaWarning
 from dockyard.globs import glob_match
 from dockyard.oci.digest import Digest
 from dockyard.storage.drivers.checked import CheckedDriver
@@ -30,6 +38,7 @@ Scan = Callable[[], Awaitable[dict[Digest, int]]]
 class QuotaRule:
     repositories: str
     limit: int  # bytes
+    warning: int | None = None  # bytes: a push reaching this is told (``QuotaWarning``)
 
 
 class QuotaLedger(Protocol):
@@ -41,8 +50,9 @@ class QuotaLedger(Protocol):
         """(bytes the rule's repositories use, whether ``digest`` is among them); ``scan`` walks
         the store (the truth) when the kept count is older than ``CACHE_SECONDS``, or ``fresh``."""
 
-    async def added(self, rule: QuotaRule, digest: Digest, size: int) -> None:
-        """Count a blob just stored under ``rule`` (once)."""
+    async def added(self, rule: QuotaRule, digest: Digest, size: int) -> int | None:
+        """Count a blob just stored under ``rule`` (once); the rule's usage after it when this
+        call counted it and the rule has a ``warning`` (None otherwise, or when not known)."""
 
 
 @dataclass(slots=True)
@@ -69,20 +79,27 @@ class LocalLedger:
             self._usage[rule.repositories] = cached
         return cached.used, digest is not None and digest in cached.blobs
 
-    async def added(self, rule: QuotaRule, digest: Digest, size: int) -> None:
+    async def added(self, rule: QuotaRule, digest: Digest, size: int) -> int | None:
         usage = self._usage.get(rule.repositories)
         if usage is not None and digest not in usage.blobs:
             usage.blobs.add(digest)
             usage.used += size
+            return usage.used
+        return None
 
 
 class Quotas:
     def __init__(
-        self, driver: CheckedDriver, rules: list[QuotaRule], ledger: QuotaLedger | None = None
+        self,
+        driver: CheckedDriver,
+        rules: list[QuotaRule],
+        ledger: QuotaLedger | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.driver = driver
         self.rules = rules
         self.ledger: QuotaLedger = ledger if ledger is not None else LocalLedger()
+        self.events = events or NullSink()
 
     def rule_for(self, name: str) -> QuotaRule | None:
         return next((r for r in self.rules if glob_match(r.repositories, name)), None)
@@ -125,6 +142,10 @@ class Quotas:
         return out
 
     async def added(self, name: str, digest: Digest, size: int) -> None:
+        """Count a blob just stored in ``name``; tell a crossing of its rule's warning threshold."""
         rule = self.rule_for(name)
-        if rule is not None:
-            await self.ledger.added(rule, digest, size)
+        if rule is None:
+            return
+        used = await self.ledger.added(rule, digest, size)
+        if used is not None and rule.warning is not None and used - size < rule.warning <= used:
+            self.events.emit(QuotaWarning(name, rule.repositories, rule.limit, rule.warning, used))

@@ -73,12 +73,21 @@ class PostgresLedger:
         )
         return int(row[0]), bool(row[1])
 
-    async def added(self, rule: QuotaRule, digest: Digest, size: int) -> None:
-        await self.coordinator.fetch_all(
+    async def added(self, rule: QuotaRule, digest: Digest, size: int) -> int | None:
+        insert = (
             "INSERT INTO quota_blobs (rule, digest, size, added_at)"
             f" VALUES (%(rule)s, %(digest)s, %(size)s, {NOW})"
-            " ON CONFLICT (rule, digest) DO NOTHING RETURNING digest",
+            " ON CONFLICT (rule, digest) DO NOTHING RETURNING size"
+        )
+        if rule.warning is None:
+            await self.coordinator.fetch_all(insert, rule=rule.repositories, digest=str(digest), size=size)
+            return None
+        # The sum's snapshot is the statement's, before the insert: the new row is added to it.
+        rows = await self.coordinator.fetch_all(
+            f"WITH ins AS ({insert}) SELECT (SELECT coalesce(sum(size), 0) FROM quota_blobs"
+            " WHERE rule = %(rule)s) + ins.size FROM ins",
             rule=rule.repositories,
             digest=str(digest),
             size=size,
         )
+        return int(rows[0][0]) if rows else None

@@ -23,6 +23,7 @@ from dockyard.events import (
     ManifestPulled,
     ManifestPushed,
     NullSink,
+    RepositoryDeleted,
     TagDeleted,
     TagResolved,
 )
@@ -339,13 +340,15 @@ class Registry:
     async def delete_repository(self, name: str) -> None:
         """Remove a repository whole: tags, manifests, links and uploads. Content shared with
         other repositories stays; garbage collection frees what nothing else uses."""
-        async with self.coordinator.lock(GC_LOCK):
-            try:
-                await self.driver.delete(paths.repository(name))
-            except PathNotFound:
-                raise NameUnknown(name) from None
-        await self.listing.repository_removed(name)
-        await self.content_changed()
+        async with self.ordering.change(name):
+            async with self.coordinator.lock(GC_LOCK):
+                try:
+                    await self.driver.delete(paths.repository(name))
+                except PathNotFound:
+                    raise NameUnknown(name) from None
+            await self.listing.repository_removed(name)
+            await self.content_changed()
+            self.events.emit(RepositoryDeleted(name))
 
     async def remove_if_empty(self, name: str) -> bool:
         """Drop a repository that has no manifests left (so it leaves the catalog)."""

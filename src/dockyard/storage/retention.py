@@ -5,7 +5,9 @@ it, rules combine: a tag is deleted when it is a candidate (matches ``match``, d
 never one matching ``keepmatch``), is not among the ``keep`` most recently pushed candidates, and
 was pushed longer ago than ``olderthan``; rules left out do not restrict. ``untagged`` also
 deletes manifests no tag reaches. A policy that would delete every tag of a repository is
-refused for that repository unless forced.
+refused for that repository unless forced. Each tag deleted is told as any deletion is
+(``TagDeleted``); then one ``RetentionApplied`` per repository says what the run deleted there
+and by which rule (webhooks' ``retention`` action, the audit log's ``retention`` record).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from dockyard.config import RetentionPolicy
+from dockyard.events import RetentionApplied
 from dockyard.globs import glob_match
 from dockyard.storage import paths
 from dockyard.storage.gc import GCOptions, prune_untagged
@@ -157,14 +160,27 @@ async def apply(
             )
             continue
         report.kept += kept
+        done: list[Deletion] = []
         for deletion in deletions:
             if not dry_run:
                 current = await registry.tags.resolve(name, deletion.tag)
                 if str(current) != deletion.digest:
                     continue  # re-pushed meanwhile: leave it
                 await registry.delete_manifest(name, deletion.tag)
-            report.deleted.append(deletion)
+            done.append(deletion)
+        report.deleted += done
+        untagged: list[dict[str, str]] = []
         if policy.untagged:
             options = GCOptions(dry_run=dry_run, delete_untagged=True, grace_seconds=grace_seconds)
-            report.untagged_deleted += await prune_untagged(registry, name, options)
+            untagged = await prune_untagged(registry, name, options)
+            report.untagged_deleted += untagged
+        if not dry_run and (done or untagged):
+            async with registry.ordering.change(name):  # after the deletions' own events
+                registry.events.emit(
+                    RetentionApplied(
+                        name,
+                        tuple((d.tag, d.digest, d.rule) for d in done),
+                        tuple(u["digest"] for u in untagged),
+                    )
+                )
     return report
