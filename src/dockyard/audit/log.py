@@ -18,6 +18,10 @@ from dockyard.events import (
     LoginSucceeded,
     ManifestDeleted,
     ManifestPushed,
+    RepositoryDeleted,
+    RetentionApplied,
+    RobotCreated,
+    RobotRevoked,
     ScanFinished,
     TagDeleted,
 )
@@ -56,6 +60,26 @@ def record_of(event: Event) -> dict[str, Any] | None:
     if isinstance(event, LoginFailed):
         action = "login-throttled" if event.throttled else "login-failed"
         return {"action": action, "actor": event.account, "client": event.client}
+    if isinstance(event, RepositoryDeleted):
+        return {"action": "repository-delete", "repository": event.repository}
+    if isinstance(event, RetentionApplied):
+        return {
+            "action": "retention",
+            "repository": event.repository,
+            "deleted": [{"tag": t, "digest": d, "rule": r} for t, d, r in event.tags],
+            "untagged": list(event.untagged),
+        }
+    if isinstance(event, RobotCreated):
+        return {
+            "action": "robot-create",
+            "robot": event.name,
+            "repositories": list(event.repositories),
+            "actions": list(event.actions),
+            "expires": _iso(int(event.expires * 1e9)) if event.expires is not None else None,
+            "osUser": event.by or None,
+        }
+    if isinstance(event, RobotRevoked):
+        return {"action": "robot-revoke", "robot": event.name, "osUser": event.by or None}
     if isinstance(event, CollectionFinished):
         return {
             "action": "gc-dry-run" if event.dry_run else "gc",

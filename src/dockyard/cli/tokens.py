@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
 from dockyard.auth.robots import RobotError
 from dockyard.auth.setup import AuthState, local_state
 from dockyard.config import Config, ConfigError, load_config
 from dockyard.coord.base import Coordinator
 from dockyard.durations import parse_duration
+from dockyard.events import Event, RobotCreated, RobotRevoked
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,6 +48,13 @@ def _lifetime(text: str) -> float | None:
     return parse_duration(text)
 
 
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
+        return str(os.getuid())
+
+
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts)) if ts else "-"
 
@@ -68,16 +79,37 @@ async def _state(config: Config) -> tuple[AuthState, Coordinator | None]:
     return postgres_state(config, coordinator), coordinator
 
 
+Record = Callable[[Event], Awaitable[None]]
+
+
+def _recorder(config: Config, coordinator: Coordinator | None) -> Record:
+    """Writes a robot's creation or revocation to the audit log when it is on (the store's, or
+    the database's with ``database.dsn``), durable before the command says it is done."""
+
+    async def record(event: Event) -> None:
+        if not config.audit.enabled:
+            return
+        from dockyard.audit import create_audit_log
+        from dockyard.storage.drivers import create_driver
+
+        name, params = config.storage.driver()
+        audit = create_audit_log(config, create_driver(name, params), coordinator)
+        audit.emit(event)
+        await audit.spool.drain()
+
+    return record
+
+
 async def _run(config: Config, args: argparse.Namespace) -> int:
     state, coordinator = await _state(config)
     try:
-        return await _command(state, args)
+        return await _command(state, args, _recorder(config, coordinator))
     finally:
         if coordinator is not None:
             await coordinator.close()
 
 
-async def _command(state: AuthState, args: argparse.Namespace) -> int:
+async def _command(state: AuthState, args: argparse.Namespace, record: Record) -> int:
     command = args.token_command
     if command == "rotate-key":
         assert state.keys is not None  # checked in run()
@@ -90,6 +122,9 @@ async def _command(state: AuthState, args: argparse.Namespace) -> int:
         if command == "create":
             actions = [a.strip() for a in args.actions.split(",") if a.strip()]
             robot, secret = await robots.create(args.name, args.repository, actions, _lifetime(args.expires))
+            await record(
+                RobotCreated(robot.name, robot.repositories, robot.actions, robot.expires, _os_user())
+            )
             print(f"user:  {robot.username}")
             print(f"token: {secret}")
             print("(the token is shown only now; use it as the password of docker login)", file=sys.stderr)
@@ -104,6 +139,7 @@ async def _command(state: AuthState, args: argparse.Namespace) -> int:
                 )
         elif command == "revoke":
             await robots.revoke(args.name)
+            await record(RobotRevoked(args.name, _os_user()))
             print(f"revoked robot {args.name}")
     except (RobotError, ValueError) as exc:
         print(f"dockyard: {exc}", file=sys.stderr)

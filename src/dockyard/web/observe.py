@@ -30,6 +30,12 @@ AUDIT_ACTIONS = (
     "login-throttled",
     "gc",
     "gc-dry-run",
+    "repository-delete",
+    "retention",
+    "robot-create",
+    "robot-revoke",
+    "scan",
+    "rescan",
 )
 SINCE = {"": "Any time", "1h": "Last hour", "24h": "Last day", "7d": "Last week", "30d": "Last 30 days"}
 
