@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace) -> int:
     from dockyard.app import create_services
     from dockyard.auth.access import AllowAll
-    from dockyard.notify.leader import LEASE, LEASE_SECONDS
+    from dockyard.notify.leader import LEASE
 
     config = load_config(args.config)
     services = create_services(config, access=AllowAll())
@@ -79,7 +79,7 @@ async def _run(args: argparse.Namespace) -> int:
             )
             return USAGE
         deliverer = notifier.deliverer
-        if not await services.coordinator.acquire_lease(LEASE, deliverer.holder, LEASE_SECONDS):
+        if not await services.coordinator.acquire_lease(LEASE, deliverer.holder, config.notifications.lease):
             print("dockyard events: a running registry is sending this queue: stop it first", file=sys.stderr)
             return REFUSED
         if args.events_command == "redeliver":

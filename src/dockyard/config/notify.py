@@ -72,6 +72,17 @@ class Notifications(Section):
     # and logged), so a receiver that is down for good never fills the disk or blocks a push. The
     # sender holds the waiting events in memory (about 1-2 KiB each).
     maxpending: int = Field(default=10_000, ge=1)
+    # dockyard: one process of all workers and replicas sends, holding a lease it renews a third
+    # of this early; a sender that died unannounced (SIGKILL, a lost machine) holds the queue this
+    # long before another takes over. Shorter: faster takeover, a coordinator write more often.
+    lease: Duration = 30.0
+
+    @field_validator("lease")
+    @classmethod
+    def _lease(cls, v: float) -> float:
+        if v < 3.0:
+            raise ValueError("the sender's lease is at least 3s (renewed every third of it)")
+        return v
 
     @field_validator("endpoints")
     @classmethod

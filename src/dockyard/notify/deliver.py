@@ -1,13 +1,13 @@
 """Sending the queue to the endpoints: one process at a time, in order, until each says 2xx.
 
-Every worker runs a :class:`Deliverer`; the one holding the coordinator's ``notifications``
-lease sends, the others wait to take over if it dies (the lease expires after
-:data:`LEASE_SECONDS`). Per endpoint, the events it has not had are sent in queue order (the
-time each was queued, across every process's spool files), at most :data:`BATCH` per envelope;
-a failure (no answer within ``timeout``, or a status outside 2xx) retries the same envelope
-after ``backoff``, doubled per consecutive failure up to ``maxbackoff``, so the order per
-repository (and overall) is kept and nothing is skipped while the endpoint is down. After
-``threshold`` consecutive failures the endpoint is reported failing.
+Every worker runs a :class:`Deliverer`; the one holding the coordinator's ``notifications`` lease
+sends, the others wait to take over if it dies (the lease expires after ``notifications.lease``,
+30 s by default). Per endpoint, the events it has not had are sent in queue order (the time each
+was queued, across every process's spool files), at most :data:`BATCH` per envelope; a failure (no
+answer within ``timeout``, or a status outside 2xx) retries the same envelope after ``backoff``,
+doubled per consecutive failure up to ``maxbackoff``, so the order per repository (and overall) is
+kept and nothing is skipped while the endpoint is down. After ``threshold`` consecutive failures
+the endpoint is reported failing.
 
 Each endpoint's progress (how many events of each spool file it has had) and health (failures,
 last error, last success) live in ``_dockyard/notifications/endpoints/<name>.json``, written after
@@ -125,7 +125,9 @@ class Deliverer(LeasedSender):
         self.coordinator = coordinator
         self.metrics = metrics
         self.clock = clock
-        super().__init__(coordinator, self.endpoints, sleep=sleep, transport=transport)
+        super().__init__(
+            coordinator, self.endpoints, sleep=sleep, transport=transport, lease_seconds=settings.lease
+        )
         self._records: dict[str, list[Record]] = {}
         self._states: dict[str, EndpointState] = {}
         self._redeliver_seen = 0

@@ -24,7 +24,7 @@ from dockyard.coord.base import Coordinator
 
 log = logging.getLogger("dockyard.notify")
 LEASE = "notifications"
-LEASE_SECONDS = 30.0
+LEASE_SECONDS = 30.0  # the default of ``notifications.lease``
 POLL_SECONDS = 1.0  # how often an idle sender looks for new events
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -40,9 +40,12 @@ class LeasedSender:
         *,
         sleep: Sleep,
         transport: httpx.AsyncBaseTransport | None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.leases = leases
         self.endpoints = endpoints
+        # How long a sender that died (SIGKILL, a lost machine) keeps the others from sending.
+        self.lease_seconds = lease_seconds
         self.sleep = sleep
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.client = httpx.AsyncClient(transport=transport, follow_redirects=False)
@@ -87,8 +90,8 @@ class LeasedSender:
         now = time.monotonic()
         if now < self._leading_until:
             return True
-        if await self.leases.acquire_lease(LEASE, self.holder, LEASE_SECONDS):
-            self._leading_until = now + LEASE_SECONDS / 3
+        if await self.leases.acquire_lease(LEASE, self.holder, self.lease_seconds):
+            self._leading_until = now + self.lease_seconds / 3
             return True
         self._leading_until = 0.0
         self.lost_lead()

@@ -66,7 +66,7 @@ class OutboxDeliverer(LeasedSender):
         self.maxpending = settings.maxpending
         self.metrics = metrics
         self.clock = clock
-        super().__init__(pg, self.endpoints, sleep=sleep, transport=transport)
+        super().__init__(pg, self.endpoints, sleep=sleep, transport=transport, lease_seconds=settings.lease)
 
     # -- state ----------------------------------------------------------------------------------
 
