@@ -168,3 +168,21 @@ async def test_one_sender_at_a_time(receiver: Receiver) -> None:
     await first.stop()  # gives the lease up
     assert await second._lead()
     await second.stop()
+
+
+async def test_a_dead_senders_lease_is_taken_over_after_the_configured_time(receiver: Receiver) -> None:
+    driver, clock = CheckedDriver(MemoryDriver()), Clock()
+    coordinator = MemoryCoordinator(clock=clock)
+    hook = {"name": "hook", "url": f"http://127.0.0.1:{receiver.port}/"}
+    short = parse_config({"notifications": {"endpoints": [hook], "lease": "5s"}}).notifications
+    first = deliverer(Spool(driver), short, clock, coordinator)
+    second = deliverer(Spool(driver), short, clock, coordinator)
+    assert await first._lead()  # then it dies without giving the lease up
+    clock.now += 4.9
+    assert not await second._lead()
+    clock.now += 0.2
+    assert await second._lead()
+    for sender in (first, second):
+        await sender.client.aclose()
+    with pytest.raises(ValueError, match="at least 3s"):
+        parse_config({"notifications": {"endpoints": [hook], "lease": "1s"}})
