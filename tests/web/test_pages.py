@@ -148,6 +148,7 @@ async def test_vulnerabilities_on_the_image_and_repository_pages(make_ui: UIFact
     from tests.scan.test_vulns_report import setup
 
     digest, _ = await setup(tmp_path / "root")  # apps/web:v1 matched; apps/web:v2 only queued
+    await failed_scan(tmp_path / "root")  # apps/web:v3: Syft failed
     async with make_ui({"scan": {"enabled": True}}) as c:
         r = await c.get("/ui/image", params={"name": "apps/web", "ref": "v1"})
         assert r.status_code == 200
@@ -181,8 +182,13 @@ async def test_vulnerabilities_on_the_image_and_repository_pages(make_ui: UIFact
                 r'data-tag="(\w+)">.*?<td>(?:<a class="sev sev-(\w+)"|<span class="muted)', r.text, re.S
             )
         )
-        assert worst == {"v1": "critical", "v2": ""}
-        assert ">critical 1</a>" in r.text and "not scanned" in r.text
+        assert worst == {"v1": "critical", "v2": "", "v3": ""}
+        assert ">critical 1</a>" in r.text and "not scanned" in r.text and "scan failed" in r.text
+        r = await c.get("/ui/image", params={"name": "apps/web", "ref": "v3"})
+        assert (
+            "Not matched against advisories (scan failed)." in r.text
+            and "syft exited with status 1" in r.text
+        )
         r = await c.get("/ui/image", params={"name": "apps/web", "ref": digest})
         assert "Vulnerabilities" in r.text
     async with make_ui() as c:  # scanning off: no vulnerability section, no column
@@ -190,3 +196,25 @@ async def test_vulnerabilities_on_the_image_and_repository_pages(make_ui: UIFact
         assert r.status_code == 200 and "Vulnerabilities" not in r.text
         r = await c.get("/ui/repository", params={"name": "apps/web"})
         assert "Vulnerabilities" not in r.text
+
+
+async def failed_scan(root: Path) -> None:
+    """``apps/web:v3`` pushed, and its scan recorded as failed (what a Syft failure leaves)."""
+    from dockyard.app import create_services
+    from dockyard.config import parse_config
+    from dockyard.scan import create_queue
+    from dockyard.scan.queue import QueuedScan
+    from dockyard.testing.images import build_image
+    from tests.scan.test_sbom import push
+
+    tree = {"storage": {"filesystem": {"rootdirectory": str(root), "fsync": False}}}
+    services = create_services(parse_config(tree))
+    image = build_image("apps/web", "v3", [b"not a tar"], {"architecture": "amd64", "os": "linux"})
+    digest = str(await push(services.registry, image, "v3"))
+    queue = create_queue(services.config, services.driver, services.coordinator)
+    failed = {
+        "state": "failed",
+        "images": [{"digest": digest, "state": "failed", "error": "syft exited with status 1"}],
+    }
+    await queue.finish(QueuedScan("apps/web", digest, "push", 1.0), failed, 2.0)
+    await services.coordinator.close()

@@ -84,7 +84,14 @@ async def tag_severities(page: Page, name: str, digests: list[str]) -> dict[str,
             image.get("findings") is not None for image in result.get("images") or []
         )
         if result is None or not matched:
-            out[digest] = {"state": "not scanned" if result is None else "not matched"}
+            state = (
+                "not scanned"
+                if result is None
+                else "scan failed"
+                if result.get("state") == "failed"
+                else "not matched"
+            )
+            out[digest] = {"state": state}
             continue
         counts = total_counts(result)
         level = worst(counts)
