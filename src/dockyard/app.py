@@ -106,6 +106,12 @@ def create_services(
 
         scan_queue = create_queue(config, driver, coordinator)
         subscribers.append(ScanSubscriber(scan_queue))
+    policy_cache = None
+    if config.scan.policies:  # what pull policies read, forgotten when this worker changes it
+        from dockyard.scan.policy import PolicyCache
+
+        policy_cache = PolicyCache(config.scan.policycache, clock)
+        subscribers.append(policy_cache)
     events = Fanout(subscribers)
     shared = shared_state(config, driver, coordinator)
     quotas = Quotas(driver, rules, shared.quotas, events) if rules else None
@@ -132,6 +138,13 @@ def create_services(
         from dockyard.scan import create_service
 
         scans = create_service(config, registry, scan_queue, vulndb)
+    policies = None
+    if policy_cache is not None:
+        from dockyard.scan import create_queue
+        from dockyard.scan.policy import PullPolicies
+
+        results = scan_queue or create_queue(config, driver, coordinator)  # read-only: results only
+        policies = PullPolicies(config.scan.policies, registry, results, policy_cache)
     proxy = None
     if config.proxy.enabled:
         from dockyard.proxy import build_proxy
@@ -160,6 +173,7 @@ def create_services(
         audit=audit,
         vulndb=vulndb,
         scans=scans,
+        policies=policies,
     )
 
 

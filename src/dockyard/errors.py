@@ -168,6 +168,7 @@ class LockBusy(StorageError):
 # ├── GCRunning                                a collection is already running on this registry
 # ├── Throttled(retry_after)                   too many failed logins from a client or for a name
 # ├── Mirrored(name, upstream, action)         a write to a repository a pull-through cache mirrors
+# ├── PullRefused(message, detail)             a pull a policy refuses (scan.policy)
 # └── UpstreamUnavailable(upstream, answer)    an upstream that failed, for content not cached
 #
 # str(error) is the sentence a person reads (the API's "message", the CLI's and the UI's text).
@@ -306,6 +307,15 @@ class Mirrored(DomainError):
         )
         self.name = name
         self.upstream = upstream
+
+
+class PullRefused(DomainError):
+    """A manifest pull a pull policy refuses (``scan.policy``): ``detail`` names the policy and
+    the worst finding or the missing signature."""
+
+    def __init__(self, message: str, detail: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class UpstreamUnavailable(DomainError):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # optional features: a worker imports them only when they are
     from dockyard.notify.service import Notifier
     from dockyard.proxy import ProxyRegistry
     from dockyard.scan import ScanService
+    from dockyard.scan.policy import PullPolicies
     from dockyard.vulndb.store import VulnStore
 
 
@@ -62,3 +63,5 @@ class Services:
     vulndb: VulnStore | None = None
     # SBOMs of pushed images (scan.enabled), None when off.
     scans: ScanService | None = None
+    # Pull policies (scan.policies), None without any: the manifest handler asks them for a check.
+    policies: PullPolicies | None = None

@@ -16,7 +16,7 @@ from dockyard.errors import BlobUnknown, ManifestUnknown
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Descriptor
 from dockyard.oci.mediatypes import OCI_MANIFEST
-from dockyard.storage.model import BlobSource, Chunks, PutResult, RegistryModel, StreamSource, Visible
+from dockyard.storage.model import Admit, BlobSource, Chunks, PutResult, RegistryModel, StreamSource, Visible
 from tests.api.helpers import digest_of, push_image
 
 pytestmark = pytest.mark.anyio
@@ -57,13 +57,15 @@ class Upstream:
         return StreamSource(len(data), chunks)
 
     async def pull_manifest(
-        self, name: str, reference: str | Digest, *, head: bool
+        self, name: str, reference: str | Digest, *, head: bool, admit: Admit | None = None
     ) -> tuple[Digest, str, bytes]:
         if not name.startswith("mirror/"):
-            return await self.inner.pull_manifest(name, reference, head=head)
+            return await self.inner.pull_manifest(name, reference, head=head, admit=admit)
         body = self.manifests.get(str(reference)) if isinstance(reference, str) else None
         if body is None:
             raise ManifestUnknown(name, str(reference))
+        if admit is not None:
+            await admit(Digest.of(body), OCI_MANIFEST, body)
         self.pulled.append(f"{name}:{reference}")
         return Digest.of(body), OCI_MANIFEST, body
 

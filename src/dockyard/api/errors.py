@@ -23,6 +23,7 @@ from dockyard.errors import (
     ManifestUnknown,
     Mirrored,
     NameUnknown,
+    PullRefused,
     QuotaExceeded,
     RangeMismatch,
     ReferencesMissing,
@@ -73,6 +74,8 @@ def to_api_error(exc: DomainError, headers: dict[str, str] | None = None) -> Reg
             return RegistryError(ErrorCode.TOOMANYREQUESTS, message, headers=extra)
         case Mirrored():
             return RegistryError(ErrorCode.DENIED, message, {"upstream": exc.upstream}, headers=extra)
+        case PullRefused():
+            return RegistryError(ErrorCode.DENIED, message, exc.detail, headers=extra)
         case UpstreamUnavailable():
             code = ErrorCode.TOOMANYREQUESTS if exc.throttled else ErrorCode.UPSTREAM_UNAVAILABLE
             return RegistryError(code, message, {"upstream": exc.upstream}, headers=extra)

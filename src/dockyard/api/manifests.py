@@ -29,7 +29,13 @@ async def get_manifest(ctx: Context) -> Response:
     reference = reference_param(ctx.params["reference"], for_write=False)
     # The registry tells its subscribers (pull times: browse.pullevents); HEAD is not a pull.
     head = ctx.request.method == "HEAD"
-    digest, media_type, body = await ctx.model.pull_manifest(ctx.name, reference, head=head)
+    admit = None
+    if ctx.services.policies is not None:  # scan.policies: the check the manifest must pass
+        user_agent = ctx.request.headers.get("user-agent", "")
+        admit = ctx.services.policies.admission(
+            ctx.name, ctx.identity, ctx.services.access, head=head, user_agent=user_agent
+        )
+    digest, media_type, body = await ctx.model.pull_manifest(ctx.name, reference, head=head, admit=admit)
     etag = f'"{digest}"'
     headers = {
         "Docker-Content-Digest": str(digest),

@@ -41,7 +41,7 @@ from dockyard.proxy.cache import CacheManager
 from dockyard.proxy.inflight import Fills
 from dockyard.proxy.routing import Router, Target
 from dockyard.proxy.upstream import ManifestAnswer, NotUpstream, UpstreamFailed
-from dockyard.storage.model import BlobSource, Chunks, PutResult, Visible
+from dockyard.storage.model import Admit, BlobSource, Chunks, PutResult, Visible
 from dockyard.storage.registry import Registry
 
 if TYPE_CHECKING:
@@ -113,16 +113,16 @@ class ProxyRegistry:
     # -- manifests -----------------------------------------------------------------------------
 
     async def pull_manifest(
-        self, name: str, reference: str | Digest, *, head: bool
+        self, name: str, reference: str | Digest, *, head: bool, admit: Admit | None = None
     ) -> tuple[Digest, str, bytes]:
         target = await self.target(name)
         if target is None:
-            return await self.inner.pull_manifest(name, reference, head=head)
+            return await self.inner.pull_manifest(name, reference, head=head, admit=admit)
         if isinstance(reference, Digest):
             await self._by_digest(name, target, reference)
         else:
             await self._by_tag(name, target, reference)
-        return await self.inner.pull_manifest(target.stored, reference, head=head)
+        return await self.inner.pull_manifest(target.stored, reference, head=head, admit=admit)
 
     async def _by_digest(self, name: str, target: Target, digest: Digest) -> None:
         if await self.inner.manifests.exists(target.stored, digest):

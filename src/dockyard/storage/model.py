@@ -12,7 +12,7 @@ Errors are the domain errors of ``dockyard.errors`` (``BlobUnknown``, ``Manifest
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # they use the registry, which implements this module's proto
 # Who may see a repository: None is everyone; else a predicate on names (``AccessController.visible``).
 Visible = Callable[[str], bool] | None
 Chunks = AsyncIterator[bytes]
+# A check a manifest must pass before it is served as a pull (``scan.policy``): given its
+# digest, media type and bytes, it returns, or raises the refusal (``RegistryError``).
+Admit = Callable[[Digest, str, bytes], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +131,10 @@ class RegistryModel(Protocol):
     # -- manifests and tags --------------------------------------------------------------------
 
     async def pull_manifest(
-        self, name: str, reference: str | Digest, *, head: bool
+        self, name: str, reference: str | Digest, *, head: bool, admit: Admit | None = None
     ) -> tuple[Digest, str, bytes]:
-        """(digest, media type, exact bytes) of a manifest a client fetches (``head`` for HEAD)."""
+        """(digest, media type, exact bytes) of a manifest a client fetches (``head`` for HEAD);
+        ``admit`` (a pull policy's check) runs on it before the pull is told to anyone."""
         ...
 
     async def put_manifest(

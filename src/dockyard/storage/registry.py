@@ -41,7 +41,7 @@ from dockyard.storage.index import IndexedListing, IndexRows
 from dockyard.storage.listing import Listing, StoreListing
 from dockyard.storage.liveness import blob_key, revision_key
 from dockyard.storage.manifests import ManifestStore
-from dockyard.storage.model import BlobSource, Chunks, PutResult, Visible
+from dockyard.storage.model import Admit, BlobSource, Chunks, PutResult, Visible
 from dockyard.storage.quota import Quotas
 from dockyard.storage.sparse import Presence
 from dockyard.storage.tags import TagStore
@@ -113,11 +113,14 @@ class Registry:
         return digest, media_type, body
 
     async def pull_manifest(
-        self, name: str, reference: str | Digest, *, head: bool
+        self, name: str, reference: str | Digest, *, head: bool, admit: Admit | None = None
     ) -> tuple[Digest, str, bytes]:
         """``get_manifest`` for a client's ``GET`` or ``HEAD``, told to the subscribers: a ``GET``
-        is a pull, a ``HEAD`` by tag only resolves the tag (see ``events.TagResolved``)."""
+        is a pull, a ``HEAD`` by tag only resolves the tag (see ``events.TagResolved``). A pull
+        ``admit`` refuses is not told."""
         digest, media_type, body = await self.get_manifest(name, reference)
+        if admit is not None:
+            await admit(digest, media_type, body)
         tag = reference if isinstance(reference, str) else None
         if not head:
             self.events.emit(ManifestPulled(name, str(digest), tag, media_type, len(body)))

@@ -26,6 +26,11 @@ CASES: list[tuple[DomainError, ErrorCode, int]] = [
     (errors.GCRunning(), ErrorCode.GC_RUNNING, 409),
     (errors.Throttled(30), ErrorCode.TOOMANYREQUESTS, 429),
     (errors.Mirrored("docker.io/a", "https://registry-1.docker.io", "a push"), ErrorCode.DENIED, 403),
+    (
+        errors.PullRefused('pull refused by policy "p": it is not signed', {"policy": "p"}),
+        ErrorCode.DENIED,
+        403,
+    ),
     (errors.UpstreamUnavailable("https://up", "HTTP 503"), ErrorCode.UPSTREAM_UNAVAILABLE, 502),
 ]
 
