@@ -28,7 +28,8 @@ scanner reads the store directly, not through the API.
 
 What a check reads (a scan result, an image's signatures) is kept per worker for
 ``scan.policycache`` seconds of the injected monotonic clock, and dropped at once when this
-worker stores or deletes a manifest or tag of the repository (a new signature, a referrer). The
+worker stores or deletes a manifest or tag of the repository (a new signature, a referrer) or
+finishes a scan of it (``ScanFinished``: a push's scan, a rescan after an advisory update). The
 allowlist's expiry is judged on every pull by the injected wall clock.
 """
 
@@ -44,7 +45,7 @@ from typing import Any
 from dockyard.auth.access import Access, AccessController, Identity
 from dockyard.config.scan import PullPolicy
 from dockyard.errors import PullRefused
-from dockyard.events import Event, ManifestDeleted, ManifestPushed, TagDeleted
+from dockyard.events import Event, ManifestDeleted, ManifestPushed, ScanFinished, TagDeleted
 from dockyard.globs import glob_match
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest
@@ -134,7 +135,8 @@ def image_kind(media_type: str, body: bytes) -> str | None:
 
 class PolicyCache:
     """What checks read, per repository and key, for ``ttl`` seconds of ``clock``; an event sink
-    that forgets a repository's entries when this worker changes its manifests or tags."""
+    that forgets a repository's entries when this worker changes its manifests or tags, or
+    finishes a scan of it."""
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
@@ -158,7 +160,7 @@ class PolicyCache:
         self.size += 1
 
     def emit(self, event: Event) -> None:
-        if isinstance(event, ManifestPushed | ManifestDeleted | TagDeleted):
+        if isinstance(event, ManifestPushed | ManifestDeleted | TagDeleted | ScanFinished):
             dropped = self.entries.pop(event.repository, None)
             self.size -= len(dropped or ())
 
