@@ -106,7 +106,7 @@ def read_result(result: dict[str, Any] | None) -> Scanned:
         return Scanned(f"its scan {result.get('state', 'did not finish')}")
     found: list[Found] = []
     for image in images:
-        if not isinstance(image, dict):
+        if not isinstance(image, dict) or image.get("state") == "skipped":
             continue
         if image.get("state") == "failed":
             return Scanned(f"its scan failed: {image.get('error', 'unknown error')}")
