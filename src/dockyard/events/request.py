@@ -35,12 +35,15 @@ class _Ids:
         os.register_at_fork(after_in_child=self.reseed)
 
     def reseed(self) -> None:
-        self.prefix = os.urandom(8).hex()
+        p = os.urandom(8).hex()
+        # The random half, already in a UUID's shape up to its variant nibble: an id is then
+        # one format of the counter (this runs once per request).
+        self.head = f"{p[:8]}-{p[8:12]}-4{p[13:16]}-a"
         self.counter = itertools.count()
 
     def next(self) -> str:
-        h = f"{self.prefix}{next(self.counter):016x}"
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
+        c = f"{next(self.counter):016x}"
+        return f"{self.head}{c[1:4]}-{c[4:]}"
 
 
 _IDS = _Ids()
