@@ -1,5 +1,7 @@
-"""A pull policy against the real docker client: ``docker pull`` of an image with a critical
-finding fails showing the policy's message; once the advisory is allowlisted it pulls and runs."""
+"""Pull policies against the real docker client: ``docker pull`` of an image with a critical
+finding fails showing the policy's message, and once the advisory is allowlisted it pulls and
+runs; an unsigned image is refused until a cosign signature (behind its ``.sig`` tag, or as a
+referrer) made with the policy's key is stored."""
 
 from __future__ import annotations
 
@@ -99,3 +101,57 @@ def test_docker_pull_is_refused_until_the_advisory_is_allowlisted(docker: Docker
         )
         assert ran.stdout == "policy: refused, then allowed"
     assert "Traceback" not in (tmp_path / "first" / "dockyard.log").read_text()
+
+
+def _put(client: httpx.Client, repo: str, reference: str, sig: signing.SignatureManifest) -> None:
+    for data in sig.blobs:
+        r = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": signing.sha256(data)}, content=data)
+        assert r.status_code == 201, r.text
+    r = client.put(
+        f"/v2/{repo}/manifests/{reference}",
+        content=sig.manifest,
+        headers={"Content-Type": signing.OCI_MANIFEST},
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_docker_pull_of_an_unsigned_image_is_refused_until_it_is_signed(
+    docker: Docker, tmp_path: Path
+) -> None:
+    """Two workers: with ``policycache: 0`` each pull reads the signatures again, whichever worker
+    stored them (with the default, another worker sees a new signature within 10 s)."""
+    key = signing.new_key()
+    policy = {
+        "name": "signed",
+        "repositories": ["signed/**"],
+        "signed": True,
+        "keys": [signing.public_pem(key)],
+    }
+    tagged = make_image("policy: signed behind its .sig tag")
+    referred = make_image("policy: signed by a referrer")
+    config = {"scan": {"policycache": "0s", "policies": [policy]}}
+    with (
+        LiveRegistry(tmp_path / "registry", config=config) as live,
+        httpx.Client(base_url=live.url) as client,
+    ):
+        for image in (tagged, referred):
+            push_to_registry(live.url, "signed/app", image, image.digest.split(":")[1][:12])
+            refused = docker("pull", f"{live.host}/signed/app@{image.digest}", check=False)
+            assert refused.returncode != 0
+            assert (
+                f'pull of signed/app@{image.digest} refused by policy "signed": it has no cosign signature'
+            ) in refused.stderr, refused.stderr
+
+        payload = signing.payload(f"{live.host}/signed/app", tagged.digest)
+        _put(
+            client, "signed/app", signing.cosign_tag(tagged.digest), signing.signature_manifest(key, payload)
+        )
+        payload = signing.payload(f"{live.host}/signed/app", referred.digest)
+        subject = (referred.digest, len(referred.manifest.data))
+        sig = signing.signature_manifest(key, payload, subject)
+        _put(client, "signed/app", sig.digest, sig)
+
+        for image in (tagged, referred):
+            out = docker("pull", f"{live.host}/signed/app@{image.digest}").stdout
+            assert f"Digest: {image.digest}" in out, out
+    assert "Traceback" not in live.log()
