@@ -21,6 +21,7 @@ from bench.figures import Context, Step
 from bench.fronts import TLSFiles, find_nginx, make_certificate
 from bench.model import Figure, Results, Sample, fmt, markdown_table
 from bench.procstat import RssSampler, client_cpu_seconds, group_pids, group_rss_bytes
+from bench.receiver import Receiver
 from bench.servers import (
     DISTRIBUTION,
     DOCKYARD,
@@ -29,6 +30,7 @@ from bench.servers import (
     distribution_version,
     find_distribution,
     find_dockyard,
+    free_port,
 )
 from bench.wrkrun import write_script
 
@@ -78,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-fsync", action="store_true", help="run dockyard with storage.filesystem.fsync: false"
+    )
+    p.add_argument(
+        "--observe",
+        action="store_true",
+        help="both registries with Prometheus metrics on and one webhook endpoint getting every event",
     )
     p.add_argument(
         "--configs",
@@ -193,6 +200,7 @@ class Bench:
     running: dict[str, Server]
     binaries: dict[str, str]
     tls: TLSFiles | None
+    receiver: Receiver | None
     nginx: str | None
     layouts: dict[str, Path]
     info: dict[str, Any]
@@ -229,6 +237,7 @@ class Bench:
             fsync=not self.args.no_fsync,
             tls=self.tls if config.name == "tls" else None,
             nginx=self.nginx if config.name == "accel" and name == DOCKYARD else None,
+            webhook=self.receiver.url if self.receiver is not None else None,
         )
 
     def run(self, config: Configuration, only: set[str], rnd: int, round_dir: Path) -> None:
@@ -349,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         running=running,
         binaries={DOCKYARD: dockyard_bin, DISTRIBUTION: dist_bin},
         tls=make_certificate(tmp / "tls") if any(c.name == "tls" for c in configs) else None,
+        receiver=Receiver(free_port()).start() if args.observe else None,
         nginx=nginx,
         layouts={},
         info={},
@@ -379,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         sampler.stop()
         for server in list(running.values()):
             server.stop()
+        if bench.receiver is not None:
+            bench.info["webhook_events_received"] = bench.receiver.count()
+            bench.receiver.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     wall = time.perf_counter() - started
     bench.info["round_errors"] = bench.round_errors
@@ -437,6 +450,11 @@ def report(
     print(phase_table(runner))
     for err in info.get("round_errors", []):
         print(f"\nROUND FAILED: {err}")
+    if args.observe:
+        print(
+            "\nobserved (--observe): metrics on and one webhook endpoint, both registries; "
+            f"events received: {info.get('webhook_events_received', 0):,}"
+        )
     failures = [(k, f) for k in results.figures for f in results.summary(k).failures]
     if failures:
         print("\n## failed measurements (⚠; not included in medians)\n")
@@ -457,6 +475,7 @@ def report(
             "dockyard_workers": args.workers,
             "configurations": args.configs or list(CONFIGS),
             "dockyard_fsync": not args.no_fsync,
+            "observe": args.observe,
             "storage": args.tmpdir or default_tmpdir(),
             "figures": results.to_json(),
             "phases": runner.phase_cpu,

@@ -76,6 +76,7 @@ class Server:
         fsync: bool,
         tls: TLSFiles | None = None,
         nginx: str | None = None,
+        webhook: str | None = None,
     ) -> None:
         self.name = name
         self.workdir = workdir
@@ -85,6 +86,10 @@ class Server:
         self.fsync = fsync
         self.tls = tls
         self.nginx = nginx
+        # --observe: Prometheus metrics on a debug listener and one webhook endpoint (this URL)
+        # that gets every event, pulls included; the same for both registries.
+        self.webhook = webhook
+        self.debug_port = free_port() if webhook else 0
         self.port = free_port()
         self.backend_port = free_port() if nginx else self.port
         self.proc: subprocess.Popen[bytes] | None = None
@@ -126,7 +131,13 @@ class Server:
             http["tls"] = {"certificate": str(self.tls.certificate), "key": str(self.tls.key)}
         if self.nginx:
             http["accel"] = {"kind": "nginx", "location": ACCEL_LOCATION}
-        return {
+        observe: dict[str, Any] = {}
+        if self.webhook:
+            http["debug"] = {"addr": f"127.0.0.1:{self.debug_port}", "prometheus": {"enabled": True}}
+            endpoint = {"name": "bench", "url": self.webhook, "timeout": "5s", "threshold": 5}
+            endpoint["backoff"] = "1s"
+            observe["notifications"] = {"endpoints": [endpoint]}
+        return observe | {
             "version": "0.1",
             # Identical settings for both: no access log, no per-request info logging.
             "log": {"level": "warn", "accesslog": {"disabled": True}},
