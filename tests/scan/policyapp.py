@@ -115,12 +115,18 @@ async def policy_apps(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """A maker of apps with the policies given (the ``make`` fixture of ``tests/scan``)."""
     made: list[Registry] = []
 
-    async def factory(*policies: dict[str, Any], auth: bool = False, scan: bool = True) -> Registry:
+    async def factory(
+        *policies: dict[str, Any], auth: bool = False, scan: bool = True, dsn: str | None = None
+    ) -> Registry:
+        """``dsn``: the queue, the results and the advisories in that PostgreSQL database."""
         tree: dict[str, Any] = {
             "storage": {"filesystem": {"rootdirectory": str(tmp_path / "data"), "fsync": False}},
             "vulndb": {"path": str(tmp_path / "vulndb.sqlite")},
             "scan": {"enabled": scan, "policies": list(policies)},
         }
+        if dsn is not None:
+            tree["database"] = {"dsn": dsn}
+            del tree["vulndb"]
         if auth:
             users = HtpasswdFile(tmp_path / "htpasswd")
             for user, password in PASSWORDS.items():

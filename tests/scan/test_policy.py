@@ -54,6 +54,18 @@ async def test_a_finding_at_or_above_the_severity_refuses_the_pull(make: Callabl
     assert reg.services.pulls.last(f"prod/app@{digest}") is None
 
 
+async def test_with_postgresql_the_results_are_read_from_the_database(
+    make: Callable[..., Any], dsn: str
+) -> None:
+    """Replicas share one queue and its results (``scan_results``): the policy reads them there."""
+    reg = await make({"name": "no-highs", "repositories": ["**"], "severity": "high"}, dsn=dsn)
+    assert type(reg.services.policies.results).__name__ == "PgScanQueue"  # type: ignore[union-attr]
+    digest, _ = await reg.push("app", "v1", "vulnerable", *VULNERABLE)
+    assert denied(await reg.pull("app", digest))["detail"]["advisory"] == "GHSA-pol-lpad"
+    await reg.push("app", "v2", "clean", "pkg:npm/left-pad@1.3.1")
+    assert (await reg.pull("app", "v2")).status_code == 200
+
+
 async def test_the_allowlist_lets_an_advisory_through_until_it_expires(make: Callable[..., Any]) -> None:
     reg = await make(
         {
