@@ -147,6 +147,13 @@ class DatabaseUnavailable(Unavailable):
     """The coordinator's database could not be reached, or lost the connection."""
 
 
+class LockLost(DatabaseUnavailable):
+    """A lock's database connection broke while the lock was held, so the database released it
+    and an exclusive holder elsewhere (a collection's batch) may have run beside the section. The
+    section's work is not vouched for: the request answers 503 and the client retries, instead of
+    hearing of a success that may name content the collection removed."""
+
+
 class LockBusy(StorageError):
     """A lock asked for without waiting is held by someone else."""
 

@@ -9,7 +9,7 @@ import pytest
 
 from dockyard.coord.postgres import PostgresCoordinator
 from dockyard.coord.schema import current_version, migrate, migrations
-from dockyard.errors import LockBusy
+from dockyard.errors import LockBusy, LockLost
 from dockyard.testing.coord_suite import CoordinatorSuite, ManualClock
 
 
@@ -32,30 +32,67 @@ def anyio_backend() -> str:
 
 
 async def test_locks_die_with_the_holders_connection(dsn: str) -> None:
-    """A replica that crashed (its connection gone) leaves no stale lock behind."""
+    """A replica that crashed (its connection gone) leaves no stale lock behind; and a holder
+    whose connection broke while it held the lock is told so when its section ends (LockLost),
+    instead of finishing as if nobody could have run beside it."""
     a, b = PostgresCoordinator(dsn), PostgresCoordinator(dsn)
     try:
-        async with a.lock("gc"):
-            with pytest.raises(LockBusy):
-                async with b.lock("gc", wait=False):
-                    pass
-            assert a._lock_conn is not None
-            backend = a._lock_conn.info.backend_pid
-            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
-                await admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
-                for _ in range(1000):  # the backend exits shortly after the signal
-                    cursor = await admin.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (backend,)
-                    )
-                    row = await cursor.fetchone()
-                    if row is not None and row[0] == 0:
-                        break
-                    await asyncio.sleep(0.005)
-            async with b.lock("gc", wait=False):
-                pass
+        with pytest.raises(LockLost, match="'gc' was lost while it was held"):
+            async with a.lock("gc"):
+                await _kill_holder_and_take(a, b, dsn, "gc", shared=False)
+        async with a.lock("gc", wait=False):  # a new connection: the lock is held again
+            pass
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_shared_holder_whose_connection_broke_is_told(dsn: str) -> None:
+    """Pushes hold the collection lock shared; one whose lock connection broke mid-section (so a
+    collection elsewhere could take the lock exclusively) fails with LockLost, as does every other
+    holder of this process sharing that connection; an untouched section confirms quietly."""
+    a, b = PostgresCoordinator(dsn), PostgresCoordinator(dsn)
+    try:
+        async with a.lock("gc", shared=True):
+            pass
+
+        async def section(kill: bool) -> None:
+            async with a.lock("gc", shared=True):
+                if kill:
+                    await _kill_holder_and_take(a, b, dsn, "gc", shared=True)
+                else:
+                    await asyncio.sleep(0.2)
+
+        results = await asyncio.gather(section(True), section(False), return_exceptions=True)
+        assert [type(r) for r in results] == [LockLost, LockLost]
+        async with a.lock("gc", shared=True):
+            pass
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def _kill_holder_and_take(
+    a: PostgresCoordinator, b: PostgresCoordinator, dsn: str, name: str, *, shared: bool
+) -> None:
+    """End the backend of ``a``'s lock connection, as a database restart or a network cut would,
+    then show ``b`` (another replica) taking exclusively the lock ``a`` believes it holds."""
+    with pytest.raises(LockBusy):
+        async with b.lock(name, wait=False):
+            pass
+    conn = a._shared[name][0] if shared else a._lock_conn
+    assert conn is not None
+    backend = conn.info.backend_pid
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        for _ in range(1000):  # the backend exits shortly after the signal
+            cursor = await admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (backend,))
+            row = await cursor.fetchone()
+            if row is not None and row[0] == 0:
+                break
+            await asyncio.sleep(0.005)
+    async with b.lock(name, wait=False):
+        pass
 
 
 async def test_the_database_clock_by_default(dsn: str) -> None:

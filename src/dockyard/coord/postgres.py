@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from dockyard.coord.base import TOPIC_NAME, Clock, Part, UploadSession, check_name
 from dockyard.coord.rwlock import RWLocks
 from dockyard.coord.schema import migrate
-from dockyard.errors import DatabaseUnavailable, LockBusy
+from dockyard.errors import DatabaseUnavailable, LockBusy, LockLost
 
 Conn = psycopg.AsyncConnection[Any]
 _NOW = "coalesce(%(now)s::float8, extract(epoch from now()))"
@@ -284,7 +284,9 @@ class PostgresCoordinator:
                 with self._reaching():
                     await self._acquire_shared(name, wait)
                 try:
+                    held = self._shared[name][0]
                     yield
+                    await self._confirm(name, held)
                 finally:
                     await asyncio.shield(self._release_shared(name))
                 return
@@ -292,8 +294,34 @@ class PostgresCoordinator:
                 conn = await self._pg_acquire(name, False, wait)
             try:
                 yield
+                await self._confirm(name, conn)
             finally:
                 await asyncio.shield(self._pg_release(name, False, conn))
+
+    async def _confirm(self, name: str, conn: Conn) -> None:
+        """Fencing, as far as a store that knows nothing of locks allows: the connection that holds
+        ``name``'s advisory lock is still the live session that took it, checked after the
+        section's work. A session keeps its advisory locks until it ends, so a connection that still
+        answers has held the lock throughout; one that broke (the database restarted, a network cut,
+        an administrator's ``pg_terminate_backend``) lost it at some moment, and the section may
+        have overlapped an exclusive holder on another replica: :class:`LockLost`. One round trip
+        per section, on the lock's own connection."""
+        answered = False
+        try:
+            if not (conn.closed or conn.broken):
+                if conn is self._lock_conn:
+                    async with self._lock_conn_guard:
+                        await conn.execute(b"SELECT 1")
+                else:
+                    await conn.execute(b"SELECT 1")
+                answered = True
+        except psycopg.Error:
+            pass
+        if not answered:
+            raise LockLost(
+                f"the connection to {describe(self.dsn)} that held lock {name!r} was lost while it was"
+                " held; the work done under it was not confirmed, retry"
+            )
 
     def lock(
         self, name: str, *, shared: bool = False, wait: bool = True
