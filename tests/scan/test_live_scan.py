@@ -1,5 +1,6 @@
 """Scan on push against a real ``dockyard serve``: the SBOMs appear as referrers, oras-py fetches
-them, and ``dockyard scan`` / ``POST /admin/v1/scans`` answer on demand."""
+them, and ``dockyard scan`` / ``POST /admin/v1/scans`` answer on demand; an advisory import by
+``dockyard vulndb update`` makes the running registry match the stored SBOMs again."""
 
 from __future__ import annotations
 
@@ -90,3 +91,48 @@ def test_pushed_image_gets_sboms_that_oras_fetches(registry: LiveRegistry, tmp_p
         assert r.status_code == 404 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
         r = client.post("/admin/v1/scans", json={"repository": "apps/live"})
         assert r.status_code == 400 and r.json()["errors"][0]["code"] == "BAD_REQUEST"
+
+
+def test_a_running_registry_rematches_after_dockyard_vulndb_update(tmp_path: Path) -> None:
+    """Against ``dockyard serve`` with two workers: an import by ``dockyard vulndb update`` in
+    another process is noticed by the registry's ``scan-rescan`` job, the image's findings gain
+    the new advisory, and Syft (behind a counting wrapper) ran once, for the push."""
+    from dockyard.testing.images import build_image
+    from tests.scan.images import npm_layer
+    from tests.scan.test_rescan import LPAD, MISS, ODD, counting_syft
+    from tests.vulndb.osvdata import write_zip
+
+    syft, runs = counting_syft(tmp_path)
+    config = {"scan": {"enabled": True, "interval": "200ms", "syft": str(syft)}}
+    with LiveRegistry(tmp_path / "registry", config=config, workers=2) as live:
+
+        def update(archive: Path) -> None:
+            cmd = [DOCKYARD, "vulndb", "update", "--config", str(live.config_path), "--from", str(archive)]
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+
+        def findings_when(client: httpx.Client, ready: Any) -> dict[str, Any]:
+            # Bounded by pytest's timeout: the registry's jobs run every 200 ms.
+            while True:
+                r = client.get(f"/admin/v1/repositories/apps/rescan/vulnerabilities/{digest}")
+                assert r.status_code == 200
+                if ready(r.json()):
+                    return dict(r.json())
+                time.sleep(0.2)
+
+        update(write_zip(tmp_path / "v1.zip", [LPAD, MISS]))
+        image = build_image("apps/rescan", "v1", [npm_layer()[0]], {"architecture": "amd64", "os": "linux"})
+        with httpx.Client(base_url=live.url, timeout=60) as client:
+            for _, data in image.blobs:
+                push_blob(client, "apps/rescan", data)
+            digest = push_manifest(client, "apps/rescan", "v1", image.manifest, OCI)
+            first = findings_when(client, lambda rep: rep["matched"])
+            assert [f["advisory"] for f in first["findings"]] == ["GHSA-test-lpad"]
+            assert first["vulndbRevision"] == 1
+
+            update(write_zip(tmp_path / "v2.zip", [LPAD, MISS, ODD]))
+            second = findings_when(client, lambda rep: rep["vulndbRevision"] == 2)
+            assert sorted(f["advisory"] for f in second["findings"]) == ["GHSA-test-lpad", "GHSA-test-odd"]
+            assert second["counts"]["unknown"] == 2
+        assert runs.read_text().count("run") == 1
+    assert "Traceback" not in live.log()
