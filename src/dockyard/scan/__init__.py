@@ -5,7 +5,9 @@
 decides per image (each platform of an index) whether a client's SBOM is there already or one
 must be made; ``layout`` writes the image from the store as an OCI layout; ``syft`` runs Syft on
 it; ``sbom`` stores the SPDX and CycloneDX documents as referrers of the image; ``vulns`` matches
-the CycloneDX document against the advisory database (``vulndb``) when there is one.
+the CycloneDX document against the advisory database (``vulndb``) when there is one; the
+service's ``rescan`` queues a re-match of the stored SBOMs when the database's revision moves;
+``report`` turns a result into what the admin API, ``dockyard vulns`` and the UI show.
 
 The CycloneDX document is the seam to advisory matching: each component carries its purl, and
 Syft's ``syft:location:N:layerID`` properties name the layer (by its diff id, the digest of the
