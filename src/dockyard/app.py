@@ -123,6 +123,7 @@ def create_services(
         presence=Presence.from_config(config.validation),
         index=create_index(coordinator),
         ordering=repository_order(coordinator, notifier),
+        track_moves=audit is not None,
     )
 
     # The pull-through cache, when configured, stands in front of the registry for the API.

@@ -254,3 +254,29 @@ def test_distributions_four_kinds_keep_their_exact_bytes() -> None:
         expected = {"id": out["id"], "timestamp": out["timestamp"], "action": action, "target": target}
         expected |= {"request": asked, "actor": {"name": "alice"}, "source": source}
         assert json.dumps(out) == json.dumps(expected)
+
+
+async def test_a_push_that_moves_a_tag_is_audited_as_a_tag_move(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    services = make_services(tmp_path, {"audit": {"enabled": True}})
+    config = b'{"n":2}'
+    first, second = manifest(config, [], 1), manifest(config, [], 2)
+    async with make_client(services=services) as client:
+        post = await client.post(f"/v2/app/blobs/uploads/?digest={sha(config)}", content=config)
+        assert post.status_code == 201
+        for body in (first, first, second):  # new, the same again, then moved
+            put = await client.put("/v2/app/manifests/v1", content=body, headers={"Content-Type": OCI})
+            assert put.status_code == 201
+        put = await client.put(f"/v2/app/manifests/{sha(first)}?tag=v2&tag=v1", content=first)
+        assert put.status_code == 201
+        assert services.audit is not None
+        await services.audit.spool.drain()
+        records = (await client.get("/admin/v1/audit", params={"repository": "app"})).json()["records"]
+    assert [(r["action"], r["tag"], r["digest"], r.get("previous")) for r in records] == [
+        ("push", "v1", sha(first), None),
+        ("push", "v1", sha(first), None),
+        ("tag-move", "v1", sha(second), sha(first)),
+        ("push", "v2", sha(first), None),
+        ("tag-move", "v1", sha(first), sha(second)),
+    ]

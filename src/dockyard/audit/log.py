@@ -50,6 +50,14 @@ def _iso(ns: int) -> str:
 def record_of(event: Event) -> dict[str, Any] | None:
     """The audit record an event makes (without time and request), or None if it is not audited."""
     if isinstance(event, ManifestPushed):
+        if event.previous is not None:  # the push moved an existing tag to this manifest
+            return {
+                "action": "tag-move",
+                "repository": event.repository,
+                "digest": event.digest,
+                "tag": event.tag,
+                "previous": event.previous,
+            }
         return {"action": "push", "repository": event.repository, "digest": event.digest, "tag": event.tag}
     if isinstance(event, ManifestDeleted):
         return {"action": "delete", "repository": event.repository, "digest": event.digest}

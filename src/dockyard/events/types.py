@@ -32,6 +32,9 @@ class ManifestPushed:
     # The manifest's subject (a referrer: a signature, an SBOM), so subscribers such as the
     # scanner can tell a referrer from an image without reading it.
     subject: str | None = None
+    # The digest ``tag`` named before this push moved it (``Registry.track_moves``; None: the tag
+    # is new, named this digest already, or moves are not tracked).
+    previous: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

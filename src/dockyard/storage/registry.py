@@ -69,6 +69,7 @@ class Registry:
         presence: Presence | None = None,
         index: IndexRows | None = None,
         ordering: Ordering | None = None,
+        track_moves: bool = False,
     ) -> None:
         self.driver = driver = checked(driver)
         self.ordering = ordering = ordering or Unordered()
@@ -76,6 +77,9 @@ class Registry:
         self.coordinator = coordinator
         self.quotas = quotas
         self.events = events or NullSink()
+        # Whether a push reads what its tags named before, so its events tell a tag moved (the
+        # audit log's ``tag-move``): one small read per tag, paid only when someone listens.
+        self.track_moves = track_moves
         self.blobs = BlobStore(driver)
         self.uploads = UploadStore(driver, self.blobs, coordinator, quotas, self.events, ordering)
         self.manifests = ManifestStore(driver, self.blobs)
@@ -156,6 +160,7 @@ class Registry:
             else:
                 new_repository = True
         async with self.ordering.change(name):
+            before = {t: await self.tags.resolve(name, t) for t in all_tags} if self.track_moves else {}
             # Under the shared gc lock: references are verified and recorded as referenced now,
             # and the manifest made visible, before any sweep batch can re-check them (storage.gc).
             async with self.coordinator.lock(GC_LOCK, shared=True):
@@ -172,8 +177,10 @@ class Registry:
             # One event per tag, as that many pushes by tag would tell (one untagged when none).
             subject = str(manifest.subject.digest) if manifest.subject else None
             for tag in all_tags or (None,):
+                moved = before.get(tag) if tag is not None else None
+                previous = str(moved) if moved is not None and moved != digest else None
                 self.events.emit(
-                    ManifestPushed(name, str(digest), manifest.media_type, tag, len(body), subject)
+                    ManifestPushed(name, str(digest), manifest.media_type, tag, len(body), subject, previous)
                 )
         return PutResult(digest, manifest.subject.digest if manifest.subject else None)
 

@@ -23,6 +23,7 @@ WAITING_SHOWN = 10  # events shown per endpoint
 # What the audit log records (audit.log.record_of), for the action filter.
 AUDIT_ACTIONS = (
     "push",
+    "tag-move",
     "tag-delete",
     "delete",
     "login",
