@@ -10,7 +10,7 @@ TEST_MARKERS ?= not builds
 DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry busybox-static \
 	apache2-utils jq openssl uidmap wrk curl chromium chromium-driver prometheus \
 	ceph-mon ceph-osd radosgw ceph-common haproxy \
-	mmdebstrap docker-compose systemd nginx
+	mmdebstrap docker-compose systemd nginx binutils
 
 .PHONY: serve test test-deploy fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale bench-proxy bench-s3 clean
 

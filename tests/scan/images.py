@@ -3,7 +3,9 @@
 Each layer is built from this machine's own files: ``dpkg`` status entries and ``os-release``
 (Debian), ``.dist-info`` directories installed from PyPI into the test environment (Python), a
 Go binary with module build info (Debian's ``docker-proxy``, from the docker.io package the
-tests install), and an npm ``node_modules`` tree. The expected purls are computed here from the
+tests install), and an npm ``node_modules`` tree; an Alpine layer (apk's installed database), a
+Maven jar, an installed gem's specification and a Rust binary with cargo-auditable's section
+(``objcopy``, from binutils, adds it to a copy of a small system ELF). The expected purls are computed here from the
 same metadata, independently of Syft, so a wrong or missing package fails the test.
 """
 
@@ -11,9 +13,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import io
+import json
 import re
 import subprocess
 import tarfile
+import zipfile
+import zlib
 from pathlib import Path
 from urllib.parse import quote
 
@@ -135,3 +140,149 @@ def sample_image(repo: str, tag: str, arch: str = "amd64") -> tuple[Image, set[s
     config = {"architecture": arch, "os": "linux", "config": {}}
     image = build_image(repo, tag, layers, config)
     return image, purls, [d for d, _ in image.blobs[:-1]]
+
+
+ALPINE_RELEASE = "3.19.1"
+# (package, version, origin: the source package Alpine's advisories name)
+APK_PACKAGES = (
+    ("musl", "1.2.4_git20230717-r4", "musl"),
+    ("busybox", "1.36.1-r15", "busybox"),
+    ("libcrypto3", "3.1.4-r5", "openssl"),
+)
+ALPINE_OS_RELEASE = f"""NAME="Alpine Linux"
+ID=alpine
+VERSION_ID={ALPINE_RELEASE}
+PRETTY_NAME="Alpine Linux v3.19"
+HOME_URL="https://alpinelinux.org/"
+BUG_REPORT_URL="https://gitlab.alpinelinux.org/alpine/aports/-/issues"
+"""
+
+
+def _apk_stanza(name: str, version: str, origin: str) -> str:
+    """One package of apk's installed database, in its field-per-line format (``P`` name, ``V``
+    version, ``o`` origin, ``F``/``R`` its files)."""
+    return "\n".join(
+        [
+            "C:Q1" + "A" * 27 + "=",
+            f"P:{name}",
+            f"V:{version}",
+            "A:x86_64",
+            "S:100000",
+            "I:200000",
+            f"T:{name} (a test entry)",
+            "U:https://alpinelinux.org/",
+            "L:MIT",
+            f"o:{origin}",
+            "m:Natanael Copa <ncopa@alpinelinux.org>",
+            "t:1700000000",
+            "c:0123456789abcdef0123456789abcdef01234567",
+            "F:usr/lib",
+            f"R:lib{name}.so",
+            "Z:Q1" + "B" * 27 + "=",
+        ]
+    )
+
+
+def alpine_layer() -> tuple[bytes, set[str]]:
+    """An Alpine ``os-release`` and ``lib/apk/db/installed`` of :data:`APK_PACKAGES`. Syft takes
+    one distribution per image from os-release, so this layer makes an image of its own."""
+    purls = set()
+    for name, version, origin in APK_PACKAGES:
+        qualifiers = {"arch": "x86_64", "distro": f"alpine-{ALPINE_RELEASE}"}
+        if origin != name:
+            qualifiers["upstream"] = origin
+        query = "&".join(f"{k}={v}" for k, v in sorted(qualifiers.items()))
+        purls.add(f"pkg:apk/alpine/{name}@{version}?{query}")
+    db = "\n\n".join(_apk_stanza(*p) for p in APK_PACKAGES) + "\n\n"
+    files = {"etc/os-release": ALPINE_OS_RELEASE.encode(), "lib/apk/db/installed": db.encode()}
+    return tar_layer(files), purls
+
+
+MAVEN_ARTIFACT = ("org.apache.logging.log4j", "log4j-core", "2.14.1")
+GEM = ("rack", "2.2.3")
+CARGO_PACKAGES = {"smallvec": "1.6.0", "base64": "0.21.7"}
+CARGO_BINARY = Path("/usr/bin/true")  # any small ELF; the metadata goes into a section of a copy
+
+
+def _jar(group: str, artifact: str, version: str) -> bytes:
+    """A jar as Maven builds one: a manifest, and the pom.xml and pom.properties Maven puts
+    under ``META-INF/maven/<group>/<artifact>/``."""
+    pom = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
+        "  <modelVersion>4.0.0</modelVersion>\n"
+        f"  <groupId>{group}</groupId>\n  <artifactId>{artifact}</artifactId>\n"
+        f"  <version>{version}</version>\n  <packaging>jar</packaging>\n</project>\n"
+    )
+    properties = f"groupId={group}\nartifactId={artifact}\nversion={version}\n"
+    manifest = (
+        "Manifest-Version: 1.0\r\n"
+        f"Implementation-Title: {artifact}\r\nImplementation-Version: {version}\r\n"
+        f"Implementation-Vendor-Id: {group}\r\n\r\n"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as jar:
+        for name, text in (
+            ("META-INF/MANIFEST.MF", manifest),
+            (f"META-INF/maven/{group}/{artifact}/pom.xml", pom),
+            (f"META-INF/maven/{group}/{artifact}/pom.properties", properties),
+        ):
+            jar.writestr(zipfile.ZipInfo(name, (2023, 11, 14, 0, 0, 0)), text)
+    return out.getvalue()
+
+
+def _gemspec(name: str, version: str) -> bytes:
+    """An installed gem's specification, as ``gem install`` writes it under ``specifications/``."""
+    return (
+        "# -*- encoding: utf-8 -*-\n"
+        f"# stub: {name} {version} ruby lib\n\n"
+        "Gem::Specification.new do |s|\n"
+        f'  s.name = "{name}".freeze\n'
+        f'  s.version = "{version}"\n'
+        '  s.require_paths = ["lib".freeze]\n'
+        '  s.authors = ["Leah Neukirchen".freeze]\n'
+        f'  s.files = ["lib/{name}.rb".freeze]\n'
+        '  s.homepage = "https://github.com/rack/rack".freeze\n'
+        '  s.licenses = ["MIT".freeze]\n'
+        "end\n"
+    ).encode()
+
+
+def _auditable_binary(packages: dict[str, str], work: Path) -> bytes:
+    """A copy of a small ELF with cargo-auditable's ``.dep-v0`` section: zlib-compressed JSON
+    listing the crates built in (the root crate, then its dependencies)."""
+    deps = [{"name": n, "version": v, "source": "crates.io", "kind": "runtime"} for n, v in packages.items()]
+    root = {
+        "name": "auditapp",
+        "version": "0.1.0",
+        "source": "local",
+        "root": True,
+        "dependencies": list(range(len(deps))),
+    }
+    section, binary = work / "dep-v0", work / "auditapp"
+    section.write_bytes(zlib.compress(json.dumps({"packages": [*deps, root]}).encode()))
+    subprocess.run(
+        ["objcopy", "--add-section", f".dep-v0={section}", str(CARGO_BINARY), str(binary)],
+        check=True,
+        capture_output=True,
+    )
+    return binary.read_bytes()
+
+
+def app_layer(work: Path) -> tuple[bytes, set[str]]:
+    """A Maven jar, an installed gem's specification and a Rust binary built with
+    cargo-auditable; ``work`` is a scratch directory."""
+    group, artifact, version = MAVEN_ARTIFACT
+    gem, gem_version = GEM
+    files = {
+        f"app/lib/{artifact}-{version}.jar": _jar(group, artifact, version),
+        f"usr/lib/ruby/gems/3.1.0/specifications/{gem}-{gem_version}.gemspec": _gemspec(gem, gem_version),
+        "usr/local/bin/auditapp": _auditable_binary(CARGO_PACKAGES, work),
+    }
+    purls = {
+        f"pkg:maven/{group}/{artifact}@{version}",
+        f"pkg:gem/{gem}@{gem_version}",
+        *(f"pkg:cargo/{n}@{v}" for n, v in CARGO_PACKAGES.items()),
+        "pkg:cargo/auditapp@0.1.0",  # the root crate, listed too
+    }
+    return tar_layer(files, {"usr/local/bin/auditapp": 0o755}), purls

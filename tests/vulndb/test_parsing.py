@@ -152,6 +152,13 @@ def test_the_range_walk_in_each_order() -> None:
 
     assert affected("Debian", "1.0~rc1-1", "1.0-1") and not affected("Debian", "1:0.9-1", "2.0-1")
     assert affected("Alpine", "1.2.4-r9", "1.2.4-r10") and affected("Alpine", "1.2.4_rc1-r0", "1.2.4-r0")
+    # apk's snapshot suffixes (Alpine 3.19's musl is 1.2.4_git20230717-r4): after the release,
+    # before the next, ordered by their numbers and revisions.
+    assert affected("Alpine", "1.2.4_git20230717-r4", "1.2.4_git20230717-r5")
+    assert affected("Alpine", "1.2.4_git20230717-r4", "1.2.5-r0")
+    assert affected("Alpine", "1.2.4_svn5", "1.2.4_svn10") and affected("Alpine", "1.2.4_hg1-r0", "1.2.5")
+    assert not affected("Alpine", "1.2.4_git20230717-r4", "1.2.4-r9")  # a snapshot is past the release
+    assert not affected("Alpine", "1.2.4_cvs20230101-r0", "1.2.4_cvs20221231-r9")
     assert affected("PyPI", "2.0rc1", "2.0") and not affected("PyPI", "2.0.post1", "2.0")
     assert affected("Go", "v0.0.0-20220101000000-abcdefabcdef", "0.1.0", "SEMVER")
     assert affected("Maven", "1.0-SNAPSHOT", "1.0") and not affected("Maven", "1.0.Final", "1.0")

@@ -16,6 +16,7 @@ a ``fixed`` at or below it or a ``last_affected`` below it.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from univers import versions as uv
@@ -47,6 +48,22 @@ _PARSED: dict[tuple[str, str], uv.Version | None] = {}
 _PARSED_MAX = 65536  # versions met while matching; cleared whole when full
 
 
+# apk's snapshot suffixes, which univers' Alpine class (Gentoo's suffixes) refuses: the real
+# musl of Alpine 3.19 is "1.2.4_git20230717-r4", so without this no advisory would ever match it.
+_APK_SNAPSHOT = re.compile(r"_(?:cvs|svn|git|hg)(?=\d*(?:[_-]|$))")
+
+
+def _spelled_for(cls: type[uv.Version], text: str) -> str:
+    """``text`` as ``cls`` accepts it. apk orders ``_cvs``, ``_svn``, ``_git`` and ``_hg`` after the
+    plain version and before the next one (post-release snapshots), as Gentoo's ``_p`` is, so they
+    are read as ``_p``: ``1.2.4 < 1.2.4_git20230717 < 1.2.5`` and snapshots of one kind compare by
+    their numbers. What is lost is apk's order *between* kinds (``_git1 < _p1``): a package keeps
+    one snapshot scheme, so its advisories and installed versions do not mix them."""
+    if cls is uv.AlpineLinuxVersion:
+        return _APK_SNAPSHOT.sub("_p", text)
+    return text
+
+
 def parse_version(cls: type[uv.Version], text: str) -> uv.Version | None:
     """``text`` in ``cls``'s order; None when it is not a version there (logged, then skipped)."""
     key = (cls.__name__, text)
@@ -54,7 +71,7 @@ def parse_version(cls: type[uv.Version], text: str) -> uv.Version | None:
         return _PARSED[key]
     parsed: uv.Version | None
     try:
-        parsed = cls(text)
+        parsed = cls(_spelled_for(cls, text))
     except Exception:  # univers raises InvalidVersion, ValueError or TypeError by class
         log.debug("not a version", extra={"version": text, "order": cls.__name__})
         parsed = None
