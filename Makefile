@@ -12,7 +12,7 @@ DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry bu
 	ceph-mon ceph-osd radosgw ceph-common haproxy \
 	mmdebstrap docker-compose systemd nginx binutils
 
-.PHONY: serve test test-deploy fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale bench-proxy bench-s3 clean
+.PHONY: serve test test-deploy fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale bench-proxy bench-s3 bench-scan clean
 
 $(BIN)/dockyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -100,6 +100,11 @@ bench-proxy: venv-test debs
 # images by 16 clients (BENCH_ARGS=--listing adds the catalog and tags-list figures).
 bench-s3: venv-test debs
 	$(BIN)/python -m bench.s3_registries $(BENCH_ARGS)
+
+# Scanning's cost: small-request throughput (wrk c=16) while 50 images are scanned against idle,
+# in alternating rounds, and Syft's time and peak RSS for 10, 100 and 300 MiB images.
+bench-scan: venv-test debs
+	$(BIN)/python -m bench.scan $(BENCH_ARGS)
 
 # Pagination with 100,000 tags and 50,000 repositories against 1,000.
 bench-scale: venv-test debs
