@@ -113,6 +113,12 @@ class Scheduler:
             try:
                 await self.step(job)
                 wait = self._due[job.name] - await self.coordinator.now()
+                if wait <= 0:
+                    # Due, yet not run here: another process leads (or this one is still running
+                    # it). Look again when a lease could have changed hands, not at once: a
+                    # follower past its due time looped without sleeping, two coordinator calls
+                    # per turn, a third of a core per worker and a stream of database queries.
+                    wait = self.lease_seconds / 3
             except Unavailable as exc:  # tried again a third of a lease later
                 log.error("maintenance scheduling failed", extra={"job": job.name, "error": str(exc)})
                 wait = self.lease_seconds / 3

@@ -161,3 +161,31 @@ def test_jobs_follow_the_configuration() -> None:
     jobs = jobs_from_config(config, registry, coordinator)
     assert [job.name for job in jobs] == ["upload-purge", "gc", "retention"]
     assert all(0 <= job.first_delay <= job.interval for job in jobs)
+
+
+async def test_a_follower_past_its_due_time_waits_instead_of_spinning(
+    coordinator: MemoryCoordinator, clock: ManualClock
+) -> None:
+    """The leader runs the job; the other process's own due time has passed, but it must still
+    sleep between looks (it looped with zero waits, a third of a core per idle worker)."""
+    ran: list[str] = []
+    a, a_job, _, b_job = await two(coordinator, ran)
+    assert await a.step(a_job)
+    waits: list[float] = []
+
+    class Enough(Exception):
+        pass
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 5:
+            raise Enough
+        clock.advance(seconds)
+        assert await a.step(a_job) is False  # the leader keeps its lease (not due for an hour)
+
+    b = Scheduler(coordinator, [b_job], holder="b", sleep=sleep)
+    await b.schedule()
+    with pytest.raises(Enough):
+        await b._loop(b_job)
+    assert ran == ["a"]
+    assert waits == [LEASE_SECONDS / 3] * 5
