@@ -1,11 +1,12 @@
 # dockyard: `make serve` runs the registry; `make test` installs what the tests need and runs them
-# (all but the tests that need the container image or a pipx install, which `make test-deploy` runs).
+# all, the deployment tests included (`make test-deploy` runs those alone).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Tests `make test` leaves to their own targets (see test-deploy).
-TEST_MARKERS ?= not builds
+# A marker expression to narrow `make test` (e.g. TEST_MARKERS="not builds" skips the tests that
+# build images; see test-deploy). Empty: every test.
+TEST_MARKERS ?=
 # Real clients and the reference peer the tests drive (Debian packages).
 DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry busybox-static \
 	apache2-utils jq openssl uidmap wrk curl chromium chromium-driver prometheus \
@@ -64,11 +65,11 @@ test: lint typecheck coverage
 # The deployment tests (tests/deploy): the container image built on a Debian base made with
 # mmdebstrap, the compose files under docker-compose 1.29 with stand-ins for the third-party images
 # built on the same base, the Helm chart rendered and validated offline and its pod run under
-# docker, the systemd unit, a pipx install. `make test` runs only the ones that build nothing
-# (marker "builds" excluded): the rest took 12.2 min on a fresh cache at load 11-23 (one mmdebstrap
-# root now, not two), not yet shown within make test's budget on a quiet machine. The root, the
-# stand-ins' packages, the wheels and the private dockerd's state are cached in
-# ~/.cache/dockyard-deploy (DOCKYARD_DEPLOY_CACHE) after the first run.
+# docker, the systemd unit, a pipx install. `make test` runs them too, last: the root, the wheels,
+# dockerd and the image and stand-in builds start in the background when pytest has collected, so
+# on a fresh machine they overlap with the rest of the suite. The root, the stand-ins' packages,
+# the wheels and the private dockerd's state are cached in ~/.cache/dockyard-deploy
+# (DOCKYARD_DEPLOY_CACHE) after the first run.
 test-deploy: venv-test debs
 	$(BIN)/pytest -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
 

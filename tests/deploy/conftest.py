@@ -25,8 +25,9 @@ self-signed certificates.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-import functools
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -75,9 +76,11 @@ CONTEXT = ["Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "src", 
 # The time each part took, printed at the end of the session (``-s`` or the summary).
 TIMES: dict[str, float] = {}
 FACTS: dict[str, object] = {}
-# The slow preparations (mmdebstrap, pip download) start together in the background when the
-# first deployment fixture asks for any of them, and overlap with dockerd's start and each other.
-_BACKGROUND = ThreadPoolExecutor(max_workers=5, thread_name_prefix="deploy-prep")
+# The slow preparations (mmdebstrap, pip download, dockerd, docker import, the image and stand-in
+# builds, the pipx install) start in the background as soon as collection shows they are needed
+# and overlap with the rest of the suite (tests/deploy runs last). A worker per job: some wait on
+# others' results, so fewer workers than jobs could deadlock.
+_BACKGROUND = ThreadPoolExecutor(max_workers=8, thread_name_prefix="deploy-prep")
 
 
 def cache_dir() -> Path:
@@ -116,16 +119,25 @@ def _build_root() -> Root:
     key = _key(*MMDEBSTRAP)
     root = Root(cache_dir() / f"base-{key}.tar", cache_dir() / f"base-{key}-debs")
     if not (root.tarball.exists() and root.debs.is_dir()):
-        partial = root.tarball.with_suffix(".partial.tar")  # mmdebstrap picks the format by the name
-        debs = root.debs.with_name(root.debs.name + ".partial")
+        # Names of this process's own: another session on the machine may build the same key.
+        partial = root.tarball.with_suffix(f".{os.getpid()}.partial.tar")  # mmdebstrap: format by name
+        debs = root.debs.with_name(f"{root.debs.name}.{os.getpid()}.partial")
         shutil.rmtree(debs, ignore_errors=True)
         with Timer("mmdebstrap (first run only)"):
             run([*MMDEBSTRAP, partial], timeout=1200, env={**os.environ, "DYCI_DEBS": str(debs)})
         shutil.rmtree(debs / "partial")
         (debs / "lock").unlink(missing_ok=True)
-        debs.rename(root.debs)
-        partial.rename(root.tarball)
+        _publish(debs, root.debs)
+        _publish(partial, root.tarball)
     return root
+
+
+def _publish(partial: Path, final: Path) -> None:
+    """Rename a finished build into the cache, unless another session already put one there."""
+    try:
+        partial.rename(final)
+    except OSError:  # a non-empty directory of the same name: the other session's, as good
+        shutil.rmtree(partial)
 
 
 # Besides dockyard's dependencies: its build backend, and the pip pipx puts in its shared venv.
@@ -136,14 +148,14 @@ def _build_wheelhouse() -> Path:
     pyproject = (REPO / "pyproject.toml").read_bytes()
     path = cache_dir() / f"wheels-{_key(pyproject, sys.version, *EXTRA_WHEELS)}"
     if not path.exists():
-        partial = path.with_suffix(".partial")
+        partial = path.with_suffix(f".{os.getpid()}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         with Timer("pip download (first run only)"):
             run([sys.executable, "-m", "pip", "download", "-q", "-d", partial, f"{REPO}[postgres,s3]", *EXTRA_WHEELS],
                 timeout=900)  # fmt: skip
         for own in partial.glob("dockyard-*"):
             own.unlink()
-        partial.rename(path)
+        _publish(partial, path)
     return path
 
 
@@ -185,13 +197,15 @@ def _pipx_install() -> Path:
 _TEMPORARY: list[Path] = []
 
 
-def start_preparations(*, pipx: bool = False) -> None:
-    """Start building the root and downloading the wheels (and, with ``pipx``, the pipx install
-    that needs them), if not started yet."""
+def start_preparations(*, pipx: bool = False, images: bool = False) -> None:
+    """Start building the root and downloading the wheels (with ``pipx``, the pipx install that
+    needs them; with ``images``, dockerd and the image builds on the root), if not started yet."""
     _started("root", _build_root)
     _started("wheels", _build_wheelhouse)
     if pipx:
         _started("pipx", _pipx_install)
+    if images:
+        _started("dockyard image", _build_dockyard_image)
 
 
 def pipx_install() -> Path:
@@ -202,30 +216,34 @@ def pipx_install() -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The first test that needs an image waits, in its setup, for the session's builds (minutes on
-    a fresh or busy machine), which pytest-timeout counts against that test: give those tests an
-    hour instead of the suite's ten minutes."""
+    """tests/deploy runs last, so the builds it waits for (started when collection finishes) run
+    while the rest of the suite does. The first test that needs an image waits, in its setup, for
+    what is not done yet, which pytest-timeout counts against that test: give those tests an hour
+    instead of the suite's ten minutes."""
     here = Path(__file__).parent
-    for item in items:
-        if item.path.is_relative_to(here) and item.get_closest_marker("builds") is not None:
+    deploy = [item for item in items if item.path.is_relative_to(here)]
+    for item in deploy:
+        if item.get_closest_marker("builds") is not None:
             item.add_marker(pytest.mark.timeout(3600))
+    items[:] = [item for item in items if not item.path.is_relative_to(here)] + deploy
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the slow preparations as soon as the session is known to need them (the selected
-    tests, after ``-m`` and ``-k``), so they run while the tests collected before tests/deploy do
-    (mmdebstrap, pip and pipx spend much of their time waiting on the network and the disk)."""
+    tests, after ``-m`` and ``-k``): mmdebstrap, pip and pipx spend much of their time waiting on
+    the network and the disk, and the image builds then run beside the other tests."""
     if session.config.option.collectonly:
         return
     needs = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     if {"deploy_docker", "pipx_dockyard"} & needs:
-        start_preparations(pipx="pipx_dockyard" in needs)
+        start_preparations(pipx="pipx_dockyard" in needs, images="deploy_docker" in needs)
 
 
 def pytest_sessionfinish() -> None:
     for job in _JOBS.values():
         job.cancel()
     _BACKGROUND.shutdown(wait=True)  # a job still running is waited for, never left behind
+    _DOCKERD.close()  # if no test got to use it (stopped by then when one did)
     for path in _TEMPORARY:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -244,19 +262,27 @@ def wheelhouse() -> Path:
     return _started("wheels", _build_wheelhouse).result()
 
 
-@pytest.fixture(scope="session")
-def deploy_docker() -> Iterator[Docker]:
-    """A private dockerd with a bridge in :data:`SUBNET` (see the module's docstring); containers
-    a test left are removed with their volumes at the end."""
-    start_preparations()  # mmdebstrap and pip download run while dockerd starts
-    # Its state is kept in the cache between sessions, so an unchanged image layer (the base, the
-    # dependencies) is not built again; containers and networks never outlive a session.
+# The session's dockerd, started by a background job and stopped by deploy_docker's teardown (or
+# at the session's end if no test used it).
+_DOCKERD = contextlib.ExitStack()
+
+
+def _start_dockerd() -> Docker:
+    """A private dockerd with a bridge in :data:`SUBNET` (see the module's docstring). Its state is
+    kept in the cache between sessions, so an unchanged image layer (the base, the dependencies) is
+    not built again; while another session on this machine holds that state, this one uses a
+    temporary one instead (and builds everything)."""
     root = cache_dir() / "dockerd"
+    root.mkdir(exist_ok=True)
+    lock = _DOCKERD.enter_context(open(cache_dir() / "dockerd.lock", "w"))  # noqa: SIM115
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the stack closes the file
+    except BlockingIOError:
+        root = Path(tempfile.mkdtemp(prefix="dyci-dockerd-"))
+        _TEMPORARY.append(root)
     stale = _read_pid(root / "dockerd.pid")
     if stale is not None and Path(f"/proc/{stale}").exists():
-        pytest.fail(
-            f"a dockerd ({stale}) still runs on {root}: another deployment test session?", pytrace=False
-        )
+        pytest.fail(f"a dockerd ({stale}) still runs on {root}", pytrace=False)
     # No docker0 (its name is the machine's, shared with any other dockerd): containers join
     # user-defined networks, whose bridges get names of their own.
     extra = [
@@ -264,23 +290,35 @@ def deploy_docker() -> Iterator[Docker]:
         f"--default-address-pool=base={SUBNET},size=24",
         f"--insecure-registry={SUBNET}",
     ]
-    start = time.monotonic()
-    with dockerd(root, *extra) as docker:
-        TIMES["dockerd start"] = time.monotonic() - start
-        try:
-            yield docker
-        finally:
-            leftovers = docker("ps", "-aq", check=False).stdout.split()
-            if leftovers:
-                docker("rm", "-f", "-v", *leftovers, check=False)
-            docker("network", "rm", NETWORK, check=False)
-            # The test images pushed and pulled (the base, dockyard's image and the stand-ins stay).
-            refs = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
-            made = [r for r in refs if not r.startswith(("dockyard:", "dockyard-ci-"))]
-            if made:
-                docker("rmi", "-f", *made, check=False)
-            docker("image", "prune", "-f", check=False)
-            docker("builder", "prune", "-f", "--keep-storage", "3gb", check=False)
+    with Timer("dockerd start"):
+        return _DOCKERD.enter_context(dockerd(root, *extra))
+
+
+@pytest.fixture(scope="session")
+def deploy_docker() -> Iterator[Docker]:
+    """The session's private dockerd (:func:`_start_dockerd`); containers a test left are removed
+    with their volumes at the end, then dockerd stops."""
+    docker = _started("dockerd", _start_dockerd).result()
+    try:
+        yield docker
+    finally:
+        # The image builds may still run if every test that needed them failed early.
+        for name in ("standins", "dockyard image"):
+            if name in _JOBS:
+                with contextlib.suppress(Exception):
+                    _JOBS[name].result()
+        leftovers = docker("ps", "-aq", check=False).stdout.split()
+        if leftovers:
+            docker("rm", "-f", "-v", *leftovers, check=False)
+        docker("network", "rm", NETWORK, check=False)
+        # The test images pushed and pulled (the base, dockyard's image and the stand-ins stay).
+        refs = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+        made = [r for r in refs if not r.startswith(("dockyard:", "dockyard-ci-"))]
+        if made:
+            docker("rmi", "-f", *made, check=False)
+        docker("image", "prune", "-f", check=False)
+        docker("builder", "prune", "-f", "--keep-storage", "3gb", check=False)
+        _DOCKERD.close()
 
 
 @pytest.fixture(scope="session")
@@ -311,12 +349,17 @@ def import_rootfs(docker: Docker, tarball: Path, repository: str) -> str:
     return name
 
 
+def _import_base() -> str:
+    """The mmdebstrap root, imported; building the stand-ins on it starts too."""
+    docker = _started("dockerd", _start_dockerd).result()
+    base = import_rootfs(docker, rootfs().tarball, "dockyard-ci-base")
+    _started("standins", lambda: _build_standins(docker, base))
+    return base
+
+
 @pytest.fixture(scope="session")
 def base_image(deploy_docker: Docker) -> str:
-    """The mmdebstrap root, imported; building the stand-ins on it starts in the background."""
-    base = import_rootfs(deploy_docker, rootfs().tarball, "dockyard-ci-base")
-    _started("standins", functools.partial(_build_standins, deploy_docker, base))
-    return base
+    return _started("base", _import_base).result()
 
 
 STANDINS = Path(__file__).parent / "standins"
@@ -352,7 +395,7 @@ def _build_standins(docker: Docker, base: str) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def standins(deploy_docker: Docker, base_image: str) -> dict[str, str]:
     """The stand-in images (see :func:`_build_standins`), once their background build is done."""
-    return _started("standins", functools.partial(_build_standins, deploy_docker, base_image)).result()
+    return _started("standins", lambda: _build_standins(deploy_docker, base_image)).result()
 
 
 def build_context(target: Path) -> Path:
@@ -374,26 +417,31 @@ def git_revision() -> str:
     return proc.stdout.strip() or "unknown"
 
 
-@pytest.fixture(scope="session")
-def dockyard_image(
-    deploy_docker: Docker, base_image: str, tmp_path_factory: pytest.TempPathFactory
-) -> BuiltImage:
+def _build_dockyard_image() -> BuiltImage:
     """``docker build --network host`` of the repository's Dockerfile on the Debian base."""
-    context = build_context(tmp_path_factory.mktemp("context"))
+    docker = _started("dockerd", _start_dockerd).result()
+    base = _started("base", _import_base).result()
+    context = Path(tempfile.mkdtemp(prefix="dyci-context-"))
+    _TEMPORARY.append(context)
+    build_context(context)
     name = "dockyard:ci"
-    with Timer("docker build"):
-        deploy_docker(
+    with Timer("docker build (in the background)"):
+        docker(
             "build", "--network", "host", "-t", name,
-            "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", "PIP_ARGS=--no-index",
+            "--build-arg", f"BASE_IMAGE={base}", "--build-arg", "PIP_ARGS=--no-index",
             "--build-arg", f"REVISION={git_revision()}", context,
             timeout=1200,
         )  # fmt: skip
-    built = BuiltImage(
-        name, base_image, image_size(deploy_docker, name), image_size(deploy_docker, base_image)
-    )
+    built = BuiltImage(name, base, image_size(docker, name), image_size(docker, base))
     FACTS["image size (MB)"] = round(built.size / 1e6, 1)
     FACTS["added on top of the base (MB)"] = round((built.size - built.base_size) / 1e6, 1)
     return built
+
+
+@pytest.fixture(scope="session")
+def dockyard_image(deploy_docker: Docker) -> BuiltImage:
+    """The image :func:`_build_dockyard_image` built in the background."""
+    return _started("dockyard image", _build_dockyard_image).result()
 
 
 # --- helpers the tests share --------------------------------------------------------------------
