@@ -32,6 +32,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import random
 import shutil
 import ssl
 import subprocess
@@ -324,8 +325,21 @@ def deploy_docker() -> Iterator[Docker]:
 @pytest.fixture(scope="session")
 def network(deploy_docker: Docker) -> str:
     """The user-defined network the image and Helm tests run containers on."""
-    deploy_docker("network", "create", "--subnet", "172.31.100.0/24", NETWORK)
+    deploy_docker("network", "create", "--subnet", str(free_subnet()), NETWORK)
     return NETWORK
+
+
+def free_subnet() -> ipaddress.IPv4Network:
+    """A /24 in the upper half of :data:`SUBNET` that no route on this machine covers yet. Not a
+    fixed one: another deployment test session on the machine (another dockerd) would make a
+    bridge with the same subnet, and the host's traffic to it would go to one of the two. dockerd
+    allocates its own networks from the bottom of the pool, skipping routed ones."""
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=True).stdout
+    used = [ipaddress.ip_network(line.split()[0], strict=False) for line in routes.splitlines()
+            if line and line.split()[0][0].isdigit()]  # fmt: skip
+    pool = list(ipaddress.IPv4Network(SUBNET).subnets(new_prefix=24))
+    free = [net for net in pool[len(pool) // 2 : -1] if not any(net.overlaps(u) for u in used)]
+    return random.choice(free)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from tests.deploy.conftest import (
     BuiltImage,
     Timer,
     container_ip,
+    free_subnet,
     htpasswd,
     local_image,
     push_pull,
@@ -201,7 +202,8 @@ def test_single_registry_behind_accel_front(
 def test_ha_survives_a_killed_replica(
     deploy_docker: Docker, dockyard_image: BuiltImage, standins: dict[str, str], compose_tmp: Path
 ) -> None:
-    front = "172.31.200.10"
+    subnet = free_subnet()
+    front = str(subnet.network_address + 10)
     cert, _ = self_signed(compose_tmp / "certs", front)
     tls = trusting(cert)
     htpasswd(compose_tmp / "auth" / "htpasswd", "alice", "wonderland")
@@ -214,7 +216,7 @@ def test_ha_survives_a_killed_replica(
         "DOCKYARD_IMAGE": dockyard_image.name,
         "DOCKYARD_HOST": front,
         "DOCKYARD_FRONT_IP": front,
-        "DOCKYARD_SUBNET": "172.31.200.0/24",
+        "DOCKYARD_SUBNET": str(subnet),
         "DOCKYARD_PUBLISH": f"127.0.0.1:{free_port()}",
         "DOCKYARD_S3_PUBLISH": f"127.0.0.1:{free_port()}",
         "DOCKYARD_CERTS": str(compose_tmp / "certs"),
