@@ -6,27 +6,18 @@ it as an OCI 1.1 referrer (``--registry-referrers-mode=oci-1-1``)."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+from dockyard.testing.images import OCI_CONFIG, OCI_MANIFEST, sha256
+from dockyard.testing.images import compact_json as compact
+
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_REFERRER = "application/vnd.dev.cosign.artifact.sig.v1+json"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def compact(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
