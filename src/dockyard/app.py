@@ -99,13 +99,14 @@ def create_services(
 
         audit = create_audit_log(config, driver, coordinator)
         subscribers.append(audit)
-    scan_queue = None
+    scan_queue, scan_intake = None, None
     if config.scan.enabled and not config.storage.maintenance.readonly.enabled:
         from dockyard.scan import create_queue
         from dockyard.scan.subscriber import ScanSubscriber
 
         scan_queue = create_queue(config, driver, coordinator)
-        subscribers.append(ScanSubscriber(scan_queue))
+        scan_intake = ScanSubscriber(scan_queue)
+        subscribers.append(scan_intake)
     policy_cache = None
     if config.scan.policies:  # what pull policies read, forgotten when this worker changes it
         from dockyard.scan.policy import PolicyCache
@@ -138,7 +139,7 @@ def create_services(
     if scan_queue is not None:  # a scan: SBOMs, then (with an advisory database) their findings
         from dockyard.scan import create_service
 
-        scans = create_service(config, registry, scan_queue, vulndb)
+        scans = create_service(config, registry, scan_queue, vulndb, scan_intake)
     policies = None
     if policy_cache is not None:
         from dockyard.scan import create_queue

@@ -106,9 +106,35 @@ async def test_subscriber_queues_pushed_images_durably_and_never_referrers(tmp_p
     assert await queue.pending() == [QueuedScan("app", image, "push", 7.0)]
 
     subscriber.emit(ManifestPushed("app", "sha256:" + "7" * 64, OCI, None))  # outside a request
-    # Nobody awaits that write: wait until it is there (pytest's timeout bounds a write that never comes).
-    while len(await queue.pending()) < 2:
-        await asyncio.sleep(0.01)
+    await subscriber.settle()  # nobody else awaits that write
+    assert len(await queue.pending()) == 2
+
+
+async def test_a_drain_waits_for_the_queue_writes_the_subscriber_started(tmp_path: Path) -> None:
+    """A push outside a request (a proxy's fill) has its queue write awaited by nobody: a drain
+    started right after it scans the image instead of finding the queue empty."""
+    coordinator = LocalCoordinator(str(tmp_path / LOCAL_AREA))
+    driver = FilesystemDriver(str(tmp_path), fsync=False)
+    registry = Registry(driver, coordinator=coordinator)
+    gate = asyncio.Event()
+
+    class GatedQueue(StoreScanQueue):
+        async def add(self, job: QueuedScan) -> None:
+            await gate.wait()
+            await super().add(job)
+
+    queue = GatedQueue(checked(driver))
+    subscriber = ScanSubscriber(queue)
+    scanner = Scanner(registry, Syft("/bin/false"))
+    service = ScanService(registry, queue, scanner, coordinator, intake=subscriber)
+    subscriber.emit(ManifestPushed("app", "sha256:" + "8" * 64, OCI, None))
+    drain = asyncio.ensure_future(service.drain())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not drain.done()  # waiting for the write
+    gate.set()
+    assert await drain == 1  # the image is gone from the store: scanned as "gone"
+    await coordinator.close()
 
 
 async def test_service_requests_drains_and_skips_what_another_scanner_holds(tmp_path: Path) -> None:

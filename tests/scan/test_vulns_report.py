@@ -68,11 +68,11 @@ async def setup(root: Path) -> tuple[str, list[str]]:
     subject = (OCI_MANIFEST, digest, len(image.manifest))
     await store_sbom(services.registry, "apps/web", subject, CYCLONEDX_TYPE, document, "client")
     await services.vulndb.replace([parse(a) for a in ADVISORIES])
-    await asyncio.sleep(0)
     assert await services.scans.drain() == 1
     other = build_image("apps/web", "v2", [b"other"], {"architecture": "amd64", "os": "linux"})
     await push(services.registry, other, "v2")  # queued, never scanned here
-    await asyncio.sleep(0)
+    assert services.scans.intake is not None
+    await services.scans.intake.settle()
     await services.vulndb.close()
     await services.coordinator.close()
     return str(digest), [d for d, _ in image.blobs[:-1]]

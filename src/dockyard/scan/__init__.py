@@ -21,6 +21,7 @@ from dockyard.coord.base import Coordinator
 from dockyard.scan.queue import PgScanQueue, ScanQueue, StoreScanQueue
 from dockyard.scan.scanner import Scanner
 from dockyard.scan.service import ScanService
+from dockyard.scan.subscriber import ScanSubscriber
 from dockyard.scan.syft import Syft
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.registry import Registry
@@ -41,7 +42,11 @@ def create_queue(config: Config, driver: CheckedDriver, coordinator: Coordinator
 
 
 def create_service(
-    config: Config, registry: Registry, queue: ScanQueue, vulndb: VulnStore | None = None
+    config: Config,
+    registry: Registry,
+    queue: ScanQueue,
+    vulndb: VulnStore | None = None,
+    intake: ScanSubscriber | None = None,
 ) -> ScanService:
     """The scanning service over ``registry`` (with ``vulndb``: SBOMs, then their findings);
     Syft is looked for when a scan runs, not here, so a registry without Syft still starts (its
@@ -49,4 +54,4 @@ def create_service(
     settings = config.scan
     syft = Syft(settings.syft, niceness=settings.niceness, timeout=settings.timeout)
     scanner = Scanner(registry, syft, workdir=settings.workdir or None, vulndb=vulndb)
-    return ScanService(registry, queue, scanner, registry.coordinator)
+    return ScanService(registry, queue, scanner, registry.coordinator, intake=intake)

@@ -28,6 +28,7 @@ from dockyard.events import ScanFinished
 from dockyard.oci.digest import Digest
 from dockyard.scan.queue import QueuedScan, ScanQueue
 from dockyard.scan.scanner import Scanner
+from dockyard.scan.subscriber import ScanSubscriber
 from dockyard.storage.registry import Registry
 
 log = logging.getLogger("dockyard.scan")
@@ -60,8 +61,10 @@ class ScanService:
         coordinator: Coordinator,
         *,
         clock: Callable[[], float] = time.time,
+        intake: ScanSubscriber | None = None,
     ) -> None:
         self.registry = registry
+        self.intake = intake  # the push subscriber whose queue writes a drain waits for
         self.queue = queue
         self.scanner = scanner
         self.coordinator = coordinator
@@ -147,6 +150,8 @@ class ScanService:
     async def drain(self, limit: int = 100) -> int:
         """Scan what is queued (up to ``limit`` images); how many this call scanned."""
         done = 0
+        if self.intake is not None:
+            await self.intake.settle()
         for job in await self.queue.pending(limit):
             try:
                 result = await self.run(job)

@@ -32,6 +32,7 @@ class ScanSubscriber:
         self.queue = queue
         self.clock = clock
         self._last: tuple[str, str, str] | None = None  # a push with several tags: one event a tag
+        self._writing: set[asyncio.Future[None]] = set()  # queue writes not finished yet
 
     def emit(self, event: Event) -> None:
         if not isinstance(event, ManifestPushed) or event.subject is not None:
@@ -47,5 +48,13 @@ class ScanSubscriber:
             self.queue.add(QueuedScan(event.repository, event.digest, "push", self.clock()))
         )
         waiter.add_done_callback(_retrieve)  # logged here: the response only waits for it
+        self._writing.add(waiter)
+        waiter.add_done_callback(self._writing.discard)
         if request is not None:
             request.pending.append(waiter)
+
+    async def settle(self) -> None:
+        """Wait for the queue writes started so far: a push outside a request (a proxy's fill, a
+        test) has nobody else awaiting its write, and a drain must see it."""
+        if self._writing:
+            await asyncio.gather(*tuple(self._writing), return_exceptions=True)
