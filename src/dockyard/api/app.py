@@ -149,7 +149,8 @@ class RegistryApp:
             )
         elif "name" in params:
             name_param(params["name"])
-            ns = request.query_params.get("ns")
+            # The query is parsed only on a registry with namespaces (most requests have none).
+            ns = request.query_params.get("ns") if self.services.namespaces else None
             if ns and ns in self.services.namespaces:
                 # A containerd mirror request (hosts.toml): ``ns`` names the registry the image is
                 # from, so ``library/nginx?ns=docker.io`` is the cache's ``docker.io/library/nginx``

@@ -24,6 +24,9 @@ import asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TIMED_OUT = "dockyard.body_timed_out"
+# Methods whose bodies nothing reads: their receive goes to the application untouched (a response
+# only listens on it for a hang-up), so the most frequent requests pay nothing here.
+_NO_BODY = frozenset({"GET", "HEAD"})
 
 
 class _Wait:
@@ -66,7 +69,7 @@ class BodyTimeoutApp:
         self._sweeper = loop.call_at(now + self._tick, self._sweep)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.idle <= 0:
+        if scope["type"] != "http" or self.idle <= 0 or scope["method"] in _NO_BODY:
             await self.app(scope, receive, send)
             return
         ended = False

@@ -52,17 +52,16 @@ def _surface(path: str, route: str) -> str:
 
 
 def _describe(scope: Scope) -> RequestInfo:
-    offered = host = agent = None
-    for key, value in scope["headers"]:
-        if key == HEADER:
-            offered = value.decode("latin-1")
-        elif key == b"host":
-            host = value.decode("latin-1")
-        elif key == b"user-agent":
-            agent = value.decode("latin-1")
+    headers = dict(scope["headers"])  # one C-level pass; a repeated header: its last value
+    offered = headers.get(HEADER)
     client = scope.get("client")
-    addr = f"{client[0]}:{client[1]}" if client else ""
-    return RequestInfo(request_id(offered), addr, host or "", scope["method"], agent or "")
+    return RequestInfo(
+        request_id(None if offered is None else offered.decode("latin-1")),
+        f"{client[0]}:{client[1]}" if client else "",
+        headers.get(b"host", b"").decode("latin-1"),
+        scope["method"],
+        headers.get(b"user-agent", b"").decode("latin-1"),
+    )
 
 
 class ObserveApp:

@@ -36,14 +36,14 @@ class _Ids:
 
     def reseed(self) -> None:
         p = os.urandom(8).hex()
-        # The random half, already in a UUID's shape up to its variant nibble: an id is then
-        # one format of the counter (this runs once per request).
-        self.head = f"{p[:8]}-{p[8:12]}-4{p[13:16]}-a"
+        # The random half and the first three digits of the counter (zero for the first 2**48
+        # ids), already in a UUID's shape: an id is then one format of the counter (this runs
+        # once per request).
+        self.head = f"{p[:8]}-{p[8:12]}-4{p[13:16]}-a000-"
         self.counter = itertools.count()
 
     def next(self) -> str:
-        c = f"{next(self.counter):016x}"
-        return f"{self.head}{c[1:4]}-{c[4:]}"
+        return f"{self.head}{next(self.counter):012x}"
 
 
 _IDS = _Ids()

@@ -19,7 +19,7 @@ def anyio_backend() -> str:
 
 async def _run(pieces: list[Message], stall: bool) -> tuple[list[Message], Scope]:
     seen: list[Message] = []
-    scope: Scope = {"type": "http"}
+    scope: Scope = {"type": "http", "method": "PATCH"}
     queue = list(pieces)
 
     async def receive() -> Message:
@@ -61,7 +61,7 @@ async def test_a_whole_body_passes_through_untouched() -> None:
 
 async def test_a_cancel_from_elsewhere_is_not_a_timeout() -> None:
     """A hang-up cancels the request's task: that stays a cancellation, not a 408."""
-    scope: Scope = {"type": "http"}
+    scope: Scope = {"type": "http", "method": "PATCH"}
     waiting = asyncio.Event()
 
     async def receive() -> Message:
@@ -111,8 +111,27 @@ async def test_only_the_stalled_request_of_several_times_out() -> None:
         pass
 
     guard = BodyTimeoutApp(app, 0.5)
-    slow: Scope = {"type": "http", "name": "slow"}
-    stalled: Scope = {"type": "http", "name": "stalled"}
+    slow: Scope = {"type": "http", "method": "PATCH", "name": "slow"}
+    stalled: Scope = {"type": "http", "method": "PATCH", "name": "stalled"}
     await asyncio.gather(guard(slow, receiver("slow"), send), guard(stalled, receiver("stalled"), send))
     assert len(seen["slow"]) == 6 and TIMED_OUT not in slow
     assert seen["stalled"][-1] == {"type": "http.disconnect"} and stalled[TIMED_OUT] is True
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_requests_without_a_body_get_the_servers_receive_untouched(method: str) -> None:
+    """Nothing reads a GET's or a HEAD's body: their receive is not wrapped (no cost per request)."""
+    handed: list[Receive] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        handed.append(receive)
+
+    async def send(message: Message) -> None:
+        pass
+
+    await BodyTimeoutApp(app, 0.01)({"type": "http", "method": method}, receive, send)
+    await BodyTimeoutApp(app, 0.01)({"type": "http", "method": "PUT"}, receive, send)
+    assert handed[0] is receive and handed[1] is not receive
