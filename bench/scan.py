@@ -7,7 +7,7 @@ access log) and pushes ``--images`` small images with real package metadata
 ``--sizes`` (MiB: the same packages plus filler layers), with scanning off so nothing is scanned
 yet. It imports a small OSV file it writes (advisories that match some of those packages) with
 ``dockyard vulndb update --from``, restarts the server with ``scan.enabled`` (defaults otherwise:
-one scanner at a time, Syft at ``nice`` 10), then:
+one scanner at a time, Syft at ``nice`` 19), then:
 
 * **Throughput**: ``--rounds`` rounds, each an idle phase then a scanning phase. A phase runs wrk
   (c=16, ``--seconds`` each) on GET of a manifest by tag, then on GET ``/v2/``. The scanning phase
@@ -46,6 +46,7 @@ from bench.scan_images import Builder, MiB, os_release, push
 from bench.scan_probe import ScanProbe
 from bench.servers import find_dockyard, free_port
 from bench.wrkrun import run_wrk, write_script
+from dockyard.config.scan import Scan
 from dockyard.testing.images import OCI_MANIFEST
 from dockyard.testing.processes import stop_group
 
@@ -260,7 +261,8 @@ def per_size(reg: Registry, client: httpx.Client, sizes: list[int]) -> list[dict
 def markdown(report: dict[str, Any]) -> str:
     t = report["throughput"]
     lines = [
-        f"dockyard serve --workers 2, scan.enabled (concurrency 1, niceness 10); wrk c={CONNECTIONS}, "
+        f"dockyard serve --workers 2, scan.enabled (concurrency 1, niceness {Scan().niceness}); "
+        f"wrk c={CONNECTIONS}, "
         f"{report['seconds']} s per figure, {report['rounds']} idle/scanning rounds, "
         f"{report['images']} scans; load before: {report['load_before']}",
         "",

@@ -1,4 +1,4 @@
-"""Syft runs behind the workers serving clients: under ``nice`` at ``scan.niceness`` (10 by
+"""Syft runs behind the workers serving clients: under ``nice`` at ``scan.niceness`` (19 by
 default), and one scanner at a time unless ``scan.concurrency`` says otherwise.
 
 The configured binary is a shell script that records the niceness its own process has (what
@@ -36,7 +36,7 @@ def test_syft_runs_at_the_configured_niceness(tmp_path: Path) -> None:
     assert int(record.read_text()) == min(19, os.nice(0) + 7)
 
 
-def test_by_default_one_scanner_runs_syft_at_niceness_ten(tmp_path: Path) -> None:
+def test_by_default_one_scanner_runs_syft_at_niceness_nineteen(tmp_path: Path) -> None:
     script, record = recording_syft(tmp_path)
     tree = {"storage": {"inmemory": {}}, "scan": {"enabled": True, "syft": str(script)}}
     services = create_services(parse_config(tree))
@@ -47,4 +47,4 @@ def test_by_default_one_scanner_runs_syft_at_niceness_ten(tmp_path: Path) -> Non
     work.mkdir()
     with pytest.raises(SyftError):
         asyncio.run(syft.scan(tmp_path, work, "app", "sha256:" + "0" * 64))
-    assert int(record.read_text()) == min(19, os.nice(0) + 10)
+    assert int(record.read_text()) == 19

@@ -73,7 +73,7 @@ def _environment(home: str) -> dict[str, str]:
 
 
 class Syft:
-    def __init__(self, binary: str = "", *, niceness: int = 10, timeout: float = 600.0) -> None:
+    def __init__(self, binary: str = "", *, niceness: int = 19, timeout: float = 600.0) -> None:
         self.configured = binary
         self.niceness = niceness
         self.timeout = timeout
