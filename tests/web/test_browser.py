@@ -80,14 +80,29 @@ def navigate(driver: Any, action: Callable[[], object], css: str, timeout: float
     repository list and the search results both have a `table`): the wait returns an element of the
     old page at once, and the next read hits it as the new page replaces it
     (StaleElementReferenceException). The old document's root going stale is the navigation itself.
+    Chromium reports a node of the replaced document either as stale or, while it swaps documents,
+    as an "unknown error" that the node "does not belong to the document"; both mean the old page
+    is gone (selenium's ``staleness_of`` knows only the first, and a CI run failed on the second).
     """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
+
+    def old_page_gone(_: Any) -> bool:
+        try:
+            old.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in (exc.msg or ""):
+                return True
+            raise
+        return False
+
     action()
-    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, timeout).until(old_page_gone)
     return wait_for(driver, css, timeout)
 
 
