@@ -231,7 +231,7 @@ def create_notifier(
             raise TypeError(f"database.dsn is set, but the coordinator is {coordinator.name}")
         sender = OutboxDeliverer(coordinator, config.notifications, metrics=metrics)
         return Notifier(outbox(coordinator, config.notifications), sender, config.notifications)
-    spool = Spool(driver)
+    spool = Spool(driver, window=config.notifications.pullwindow)
     deliverer = Deliverer(spool, config.notifications, coordinator, metrics=metrics)
     return Notifier(spool, deliverer, config.notifications)
 

@@ -6,6 +6,7 @@ injected, so backoff is checked by stepping it, not by waiting.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -15,7 +16,7 @@ from dockyard.config import parse_config
 from dockyard.coord.memory import MemoryCoordinator
 from dockyard.events import BlobPushed, ManifestPulled, ManifestPushed, TagDeleted
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.deliver import Deliverer, load_state
+from dockyard.notify.deliver import BATCH, STEP, Deliverer, load_state, state_path
 from dockyard.notify.envelope import describe
 from dockyard.notify.spool import Spool
 from dockyard.storage.drivers.checked import CheckedDriver
@@ -186,3 +187,38 @@ async def test_a_dead_senders_lease_is_taken_over_after_the_configured_time(rece
         await sender.client.aclose()
     with pytest.raises(ValueError, match="at least 3s"):
         parse_config({"notifications": {"endpoints": [hook], "lease": "1s"}})
+
+
+async def test_a_step_sends_envelope_after_envelope_and_writes_progress_once(receiver: Receiver) -> None:
+    receiver.start()
+    spool, clock = Spool(CheckedDriver(MemoryDriver())), Clock()
+    await queue(spool, *(TagDeleted("a", f"t{i}") for i in range(STEP + 40)))
+    d = deliverer(spool, settings(receiver.port), clock)
+    writes: list[str] = []
+    put = spool.driver.put_content
+
+    async def counted(path: str, content: bytes) -> None:
+        writes.append(path)
+        await put(path, content)
+
+    spool.driver.put_content = counted  # type: ignore[method-assign]
+    assert await d.step() is True  # the step's share is sent; 40 wait for the next
+    sizes = [len(json.loads(content)["events"]) for _, content in receiver.envelopes]
+    assert sizes == [BATCH] * (STEP // BATCH)
+    assert writes == [state_path("hook")]  # progress, once
+    assert (await load_state(spool.driver, "hook")).delivered == STEP
+    assert await d.step() is False
+    await d.client.aclose()
+    assert [e["target"]["tag"] for e in receiver.events()] == [f"t{i}" for i in range(STEP + 40)]
+    assert await spool.files() == []
+
+
+async def test_an_unreachable_endpoint_is_reported_in_words(receiver: Receiver) -> None:
+    spool, clock = Spool(CheckedDriver(MemoryDriver())), Clock()
+    await queue(spool, TagDeleted("a", "t"))
+    d = deliverer(spool, settings(receiver.port, timeout="2s"), clock)
+    assert await d.step() is False
+    await d.client.aclose()
+    state = await load_state(spool.driver, "hook")
+    assert state.last_error is not None and state.last_error.startswith("cannot connect: ")
+    assert str(receiver.port) in state.last_error

@@ -76,12 +76,24 @@ class Notifications(Section):
     # of this early; a sender that died unannounced (SIGKILL, a lost machine) holds the queue this
     # long before another takes over. Shorter: faster takeover, a coordinator write more often.
     lease: Duration = 30.0
+    # dockyard: a pull's event is written with the next write of the queue, or at the latest this
+    # long after the pull (one write per window under a stream of pulls, not one per request). A
+    # crash loses at most this much of pull events; pushes, deletes and the other changes are
+    # durable before their request is answered, whatever this says. 0 writes each at once.
+    pullwindow: Duration = 0.1
 
     @field_validator("lease")
     @classmethod
     def _lease(cls, v: float) -> float:
         if v < 3.0:
             raise ValueError("the sender's lease is at least 3s (renewed every third of it)")
+        return v
+
+    @field_validator("pullwindow")
+    @classmethod
+    def _pullwindow(cls, v: float) -> float:
+        if not 0 <= v <= 10:
+            raise ValueError("pullwindow is between 0 and 10s")
         return v
 
     @field_validator("endpoints")

@@ -49,6 +49,11 @@ class _Ids:
 _IDS = _Ids()
 
 
+def new_id() -> str:
+    """A fresh id shaped like a random UUID (:class:`_Ids`): requests', and events' too."""
+    return _IDS.next()
+
+
 @dataclass(slots=True)
 class RequestInfo:
     """One request as the events' subscribers see it (distribution's ``request`` and ``actor``)."""

@@ -11,9 +11,10 @@ the endpoint is reported failing.
 
 Each endpoint's progress (how many events of each spool file it has had) and health (failures,
 last error, last success) live in ``_dockyard/notifications/endpoints/<name>.json``, written after
-every attempt: a sender that dies between an endpoint's 2xx and that write sends the envelope
-again (at least once). Past ``notifications.maxpending`` waiting events, the oldest are dropped
-for that endpoint, counted and logged. A spool file every enabled endpoint has had is deleted.
+each step: a failed attempt, or up to :data:`STEP` events sent envelope after envelope. A sender
+that dies between an endpoint's 2xx and that write sends those envelopes again (at least once).
+Past ``notifications.maxpending`` waiting events, the oldest are dropped for that endpoint,
+counted and logged. A spool file every enabled endpoint has had is deleted.
 """
 
 from __future__ import annotations
@@ -30,16 +31,11 @@ from itertools import islice
 from operator import itemgetter
 from typing import Any
 
-import httpx
-
 from dockyard.config import Endpoint, Notifications
 from dockyard.coord.base import Coordinator
 from dockyard.errors import PathNotFound
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.cloudevent import BATCH_MEDIA_TYPE as CLOUDEVENT_BATCH
-from dockyard.notify.cloudevent import MEDIA_TYPE as CLOUDEVENT
-from dockyard.notify.cloudevent import cloudevent_batch_body, cloudevent_body
-from dockyard.notify.envelope import MEDIA_TYPE, SIGNATURE_HEADER, body, sign, wanted
+from dockyard.notify.envelope import wanted, wants
 from dockyard.notify.leader import LeasedSender, Sleep
 from dockyard.notify.spool import Record, Spool, SpoolFile
 from dockyard.storage import paths
@@ -47,6 +43,7 @@ from dockyard.storage.drivers.checked import CheckedDriver
 
 log = logging.getLogger("dockyard.notify")
 BATCH = 32  # events per envelope at most
+STEP = 1024  # events a step sends to an endpoint (envelope after envelope) before it writes progress
 REDELIVER = "notifications-redeliver"  # the coordinator's topic bumped by ``redeliver``
 
 
@@ -118,7 +115,6 @@ class Deliverer(LeasedSender):
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.spool = spool
         self.driver = spool.driver
@@ -128,9 +124,7 @@ class Deliverer(LeasedSender):
         self.coordinator = coordinator
         self.metrics = metrics
         self.clock = clock
-        super().__init__(
-            coordinator, self.endpoints, sleep=sleep, transport=transport, lease_seconds=settings.lease
-        )
+        super().__init__(coordinator, self.endpoints, sleep=sleep, lease_seconds=settings.lease)
         self._records: dict[str, list[Record]] = {}
         self._states: dict[str, EndpointState] = {}
         self._redeliver_seen = 0
@@ -268,48 +262,68 @@ class Deliverer(LeasedSender):
             if changed:
                 await self._save(endpoint.name, state, files)
             return False
-        # The envelope: the next events in order; ones the endpoint ignores are passed over.
-        batch: list[tuple[str, Record]] = []
-        skipped: list[str] = []
-        for name, record in waiting:
-            if len(batch) == BATCH:
+        # Envelopes of the next events in order, until the step's share is sent or one fails;
+        # the progress is written once after them (a sender that dies before that write sends
+        # them again: at least once).
+        handled, error = 0, None
+        for batch, skipped in self._envelopes(endpoint, waiting):
+            for name in skipped:
+                state.progress[name] = state.progress.get(name, 0) + 1
+            handled += len(skipped)
+            if not batch:
                 break
-            if wanted(endpoint, record.event):
-                batch.append((name, record))
-            elif not batch:
-                skipped.append(name)
-            else:
-                break  # keep the per-file prefix exact: an ignored event after the batch waits
-        for name in skipped:
-            state.progress[name] = state.progress.get(name, 0) + 1
-        if not batch:
-            await self._save(endpoint.name, state, files)
-            return total > len(skipped)
-        error = await self._post(endpoint, [r.event for _, r in batch])
-        if error is None:
+            error = await self._post(endpoint, [r for _, r in batch])
+            if self.metrics is not None:
+                outcome = "ok" if error is None else "failed"
+                self.metrics.webhook_deliveries.labels(endpoint.name, outcome).inc()
+            if error is not None:
+                state.failures += 1
+                state.last_error, state.last_error_at = error, _now_iso(now)
+                delay = min(endpoint.backoff * 2 ** (state.failures - 1), endpoint.maxbackoff)
+                state.retry_at = now + delay
+                if state.failures == endpoint.threshold:
+                    log.warning(
+                        "notification endpoint failing", extra={"endpoint": endpoint.name, "error": error}
+                    )
+                break
             for name, _ in batch:
                 state.progress[name] = state.progress.get(name, 0) + 1
+            handled += len(batch)
             state.delivered += len(batch)
             state.failures = 0
             state.retry_at = 0.0
             state.last_success_at = _now_iso(now)
-        else:
-            state.failures += 1
-            state.last_error, state.last_error_at = error, _now_iso(now)
-            delay = min(endpoint.backoff * 2 ** (state.failures - 1), endpoint.maxbackoff)
-            state.retry_at = now + delay
-            if state.failures == endpoint.threshold:
-                log.warning(
-                    "notification endpoint failing", extra={"endpoint": endpoint.name, "error": error}
-                )
-        if self.metrics is not None:
-            outcome = "ok" if error is None else "failed"
-            self.metrics.webhook_deliveries.labels(endpoint.name, outcome).inc()
+            if handled >= STEP:
+                break
+            now = self.clock()
         await self._save(endpoint.name, state, files)
-        return error is None and total > len(batch) + len(skipped)
+        return error is None and total > handled
 
-    async def _post(self, endpoint: Endpoint, events: list[dict[str, Any]]) -> str | None:
-        return await post(self.client, endpoint, events)
+    @staticmethod
+    def _envelopes(
+        endpoint: Endpoint, waiting: Iterator[tuple[str, Record]]
+    ) -> Iterator[tuple[list[tuple[str, Record]], list[str]]]:
+        """The waiting events cut into envelopes, in order: (the events to send, at most
+        :data:`BATCH`; the ignored ones passed over just before them). An ignored event after
+        an envelope's first ends it, so each file's progress stays an exact prefix."""
+        batch: list[tuple[str, Record]] = []
+        skipped: list[str] = []
+        for name, record in waiting:
+            if wants(endpoint, record.action, record.media_type):
+                batch.append((name, record))
+                if len(batch) == BATCH:
+                    yield batch, skipped
+                    batch, skipped = [], []
+            elif not batch:
+                skipped.append(name)
+            else:
+                yield batch, skipped
+                batch, skipped = [], [name]
+        if batch or skipped:
+            yield batch, skipped
+
+    async def _post(self, endpoint: Endpoint, records: list[Record]) -> str | None:
+        return await self.client.post(endpoint, records)
 
     async def status(self) -> list[dict[str, Any]]:
         """Per endpoint, from the store (so any worker answers for the sender): events waiting,
@@ -337,33 +351,3 @@ def status_row(endpoint: Endpoint, state: EndpointState, pending: int) -> dict[s
         "delivered": state.delivered,
         "dropped": state.dropped,
     }
-
-
-async def post(client: httpx.AsyncClient, endpoint: Endpoint, events: list[dict[str, Any]]) -> str | None:
-    """None when the endpoint took the events; else what went wrong (no secrets in it). In the
-    CloudEvents format each event is its own request, in order; a failure part way retries the
-    whole batch (at least once: a receiver deduplicates by the event id). In the batched
-    CloudEvents format the envelope's events are one JSON array, one request."""
-    if endpoint.format == "cloudevents-batch":
-        return await _send(client, endpoint, cloudevent_batch_body(events), CLOUDEVENT_BATCH)
-    if endpoint.format == "cloudevents":
-        for event in events:
-            error = await _send(client, endpoint, cloudevent_body(event), CLOUDEVENT)
-            if error is not None:
-                return error
-        return None
-    return await _send(client, endpoint, body(events), MEDIA_TYPE)
-
-
-async def _send(client: httpx.AsyncClient, endpoint: Endpoint, content: bytes, media_type: str) -> str | None:
-    headers = [(k, v) for k, values in endpoint.headers.items() for v in values]
-    headers.append(("Content-Type", media_type))
-    if endpoint.secret:
-        headers.append((SIGNATURE_HEADER, sign(endpoint.secret, content)))
-    try:
-        answer = await client.post(endpoint.url, content=content, headers=headers, timeout=endpoint.timeout)
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"[:300]
-    if 200 <= answer.status_code < 300:
-        return None
-    return f"HTTP {answer.status_code}"

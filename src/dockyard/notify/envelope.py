@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +39,7 @@ from dockyard.events import (
     ScanFinished,
     TagDeleted,
 )
-from dockyard.events.request import RequestInfo
+from dockyard.events.request import RequestInfo, new_id
 
 MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 SIGNATURE_HEADER = "X-Dockyard-Signature"
@@ -128,7 +127,7 @@ def describe(
             return None
         action, target, extra = own
     out: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
+        "id": new_id(),
         "timestamp": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "action": action,
         "target": target,
@@ -152,15 +151,25 @@ def describe(
 
 def wanted(endpoint: Endpoint, event: dict[str, Any]) -> bool:
     """Whether ``endpoint`` wants ``event`` (its ignored media types and actions)."""
-    if event["action"] in endpoint.ignore.actions:
+    return wants(endpoint, event["action"], event["target"].get("mediaType"))
+
+
+def wants(endpoint: Endpoint, action: str, media_type: str | None) -> bool:
+    """Whether ``endpoint`` wants an event of ``action`` about a ``media_type`` target."""
+    if action in endpoint.ignore.actions:
         return False
-    media_type = event["target"].get("mediaType")
-    ignored = (*endpoint.ignoredmediatypes, *endpoint.ignore.mediatypes)
-    return media_type is None or media_type not in ignored
+    return media_type is None or (
+        media_type not in endpoint.ignoredmediatypes and media_type not in endpoint.ignore.mediatypes
+    )
 
 
 def body(events: list[dict[str, Any]]) -> bytes:
     return json.dumps({"events": events}, separators=(",", ":")).encode()
+
+
+def body_of(raws: list[str]) -> bytes:
+    """:func:`body` from the events' compact encodings: the same bytes, without encoding again."""
+    return ('{"events":[' + ",".join(raws) + "]}").encode()
 
 
 def sign(secret: str, content: bytes) -> str:

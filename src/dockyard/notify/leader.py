@@ -17,10 +17,9 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-import httpx
-
 from dockyard.config import Endpoint
 from dockyard.coord.base import Coordinator
+from dockyard.notify.http import WebhookClient
 
 log = logging.getLogger("dockyard.notify")
 LEASE = "notifications"
@@ -39,7 +38,6 @@ class LeasedSender:
         endpoints: list[Endpoint],
         *,
         sleep: Sleep,
-        transport: httpx.AsyncBaseTransport | None,
         lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.leases = leases
@@ -48,7 +46,7 @@ class LeasedSender:
         self.lease_seconds = lease_seconds
         self.sleep = sleep
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        self.client = WebhookClient()
         self._leading_until = 0.0
         self._task: asyncio.Task[None] | None = None
 

@@ -21,15 +21,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
 from dockyard.config import Endpoint, Notifications
 from dockyard.coord.postgres import PostgresCoordinator
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.deliver import BATCH, EndpointState, _now_iso, post, status_row
+from dockyard.notify.deliver import BATCH, EndpointState, _now_iso, status_row
 from dockyard.notify.envelope import wanted
 from dockyard.notify.leader import LeasedSender, Sleep
 from dockyard.notify.queue import PgAppender
+from dockyard.notify.spool import Record
 
 log = logging.getLogger("dockyard.notify")
 INSERT = (
@@ -46,7 +45,7 @@ def outbox(pg: PostgresCoordinator, settings: Notifications) -> PgAppender:
     def rows(batch: list[tuple[str, dict[str, Any]]]) -> list[Any]:
         return [[e.name, repo, event] for repo, event in batch for e in endpoints if wanted(e, event)]
 
-    return PgAppender(pg, INSERT, rows)
+    return PgAppender(pg, INSERT, rows, window=settings.pullwindow)
 
 
 class OutboxDeliverer(LeasedSender):
@@ -58,7 +57,6 @@ class OutboxDeliverer(LeasedSender):
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.pg = pg
         self.settings = settings
@@ -66,7 +64,7 @@ class OutboxDeliverer(LeasedSender):
         self.maxpending = settings.maxpending
         self.metrics = metrics
         self.clock = clock
-        super().__init__(pg, self.endpoints, sleep=sleep, transport=transport, lease_seconds=settings.lease)
+        super().__init__(pg, self.endpoints, sleep=sleep, lease_seconds=settings.lease)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -159,7 +157,7 @@ class OutboxDeliverer(LeasedSender):
             n=endpoint.name,
             k=BATCH,
         )
-        error = await post(self.client, endpoint, [r[1] for r in rows])
+        error = await self.client.post(endpoint, [Record.of((r[0], 0, 0), "", r[1]) for r in rows])
         if error is None:
             await self.pg.statement(
                 "DELETE FROM notification_outbox WHERE id = ANY(%(ids)s)", ids=[r[0] for r in rows]

@@ -1,11 +1,18 @@
 """The durable queue of events: files in the store, written through the storage driver.
 
-Each write is one file, ``<first event's time ns>-<pid>-<n>-<count>.json`` under
+Each write is one file, ``<first event's time ns>-<pid>-<n>-<count>.events`` under
 ``_dockyard/notifications/spool/``, holding the events queued since the previous write, each
 with the time (ns) and process it was queued in. Writes are group-committed: while one is in
 flight, new events gather for the next, so under load many requests share one fsync and an idle
-registry writes each event at once. The file name says when and how many, so the sender knows
-the queue's depth from a listing.
+registry writes each event at once (pulls' events wait up to a window: ``notify.queue``). The
+file name says when and how many, so the sender knows the queue's depth from a listing.
+
+A line of an ``.events`` file is one event: a JSON array ``[time ns, pid, n, repository,
+action, target media type or null]``, a tab, and the event's JSON as it goes into an envelope
+(compact). JSON never holds a raw tab or newline, so the sender splits a line without decoding
+the event, picks what an endpoint wants from the header, and joins the events' bytes into the
+envelope: an event is encoded once, when it is queued. Files of the earlier formats (one JSON
+array, ``.json``) are still read. The audit log keeps JSON lines (``.jsonl``) through this class.
 
 A file is written whole or not at all (the driver's ``put_content`` is atomic, and durable with
 the filesystem driver's ``fsync``), never changed, and removed once every endpoint has it.
@@ -30,7 +37,8 @@ from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
 
 log = logging.getLogger("dockyard.notify")
-_NAME = re.compile(r"(\d{20})-(\d+)-(\d+)-(\d+)\.jsonl?")
+_NAME = re.compile(r"(\d{20})-(\d+)-(\d+)-(\d+)\.(?:jsonl?|events)")
+COMPACT = (",", ":")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +48,48 @@ class SpoolFile:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
 class Record:
     """One queued event: ``key`` orders it (queue time ns, process, position), ``repository``
-    names the queue order is kept within, ``event`` is distribution's JSON."""
+    names the queue order is kept within, ``action`` and ``media_type`` are what an endpoint's
+    filters look at; ``event`` is distribution's JSON, ``raw`` its compact encoding, each made
+    from the other when first asked for."""
 
-    key: tuple[int, int, int]
-    repository: str
-    event: dict[str, Any]
+    __slots__ = ("_event", "_raw", "action", "key", "media_type", "repository")
+
+    def __init__(
+        self,
+        key: tuple[int, int, int],
+        repository: str,
+        action: str,
+        media_type: str | None,
+        *,
+        event: dict[str, Any] | None = None,
+        raw: str | None = None,
+    ) -> None:
+        self.key = key
+        self.repository = repository
+        self.action = action
+        self.media_type = media_type
+        self._event = event
+        self._raw = raw
+
+    @classmethod
+    def of(cls, key: tuple[int, int, int], repository: str, event: dict[str, Any]) -> Record:
+        target = event.get("target") or {}  # an audit record has none
+        return cls(key, repository, str(event.get("action", "")), target.get("mediaType"), event=event)
+
+    @property
+    def event(self) -> dict[str, Any]:
+        if self._event is None:
+            assert self._raw is not None
+            self._event = json.loads(self._raw)
+        return self._event
+
+    @property
+    def raw(self) -> str:
+        if self._raw is None:
+            self._raw = json.dumps(self._event, separators=COMPACT)
+        return self._raw
 
 
 def parse_name(name: str) -> SpoolFile | None:
@@ -65,56 +107,35 @@ class Spool(Flushes):
         clock: Callable[[], int] = time.time_ns,
         directory: Callable[[int], str] = lambda _: paths.NOTIFICATION_SPOOL,
         lines: bool = False,
+        window: float = 0.0,
     ) -> None:
         """``directory`` names where a file goes from its first record's time (ns): one place
-        for the webhook queue, a folder per day for the audit log."""
+        for the webhook queue, a folder per day for the audit log. ``window``: how long a
+        deferred record (a pull's event) may wait for a write (``notify.queue.Flushes``)."""
         self.driver = driver
         self.clock = clock
         self.directory = directory
         self.lines = lines  # JSON lines (``.jsonl``, one record a line) instead of one array
-        self._pending: list[dict[str, Any]] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._inflight: list[asyncio.Future[None]] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._init_flushes(window)
         self._files = itertools.count()
         self._events = itertools.count()
 
-    def add(self, repository: str, event: dict[str, Any]) -> asyncio.Future[None]:
+    def add(self, repository: str, event: dict[str, Any], *, defer: bool = False) -> asyncio.Future[None]:
         """Queue ``event``; the future is done when it is durable (or failed to be)."""
-        loop = asyncio.get_running_loop()
-        self._pending.append(
-            {"t": self.clock(), "p": os.getpid(), "s": next(self._events), "r": repository, "e": event}
-        )
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
-        if self._writer is None:
-            self._writer = loop.create_task(self._write_all())
-        return waiter
+        record = {"t": self.clock(), "p": os.getpid(), "s": next(self._events), "r": repository, "e": event}
+        return self._queue(record, defer)
 
-    async def _write_all(self) -> None:
+    async def _write(self, batch: list[Any], waiters: list[asyncio.Future[None]]) -> None:
+        suffix = "jsonl" if self.lines else "events"
+        name = f"{batch[0]['t']:020d}-{os.getpid()}-{next(self._files)}-{len(batch)}.{suffix}"
+        content = "".join(map(_line if self.lines else _event_line, batch)).encode()
         try:
-            while self._pending:
-                batch, waiters = self._pending, self._waiters
-                self._pending, self._waiters, self._inflight = [], [], waiters
-                suffix = "jsonl" if self.lines else "json"
-                name = f"{batch[0]['t']:020d}-{os.getpid()}-{next(self._files)}-{len(batch)}.{suffix}"
-                content = (
-                    "".join(json.dumps(r) + "\n" for r in batch) if self.lines else json.dumps(batch)
-                ).encode()
-                try:
-                    await self.driver.put_content(f"{self.directory(batch[0]['t'])}/{name}", content)
-                except Exception as exc:
-                    log.exception("failed to queue events for notification", extra={"count": len(batch)})
-                    settle(waiters, exc)
-                    continue
-                settle(waiters)
-        finally:
-            self._writer, self._inflight = None, None
-
-    async def drain(self) -> None:
-        """Wait until everything queued so far is written (at shutdown)."""
-        while self._writer is not None:
-            await asyncio.shield(self._writer)
+            await self.driver.put_content(f"{self.directory(batch[0]['t'])}/{name}", content)
+        except Exception as exc:
+            log.exception("failed to queue events for notification", extra={"count": len(batch)})
+            settle(waiters, exc)
+            return
+        settle(waiters)
 
     async def files(self, directory: str = paths.NOTIFICATION_SPOOL) -> list[SpoolFile]:
         """The files in ``directory``, oldest first."""
@@ -127,13 +148,38 @@ class Spool(Flushes):
 
     async def read(self, name: str, directory: str = paths.NOTIFICATION_SPOOL) -> list[Record]:
         content = await self.driver.get_content(f"{directory}/{name}")
+        if name.endswith(".events"):
+            return [_parse_event_line(line) for line in content.decode().split("\n") if line]
         raw = (
             [json.loads(line) for line in content.splitlines() if line]
             if name.endswith(".jsonl")
             else json.loads(content)
         )
-        return [Record((int(r["t"]), int(r["p"]), int(r["s"])), str(r["r"]), r["e"]) for r in raw]
+        return [Record.of((int(r["t"]), int(r["p"]), int(r["s"])), str(r["r"]), r["e"]) for r in raw]
 
     async def remove(self, names: list[str]) -> None:
         if names:
             await self.driver.delete_many([f"{paths.NOTIFICATION_SPOOL}/{n}" for n in names])
+
+
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record) + "\n"
+
+
+def _event_line(record: dict[str, Any]) -> str:
+    event = record["e"]
+    head = [
+        record["t"],
+        record["p"],
+        record["s"],
+        record["r"],
+        event["action"],
+        event["target"].get("mediaType"),
+    ]
+    return f"{json.dumps(head, separators=COMPACT)}\t{json.dumps(event, separators=COMPACT)}\n"
+
+
+def _parse_event_line(line: str) -> Record:
+    head, _, raw = line.partition("\t")
+    t, p, s, repository, action, media_type = json.loads(head)
+    return Record((t, p, s), repository, action, media_type, raw=raw)

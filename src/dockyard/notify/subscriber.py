@@ -3,14 +3,14 @@
 A change's event is added to the spool, and its write's future to the request's
 ``RequestInfo.pending``; the outermost HTTP wrapper waits for those before it sends the response
 head (``api.observe``). So a client that saw its push acknowledged has its event on disk, and a
-crash after that point cannot lose it. Pull events do not hold the response: they go with the
-spool's next group commit (at once when the spool is idle, else right after the write in
-flight), and a crash in those few milliseconds can lose them.
+crash after that point cannot lose it. Pull events do not hold the response: they are deferred
+(``notify.queue.Flushes``) and go with the queue's next write, at the latest
+``notifications.pullwindow`` (100 ms by default) after the pull; a crash in that window can lose
+them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import uuid
 
@@ -18,13 +18,7 @@ from dockyard.config import Config, split_addr
 from dockyard.events import Event
 from dockyard.events.request import current_request
 from dockyard.notify.envelope import describe
-from dockyard.notify.queue import EventQueue
-
-
-def _retrieve(waiter: asyncio.Future[None]) -> None:
-    """Nobody awaits a pull's write; its failure is logged by the spool already."""
-    if not waiter.cancelled():
-        waiter.exception()
+from dockyard.notify.queue import EventQueue, retrieve
 
 
 class NotifySubscriber:
@@ -42,8 +36,9 @@ class NotifySubscriber:
         if described is None:
             return
         # Order is kept per repository; a collection names none and is queued under "".
-        waiter = self.spool.add(described["target"].get("repository", ""), described)
-        if request is not None and described["action"] != "pull":
+        pull = described["action"] == "pull"
+        waiter = self.spool.add(described["target"].get("repository", ""), described, defer=pull)
+        if request is not None and not pull:
             request.pending.append(waiter)
-        else:
-            waiter.add_done_callback(_retrieve)
+        elif not pull:  # nobody awaits it; a failure is logged by the queue already
+            waiter.add_done_callback(retrieve)
