@@ -79,6 +79,20 @@ class Receiver:
         with Connection(self.port, timeout=5) as conn:
             return int(conn.request("GET", "/count").expect(200, what="receiver count").body)
 
+    def settle(self, quiet: float = 0.5, limit: float = 120.0) -> None:
+        """Return once no event has arrived for ``quiet`` seconds (at most ``limit``): the
+        deliveries a step set off are over before the next step is timed, so neither registry's
+        phase runs beside the other's (or its own earlier) webhook backlog."""
+        deadline = time.monotonic() + limit
+        last, since = self.count(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.count()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
