@@ -4,6 +4,7 @@ answered by either; the queue cap drops the oldest, counted and logged."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -13,6 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from dockyard.events import TagDeleted
+from dockyard.notify.deliver import BATCH, STEP
+from dockyard.notify.envelope import describe
 from dockyard.notify.outbox import OutboxDeliverer
 from dockyard.services import Services
 from tests.observe.receiver import Receiver
@@ -148,3 +152,29 @@ async def test_past_the_cap_the_oldest_are_dropped_counted_and_logged(
         assert status["dropped"] == 3 and status["delivered"] == 3 and status["pending"] == 0
     finally:
         await close(services)
+
+
+async def test_a_step_sends_envelope_after_envelope_and_deletes_the_rows_once(
+    tmp_path: Path, dsn: str, receiver: Receiver
+) -> None:
+    one = replica(tmp_path, dsn, receiver.port)
+    first = sender(one, Clock())
+    assert one.notifier is not None
+    try:
+        events = []
+        for n in range(STEP + 40):
+            event = describe(TagDeleted("app", f"t{n}"), None, {"addr": "a", "instanceID": "i"}, "")
+            assert event is not None
+            events.append(one.notifier.spool.add("app", event))
+        await asyncio.gather(*events)  # group-committed
+        receiver.start()
+        assert await first._lead()
+        assert await first.step() is True  # the step's rows are sent; 40 wait for the next
+        sizes = [len(json.loads(content)["events"]) for _, content in receiver.envelopes]
+        assert sizes == [BATCH] * (STEP // BATCH)
+        assert await first.pending("ci") == 40
+        assert await first.step() is False
+        tags = [e["target"]["tag"] for e in receiver.events()]
+        assert tags == [f"t{n}" for n in range(STEP + 40)]
+    finally:
+        await close(one)

@@ -3,11 +3,12 @@
 Every replica's subscriber inserts, before the request is answered, one row per event and per
 endpoint that wants it (``notification_outbox``, migration 0006). One process of all the
 replicas sends: the holder of the coordinator's ``notifications`` lease, the same lease the
-spool's sender uses, now kept in the database. Per endpoint it takes the oldest rows by id, at
-most :data:`deliver.BATCH` per envelope, and deletes them once the endpoint answered 2xx; a
-failure retries the same rows after the endpoint's backoff, so order per repository is kept and
-nothing is skipped while the endpoint is down. A sender that dies between the 2xx and the delete
-sends those rows again (at least once). Past ``notifications.maxpending`` rows for an endpoint,
+spool's sender uses, now kept in the database. Per endpoint a step takes the oldest rows by id
+(at most :data:`deliver.STEP`), sends them at most :data:`deliver.BATCH` per envelope, and
+deletes the ones the endpoint answered 2xx in one statement after the step; a failure retries
+the same rows after the endpoint's backoff, so order per repository is kept and nothing is
+skipped while the endpoint is down. A sender that dies between a 2xx and the delete sends those
+rows again (at least once). Past ``notifications.maxpending`` rows for an endpoint,
 the oldest are deleted, counted in its ``dropped`` and logged, and the registry never waits.
 Health per endpoint is a JSON row in ``notification_endpoints``.
 """
@@ -24,7 +25,7 @@ from typing import Any
 from dockyard.config import Endpoint, Notifications
 from dockyard.coord.postgres import PostgresCoordinator
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.deliver import BATCH, EndpointState, _now_iso, status_row
+from dockyard.notify.deliver import BATCH, STEP, EndpointState, _now_iso, status_row
 from dockyard.notify.envelope import wanted
 from dockyard.notify.leader import LeasedSender, Sleep
 from dockyard.notify.queue import PgAppender
@@ -123,7 +124,7 @@ class OutboxDeliverer(LeasedSender):
     # -- one round ------------------------------------------------------------------------------
 
     async def step(self) -> bool:
-        """Send one envelope to each endpoint that is due and has rows waiting; True when some
+        """Send each endpoint that is due and has rows waiting up to a step's rows; True when some
         endpoint still has rows it could be sent now."""
         results = await asyncio.gather(*(self._endpoint_step(e) for e in self.endpoints))
         return any(results)
@@ -155,25 +156,35 @@ class OutboxDeliverer(LeasedSender):
         rows = await self.pg.statement(
             "SELECT id, event FROM notification_outbox WHERE endpoint = %(n)s ORDER BY id LIMIT %(k)s",
             n=endpoint.name,
-            k=BATCH,
+            k=STEP,
         )
-        error = await self.client.post(endpoint, [Record.of((r[0], 0, 0), "", r[1]) for r in rows])
-        if error is None:
-            await self.pg.statement(
-                "DELETE FROM notification_outbox WHERE id = ANY(%(ids)s)", ids=[r[0] for r in rows]
-            )
-            state.delivered += len(rows)
+        # Envelope after envelope until the step's rows are sent or one fails; the rows sent are
+        # deleted and the health written once after them (a sender that dies before that delete
+        # sends them again: at least once).
+        sent: list[int] = []
+        error = None
+        for start in range(0, len(rows), BATCH):
+            batch = rows[start : start + BATCH]
+            error = await self.client.post(endpoint, [Record.of((r[0], 0, 0), "", r[1]) for r in batch])
+            if self.metrics is not None:
+                outcome = "ok" if error is None else "failed"
+                self.metrics.webhook_deliveries.labels(endpoint.name, outcome).inc()
+            if error is not None:
+                state.failures += 1
+                state.last_error, state.last_error_at = error, _now_iso(now)
+                delay = min(endpoint.backoff * 2 ** (state.failures - 1), endpoint.maxbackoff)
+                state.retry_at = now + delay
+                if state.failures == endpoint.threshold:
+                    log.warning(
+                        "notification endpoint failing", extra={"endpoint": endpoint.name, "error": error}
+                    )
+                break
+            sent.extend(r[0] for r in batch)
+            state.delivered += len(batch)
             state.failures, state.retry_at = 0, 0.0
             state.last_success_at = _now_iso(now)
-        else:
-            state.failures += 1
-            state.last_error, state.last_error_at = error, _now_iso(now)
-            state.retry_at = now + min(endpoint.backoff * 2 ** (state.failures - 1), endpoint.maxbackoff)
-            if state.failures == endpoint.threshold:
-                log.warning(
-                    "notification endpoint failing", extra={"endpoint": endpoint.name, "error": error}
-                )
-        if self.metrics is not None:
-            self.metrics.webhook_deliveries.labels(endpoint.name, "ok" if error is None else "failed").inc()
+            now = self.clock()
+        if sent:
+            await self.pg.statement("DELETE FROM notification_outbox WHERE id = ANY(%(ids)s)", ids=sent)
         await self._save(endpoint.name, state)
-        return error is None and waiting > len(rows)
+        return error is None and waiting > len(sent)
