@@ -6,6 +6,7 @@ injected, so backoff is checked by stepping it, not by waiting.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -18,6 +19,7 @@ from dockyard.events import BlobPushed, ManifestPulled, ManifestPushed, TagDelet
 from dockyard.metrics.collectors import Metrics
 from dockyard.notify.deliver import BATCH, STEP, Deliverer, load_state, state_path
 from dockyard.notify.envelope import describe
+from dockyard.notify.leader import ACTIVE_POLL_SECONDS, POLL_SECONDS
 from dockyard.notify.spool import Spool
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.drivers.memory import MemoryDriver
@@ -222,3 +224,26 @@ async def test_an_unreachable_endpoint_is_reported_in_words(receiver: Receiver) 
     state = await load_state(spool.driver, "hook")
     assert state.last_error is not None and state.last_error.startswith("cannot connect: ")
     assert str(receiver.port) in state.last_error
+
+
+async def test_the_sender_looks_again_soon_after_a_step_with_events_and_seldom_when_idle(
+    receiver: Receiver,
+) -> None:
+    receiver.start()
+    spool, clock = Spool(CheckedDriver(MemoryDriver())), Clock()
+    await queue(spool, TagDeleted("a", "t"))
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:
+            await queue(spool, TagDeleted("a", "u"))  # more arrives while it waits
+        if len(waits) == 3:
+            raise asyncio.CancelledError
+
+    d = Deliverer(spool, settings(receiver.port), MemoryCoordinator(), clock=clock, sleep=sleep)
+    with pytest.raises(asyncio.CancelledError):
+        await d._run()
+    await d.client.aclose()
+    assert waits == [ACTIVE_POLL_SECONDS, ACTIVE_POLL_SECONDS, POLL_SECONDS]
+    assert [e["target"]["tag"] for e in receiver.events()] == ["t", "u"]

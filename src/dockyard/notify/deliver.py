@@ -250,6 +250,7 @@ class Deliverer(LeasedSender):
                 state.progress[name] = state.progress.get(name, 0) + 1
             total -= dropped
             state.dropped += dropped
+            self.handled += dropped
             changed = True
             log.warning(
                 "notification queue full: oldest events dropped",
@@ -296,6 +297,7 @@ class Deliverer(LeasedSender):
             if handled >= STEP:
                 break
             now = self.clock()
+        self.handled += handled
         await self._save(endpoint.name, state, files)
         return error is None and total > handled
 

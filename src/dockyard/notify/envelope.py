@@ -167,9 +167,10 @@ def body(events: list[dict[str, Any]]) -> bytes:
     return json.dumps({"events": events}, separators=(",", ":")).encode()
 
 
-def body_of(raws: list[str]) -> bytes:
-    """:func:`body` from the events' compact encodings: the same bytes, without encoding again."""
-    return ('{"events":[' + ",".join(raws) + "]}").encode()
+def body_of(raws: list[bytes]) -> bytes:
+    """:func:`body` from the events' compact encodings (``notify.spool``, orjson): the same
+    JSON, without encoding again (the same bytes while the events are ASCII)."""
+    return b'{"events":[' + b",".join(raws) + b"]}"
 
 
 def sign(secret: str, content: bytes) -> str:

@@ -141,6 +141,7 @@ class OutboxDeliverer(LeasedSender):
             )
             state.dropped += len(dropped)
             waiting -= len(dropped)
+            self.handled += len(dropped)
             log.warning(
                 "notification queue full: oldest events dropped",
                 extra={"endpoint": endpoint.name, "dropped": len(dropped), "maxpending": self.maxpending},
@@ -186,5 +187,6 @@ class OutboxDeliverer(LeasedSender):
             now = self.clock()
         if sent:
             await self.pg.statement("DELETE FROM notification_outbox WHERE id = ANY(%(ids)s)", ids=sent)
+        self.handled += len(sent)
         await self._save(endpoint.name, state)
         return error is None and waiting > len(sent)
