@@ -20,7 +20,7 @@ from bench import data, figures
 from bench.figures import Context, Step
 from bench.fronts import TLSFiles, find_nginx, make_certificate
 from bench.model import Figure, Results, Sample, fmt, markdown_table
-from bench.procstat import RssSampler, client_cpu_seconds, group_pids, group_rss_bytes
+from bench.procstat import RssSampler, client_cpu_seconds, group_pids, group_pss_bytes, group_rss_bytes
 from bench.receiver import Receiver
 from bench.servers import (
     DISTRIBUTION,
@@ -275,6 +275,22 @@ class Bench:
             "MiB",
             False,
         )
+        # Summed RSS counts a page the workers share with their parent once per process; the
+        # proportional set size divides it among them, so the sum is the memory the server holds.
+        idle_pss = Figure(
+            f"{config.prefix}mem.idle.pss",
+            "memory",
+            f"{config.label}server PSS after start (all processes, shared pages counted once)",
+            "MiB",
+            False,
+        )
+        peak_pss = Figure(
+            f"{config.prefix}mem.peak.pss",
+            "memory",
+            f"{config.label}server peak PSS during the round (all processes, shared pages counted once)",
+            "MiB",
+            False,
+        )
         try:
             self.sampler.set_phase(f"{tag}/start")
             try:
@@ -290,6 +306,7 @@ class Bench:
             for name in order:
                 pids = [pid for g in servers[name].pgids for pid in group_pids(g)]
                 self.results.add(idle, name, Sample(rnd, group_rss_bytes(pids) / 2**20, None, {}))
+                self.results.add(idle_pss, name, Sample(rnd, group_pss_bytes(pids) / 2**20, None, {}))
             steps = self.steps(config, only)
             for phase in PHASES:
                 if steps.get(phase):
@@ -297,10 +314,12 @@ class Bench:
                         f"{config.prefix}{phase}", steps[phase], servers, order, rnd, f"{tag}/{phase}"
                     )
             self.sampler.set_phase(f"{tag}/end")
-            peaks = self.sampler.peaks
+            peaks, pss_peaks = self.sampler.peaks, self.sampler.pss_peaks
             for name in order:
                 peak = max(v for (n, ph), v in peaks.items() if n == name and ph.startswith(f"{tag}/"))
                 self.results.add(peak_fig, name, Sample(rnd, peak / 2**20, None, {}))
+                pss = max(v for (n, ph), v in pss_peaks.items() if n == name and ph.startswith(f"{tag}/"))
+                self.results.add(peak_pss, name, Sample(rnd, pss / 2**20, None, {}))
                 for phase in PHASES:
                     ph_peak = peaks.get((name, f"{tag}/{phase}"), 0)
                     if ph_peak:

@@ -63,6 +63,24 @@ def group_rss_bytes(pids: list[int]) -> int:
     return sum(rss_bytes(pid) for pid in pids)
 
 
+def pss_bytes(pid: int) -> int:
+    """The process's proportional set size: its private pages, and each page it shares with other
+    processes divided by how many share it (summed over a group, every page counts once; summed
+    VmRSS counts a page the workers share with their parent once per process)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def group_pss_bytes(pids: list[int]) -> int:
+    return sum(pss_bytes(pid) for pid in pids)
+
+
 def client_cpu_seconds() -> float:
     """This process (all threads) plus its reaped children (curl, wrk, cp)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
@@ -107,6 +125,12 @@ class RssSampler:
         result: dict[tuple[str, str], int] = self._call("peaks")
         return result
 
+    @property
+    def pss_peaks(self) -> dict[tuple[str, str], int]:
+        """As :attr:`peaks`, of the summed proportional set size (:func:`pss_bytes`)."""
+        result: dict[tuple[str, str], int] = self._call("pss_peaks")
+        return result
+
     def peak(self, name: str, phase: str = "*") -> int:
         return self.peaks.get((name, phase), 0)
 
@@ -121,6 +145,7 @@ def _sample_loop(conn: Connection, interval: float) -> None:
     groups: dict[str, list[int]] = {}
     pids: dict[str, list[int]] = {}
     peaks: dict[tuple[str, str], int] = {}
+    pss_peaks: dict[tuple[str, str], int] = {}
     listed = 0.0
 
     def relist() -> None:
@@ -130,10 +155,10 @@ def _sample_loop(conn: Connection, interval: float) -> None:
 
     def sample() -> None:
         for name, members in pids.items():
-            total = group_rss_bytes(members)
-            for key in ((name, phase), (name, "*")):
-                if total > peaks.get(key, 0):
-                    peaks[key] = total
+            for found, total in ((peaks, group_rss_bytes(members)), (pss_peaks, group_pss_bytes(members))):
+                for key in ((name, phase), (name, "*")):
+                    if total > found.get(key, 0):
+                        found[key] = total
 
     while True:
         if conn.poll(interval):
@@ -150,6 +175,8 @@ def _sample_loop(conn: Connection, interval: float) -> None:
                 conn.send(None)
             elif msg[0] == "peaks":
                 conn.send(dict(peaks))
+            elif msg[0] == "pss_peaks":
+                conn.send(dict(pss_peaks))
             else:
                 conn.send(None)
                 return
