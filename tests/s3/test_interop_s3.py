@@ -63,7 +63,11 @@ def dockyard_on_s3(workdir: Path, engine: S3Engine, root: str) -> LiveRegistry:
     """One worker: without ``database.dsn`` an S3 store gets the in-memory coordinator, whose
     upload locks are each worker's own, so two workers could write one session at once."""
     registry = LiveRegistry(workdir, workers=1)
-    registry.config["storage"] = {"s3": _s3_section(engine, root), "delete": {"enabled": True}}
+    registry.config["storage"] = {
+        "s3": _s3_section(engine, root),
+        "delete": {"enabled": True},
+        "redirect": {"disable": True},  # as distribution_on_s3: both stream, the bytes compared
+    }
     return registry
 
 

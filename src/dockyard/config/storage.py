@@ -86,7 +86,10 @@ class Cache(Section):
 
 
 class Redirect(Section):
-    disable: bool = True
+    # distribution's default: a blob GET from a store that signs URLs (S3) answers 307 with a
+    # presigned URL for ``regionendpoint``, which clients must reach; ``true`` streams it through
+    # the registry instead. A filesystem or in-memory store has no URLs: no effect there.
+    disable: bool = False
 
 
 class Storage(Section):
