@@ -121,8 +121,7 @@ class _Signing:
 
 
 async def test_downloads_redirect_only_when_enabled_and_the_driver_signs(make_client: AppFactory) -> None:
-    enabled = {"storage": {"redirect": {"disable": False}}}
-    async with make_client(enabled, wrap=_Signing) as client:
+    async with make_client(wrap=_Signing) as client:  # storage.redirect.disable defaults to false
         digest = await push_blob(client, "signed", b"signed bytes")
         r = await client.get(f"/v2/signed/blobs/{digest}")
         assert r.status_code == 307 and r.content == b""
@@ -133,7 +132,12 @@ async def test_downloads_redirect_only_when_enabled_and_the_driver_signs(make_cl
         assert r.headers["Docker-Content-Digest"] == digest
         ranged = await client.get(f"/v2/signed/blobs/{digest}", headers={"Range": "bytes=0-5"})
         assert ranged.status_code == 206 and ranged.content == b"signed"  # ranges are served here
-    async with make_client(wrap=_Signing) as client:  # storage.redirect.disable defaults to true
+    disabled = {"storage": {"redirect": {"disable": True}}}
+    async with make_client(disabled, wrap=_Signing) as client:
         digest = await push_blob(client, "signed", b"signed bytes")
         r = await client.get(f"/v2/signed/blobs/{digest}")
         assert r.status_code == 200 and r.content == b"signed bytes"
+    async with make_client() as client:  # redirects on, but this driver signs no URLs: streamed
+        digest = await push_blob(client, "plain", b"plain bytes")
+        r = await client.get(f"/v2/plain/blobs/{digest}")
+        assert r.status_code == 200 and r.content == b"plain bytes"
