@@ -48,15 +48,20 @@ def group_cpu_seconds(pgid: int) -> float:
     return ticks / CLK_TCK
 
 
-def rss_bytes(pid: int) -> int:
+def _kib_field(path: str, field: str) -> int:
+    """Bytes of a ``<field>: <n> kB`` line of a /proc file (0 once the process is gone)."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def rss_bytes(pid: int) -> int:
+    return _kib_field(f"/proc/{pid}/status", "VmRSS:")
 
 
 def group_rss_bytes(pids: list[int]) -> int:
@@ -67,14 +72,7 @@ def pss_bytes(pid: int) -> int:
     """The process's proportional set size: its private pages, and each page it shares with other
     processes divided by how many share it (summed over a group, every page counts once; summed
     VmRSS counts a page the workers share with their parent once per process)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _kib_field(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 def group_pss_bytes(pids: list[int]) -> int:

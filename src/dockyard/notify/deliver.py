@@ -90,6 +90,32 @@ class EndpointState:
         )
 
 
+def record_attempt(
+    state: EndpointState,
+    endpoint: Endpoint,
+    error: str | None,
+    count: int,
+    now: float,
+    metrics: Metrics | None,
+) -> None:
+    """One envelope's outcome in the endpoint's health (both senders): on success the events are
+    counted and the backoff cleared; on failure the next try waits ``backoff`` doubled per
+    consecutive failure up to ``maxbackoff``, and the endpoint is reported failing (logged once)
+    at ``threshold`` failures."""
+    if metrics is not None:
+        metrics.webhook_deliveries.labels(endpoint.name, "ok" if error is None else "failed").inc()
+    if error is None:
+        state.delivered += count
+        state.failures, state.retry_at = 0, 0.0
+        state.last_success_at = _now_iso(now)
+        return
+    state.failures += 1
+    state.last_error, state.last_error_at = error, _now_iso(now)
+    state.retry_at = now + min(endpoint.backoff * 2 ** (state.failures - 1), endpoint.maxbackoff)
+    if state.failures == endpoint.threshold:
+        log.warning("notification endpoint failing", extra={"endpoint": endpoint.name, "error": error})
+
+
 def state_path(name: str) -> str:
     return f"{paths.NOTIFICATION_ENDPOINTS}/{name}.json"
 
@@ -274,26 +300,12 @@ class Deliverer(LeasedSender):
             if not batch:
                 break
             error = await self._post(endpoint, [r for _, r in batch])
-            if self.metrics is not None:
-                outcome = "ok" if error is None else "failed"
-                self.metrics.webhook_deliveries.labels(endpoint.name, outcome).inc()
+            record_attempt(state, endpoint, error, len(batch), now, self.metrics)
             if error is not None:
-                state.failures += 1
-                state.last_error, state.last_error_at = error, _now_iso(now)
-                delay = min(endpoint.backoff * 2 ** (state.failures - 1), endpoint.maxbackoff)
-                state.retry_at = now + delay
-                if state.failures == endpoint.threshold:
-                    log.warning(
-                        "notification endpoint failing", extra={"endpoint": endpoint.name, "error": error}
-                    )
                 break
             for name, _ in batch:
                 state.progress[name] = state.progress.get(name, 0) + 1
             handled += len(batch)
-            state.delivered += len(batch)
-            state.failures = 0
-            state.retry_at = 0.0
-            state.last_success_at = _now_iso(now)
             if handled >= STEP:
                 break
             now = self.clock()

@@ -25,7 +25,7 @@ from typing import Any
 from dockyard.config import Endpoint, Notifications
 from dockyard.coord.postgres import PostgresCoordinator
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.deliver import BATCH, STEP, EndpointState, _now_iso, status_row
+from dockyard.notify.deliver import BATCH, STEP, EndpointState, record_attempt, status_row
 from dockyard.notify.envelope import wanted
 from dockyard.notify.leader import LeasedSender, Sleep
 from dockyard.notify.queue import PgAppender
@@ -167,23 +167,10 @@ class OutboxDeliverer(LeasedSender):
         for start in range(0, len(rows), BATCH):
             batch = rows[start : start + BATCH]
             error = await self.client.post(endpoint, [Record.of((r[0], 0, 0), "", r[1]) for r in batch])
-            if self.metrics is not None:
-                outcome = "ok" if error is None else "failed"
-                self.metrics.webhook_deliveries.labels(endpoint.name, outcome).inc()
+            record_attempt(state, endpoint, error, len(batch), now, self.metrics)
             if error is not None:
-                state.failures += 1
-                state.last_error, state.last_error_at = error, _now_iso(now)
-                delay = min(endpoint.backoff * 2 ** (state.failures - 1), endpoint.maxbackoff)
-                state.retry_at = now + delay
-                if state.failures == endpoint.threshold:
-                    log.warning(
-                        "notification endpoint failing", extra={"endpoint": endpoint.name, "error": error}
-                    )
                 break
             sent.extend(r[0] for r in batch)
-            state.delivered += len(batch)
-            state.failures, state.retry_at = 0, 0.0
-            state.last_success_at = _now_iso(now)
             now = self.clock()
         if sent:
             await self.pg.statement("DELETE FROM notification_outbox WHERE id = ANY(%(ids)s)", ids=sent)
