@@ -291,7 +291,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     replica = {
         "log": {"accesslog": {"disabled": True}},
-        "storage": {"redirect": {"disable": False}},  # distribution's S3 default; dockyard's is off
+        "storage": {"redirect": {"disable": False}},  # the default of both, stated for the record
     }
     cluster = Cluster(work / "cluster", replicas=2, config=replica)
     distribution: Process | None = None
