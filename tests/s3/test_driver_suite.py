@@ -27,9 +27,9 @@ class S3Suite(DriverSuite):
         return [*await super().leftovers(store), *unfinished]
 
 
-def _driver(engine: S3Engine, client: Any) -> S3Driver:
+def _driver(engine: S3Engine, client: Any, *, small: bool = True) -> S3Driver:
     params = engine.driver_params(engine.shared, rootdirectory=engine.root("suite"))
-    return S3Driver(settings_from_params(params), client)
+    return S3Driver(settings_from_params(params), client, small=small)
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +52,12 @@ class TestS3OnCephRGW(S3Suite):
     @pytest.fixture
     def driver(self, ceph_rgw: S3Engine, ceph_client: Any) -> S3Driver:
         return _driver(ceph_rgw, ceph_client)
+
+
+class TestS3OnSeaweedFSClientOnly(S3Suite):
+    """Every call through botocore's client, as on a store without credentials: the path the
+    driver falls back to (``s3_small``) passes the suite too."""
+
+    @pytest.fixture
+    def driver(self, seaweedfs: S3Engine, seaweedfs_client: Any) -> S3Driver:
+        return _driver(seaweedfs, seaweedfs_client, small=False)

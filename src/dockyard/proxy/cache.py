@@ -169,7 +169,7 @@ class CacheManager:
             digest = await self.registry.tags.resolve(name, tag)
             if digest is not None:
                 tags.setdefault(digest, []).append(tag)
-        infos = await driver.stat_many([paths.revision_link(name, d) for d in revisions])
+        infos = await driver.stat_many([paths.revision_link(name, d) for d in revisions], files=True)
         records = await coordinator.last_referenced([revision_key(name, d) for d in revisions])
         cached_at = {
             d: rec if rec is not None else (info.mtime if info is not None else 0.0)

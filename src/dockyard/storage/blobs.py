@@ -51,7 +51,9 @@ class BlobStore:
 
     async def stat(self, name: str, digest: Digest) -> int:
         """Size of a blob visible in ``name`` (linked there, and stored); BLOB_UNKNOWN otherwise."""
-        link, data = await self.driver.stat_many([paths.layer_link(name, digest), paths.blob_data(digest)])
+        link, data = await self.driver.stat_many(
+            [paths.layer_link(name, digest), paths.blob_data(digest)], files=True
+        )
         if link is not None and data is not None:
             return data.size
         raise BlobUnknown(name, str(digest))

@@ -159,7 +159,8 @@ class NativeBatches(Protocol):
     """Batches a driver may offer when it can do one for the price of a single call; each is
     optional (the wrapper loops over the primitive otherwise) and means what its loop would."""
 
-    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]: ...
+    async def stat_many(self, paths: Sequence[str], *, files: bool = False) -> list[FileInfo | None]:
+        """``files``: the caller counts a directory as missing, so none need be looked for."""
 
     async def get_many(self, paths: Sequence[str]) -> list[bytes | None]: ...
 

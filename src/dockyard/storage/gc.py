@@ -283,7 +283,7 @@ class Collector:
         tagged = await self._tagged(name)
         referrers = await self._referrers(name)
         tags = await self.registry.tags.names(name)
-        infos = await self.driver.stat_many([paths.revision_link(name, d) for d in batch])
+        infos = await self.driver.stat_many([paths.revision_link(name, d) for d in batch], files=True)
         present = [(d, info) for d, info in zip(batch, infos, strict=True) if info is not None]
         keys = [revision_key(name, d) for d, _ in present]
         fresh = await self._fresh(keys, [info.mtime for _, info in present])
@@ -325,7 +325,7 @@ class Collector:
     async def _account(self, batch: list[Digest], *, delete: bool) -> None:
         """Inside an exclusive batch: re-check each candidate blob, then delete the old ones."""
         batch = [d for d in batch if d not in self.marked]  # re-marked by a revision kept at re-check
-        infos = await self.driver.stat_many([paths.blob_data(d) for d in batch])
+        infos = await self.driver.stat_many([paths.blob_data(d) for d in batch], files=True)
         present = [(d, info) for d, info in zip(batch, infos, strict=True) if info is not None]
         fresh = await self._fresh(
             [blob_key(d) for d, _ in present],
@@ -355,11 +355,11 @@ class Collector:
         for name in repos:
             tree = await self.driver.list_tree(f"{paths.repository(name)}/_layers")
             unmarked = [d for d in paths.digests_in(tree, 2) if d not in self.marked]
-            stored = await self.driver.stat_many([paths.blob_data(d) for d in unmarked])
+            stored = await self.driver.stat_many([paths.blob_data(d) for d in unmarked], files=True)
             gone = [d for d, info in zip(unmarked, stored, strict=True) if d in deleted or info is None]
             if gone and not self.options.dry_run:
                 async with self.coordinator.lock(GC_LOCK):
-                    again = await self.driver.stat_many([paths.blob_data(d) for d in gone])
+                    again = await self.driver.stat_many([paths.blob_data(d) for d in gone], files=True)
                     gone = [d for d, info in zip(gone, again, strict=True) if info is None]
                     done = await self.driver.delete_many([paths.layer_dir(name, d) for d in gone])
                 gone = [d for d, ok in zip(gone, done, strict=True) if ok]

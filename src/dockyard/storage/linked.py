@@ -49,7 +49,7 @@ async def linked_sizes(
     linked = {name: await linked_digests(driver, name) for name in names}
     wanted = sorted({d for digests in linked.values() for d in digests if d not in known})
     for digest, info in zip(
-        wanted, await driver.stat_many([paths.blob_data(d) for d in wanted]), strict=True
+        wanted, await driver.stat_many([paths.blob_data(d) for d in wanted], files=True), strict=True
     ):
         if info is not None:
             known[digest] = info.size

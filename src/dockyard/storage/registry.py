@@ -218,7 +218,7 @@ class Registry:
         links += [paths.revision_link(name, d) for d in children]
         wanted = [*blobs, *children]
         data = [paths.blob_data(d) for d in wanted]
-        found = [info is not None for info in await self.driver.stat_many(links + data)]
+        found = [info is not None for info in await self.driver.stat_many(links + data, files=True)]
         linked, stored = found[: len(links)], found[len(links) :]
         return {d for d, a, b in zip(wanted, linked, stored, strict=True) if not (a and b)}
 

@@ -305,6 +305,10 @@ class DriverSuite:
         await store.put_many([("/b/one", b"1"), ("/b/two/deep", b"22")])
         infos = await store.stat_many(["/b/one", "/b/absent", "/b/two/deep"])
         assert [i.size if i else None for i in infos] == [1, None, 2]
+        dirs = await store.stat_many(["/b/two", "/b/absent"])
+        assert [i.is_dir if i else None for i in dirs] == [True, None]
+        files = await store.stat_many(["/b/one", "/b/two", "/b/absent", "/b/two/deep"], files=True)
+        assert [i.size if i else None for i in files] == [1, None, None, 2]  # a directory is no file
         assert await store.get_many(["/b/two/deep", "/b/absent"]) == [b"22", None]
         assert await store.delete_many(["/b/two", "/b/absent", "/b/one"]) == [True, False, True]
         assert not await store.exists("/b/two/deep") and not await store.exists("/b/one")

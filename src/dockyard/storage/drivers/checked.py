@@ -130,7 +130,7 @@ class CheckedDriver:
         self.name = driver.name
         self._redirect = redirect
         self.observer = observer
-        self._stat_many: Callable[[Sequence[str]], Awaitable[list[FileInfo | None]]] | None = getattr(
+        self._stat_many: Callable[..., Awaitable[list[FileInfo | None]]] | None = getattr(
             driver, "stat_many", None
         )
         self._get_many: Callable[[Sequence[str]], Awaitable[list[bytes | None]]] | None = getattr(
@@ -258,13 +258,19 @@ class CheckedDriver:
                 out.append(None)
         return out
 
-    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
-        """``stat`` of each path, None where it does not exist."""
+    async def stat_many(self, paths: Sequence[str], *, files: bool = False) -> list[FileInfo | None]:
+        """``stat`` of each path, None where it does not exist. ``files``: the paths name files,
+        so a directory there counts as missing too, and a driver need not look for one (on an
+        object store, that is a LIST saved for every missing file)."""
         if self._stat_many is None:
-            return await self._each_or_none(self.stat, paths)
-        for path in paths:
-            check_path(path)
-        return await self._call("stat", paths, self._stat_many(paths))
+            infos = await self._each_or_none(self.stat, paths)
+        else:
+            for path in paths:
+                check_path(path)
+            infos = await self._call("stat", paths, self._stat_many(paths, files=files))
+        if files:
+            return [None if info is None or info.is_dir else info for info in infos]
+        return infos
 
     async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
         """``get_content`` of each path, None where it does not exist."""

@@ -304,8 +304,8 @@ class FilesystemDriver:
     async def stat(self, path: str) -> FileInfo:
         return await self.run(self._stat, path)
 
-    async def stat_many(self, paths: Sequence[str]) -> list[FileInfo | None]:
-        return await self.run(each_or_none, self._stat, paths)
+    async def stat_many(self, paths: Sequence[str], *, files: bool = False) -> list[FileInfo | None]:
+        return await self.run(each_or_none, self._stat, paths)  # a directory costs nothing more
 
     def _tree(self, path: str, skip_prefix: str, depth: int | None) -> dict[str, list[str]]:
         base = self._full(path)

@@ -308,7 +308,7 @@ class S3Writer:
             await self._send_part(bytes(self._buffer))
             self._buffer.clear()
         pending = Pending(upload, self._offset, tuple(self._ranges))
-        await self._driver.put_object(self._key, bytes(self._buffer), Metadata={META: pending.encode()})
+        await self._driver.put_object(self._key, bytes(self._buffer), metadata={META: pending.encode()})
 
     async def close(self) -> None:
         if self._done:
