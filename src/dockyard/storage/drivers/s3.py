@@ -31,6 +31,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from dockyard.errors import PathNotFound, StorageUnavailable
@@ -272,7 +273,10 @@ class S3Driver:
         return FileInfo(path, size, mtime, False, (etag, size, mtime) if etag else None)
 
     async def _has_below(self, path: str) -> bool:
-        answer = await self.call("list_objects_v2", Prefix=self.settings.prefix(path), MaxKeys=1)
+        prefix = self.settings.prefix(path)
+        answer = await self._quick(
+            lambda small: small.list(prefix, limit=1), "list_objects_v2", Prefix=prefix, MaxKeys=1
+        )
         return bool(answer.get("KeyCount") or answer.get("Contents"))
 
     async def stat(self, path: str) -> FileInfo:
@@ -296,14 +300,16 @@ class S3Driver:
 
     async def _keys(self, prefix: str) -> AsyncIterator[str]:
         """Every key below ``prefix`` (ListObjectsV2, 1,000 a page)."""
-        token: dict[str, str] = {}
+        token: str | None = None
         while True:
-            answer = await self.call("list_objects_v2", Prefix=prefix, **token)
+            more = {"ContinuationToken": token} if token else {}
+            page = partial(SmallObjects.list, prefix=prefix, token=token)
+            answer = await self._quick(page, "list_objects_v2", Prefix=prefix, **more)
             for item in answer.get("Contents", ()):
                 yield item["Key"]
             if not answer.get("IsTruncated"):
                 return
-            token = {"ContinuationToken": answer["NextContinuationToken"]}
+            token = answer["NextContinuationToken"]
 
     async def list_tree(
         self, path: str, *, skip_prefix: str = "_", depth: int | None = None
@@ -330,8 +336,10 @@ class S3Driver:
 
     async def _delete_keys(self, keys: list[str]) -> None:
         for start in range(0, len(keys), _DELETE_BATCH):
-            batch = [{"Key": k} for k in keys[start : start + _DELETE_BATCH]]
-            answer = await self.call("delete_objects", Delete={"Objects": batch, "Quiet": True})
+            batch = keys[start : start + _DELETE_BATCH]
+            objects = {"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            delete = partial(SmallObjects.delete, keys=batch)
+            answer = await self._quick(delete, "delete_objects", Delete=objects)
             if errors := answer.get("Errors"):
                 first = errors[0]
                 raise OSError(

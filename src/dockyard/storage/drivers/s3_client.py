@@ -20,6 +20,8 @@ from typing import Any
 
 import botocore.session  # at import: a missing ``dockyard[s3]`` fails where the install hint is
 from botocore.config import Config
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
 
 MIN_PART = 5 << 20  # S3's smallest part but the last
 MAX_COPY = 5 << 30  # S3's largest single CopyObject / UploadPartCopy range
@@ -177,9 +179,6 @@ _UNAVAILABLE_CODES = frozenset(
 def is_unavailable(exc: BaseException) -> bool:
     """The store did not answer (refused, reset, timed out) or said it cannot now: a 503 for the
     client, not the registry's own failure. (botocore's standard retries have run already.)"""
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError
-
     return isinstance(exc, BotoConnectionError | HTTPClientError) or error_code(exc) in _UNAVAILABLE_CODES
 
 
