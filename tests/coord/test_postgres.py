@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import psycopg
 import pytest
 
-from dockyard.coord.postgres import PostgresCoordinator
+from dockyard.coord.postgres import PostgresCoordinator, lock_key
 from dockyard.coord.schema import current_version, migrate, migrations
 from dockyard.errors import LockBusy, LockLost
 from dockyard.testing.coord_suite import CoordinatorSuite, ManualClock
@@ -70,6 +71,45 @@ async def test_a_shared_holder_whose_connection_broke_is_told(dsn: str) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_section_ends_in_one_round_trip_that_is_also_the_check(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A section's end is one statement: the unlock, whose answer is the fencing check (true only
+    in the session that took the lock). A shared holder whose neighbours still hold the lock
+    checks alone. A lock this session no longer holds when the section ends is LockLost."""
+    coord = PostgresCoordinator(dsn)
+    sent: list[str] = []
+    execute = psycopg.AsyncConnection.execute
+
+    async def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(bytes(query).decode() if isinstance(query, bytes) else str(query))
+        return await execute(self, query, *args, **kwargs)
+
+    try:
+        async with coord.lock("warm-up"):
+            pass
+        monkeypatch.setattr(psycopg.AsyncConnection, "execute", counted)
+        async with coord.lock("x"):
+            pass
+        assert [q.split("(")[0] for q in sent] == ["SELECT pg_try_advisory_lock", "SELECT pg_advisory_unlock"]
+        sent.clear()
+        async with coord.lock("s", shared=True), coord.lock("s", shared=True):
+            pass
+        assert [q.split("(")[0] for q in sent] == [
+            "SELECT pg_try_advisory_lock_shared",
+            "SELECT 1",
+            "SELECT pg_advisory_unlock_shared",
+        ]
+        with pytest.raises(LockLost, match="'y' was lost"):
+            async with coord.lock("y"):
+                assert coord._lock_conn is not None
+                await coord._lock_conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key("y"),))
+        async with coord.lock("y", wait=False):  # nothing is left held
+            pass
+    finally:
+        await coord.close()
 
 
 async def _kill_holder_and_take(

@@ -116,6 +116,20 @@ class Transaction:
         return await cursor.fetchall() if cursor.description is not None else []
 
 
+def _lost(dsn: str, name: str) -> LockLost:
+    return LockLost(
+        f"the connection to {describe(dsn)} that held lock {name!r} was lost while it was"
+        " held; the work done under it was not confirmed, retry"
+    )
+
+
+async def _answer(conn: Conn, sql: bytes, name: str) -> bool:
+    """The boolean a lock function answers for ``name``'s key."""
+    cursor = await conn.execute(sql, (lock_key(name),))
+    row = await cursor.fetchone()
+    return bool(row is not None and row[0])
+
+
 class PostgresCoordinator:
     name = "postgres"
 
@@ -245,18 +259,29 @@ class PostgresCoordinator:
             raise
         return own
 
-    async def _pg_release(self, name: str, shared: bool, conn: Conn) -> None:
-        if conn is not self._lock_conn:
-            await conn.close()  # a connection of its own: closing it releases the lock
-            return
-        if conn.closed or conn.broken:
-            return  # the server released it with the connection
+    async def _pg_release(self, name: str, shared: bool, conn: Conn, *, confirm: bool = False) -> None:
+        """Release ``name``'s advisory lock held on ``conn``. ``confirm``: the section under it
+        succeeded, so its end is also the fencing check (:meth:`_confirm`): the unlock answers
+        true only in the session that took the lock, which therefore held it throughout; a
+        broken connection or a false answer is :class:`LockLost`. One round trip for both."""
+        held = False
         suffix = "_shared" if shared else ""
-        async with self._lock_conn_guard:
+        unlock = f"SELECT pg_advisory_unlock{suffix}(%s)".encode()
+        if conn is not self._lock_conn:  # a connection of its own: closing it releases the lock
             try:
-                await conn.execute(f"SELECT pg_advisory_unlock{suffix}(%s)".encode(), (lock_key(name),))
-            except psycopg.OperationalError:
-                await conn.close()  # lost: the server released every lock it held
+                if confirm and not (conn.closed or conn.broken):
+                    with contextlib.suppress(psycopg.Error):
+                        held = await _answer(conn, unlock, name)
+            finally:
+                await conn.close()
+        elif not (conn.closed or conn.broken):  # else the server released it with the connection
+            async with self._lock_conn_guard:
+                try:
+                    held = await _answer(conn, unlock, name)
+                except psycopg.Error:
+                    await conn.close()  # lost: the server released every lock it held
+        if confirm and not held:
+            raise _lost(self.dsn, name)
 
     async def _acquire_shared(self, name: str, wait: bool) -> None:
         gate = self._shared_gate.setdefault(name, asyncio.Lock())
@@ -267,15 +292,17 @@ class PostgresCoordinator:
                 held = (conn, 0)
             self._shared[name] = (held[0], held[1] + 1)
 
-    async def _release_shared(self, name: str) -> None:
+    async def _release_shared(self, name: str, *, confirm: bool = False) -> None:
         gate = self._shared_gate[name]
         async with gate:
             conn, count = self._shared[name]
             if count > 1:
                 self._shared[name] = (conn, count - 1)
+                if confirm:  # others hold it still: the check alone
+                    await self._confirm(name, conn)
                 return
             del self._shared[name]
-            await self._pg_release(name, True, conn)
+            await self._pg_release(name, True, conn, confirm=confirm)
 
     @contextlib.asynccontextmanager
     async def _hold(self, name: str, shared: bool, wait: bool) -> AsyncIterator[None]:
@@ -284,19 +311,20 @@ class PostgresCoordinator:
                 with self._reaching():
                     await self._acquire_shared(name, wait)
                 try:
-                    held = self._shared[name][0]
                     yield
-                    await self._confirm(name, held)
-                finally:
+                except BaseException:
                     await asyncio.shield(self._release_shared(name))
+                    raise
+                await asyncio.shield(self._release_shared(name, confirm=True))
                 return
             with self._reaching():
                 conn = await self._pg_acquire(name, False, wait)
             try:
                 yield
-                await self._confirm(name, conn)
-            finally:
+            except BaseException:
                 await asyncio.shield(self._pg_release(name, False, conn))
+                raise
+            await asyncio.shield(self._pg_release(name, False, conn, confirm=True))
 
     async def _confirm(self, name: str, conn: Conn) -> None:
         """Fencing, as far as a store that knows nothing of locks allows: the connection that holds
@@ -318,10 +346,7 @@ class PostgresCoordinator:
         except psycopg.Error:
             pass
         if not answered:
-            raise LockLost(
-                f"the connection to {describe(self.dsn)} that held lock {name!r} was lost while it was"
-                " held; the work done under it was not confirmed, retry"
-            )
+            raise _lost(self.dsn, name)
 
     def lock(
         self, name: str, *, shared: bool = False, wait: bool = True
