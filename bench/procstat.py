@@ -79,6 +79,36 @@ def group_pss_bytes(pids: list[int]) -> int:
     return sum(pss_bytes(pid) for pid in pids)
 
 
+def _program(pid: int) -> str:
+    """What a process runs, to tell servers apart: its command's base name, or the module a
+    ``python -m`` runs ("" once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return ""
+    words = [a.decode(errors="replace") for a in argv if a]
+    if "-m" in words[:-1]:
+        return words[words.index("-m") + 1]
+    return os.path.basename(words[0]).split(":")[0] if words else ""
+
+
+def cpu_by_program(kinds: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    """utime+stime of every running process on the machine whose program (:func:`_program`) is
+    one of a kind's, summed per kind: the servers a benchmark starts, whoever started them
+    (the object store and the database serve both registries of a run)."""
+    which = {program: kind for kind, programs in kinds.items() for program in programs}
+    out = dict.fromkeys(kinds, 0.0)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        kind = which.get(_program(int(entry)))
+        fields = _stat_fields(int(entry)) if kind else None
+        if kind and fields is not None:
+            out[kind] += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def client_cpu_seconds() -> float:
     """This process (all threads) plus its reaped children (curl, wrk, cp)."""
     me = resource.getrusage(resource.RUSAGE_SELF)

@@ -12,7 +12,9 @@ flips every round) each registry is measured on:
   address, so the store moves every byte twice;
 - ``pull``: the 64 MiB blob by 4 parallel ``curl -L`` (307 to the store, then the store), MB/s;
 - ``small``: ``GET`` of a manifest by tag at c=64 for ``--seconds`` (wrk), requests/s and p99;
-- ``images``: ``--images`` small images (3 layers + config each) pushed by 16 clients, images/s.
+- ``images``: ``--images`` small images (3 layers + config each) pushed by 16 clients, images/s,
+  and ``images.cpu``: the CPU milliseconds per image of each kind of server process meanwhile
+  (the registry's, SeaweedFS's, PostgreSQL's, HAProxy's), which tell where the two cores went.
 
 Beside them, ``store.multipart``: the same 64 MiB sent by one botocore client straight into a
 multipart upload of 10 MiB parts, the store's own ceiling for a push's first half. Ratios are
@@ -46,6 +48,7 @@ import yaml
 from bench.data import BlobFile, make_blob_file, make_image
 from bench.figures import _push_images, push_chunked, push_monolithic, run_async
 from bench.httpclient import Connection, with_digest
+from bench.procstat import cpu_by_program
 from bench.s3_listing import Process
 from bench.servers import find_distribution, free_port
 from bench.wrkrun import run_wrk, write_script
@@ -148,17 +151,31 @@ def push_small_image(port: int) -> None:
         ).expect(201, what="PUT manifest")
 
 
-def images_rate(port: int, first: int, count: int) -> float:
+# The processes whose CPU an image costs, by what they run (procstat.cpu_by_program).
+PROGRAMS = {
+    "dockyard": ("dockyard.supervisor", "dockyard"),
+    "distribution": ("docker-registry",),
+    "seaweedfs": ("weed",),
+    "postgresql": ("postgres",),
+    "haproxy": ("haproxy",),
+}
+
+
+def images_rate(port: int, first: int, count: int) -> tuple[float, dict[str, float]]:
+    """Images per second, and the CPU milliseconds per image of each kind of server process."""
     images = [make_image(first + i) for i in range(count)]
+    before = cpu_by_program(PROGRAMS)
     started = time.perf_counter()
     run_async(_push_images(port, images, CLIENTS))
     rate = count / (time.perf_counter() - started)
+    after = cpu_by_program(PROGRAMS)
+    cpu = {kind: (after[kind] - before[kind]) * 1000 / count for kind in PROGRAMS}
     with Connection(port) as conn:  # spot-check outside the timing
         for image in images[:: max(1, count // 10)]:
             r = conn.request("GET", f"/v2/{image.repo}/manifests/{image.tag}", {"Accept": OCI_MANIFEST})
             if r.status != 200 or r.body != image.manifest:
                 raise RuntimeError(f"port {port}: {image.repo}:{image.tag} did not come back")
-    return rate
+    return rate, cpu
 
 
 def store_multipart_rate(client: Any, bucket: str, blob: BlobFile) -> float:
@@ -229,6 +246,11 @@ def summarise(result: dict[str, Any]) -> str:
             f"| {target.label} | {target.unit} | {dy:,.1f} | {dist:,.1f} | {spread['median']:.2f}x "
             f"({spread['min']:.2f}-{spread['max']:.2f}) | {target.target:g}x | {met} |"
         )
+    for name in ("dockyard", "distribution"):
+        costs = [r[f"{name}.images.cpu"] for r in rounds if f"{name}.images.cpu" in r]
+        if costs:
+            each = ", ".join(f"{k} {statistics.median(c[k] for c in costs):.1f}" for k in PROGRAMS)
+            lines.append(f"CPU ms per small image while {name} pushed (medians): {each}")
     store = statistics.median(r["store.multipart"] for r in rounds)
     lines += [
         "",
@@ -354,7 +376,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 measure(row, name, ["small", "small.p99"], small)
             for i, name in enumerate(order if "images" in args.only else ()):
                 first = (n * 2 + i + 1) * 1_000_000  # fresh images every time: nothing is there yet
-                measure(row, name, ["images"], partial(images_rate, ports[name], first, args.images))
+                measure(
+                    row, name, ["images", "images.cpu"], partial(images_rate, ports[name], first, args.images)
+                )
             row["load_after"] = load()
             print(json.dumps(row), file=sys.stderr, flush=True)
             result["rounds"].append(row)
