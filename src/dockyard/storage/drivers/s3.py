@@ -19,9 +19,10 @@ CompleteMultipartUpload (empty there) is never used, nor ``If-Match`` (refused t
 quoted), and parts are always completed in ascending order.
 
 botocore is synchronous; every call runs in the driver's worker threads (``offload.Offload``),
-so the event loop never waits on the network. The calls of single small objects (HEAD, a whole
-GET, PUT) skip the client's request machinery (``s3_small``): most of a small image's push and of
-a manifest GET is those calls, and they cost under half the CPU that way.
+so the event loop never waits on the network. The calls every request makes (HEAD, a whole GET
+and PUT of one object, a listing page, a batch delete) skip the client's request machinery
+(``s3_small``): a small image's push and a manifest GET are made of them, and they cost under
+half the CPU that way.
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ _READ_CHUNK = 1 << 20
 _DELETE_BATCH = 1000  # DeleteObjects' limit
 _FANOUT = 32  # concurrent calls of one batch (stat_many, a tree walk, ...)
 log = logging.getLogger(__name__)
+
+
+def _inside(path: str, paths: set[str]) -> bool:
+    """Whether a directory above ``path`` is one of ``paths`` (a look per level, not per path)."""
+    at = path.rfind("/")
+    while at > 0:
+        if path[:at] in paths:
+            return True
+        at = path.rfind("/", 0, at)
+    return False
 
 
 @dataclass
@@ -359,7 +370,8 @@ class S3Driver:
 
         # A path below another one in the list is found by that one's LIST (a session's data
         # file and its directory, removed together by every commit): no calls of its own.
-        outer = list(dict.fromkeys(p for p in paths if not any(p.startswith(f"{q}/") for q in paths)))
+        given = set(paths)
+        outer = [p for p in dict.fromkeys(paths) if not _inside(p, given)]
         listed = dict(zip(outer, await self._each(found, outer), strict=True))
         every = sorted({k for keys in listed.values() for k in keys})
         await self._delete_keys(every)

@@ -91,8 +91,9 @@ def _http_date(value: str | None) -> datetime:
 
 
 class SmallObjects:
-    """Signed HEAD, GET and PUT of whole objects through the client's HTTP session (blocking:
-    the driver calls these in its worker threads, as it calls the client)."""
+    """Signed HEAD, GET and PUT of whole objects, listing pages and batch deletes through the
+    client's HTTP session (blocking: the driver calls these in its worker threads, as it calls
+    the client)."""
 
     def __init__(self, client: Any, bucket: str, create_args: dict[str, str]) -> None:
         self._base = bucket_url(client, bucket)
@@ -182,10 +183,8 @@ class SmallObjects:
         body = f'<Delete xmlns="{_XMLNS}"><Quiet>true</Quiet>{objects}</Delete>'.encode()
         headers = {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}  # noqa: S324 - S3 asks
         root = _children(self._send("DeleteObjects", "POST", "?delete", body, headers).content)
-        errors = [_children(error) for error in root["Error"]]
-        if not errors:
-            return {}
-        return {"Errors": [{"Key": e.get("Key", ""), "Code": e.get("Code", "")} for e in errors]}
+        errors = [_children(error) for error in root["Error"]]  # each with its Key and Code
+        return {"Errors": errors} if errors else {}
 
 
 def _quoted(key: str) -> str:
