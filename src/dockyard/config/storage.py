@@ -16,6 +16,7 @@ class Filesystem(DriverSection):
     rootdirectory: str = "./registry-data"
     maxthreads: int = 100
     fsync: bool = True
+    inlinemetadata: bool = True  # stat and reads up to 4 KiB on the event loop (false for NFS)
 
 
 class InMemory(DriverSection):

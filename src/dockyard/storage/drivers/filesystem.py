@@ -6,8 +6,14 @@ waits on the disk.
 Small files are written to a temporary sibling, fsynced (unless ``fsync`` is off) and renamed into
 place, so readers see the old or the new content, never a torn write.
 
+Metadata is the exception (issue #16's relaxed rule, ``inlinemetadata``, on by default): ``stat``,
+and reads of files up to 4 KiB (link files, most manifests) run on the event loop, since a thread
+round trip costs several times what the system calls do; a larger file read this way goes on in a
+thread. Set ``inlinemetadata: false`` for a network filesystem, where one ``stat`` can block.
+
 Paths arrive checked (``checked.CheckedDriver`` is the only caller). Batches (``stat_many``,
-``put_many``, ...) and a writer's ``commit`` each take one trip to the worker threads.
+``put_many``, ...) and a writer's ``commit`` each take one trip to the worker threads, except
+metadata batches of up to 16 paths with ``inlinemetadata``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ from dockyard.storage.driver import FileInfo, each_or_none
 from dockyard.storage.drivers.offload import Offload
 
 _READ_CHUNK = 1 << 20
+INLINE_READ = 4096  # a file this size or smaller is read on the event loop (inlinemetadata)
+INLINE_BATCH = 16  # metadata batches this long or shorter run on the event loop too
+_RDONLY = os.O_RDONLY | os.O_CLOEXEC
 T = TypeVar("T")
 _NOSPACE = {errno.ENOSPC, errno.EDQUOT}
 
@@ -121,9 +130,12 @@ class _Writer:
 class FilesystemDriver:
     name = "filesystem"
 
-    def __init__(self, root: str, *, fsync: bool = True, threads: int = 32) -> None:
+    def __init__(
+        self, root: str, *, fsync: bool = True, threads: int = 32, inline_metadata: bool = True
+    ) -> None:
         self.root = os.path.abspath(root)
         self.fsync = fsync
+        self.inline_metadata = inline_metadata
         os.makedirs(self.root, exist_ok=True)
         self._offload = Offload(threads, "dockyard-fs")
 
@@ -134,6 +146,7 @@ class FilesystemDriver:
             params["rootdirectory"],
             fsync=params.get("fsync", True),
             threads=min(params.get("maxthreads", 100), 64),
+            inline_metadata=params.get("inlinemetadata", True),
         )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -155,11 +168,39 @@ class FilesystemDriver:
         except OSError as exc:
             raise _translate(exc, path) from exc
 
+    def _get_small(self, path: str) -> bytes | None:
+        """The whole file if it holds at most ``INLINE_READ`` bytes, else None (one read of one
+        more byte than that tells which)."""
+        try:
+            fd = os.open(self._full(path), _RDONLY)
+            try:
+                data = os.read(fd, INLINE_READ + 1)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise _translate(exc, path) from exc
+        return data if len(data) <= INLINE_READ else None
+
     async def get_content(self, path: str) -> bytes:
+        if self.inline_metadata:
+            data = self._get_small(path)
+            if data is not None:
+                return data
         return await self.run(self._get, path)
 
     async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
-        return await self.run(each_or_none, self._get, paths)
+        if not self.inline_metadata or len(paths) > INLINE_BATCH:
+            return await self.run(each_or_none, self._get, paths)
+        out: list[bytes | None] = []
+        for path in paths:
+            try:
+                data = self._get_small(path)
+                if data is None:  # larger than a link file: the rest in a thread
+                    data = await self.run(self._get, path)
+            except PathNotFound:
+                data = None
+            out.append(data)
+        return out
 
     def _put(self, path: str, data: bytes, exclusive: bool) -> bool:
         full = self._full(path)
@@ -302,10 +343,15 @@ class FilesystemDriver:
         return FileInfo(path, st.st_size, st.st_mtime, stat.S_ISDIR(st.st_mode), token)
 
     async def stat(self, path: str) -> FileInfo:
+        if self.inline_metadata:
+            return self._stat(path)
         return await self.run(self._stat, path)
 
     async def stat_many(self, paths: Sequence[str], *, files: bool = False) -> list[FileInfo | None]:
-        return await self.run(each_or_none, self._stat, paths)  # a directory costs nothing more
+        # A directory costs nothing more than a file here.
+        if self.inline_metadata and len(paths) <= INLINE_BATCH:
+            return each_or_none(self._stat, paths)
+        return await self.run(each_or_none, self._stat, paths)
 
     def _tree(self, path: str, skip_prefix: str, depth: int | None) -> dict[str, list[str]]:
         base = self._full(path)
