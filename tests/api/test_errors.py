@@ -62,7 +62,8 @@ async def test_unknown_routes_and_methods(client: httpx.AsyncClient) -> None:
 
 async def test_base_and_health(client: httpx.AsyncClient) -> None:
     r = await client.get("/v2/")
-    assert r.status_code == 200 and r.json() == {}
+    assert r.status_code == 200 and r.content == b"{}"
+    assert r.headers["Content-Type"] == "application/json" and r.headers["Content-Length"] == "2"
     assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
     r = await client.get("/health")
     assert r.status_code == 200 and r.json() == {"status": "ok", "storage": "ok", "coordinator": "ok"}

@@ -8,10 +8,12 @@ from dockyard.api.context import Context
 from dockyard.api.headers import next_link, parse_page_size
 
 CATALOG_MAX = 1000
+_EMPTY_OBJECT = b"{}"
 
 
 async def api_version(ctx: Context) -> Response:
-    return JSONResponse({})
+    # The same bytes and Content-Type JSONResponse({}) sends, without encoding them each time.
+    return Response(_EMPTY_OBJECT, media_type="application/json")
 
 
 async def catalog(ctx: Context) -> Response:
