@@ -14,6 +14,7 @@ class Receiver:
     def __init__(self, port: int) -> None:
         self.port = port
         self.envelopes: list[tuple[dict[str, str], bytes]] = []
+        self.targets: list[str] = []  # each POST's request target (absolute when sent to a proxy)
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -26,6 +27,7 @@ class Receiver:
                 content = self.rfile.read(length)
                 with receiver.lock:
                     receiver.envelopes.append(({k.lower(): v for k, v in self.headers.items()}, content))
+                    receiver.targets.append(self.path)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
