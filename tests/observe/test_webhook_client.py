@@ -20,12 +20,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def receiver() -> Any:
+    """Up from the start (``test_delivery``'s starts down)."""
     r = Receiver(free_port())
     r.start()
     yield r
