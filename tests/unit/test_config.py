@@ -22,7 +22,7 @@ def test_defaults() -> None:
     assert config.http.addr == "127.0.0.1:5000"
     assert config.storage.driver() == (
         "filesystem",
-        {"rootdirectory": "./registry-data", "maxthreads": 100, "fsync": True, "inlinemetadata": True},
+        {"rootdirectory": "./registry-data", "maxthreads": 100, "fsync": True, "inlinemetadata": "auto"},
     )
 
 

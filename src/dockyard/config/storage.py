@@ -16,7 +16,8 @@ class Filesystem(DriverSection):
     rootdirectory: str = "./registry-data"
     maxthreads: int = 100
     fsync: bool = True
-    inlinemetadata: bool = True  # stat and reads up to 4 KiB on the event loop (false for NFS)
+    # stat and reads up to 4 KiB on the event loop; auto: unless the root is on NFS, CIFS, FUSE...
+    inlinemetadata: bool | Literal["auto"] = "auto"
 
 
 class InMemory(DriverSection):

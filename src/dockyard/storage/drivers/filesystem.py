@@ -6,10 +6,11 @@ waits on the disk.
 Small files are written to a temporary sibling, fsynced (unless ``fsync`` is off) and renamed into
 place, so readers see the old or the new content, never a torn write.
 
-Metadata is the exception (issue #16's relaxed rule, ``inlinemetadata``, on by default): ``stat``,
-and reads of files up to 4 KiB (link files, most manifests) run on the event loop, since a thread
-round trip costs several times what the system calls do; a larger file read this way goes on in a
-thread. Set ``inlinemetadata: false`` for a network filesystem, where one ``stat`` can block.
+Metadata is the exception (issue #16's relaxed rule, ``inlinemetadata``): ``stat``, and reads of
+files up to 4 KiB (link files, most manifests) run on the event loop, since a thread round trip
+costs several times what the system calls do; a larger file read this way goes on in a thread.
+The default, ``auto``, does so unless the root is on a network filesystem (``fstype``), where one
+``stat`` can wait on a server; ``true`` and ``false`` decide it outright.
 
 Paths arrive checked (``checked.CheckedDriver`` is the only caller). Batches (``stat_many``,
 ``put_many``, ...) and a writer's ``commit`` each take one trip to the worker threads, except
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import stat
@@ -32,18 +34,26 @@ from typing import Any, BinaryIO, TypeVar
 from dockyard.errors import PathNotFound, StorageFull
 from dockyard.oci.digest import Hasher
 from dockyard.storage.driver import FileInfo, each_or_none
+from dockyard.storage.drivers.fstype import is_network, mount_type
 from dockyard.storage.drivers.offload import Offload
 
 _READ_CHUNK = 1 << 20
 INLINE_READ = 4096  # a file this size or smaller is read on the event loop (inlinemetadata)
 INLINE_BATCH = 16  # metadata batches this long or shorter run on the event loop too
 _RDONLY = os.O_RDONLY | os.O_CLOEXEC
+log = logging.getLogger("dockyard.storage")
 T = TypeVar("T")
 _NOSPACE = {errno.ENOSPC, errno.EDQUOT}
 
 
 def _open_binary(path: str) -> BinaryIO:
     return open(path, "rb")  # closed by the caller
+
+
+def _inline_setting(value: object) -> bool | None:
+    """``storage.filesystem.inlinemetadata``: ``auto`` (None: decided by the root's filesystem),
+    or true/false."""
+    return None if value == "auto" else bool(value)
 
 
 def _translate(exc: OSError, path: str) -> Exception:
@@ -131,12 +141,20 @@ class FilesystemDriver:
     name = "filesystem"
 
     def __init__(
-        self, root: str, *, fsync: bool = True, threads: int = 32, inline_metadata: bool = True
+        self, root: str, *, fsync: bool = True, threads: int = 32, inline_metadata: bool | None = None
     ) -> None:
         self.root = os.path.abspath(root)
         self.fsync = fsync
-        self.inline_metadata = inline_metadata
         os.makedirs(self.root, exist_ok=True)
+        if inline_metadata is None:  # auto: on, unless the root is on a network filesystem
+            kind = mount_type(self.root)
+            inline_metadata = not is_network(kind)
+            if not inline_metadata:
+                log.info(
+                    "storage root on a network filesystem: metadata calls run in threads",
+                    extra={"root": self.root, "fstype": kind},
+                )
+        self.inline_metadata = inline_metadata
         self._offload = Offload(threads, "dockyard-fs")
 
     @classmethod
@@ -146,7 +164,7 @@ class FilesystemDriver:
             params["rootdirectory"],
             fsync=params.get("fsync", True),
             threads=min(params.get("maxthreads", 100), 64),
-            inline_metadata=params.get("inlinemetadata", True),
+            inline_metadata=_inline_setting(params.get("inlinemetadata", "auto")),
         )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
