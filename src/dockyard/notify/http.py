@@ -9,8 +9,8 @@ followed (a 3xx is a failure).
 Environment proxies (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``) and ``.netrc`` credentials are
 honoured as aiohttp's ``trust_env`` honours them, with the same helpers, but looked up once per
 endpoint URL: ``trust_env`` looks them up again for every request, in a thread, which under a
-stream of pulls was a tenth of what the sender cost. The environment does not change while the
-registry runs.
+stream of pulls held 3.8 % of a busy worker's samples (py-spy). The environment does not change
+while the registry runs.
 """
 
 from __future__ import annotations
@@ -34,11 +34,15 @@ from dockyard.notify.spool import Record
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """How requests to one endpoint URL go: through which proxy, with which credentials (as
-    ready ``Authorization`` and ``Proxy-Authorization`` values)."""
+    """How requests to one endpoint URL go: through which proxy, with which credentials, as
+    ready header values. A proxy's credentials go on the request itself through a plain proxy
+    (``proxy_authorization``), on the CONNECT for an ``https`` endpoint (``connect_headers``):
+    aiohttp deprecates its ``proxy_auth`` argument, and its ``proxy_headers`` reach only a
+    CONNECT."""
 
     proxy: URL | None = None
     proxy_authorization: str | None = None
+    connect_headers: dict[str, str] | None = None
     authorization: str | None = None
 
 
@@ -53,11 +57,12 @@ def route_for(url: str) -> Route:
     if target.host is not None and target.user is None:  # credentials in the URL win, as in aiohttp
         with contextlib.suppress(LookupError):
             auth = basicauth_from_netrc(netrc_from_env(), target.host)
-    return Route(
-        proxy,
-        proxy_auth.encode() if proxy_auth is not None else None,
-        auth.encode() if auth is not None else None,
-    )
+    authorization = auth.encode() if auth is not None else None
+    if proxy_auth is None:
+        return Route(proxy, authorization=authorization)
+    if target.scheme == "https":
+        return Route(proxy, None, {"Proxy-Authorization": proxy_auth.encode()}, authorization)
+    return Route(proxy, proxy_auth.encode(), None, authorization)
 
 
 class WebhookClient:
@@ -92,12 +97,8 @@ class WebhookClient:
         headers = [(k, v) for k, values in endpoint.headers.items() for v in values]
         if route.authorization and not any(k.lower() == "authorization" for k, _ in headers):
             headers.append(("Authorization", route.authorization))  # .netrc's, as trust_env did
-        proxy_headers = None
-        if route.proxy_authorization:  # on the request itself through a plain proxy, else on CONNECT
-            if endpoint.url[:6].lower() == "https:":
-                proxy_headers = {"Proxy-Authorization": route.proxy_authorization}
-            else:
-                headers.append(("Proxy-Authorization", route.proxy_authorization))
+        if route.proxy_authorization:
+            headers.append(("Proxy-Authorization", route.proxy_authorization))
         headers.append(("Content-Type", media_type))
         if endpoint.secret:
             headers.append((SIGNATURE_HEADER, sign(endpoint.secret, content)))
@@ -111,7 +112,7 @@ class WebhookClient:
                 timeout=aiohttp.ClientTimeout(total=endpoint.timeout),
                 allow_redirects=False,
                 proxy=route.proxy,
-                proxy_headers=proxy_headers,
+                proxy_headers=route.connect_headers,
             ) as answer:
                 await answer.read()
                 status = answer.status
