@@ -46,6 +46,14 @@ class TestFilesystemDriver(DriverSuite):
         os.utime(local, (st.st_atime - seconds, st.st_mtime - seconds))
 
 
+class TestFilesystemDriverAllThreaded(TestFilesystemDriver):
+    """The shared suite again with ``inlinemetadata: false`` (the class above has it on)."""
+
+    @pytest.fixture
+    def driver(self, tmp_path: Path) -> FilesystemDriver:
+        return FilesystemDriver(str(tmp_path / "root"), fsync=True, inline_metadata=False)
+
+
 @pytest.mark.anyio
 async def test_filesystem_leaves_no_temporary_files(tmp_path: Path) -> None:
     driver = checked(FilesystemDriver(str(tmp_path), fsync=False))

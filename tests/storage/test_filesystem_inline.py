@@ -1,6 +1,7 @@
 """The filesystem driver's metadata on the event loop (#16's relaxed rule): ``stat`` and reads of
 up to 4 KiB run inline, anything larger or longer goes to the worker threads, and
-``inlinemetadata: false`` sends everything there (``test_fstype``: what ``auto`` decides)."""
+``inlinemetadata: false`` sends everything there (``test_fstype``: what ``auto`` decides;
+``test_drivers``: the shared suite with everything in threads)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import pytest
 from dockyard.errors import PathNotFound
 from dockyard.storage.drivers import create_driver
 from dockyard.storage.drivers.filesystem import INLINE_BATCH, INLINE_READ, FilesystemDriver
-from dockyard.testing.driver_suite import DriverSuite
 
 pytestmark = pytest.mark.anyio
 
@@ -94,21 +94,3 @@ async def test_inlinemetadata_false_sends_every_call_to_the_threads(tmp_path: Pa
     await driver.stat_many(["/r/link"])
     await driver.get_many(["/r/link"])
     assert driver.threaded == ["_get", "_stat", "each_or_none", "each_or_none"]
-
-
-class TestFilesystemDriverAllThreaded(DriverSuite):
-    """The shared suite again with ``inlinemetadata: false`` (the main run has it on)."""
-
-    @pytest.fixture
-    def driver(self, tmp_path: Path) -> FilesystemDriver:
-        return FilesystemDriver(str(tmp_path / "root"), fsync=True, inline_metadata=False)
-
-    async def leftovers(self, store: Any) -> list[str]:
-        root = store.inner.root
-        found = (os.path.join(d, n) for d, _, files in os.walk(root) for n in files)
-        return sorted(os.path.relpath(f, root) for f in found)
-
-    async def age(self, driver: Any, path: str, seconds: float) -> None:
-        local = driver.local_path(path)
-        st = os.stat(local)
-        os.utime(local, (st.st_atime - seconds, st.st_mtime - seconds))
