@@ -4,6 +4,7 @@ other proxy tests inject an httpx transport, which keeps every request on httpx.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,10 +12,14 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from dockyard.app import create_services
+from dockyard.client import proxies
+from dockyard.client.proxies import proxy_route
 from dockyard.config import parse_config
 from dockyard.oci.digest import Digest
+from dockyard.proxy import bodies
 from dockyard.proxy.inflight import FillFailed, LiveSource
 from dockyard.storage.blobs import StoredBlob
 
@@ -35,6 +40,7 @@ class Faulty:
     def __init__(self) -> None:
         self.fault: str | None = None
         self.log: list[str] = []
+        self.seen: list[tuple[str, str | None]] = []  # each blob GET's Host and Proxy-Authorization
 
 
 @pytest.fixture
@@ -47,6 +53,7 @@ async def upstream() -> AsyncIterator[tuple[str, Faulty]]:
 
     async def blob(request: web.Request) -> web.StreamResponse:
         state.log.append(f"{request.method} {request.path}")
+        state.seen.append((request.host, request.headers.get("Proxy-Authorization")))
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
             realm = f'Bearer realm="http://{request.host}/token",service="up",scope="repository:x:pull"'
             return web.json_response({"errors": []}, status=401, headers={"WWW-Authenticate": realm})
@@ -54,6 +61,8 @@ async def upstream() -> AsyncIterator[tuple[str, Faulty]]:
             return web.json_response({"errors": [{"code": "BLOB_UNKNOWN", "message": "no"}]}, status=404)
         if state.fault == "redirect":
             raise web.HTTPTemporaryRedirect("/cdn/blob")
+        if state.fault == "elsewhere":  # another origin: the same server under another name
+            raise web.HTTPTemporaryRedirect(f"http://localhost:{request.url.port}/cdn/blob")
         return await send(request)
 
     async def cdn(request: web.Request) -> web.StreamResponse:
@@ -100,7 +109,7 @@ async def drain(source: Any) -> bytes:
     return b"".join([c async for c in source.read()])
 
 
-@pytest.mark.parametrize("fault", [None, "redirect"])
+@pytest.mark.parametrize("fault", [None, "redirect", "elsewhere"])
 async def test_a_blob_through_the_token_flow_and_a_redirect(
     upstream: tuple[str, Faulty], tmp_path: Path, fault: str | None
 ) -> None:
@@ -116,7 +125,53 @@ async def test_a_blob_through_the_token_flow_and_a_redirect(
     assert state.log[:3] == [path, "token repository:x:pull", path]
     if fault == "redirect":  # the token stays with the upstream's origin... which is this one
         assert state.log[3] == f"cdn auth=Bearer {TOKEN}"
+    if fault == "elsewhere":  # ...and is not sent to another
+        assert state.log[3] == "cdn auth=None"
     await model.close(5)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+
+
+async def test_the_environments_proxy_is_used_and_looked_up_once(
+    upstream: tuple[str, Faulty], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    """The upstream is named by a host only the proxy knows; the proxy is the upstream's own
+    server, which answers a request for any host (a proxied request keeps its Host)."""
+    url, state = upstream
+    state.fault = "redirect"
+    monkeypatch.setenv("HTTP_PROXY", f"http://pu:pp@{url.removeprefix('http://')}")
+    looked_up: list[str] = []
+
+    def counted(target: URL) -> proxies.ProxyRoute:
+        looked_up.append(str(target))
+        return proxy_route(target)
+
+    monkeypatch.setattr(proxies, "proxy_route", counted)
+    model = proxy("http://upstream.invalid", tmp_path).model
+    assert await drain(await model.open_blob("library/x", Digest.parse(DIGEST))) == BLOB
+    await model.close(5)
+    auth = "Basic " + base64.b64encode(b"pu:pp").decode()
+    assert state.seen == [("upstream.invalid", auth)] * 2  # the 401, then the GET that redirects
+    assert state.log[-1] == f"cdn auth=Bearer {TOKEN}"  # the redirect went through the proxy too
+    assert looked_up == ["http://upstream.invalid"]  # once, while the cache was being built
+
+
+async def test_no_proxy_goes_direct(
+    upstream: tuple[str, Faulty], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    url, state = upstream
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nobody listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    model = proxy(url, tmp_path).model
+    assert await drain(await model.open_blob("library/x", Digest.parse(DIGEST))) == BLOB
+    await model.close(5)
+    assert [proxy_auth for _, proxy_auth in state.seen] == [None, None]
 
 
 @pytest.mark.parametrize("fault", ["corrupt", "cut"])
@@ -154,3 +209,18 @@ async def test_an_unknown_blob_and_an_unreachable_upstream(
     with pytest.raises(UpstreamUnavailable):
         await gone.open_blob("library/x", Digest.parse(DIGEST))
     await gone.close(5)
+
+
+@pytest.mark.parametrize(
+    ("to", "kept"),
+    [
+        ("http://up.example/cdn", True),  # same origin
+        ("https://up.example/cdn", True),  # http to https, same host, default ports (as httpx)
+        ("https://up.example:8443/cdn", False),
+        ("http://cdn.example/blob", False),
+        ("http://up.example:8080/cdn", False),
+    ],
+)
+def test_which_redirects_keep_the_authorization(to: str, kept: bool) -> None:
+    assert bodies._keeps_authorization(URL("http://up.example/v2/x"), URL(to)) is kept
+    assert bodies._keeps_authorization(URL("https://up.example/v2/x"), URL("http://up.example/v2/x")) is False

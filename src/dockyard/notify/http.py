@@ -6,11 +6,9 @@ aiohttp's ``ClientSession.post`` 210-220 us. Under a stream of pulls every 32 ev
 POST, so that difference was most of what a webhook cost a busy worker. Redirects are not
 followed (a 3xx is a failure).
 
-Environment proxies (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``) and ``.netrc`` credentials are
-honoured as aiohttp's ``trust_env`` honours them, with the same helpers, but looked up once per
-endpoint URL: ``trust_env`` looks them up again for every request, in a thread, which under a
-stream of pulls held 3.8 % of a busy worker's samples (py-spy). The environment does not change
-while the registry runs.
+Environment proxies (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``: ``dockyard.client.proxies``) and
+``.netrc`` credentials are honoured as aiohttp's ``trust_env`` honours them, with the same helpers,
+but looked up once per endpoint URL.
 """
 
 from __future__ import annotations
@@ -21,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
+from aiohttp.helpers import basicauth_from_netrc, netrc_from_env
 from yarl import URL
 
+from dockyard.client.proxies import DIRECT, ProxyRoute, proxy_route
 from dockyard.config import Endpoint
 from dockyard.notify.cloudevent import BATCH_MEDIA_TYPE as CLOUDEVENT_BATCH
 from dockyard.notify.cloudevent import MEDIA_TYPE as CLOUDEVENT
@@ -34,35 +33,21 @@ from dockyard.notify.spool import Record
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """How requests to one endpoint URL go: through which proxy, with which credentials, as
-    ready header values. A proxy's credentials go on the request itself through a plain proxy
-    (``proxy_authorization``), on the CONNECT for an ``https`` endpoint (``connect_headers``):
-    aiohttp deprecates its ``proxy_auth`` argument, and its ``proxy_headers`` reach only a
-    CONNECT."""
+    """How requests to one endpoint URL go: the environment's proxy for it, and ``.netrc``'s
+    ``Authorization`` for its host, as a ready header value."""
 
-    proxy: URL | None = None
-    proxy_authorization: str | None = None
-    connect_headers: dict[str, str] | None = None
+    proxy: ProxyRoute = DIRECT
     authorization: str | None = None
 
 
 def route_for(url: str) -> Route:
     """What ``trust_env`` would find for ``url`` (blocking: it reads ``.netrc``)."""
     target = URL(url)
-    try:
-        proxy, proxy_auth = get_env_proxy_for_url(target)
-    except LookupError:
-        proxy, proxy_auth = None, None
     auth = None
     if target.host is not None and target.user is None:  # credentials in the URL win, as in aiohttp
         with contextlib.suppress(LookupError):
             auth = basicauth_from_netrc(netrc_from_env(), target.host)
-    authorization = auth.encode() if auth is not None else None
-    if proxy_auth is None:
-        return Route(proxy, authorization=authorization)
-    if target.scheme == "https":
-        return Route(proxy, None, {"Proxy-Authorization": proxy_auth.encode()}, authorization)
-    return Route(proxy, proxy_auth.encode(), None, authorization)
+    return Route(proxy_route(target), auth.encode() if auth is not None else None)
 
 
 class WebhookClient:
@@ -97,8 +82,8 @@ class WebhookClient:
         headers = [(k, v) for k, values in endpoint.headers.items() for v in values]
         if route.authorization and not any(k.lower() == "authorization" for k, _ in headers):
             headers.append(("Authorization", route.authorization))  # .netrc's, as trust_env did
-        if route.proxy_authorization:
-            headers.append(("Proxy-Authorization", route.proxy_authorization))
+        if route.proxy.proxy_authorization:
+            headers.append(("Proxy-Authorization", route.proxy.proxy_authorization))
         headers.append(("Content-Type", media_type))
         if endpoint.secret:
             headers.append((SIGNATURE_HEADER, sign(endpoint.secret, content)))
@@ -111,8 +96,8 @@ class WebhookClient:
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=endpoint.timeout),
                 allow_redirects=False,
-                proxy=route.proxy,
-                proxy_headers=route.connect_headers,
+                proxy=route.proxy.proxy,
+                proxy_headers=route.proxy.connect_headers,
             ) as answer:
                 await answer.read()
                 status = answer.status

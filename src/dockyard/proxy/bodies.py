@@ -9,7 +9,9 @@ lists stay on the httpx client, and so does everything when a test injects an ht
 The request is the one the httpx client would send (its default headers, so the upstream sees
 one client) and is authenticated by the same :class:`dockyard.client.RegistryAuth`, whose flow
 is driven here (cached tokens per scope, the Docker token flow, Basic). Redirects are followed
-(a CDN or an object store), dropping ``Authorization`` on a change of origin as httpx does.
+(a CDN or an object store), dropping ``Authorization`` on a change of origin as httpx does. The
+environment's proxies apply as for httpx, per hop (``dockyard.client.proxies``); ``.netrc`` does
+not (httpx ignores it: credentials are the upstream's ``username`` and ``password``).
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import httpx
+from yarl import URL
 
 from dockyard.client import RegistryAuth
 from dockyard.client.auth import reads_answer
+from dockyard.client.proxies import ProxyRoutes
 
 READ_BUFFER = 1 << 20  # bytes aiohttp may gather before a read: fewer, larger chunks
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10  # as aiohttp and httpx
 
 
 class BodyFailed(Exception):
@@ -46,22 +52,47 @@ class BodyClient:
         self.tls = tls  # an https upstream: httpx's trust store (loading it costs; else aiohttp's)
         self.timeout = aiohttp.ClientTimeout(total=None, connect=min(timeout, 10.0), sock_read=timeout)
         self.record = record
+        self.routes = ProxyRoutes()
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:  # made on the running loop, when first used
             connector = aiohttp.TCPConnector(ssl=httpx.create_ssl_context() if self.tls else True)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self.timeout, trust_env=True, read_bufsize=READ_BUFFER
+                connector=connector, timeout=self.timeout, read_bufsize=READ_BUFFER
             )
         return self._session
 
     async def _send(self, request: httpx.Request) -> aiohttp.ClientResponse:
+        """``request``, its redirects followed, each hop through the proxy the environment names
+        for its origin (``dockyard.client.proxies``). ``Authorization`` is dropped once a hop
+        leaves the request's origin, except from http to https on the same host, as httpx does."""
+        first = url = URL(str(request.url), encoded=True)
         headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() != "host"]
         try:
-            return await self._client().request(request.method, str(request.url), headers=headers)
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            for _ in range(MAX_REDIRECTS + 1):
+                route = await self.routes.route(url)
+                sent = headers
+                if route.proxy_authorization is not None:
+                    sent = [*headers, ("Proxy-Authorization", route.proxy_authorization)]
+                response = await self._client().request(
+                    request.method,
+                    url,
+                    headers=sent,
+                    allow_redirects=False,
+                    proxy=route.proxy,
+                    proxy_headers=route.connect_headers,
+                )
+                location = response.headers.get("Location")
+                if response.status not in REDIRECTS or location is None:
+                    return response
+                response.release()
+                url = url.join(URL(location))
+                if not _keeps_authorization(first, url):
+                    headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise BodyFailed(f"{type(exc).__name__} {exc}".strip()) from None
+        raise BodyFailed(f"more than {MAX_REDIRECTS} redirects")
 
     async def get(self, request: httpx.Request) -> tuple[httpx.Response, aiohttp.ClientResponse]:
         """The answer to ``request`` once authenticated, as httpx sees answers (status, headers,
@@ -110,3 +141,10 @@ def finish(response: aiohttp.ClientResponse) -> None:
             response.release()
         else:
             response.close()
+
+
+def _keeps_authorization(first: URL, url: URL) -> bool:
+    if url.origin() == first.origin():
+        return True
+    upgraded = first.scheme == "http" and url.scheme == "https" and first.is_default_port()
+    return upgraded and url.host == first.host and url.is_default_port()

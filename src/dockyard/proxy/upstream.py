@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
+from yarl import URL
 
 from dockyard.client import RegistryAuth
 from dockyard.config import Upstream
@@ -101,6 +102,7 @@ class UpstreamClient:
         self.bodies = None
         if transport is None:
             self.bodies = bodies.BodyClient(self.auth, upstream.timeout, self._seen, tls=tls)
+            self.bodies.routes.preload(URL(self.url))  # built before serving: no thread trip later
 
     def _record(self, response: httpx.Response) -> None:
         self._seen(response.headers)
