@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from yarl import URL
@@ -172,6 +173,23 @@ async def test_no_proxy_goes_direct(
     assert await drain(await model.open_blob("library/x", Digest.parse(DIGEST))) == BLOB
     await model.close(5)
     assert [proxy_auth for _, proxy_auth in state.seen] == [None, None]
+
+
+async def test_a_body_starts_with_a_small_buffer_and_widens(upstream: tuple[str, Faulty]) -> None:
+    """Small at first, so the first byte is not held behind a large read; large once
+    ``WIDEN_AFTER`` bytes (the whole 1 MiB BLOB) were received."""
+    url, _ = upstream
+    assert len(BLOB) == bodies.WIDEN_AFTER
+    async with (
+        aiohttp.ClientSession(read_bufsize=bodies.FIRST_READ_BUFFER) as session,
+        session.get(f"{url}/cdn/blob") as response,
+    ):
+        assert response.content._high_water == 2 * bodies.FIRST_READ_BUFFER
+        got = b"".join([c async for c in bodies.chunks(response, RuntimeError)])
+        assert got == BLOB
+        assert response.content._high_water == 2 * bodies.READ_BUFFER
+        assert response.content._low_water == bodies.READ_BUFFER
+    bodies.widen(object(), bodies.READ_BUFFER)  # type: ignore[arg-type]  # without them: nothing
 
 
 @pytest.mark.parametrize("fault", ["corrupt", "cut"])
