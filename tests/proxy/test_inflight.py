@@ -108,15 +108,26 @@ async def test_a_follower_of_a_failed_fill_sees_an_error_and_a_retry_refetches(
     assert up.count("GET", str(layer)) == 2
 
 
+@pytest.mark.parametrize("kept", ["upload file", "spool"])
 @pytest.mark.parametrize("machine", ["same", "other"])
 async def test_two_workers_on_one_store_share_one_fetch(
-    make_upstream: Callable[..., Upstream], tmp_path: Path, machine: str
+    make_upstream: Callable[..., Upstream],
+    tmp_path: Path,
+    machine: str,
+    kept: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two workers' services on one filesystem store (the local coordinator's file locks between
-    them): on the same machine the second reads the first one's spool; on another machine (its own
-    spool directory, as a replica has) it waits for the commit, then reads storage."""
+    them): on the same machine the second reads what the first one's spool names (the upload's
+    own file on the filesystem; a copy in the spool when the driver has no local file, as on S3);
+    on another machine (its own spool directory, as a replica has) it waits for the commit, then
+    reads storage."""
     from dockyard.app import create_services
     from dockyard.config import parse_config
+    from dockyard.storage.uploads import UploadStore
+
+    if kept == "spool":
+        monkeypatch.setattr(UploadStore, "local_data", lambda *_: None)
 
     up = make_upstream()
     async with up.client() as c:
@@ -142,6 +153,13 @@ async def test_two_workers_on_one_store_share_one_fetch(
     if machine == "same":
         b = await opening
         assert isinstance(b, SpoolSource)  # reading the first worker's spool
+        spooled = sorted(p.suffix for p in (tmp_path / "spool").iterdir())
+        if kept == "upload file":
+            assert spooled == [".meta"]  # no copy of the bytes
+            assert "/_uploads/" in b.source and b.source.endswith("/data")
+        else:
+            assert spooled == [".data", ".meta"]
+            assert b.source.endswith(".data")
         reading = asyncio.create_task(drain(b))
         up.gate.set()
         assert await drain(a) == await reading == image.blobs[str(layer)]

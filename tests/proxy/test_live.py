@@ -9,12 +9,13 @@ import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
 from dockyard.oci.digest import Digest
 from dockyard.proxy import inflight
-from dockyard.proxy.inflight import FillFailed, Fills, Key, LiveSource, Progress
+from dockyard.proxy.inflight import FillFailed, Fills, Key, LiveSource, Meta, Progress, SpoolSource
 from tests.proxy.conftest import Proxy, Upstream
 
 pytestmark = pytest.mark.anyio
@@ -115,3 +116,54 @@ async def test_the_spool_descriptor_outlives_a_write_in_flight(tmp_path: object)
     await asyncio.sleep(0)  # the done callback runs
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+async def test_behind_the_window_from_the_uploads_own_file_then_the_registry_once_it_moved(
+    fills: Fills, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With a local upload file as the source (no spool copy): bytes behind the window come from
+    it; once it is gone (it became the blob) before the fill ended, the reader waits for the end
+    and reads the registry."""
+    monkeypatch.setattr(inflight, "WINDOW", 1000)
+    upload = tmp_path / "data"
+    upload.write_bytes(BLOB[:3000])
+    progress = Progress("f", len(BLOB), str(upload))
+    for i in range(0, 4000, 1000):
+        progress.add(BLOB[i : i + 1000])
+    progress.spooled_to(3000)
+    assert progress.start == 3000
+    assert await collect(source(fills, progress).read(0, 3000)) == BLOB[:3000]  # from the file
+    upload.unlink()
+    reading = asyncio.create_task(collect(source(fills, progress).read()))
+    await asyncio.sleep(0.02)
+    assert not reading.done()  # the file moved, the fill has not ended: wait
+
+    async def body() -> AsyncIterator[bytes]:
+        yield BLOB
+
+    await fills.registry.uploads.monolithic(STORED, DIGEST, body())
+    progress.add(BLOB[4000:])
+    progress.end(None)
+    assert await reading == BLOB
+
+
+async def test_another_process_reads_the_upload_file_once_the_fill_created_it(
+    fills: Fills, tmp_path: Path
+) -> None:
+    key = Key(STORED, DIGEST)
+    upload = tmp_path / "data"
+    fills.spool.write_meta(key, Meta("f", len(BLOB), "filling", str(upload)))
+    reader = SpoolSource(
+        fills, key, "f", len(BLOB), 30.0, fills.spool.source(key, fills.spool.read_meta(key))
+    )
+    assert reader.source == str(upload)
+    reading = asyncio.create_task(collect(reader.read()))
+    await asyncio.sleep(0.05)  # not there yet: the reader polls, it does not give up
+    assert not reading.done()
+    upload.write_bytes(BLOB)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield BLOB
+
+    await fills.registry.uploads.monolithic(STORED, DIGEST, body())  # committed: the last byte may go
+    assert await asyncio.wait_for(reading, 10) == BLOB

@@ -291,6 +291,10 @@ class UploadStore:
         finally:
             await self._close_opened(opening)
 
+    def local_data(self, name: str, upload_id: str) -> str | None:
+        """The OS path of a session's data file while it is written, if the driver has one."""
+        return self.driver.local_path(paths.upload_data(name, upload_id))
+
     async def monolithic(self, name: str, digest: Digest, chunks: AsyncIterator[bytes]) -> int:
         """A whole blob in one request (``POST ?digest=``): a session only for the request's life."""
         return await self.finish(name, str(uuid.uuid4()), digest, chunks, new=True)
