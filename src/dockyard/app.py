@@ -78,7 +78,10 @@ def create_services(
     inner = driver.inner if wrap_driver is None else wrap_driver(driver.inner)  # behind the one wrapper
     if wrap_driver is not None or metrics is not None:
         driver = checked(inner, redirect=redirect, observer=metrics)
-    coordinator = create_coordinator(config.database.dsn, name, params)
+    # The local coordinator's files live under the filesystem driver's root: on a network
+    # filesystem the driver keeps its metadata off the event loop, and so does the coordinator.
+    inline = bool(getattr(inner, "inline_metadata", True))
+    coordinator = create_coordinator(config.database.dsn, name, params, inline=inline)
     rules = [QuotaRule(q.repositories, q.limit, q.warning_bytes) for q in config.quotas]
     pulls = PullLog(driver, coordinator, read_only=config.storage.maintenance.readonly.enabled)
     # After-commit events: pull times, then the metrics.

@@ -27,6 +27,58 @@ class TestLocalCoordinator(CoordinatorSuite):
         return LocalCoordinator(str(tmp_path / "_dockyard"), clock)
 
 
+class TestLocalCoordinatorAllThreaded(TestLocalCoordinator):
+    """The same suite with nothing on the loop (a store root on a network filesystem)."""
+
+    @pytest.fixture
+    def coordinator(self, tmp_path: Path, clock: ManualClock) -> LocalCoordinator:
+        return LocalCoordinator(str(tmp_path / "_dockyard"), clock, inline=False)
+
+    @pytest.fixture
+    def peer(self, tmp_path: Path, clock: ManualClock) -> LocalCoordinator:
+        return LocalCoordinator(str(tmp_path / "_dockyard"), clock, inline=False)
+
+
+class _Counted(LocalCoordinator):
+    """Counts the calls that went to the coordinator's threads."""
+
+    threaded: list[str]
+
+    async def _run(self, fn: object, *args: object) -> object:
+        self.threaded.append(getattr(fn, "__name__", repr(fn)))
+        return await super()._run(fn, *args)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("inline", [True, False])
+async def test_small_calls_stay_on_the_loop_unless_told_not_to(tmp_path: Path, inline: bool) -> None:
+    coord = _Counted(str(tmp_path), inline=inline)
+    coord.threaded = []
+    for _ in range(2):  # the second time: the generation file and the shared lock's file exist
+        coord.threaded.clear()
+        await coord.create_session("s1", "library/a")
+        await coord.update_session("s1", offset=3)
+        assert (await coord.get_session("s1")) is not None
+        await coord.delete_session("s1")
+        await coord.referenced(["k"])
+        await coord.last_referenced(["k"])
+        await coord.forget(["k"])
+        await coord.bump("topic")
+        await coord.generation("topic")
+        async with coord.lock("upload-x", wait=False):
+            pass
+        async with coord.lock("gc", shared=True):
+            pass
+    await coord.close()
+    if inline:  # nothing that can wait on another process: all on the loop
+        assert coord.threaded == []
+    else:
+        assert len(coord.threaded) >= 12  # every one, some in more than one call
+        assert {"_write_session", "_read_session", "_delete_session", "_referenced", "_exclusive"} <= set(
+            coord.threaded
+        )
+
+
 HOLDER = textwrap.dedent(
     """
     import asyncio, sys

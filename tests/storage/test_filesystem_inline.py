@@ -94,3 +94,15 @@ async def test_inlinemetadata_false_sends_every_call_to_the_threads(tmp_path: Pa
     await driver.stat_many(["/r/link"])
     await driver.get_many(["/r/link"])
     assert driver.threaded == ["_get", "_stat", "each_or_none", "each_or_none"]
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_the_local_coordinator_follows_the_drivers_decision(tmp_path: Path, inline: bool) -> None:
+    """Its files are under the same root (``create_app`` passes the driver's decision on)."""
+    from dockyard.app import create_services
+    from dockyard.config import parse_config
+
+    tree = {"storage": {"filesystem": {"rootdirectory": str(tmp_path), "inlinemetadata": inline}}}
+    coordinator = create_services(parse_config(tree)).coordinator
+    assert coordinator.name == "local"
+    assert coordinator.inline is inline  # type: ignore[attr-defined]

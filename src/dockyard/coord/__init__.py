@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 LOCAL_AREA = "docker/registry/v2/_dockyard"
 
 
-def create_coordinator(dsn: str | None, driver_name: str, driver_params: dict[str, object]) -> Coordinator:
+def create_coordinator(
+    dsn: str | None, driver_name: str, driver_params: dict[str, object], *, inline: bool = True
+) -> Coordinator:
+    """``inline``: the filesystem driver's ``inlinemetadata`` decision, which the local coordinator
+    (its files are under the same root) follows."""
     if dsn:
         from dockyard.coord.postgres import PostgresCoordinator
 
@@ -29,7 +33,7 @@ def create_coordinator(dsn: str | None, driver_name: str, driver_params: dict[st
         from dockyard.coord.local import LocalCoordinator
 
         root = str(driver_params["rootdirectory"])
-        return LocalCoordinator(os.path.join(os.path.abspath(root), LOCAL_AREA))
+        return LocalCoordinator(os.path.join(os.path.abspath(root), LOCAL_AREA), inline=inline)
     from dockyard.coord.memory import MemoryCoordinator
 
     return MemoryCoordinator()

@@ -58,9 +58,10 @@ class _Handoff:
 
 
 class FileLocks:
-    def __init__(self, directory: str, run: Runner) -> None:
+    def __init__(self, directory: str, run: Runner, *, inline: bool = True) -> None:
         self.directory = directory
         self.run = run
+        self.inline = inline  # try-locks on the loop (a local disk); else in ``run`` too
         self._shared_fd: dict[str, int] = {}
         self._shared_count: dict[str, int] = {}
         self._exclusive_waiting: dict[str, int] = {}
@@ -177,21 +178,33 @@ class FileLocks:
             if fd is None:
                 fd = self._shared_fd[name] = await self.run(self._open, name)
             try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                if self.inline:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                else:
+                    await self.run(fcntl.flock, fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 if not wait:
                     raise LockBusy(name) from None
                 await self._shared_waited(name, fd)
-            if _current(fd, self._path(name)):
+            if self.inline and _current(fd, self._path(name)):
+                return
+            if not self.inline and await self.run(_current, fd, self._path(name)):
                 return
             # An exclusive holder removed the file since this process opened it: start over.
             del self._shared_fd[name]
             os.close(fd)
 
-    def _release_shared(self, name: str) -> None:
+    async def _release_shared(self, name: str) -> None:
         self._shared_count[name] -= 1
-        if self._shared_count[name] == 0:
+        if self._shared_count[name] != 0:
+            return
+        if self.inline:
             fcntl.flock(self._shared_fd[name], fcntl.LOCK_UN)
+            return
+        # In a thread: under the gate, so a task taking the lock meanwhile flocks after the unlock.
+        async with self._shared_gate.setdefault(name, asyncio.Lock()):
+            if self._shared_count.get(name, 0) == 0:
+                await self.run(fcntl.flock, self._shared_fd[name], fcntl.LOCK_UN)
 
     @contextlib.asynccontextmanager
     async def lock(self, name: str, *, shared: bool = False, wait: bool = True) -> AsyncIterator[None]:
@@ -201,12 +214,17 @@ class FileLocks:
             try:
                 yield
             finally:
-                self._release_shared(name)
+                await asyncio.shield(self._release_shared(name))  # a cancelled holder still lets go
             return
         self._exclusive_waiting[name] = self._exclusive_waiting.get(name, 0) + 1
         try:
             # A try-lock never blocks: open and flock(LOCK_NB) on the loop, no thread round trip.
-            fd = await self._exclusive_waited(name) if wait else self._exclusive(name, False)
+            if wait:
+                fd = await self._exclusive_waited(name)
+            elif self.inline:
+                fd = self._exclusive(name, False)
+            else:
+                fd = await self.run(self._exclusive, name, False)
         finally:
             self._exclusive_waiting[name] -= 1
             if not self._exclusive_waiting[name]:
@@ -214,8 +232,8 @@ class FileLocks:
         try:
             yield
         finally:
-            if wait:
-                await self.run(self._release_exclusive, name, fd)
+            if wait or not self.inline:
+                await asyncio.shield(self.run(self._release_exclusive, name, fd))
             else:
                 self._release_exclusive(name, fd)
 

@@ -150,14 +150,25 @@ class _LockedFile:
 class LocalCoordinator:
     name = "local"
 
-    def __init__(self, directory: str, clock: Clock = time.time, threads: int = 4) -> None:
+    def __init__(
+        self, directory: str, clock: Clock = time.time, threads: int = 4, *, inline: bool = True
+    ) -> None:
+        """``inline`` false sends every call to the threads: the store's root is on a network
+        filesystem (the filesystem driver's ``inlinemetadata`` decision), where one ``stat`` may
+        wait on a server and would stall every request of the worker."""
         self.directory = os.path.abspath(directory)
         self.clock = clock
+        self.inline = inline
+        self._inline_keys = INLINE_KEYS if inline else 0
         self._threads = ThreadPoolExecutor(threads, "dockyard-coord")
-        self._locks = FileLocks(os.path.join(self.directory, "locks"), self._run)
+        self._locks = FileLocks(os.path.join(self.directory, "locks"), self._run, inline=inline)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
+    async def _small(self, fn: Callable[..., T], *args: Any) -> T:
+        """A call that touches one small file: on the loop (see the cost model), unless not inline."""
+        return fn(*args) if self.inline else await self._run(fn, *args)
 
     async def now(self) -> float:
         return self.clock()
@@ -196,11 +207,11 @@ class LocalCoordinator:
     async def create_session(self, session_id: str, repository: str) -> UploadSession:
         now = self.clock()
         session = UploadSession(session_id, repository, 0, now, now)
-        self._write_session(session)  # one small file: on the loop (see the cost model)
+        await self._small(self._write_session, session)
         return session
 
     async def get_session(self, session_id: str) -> UploadSession | None:
-        return self._read_session(session_id)
+        return await self._small(self._read_session, session_id)
 
     def _update_session(self, session_id: str, **changes: Any) -> UploadSession | None:
         old = self._read_session(session_id)
@@ -221,9 +232,12 @@ class LocalCoordinator:
         multipart_id: str | None = None,
         parts: Sequence[Part] = (),
     ) -> UploadSession | None:
-        return self._update_session(
-            session_id, offset=offset, hash_state=hash_state, multipart_id=multipart_id, parts=tuple(parts)
-        )
+        def update() -> UploadSession | None:
+            return self._update_session(
+                session_id, offset=offset, hash_state=hash_state, multipart_id=multipart_id, parts=(*parts,)
+            )
+
+        return await self._small(update)
 
     def _delete_session(self, session_id: str) -> bool:
         try:
@@ -233,7 +247,7 @@ class LocalCoordinator:
         return True
 
     async def delete_session(self, session_id: str) -> bool:
-        return self._delete_session(session_id)
+        return await self._small(self._delete_session, session_id)
 
     def _idle_sessions(self, cutoff: float) -> list[UploadSession]:
         directory = os.path.join(self.directory, "sessions")
@@ -274,7 +288,7 @@ class LocalCoordinator:
             os.utime(path, (now, now))
 
     async def referenced(self, keys: Sequence[str]) -> None:
-        if len(keys) > INLINE_KEYS:
+        if len(keys) > self._inline_keys:
             await self._run(self._referenced, keys, self.clock())
         elif keys:
             self._referenced(keys, self.clock())
@@ -289,7 +303,7 @@ class LocalCoordinator:
         return out
 
     async def last_referenced(self, keys: Sequence[str]) -> list[float | None]:
-        if len(keys) > INLINE_KEYS:
+        if len(keys) > self._inline_keys:
             return await self._run(self._last_referenced, keys)
         return self._last_referenced(keys)
 
@@ -299,7 +313,7 @@ class LocalCoordinator:
                 os.unlink(self._reference_path(key))
 
     async def forget(self, keys: Sequence[str]) -> None:
-        if len(keys) > INLINE_KEYS:
+        if len(keys) > self._inline_keys:
             await self._run(self._forget, keys)
         else:
             self._forget(keys)
@@ -317,14 +331,15 @@ class LocalCoordinator:
         # A counter file is locked for a few microseconds at a time: try on the loop, wait in a
         # thread only if another process holds it right now.
         file = self._generation_file(topic)
-        done, value = file.try_update(change)
-        if done and value is not None:
-            return value
+        if self.inline:
+            done, value = file.try_update(change)
+            if done and value is not None:
+                return value
         return await self._run(file.update, change)
 
     async def generation(self, topic: str) -> int:
         file = self._generation_file(topic)
-        raw = file.try_read()
+        raw = file.try_read() if self.inline else None
         if raw is None:
             raw = await self._run(file.read)
         return int(raw or b"0")
