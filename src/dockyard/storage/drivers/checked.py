@@ -54,14 +54,24 @@ def _outcome(exc: Exception) -> str:
     return "notfound" if isinstance(exc, PathNotFound) else "error"
 
 
-async def _observed(observer: StorageObserver, op: str, call: Awaitable[T]) -> T:
-    """``call`` awaited and timed for ``observer`` (errors already normalised)."""
+async def _checked(
+    call: Awaitable[T], observer: StorageObserver | None, driver: str, op: str, where: str | Sequence[str]
+) -> T:
+    """``call`` awaited, its error normalised, and timed for ``observer`` if there is one: one
+    coroutine for all three (a driver call is a few microseconds on the loop; each coroutine
+    layer around it cost about half of one)."""
+    if observer is None:
+        try:
+            return await call
+        except Exception as exc:
+            raise _normalise(exc, driver, op, where) from exc
     started = time.perf_counter()
     try:
         result = await call
     except Exception as exc:
-        observer.storage_operation(op, time.perf_counter() - started, _outcome(exc))
-        raise
+        error = _normalise(exc, driver, op, where)
+        observer.storage_operation(op, time.perf_counter() - started, _outcome(error))
+        raise error from exc
     observer.storage_operation(op, time.perf_counter() - started, "ok")
     return result
 
@@ -81,16 +91,8 @@ class CheckedWriter:
     def size(self) -> int:
         return self._inner.size
 
-    async def _normalised(self, op: str, call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except Exception as exc:
-            raise _normalise(exc, self._driver, op, self._path) from exc
-
-    async def _call(self, op: str, call: Awaitable[T]) -> T:
-        if self._observer is None:
-            return await self._normalised(op, call)
-        return await _observed(self._observer, op, self._normalised(op, call))
+    def _call(self, op: str, call: Awaitable[T]) -> Awaitable[T]:
+        return _checked(call, self._observer, self._driver, op, self._path)
 
     async def write(self, data: bytes, hasher: Hasher | None = None) -> None:
         await self._call("write", self._inner.write(data, hasher))
@@ -143,16 +145,8 @@ class CheckedDriver:
             driver, "hash_file", None
         )
 
-    async def _normalised(self, op: str, where: str | Sequence[str], call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except Exception as exc:
-            raise _normalise(exc, self.name, op, where) from exc
-
-    async def _call(self, op: str, where: str | Sequence[str], call: Awaitable[T]) -> T:
-        if self.observer is None:
-            return await self._normalised(op, where, call)
-        return await _observed(self.observer, op, self._normalised(op, where, call))
+    def _call(self, op: str, where: str | Sequence[str], call: Awaitable[T]) -> Awaitable[T]:
+        return _checked(call, self.observer, self.name, op, where)
 
     # -- the primitives, checked ---------------------------------------------------------------
 
