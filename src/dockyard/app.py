@@ -79,7 +79,8 @@ def create_services(
     if wrap_driver is not None or metrics is not None:
         driver = checked(inner, redirect=redirect, observer=metrics)
     # The local coordinator's files live under the filesystem driver's root: on a network
-    # filesystem the driver keeps its metadata off the event loop, and so does the coordinator.
+    # filesystem the driver keeps its metadata off the event loop, and so do the coordinator and
+    # the pull-through cache's fills.
     inline = bool(getattr(inner, "inline_metadata", True))
     coordinator = create_coordinator(config.database.dsn, name, params, inline=inline)
     rules = [QuotaRule(q.repositories, q.limit, q.warning_bytes) for q in config.quotas]
@@ -155,7 +156,12 @@ def create_services(
         from dockyard.proxy import build_proxy
 
         proxy = build_proxy(
-            config, registry, clock=clock, transports=upstream_transports, last_pulled=last_pulled
+            config,
+            registry,
+            clock=clock,
+            transports=upstream_transports,
+            last_pulled=last_pulled,
+            inline_metadata=inline,
         )
     return Services(
         config=config,

@@ -108,7 +108,7 @@ async def test_a_follower_of_a_failed_fill_sees_an_error_and_a_retry_refetches(
     assert up.count("GET", str(layer)) == 2
 
 
-@pytest.mark.parametrize("kept", ["upload file", "spool"])
+@pytest.mark.parametrize("kept", ["upload file", "spool", "spool, network filesystem"])
 @pytest.mark.parametrize("machine", ["same", "other"])
 async def test_two_workers_on_one_store_share_one_fetch(
     make_upstream: Callable[..., Upstream],
@@ -119,14 +119,15 @@ async def test_two_workers_on_one_store_share_one_fetch(
 ) -> None:
     """Two workers' services on one filesystem store (the local coordinator's file locks between
     them): on the same machine the second reads what the first one's spool names (the upload's
-    own file on the filesystem; a copy in the spool when the driver has no local file, as on S3);
+    own file on the filesystem; a copy in the spool when the driver has no local file, as on S3,
+    or when the root is on a network filesystem);
     on another machine (its own spool directory, as a replica has) it waits for the commit, then
     reads storage."""
     from dockyard.app import create_services
     from dockyard.config import parse_config
     from dockyard.storage.uploads import UploadStore
 
-    if kept == "spool":
+    if kept == "spool":  # as on S3: no local upload file
         monkeypatch.setattr(UploadStore, "local_data", lambda *_: None)
 
     up = make_upstream()
@@ -136,7 +137,13 @@ async def test_two_workers_on_one_store_share_one_fetch(
 
     def worker(spool: str) -> object:
         tree = {
-            "storage": {"filesystem": {"rootdirectory": str(tmp_path / "root"), "fsync": False}},
+            "storage": {
+                "filesystem": {
+                    "rootdirectory": str(tmp_path / "root"),
+                    "fsync": False,
+                    "inlinemetadata": kept != "spool, network filesystem",
+                }
+            },
             "proxy": {
                 "upstreams": [{"prefix": "docker.io", "remoteurl": "http://up.test"}],
                 "spooldirectory": str(tmp_path / spool),

@@ -106,3 +106,18 @@ def test_the_local_coordinator_follows_the_drivers_decision(tmp_path: Path, inli
     coordinator = create_services(parse_config(tree)).coordinator
     assert coordinator.name == "local"
     assert coordinator.inline is inline  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_pull_through_fills_follow_it_too(tmp_path: Path, inline: bool) -> None:
+    """On a network filesystem a fill keeps its spool copy rather than ``stat`` the upload's file
+    on the loop."""
+    from dockyard.app import create_services
+    from dockyard.config import parse_config
+
+    tree = {
+        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "root"), "inlinemetadata": inline}},
+        "proxy": {"remoteurl": "http://up.test", "spooldirectory": str(tmp_path / "spool")},
+    }
+    fills = create_services(parse_config(tree)).model.fills  # type: ignore[attr-defined]
+    assert fills.upload_files is inline

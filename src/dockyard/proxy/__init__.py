@@ -51,17 +51,19 @@ def build_proxy(
     clock: Callable[[], float] = time.monotonic,
     transports: Transports | None = None,
     last_pulled: LastPulled | None = None,
+    inline_metadata: bool = True,
 ) -> ProxyRegistry | None:
     """The pull-through layer over ``registry``, or None without a ``proxy`` section;
     ``transports`` gives an upstream's HTTP transport (tests: a fault injector; None: the network);
-    ``last_pulled`` tells the cache's eviction when content was last pulled (the pull log)."""
+    ``last_pulled`` tells the cache's eviction when content was last pulled (the pull log);
+    ``inline_metadata`` is the filesystem driver's decision (false: fills keep a spool copy)."""
     if not config.proxy.enabled:
         return None
     clients = [
         UpstreamClient(u, transport=transports(u) if transports else None, clock=clock)
         for u in config.proxy.all_upstreams()
     ]
-    fills = Fills(registry, Spool(spool_directory(config)))
+    fills = Fills(registry, Spool(spool_directory(config)), upload_files=inline_metadata)
     router = Router(clients)
 
     async def never(name: str, key: str) -> float | None:

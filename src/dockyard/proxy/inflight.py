@@ -8,7 +8,8 @@ A small ``.meta`` file in the machine's *spool* directory (size, fill id, state,
 machine's other processes where the bytes so far are: in the upload session's own data file when
 the driver writes a local file (the filesystem's: the file becomes the blob at commit by a rename,
 so an open descriptor reads on), else in a copy the fill writes beside the meta (S3: an upload is
-parts of an unfinished multipart upload, unreadable). Not writing that copy took a cold 300 MiB
+parts of an unfinished multipart upload, unreadable; and a root on a network filesystem, where
+following the file's growth would wait on the server). Not writing that copy took a cold 300 MiB
 pull from 1.05-1.20 to 0.86-0.95 s of the cache's CPU (``bench.proxy``'s cold pull, 3 runs each).
 
 Requesters in the fill's own process read it from memory: the fill hands each upstream chunk
@@ -210,9 +211,13 @@ class Fills:
     ``running`` holds those in flight, as futures of their ``Progress`` (set once the upstream
     answered), which this process's requesters read."""
 
-    def __init__(self, registry: Registry, spool: Spool) -> None:
+    def __init__(self, registry: Registry, spool: Spool, *, upload_files: bool = True) -> None:
+        """``upload_files`` false: always write the spool copy, even where the upload's file is
+        local (a store root on a network filesystem, where the ``stat`` that follows the upload
+        file's growth would wait on the server, on the loop)."""
         self.registry = registry
         self.spool = spool
+        self.upload_files = upload_files
         self.tasks: set[asyncio.Task[None]] = set()
         self.running: dict[Key, asyncio.Future[Progress]] = {}
         self.fetches = 0
@@ -275,7 +280,7 @@ class Fills:
                 upload = str(uuid.uuid4())
                 # A driver whose upload file is a local file (the filesystem's) needs no copy of the
                 # bytes: readers behind the window, and other processes' readers, read that file.
-                local = self.registry.uploads.local_data(key.stored, upload)
+                local = self.registry.uploads.local_data(key.stored, upload) if self.upload_files else None
                 fd = (
                     -1
                     if local
