@@ -38,6 +38,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No proxy variables, and ``NETRC`` naming a file the test may write (not there yet): for
+    the aiohttp clients that honour the environment (``dockyard.client.proxies``)."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    netrc = tmp_path / "netrc"
+    monkeypatch.setenv("NETRC", str(netrc))
+    return netrc
+
+
+@pytest.fixture
 def live_registry(tmp_path: Path) -> Iterator[LiveRegistry]:
     """A fresh ``dockyard serve`` (2 workers) on its own port and storage root."""
     with LiveRegistry(tmp_path / "registry") as registry:

@@ -40,24 +40,6 @@ def record() -> Record:
     )
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in (
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "NO_PROXY",
-        "no_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    netrc = tmp_path / "netrc"
-    monkeypatch.setenv("NETRC", str(netrc))
-    return netrc
-
-
 async def test_posts_go_through_the_environments_proxy_once_looked_up(
     receiver: Receiver, clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -131,16 +131,8 @@ async def test_a_blob_through_the_token_flow_and_a_redirect(
     await model.close(5)
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
-
-
 async def test_the_environments_proxy_is_used_and_looked_up_once(
-    upstream: tuple[str, Faulty], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+    upstream: tuple[str, Faulty], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: Path
 ) -> None:
     """The upstream is named by a host only the proxy knows; the proxy is the upstream's own
     server, which answers a request for any host (a proxied request keeps its Host)."""
@@ -164,7 +156,7 @@ async def test_the_environments_proxy_is_used_and_looked_up_once(
 
 
 async def test_no_proxy_goes_direct(
-    upstream: tuple[str, Faulty], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+    upstream: tuple[str, Faulty], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: Path
 ) -> None:
     url, state = upstream
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nobody listens there
