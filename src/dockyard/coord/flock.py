@@ -23,12 +23,13 @@ import fcntl
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from dockyard.coord.base import check_name
 from dockyard.errors import LockBusy
 
 Runner = Callable[..., Awaitable[Any]]
+T = TypeVar("T")
 
 
 def _current(fd: int, path: str) -> bool:
@@ -66,6 +67,10 @@ class FileLocks:
         self._shared_count: dict[str, int] = {}
         self._exclusive_waiting: dict[str, int] = {}
         self._shared_gate: dict[str, asyncio.Lock] = {}
+
+    async def _small(self, fn: Callable[..., T], *args: Any) -> T:
+        """A non-blocking call on the lock files: on the loop, unless not ``inline``."""
+        return fn(*args) if self.inline else await self.run(fn, *args)
 
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)
@@ -178,17 +183,12 @@ class FileLocks:
             if fd is None:
                 fd = self._shared_fd[name] = await self.run(self._open, name)
             try:
-                if self.inline:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                else:
-                    await self.run(fcntl.flock, fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                await self._small(fcntl.flock, fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 if not wait:
                     raise LockBusy(name) from None
                 await self._shared_waited(name, fd)
-            if self.inline and _current(fd, self._path(name)):
-                return
-            if not self.inline and await self.run(_current, fd, self._path(name)):
+            if await self._small(_current, fd, self._path(name)):
                 return
             # An exclusive holder removed the file since this process opened it: start over.
             del self._shared_fd[name]
@@ -214,17 +214,18 @@ class FileLocks:
             try:
                 yield
             finally:
-                await asyncio.shield(self._release_shared(name))  # a cancelled holder still lets go
+                if self.inline:  # never suspends: nothing to shield (and no task per release)
+                    await self._release_shared(name)
+                else:  # a cancelled holder still lets go
+                    await asyncio.shield(self._release_shared(name))
             return
         self._exclusive_waiting[name] = self._exclusive_waiting.get(name, 0) + 1
         try:
             # A try-lock never blocks: open and flock(LOCK_NB) on the loop, no thread round trip.
             if wait:
                 fd = await self._exclusive_waited(name)
-            elif self.inline:
-                fd = self._exclusive(name, False)
             else:
-                fd = await self.run(self._exclusive, name, False)
+                fd = await self._small(self._exclusive, name, False)
         finally:
             self._exclusive_waiting[name] -= 1
             if not self._exclusive_waiting[name]:
