@@ -39,6 +39,15 @@ async def collect(chunks: AsyncIterator[bytes]) -> bytes:
     return b"".join([c async for c in chunks])
 
 
+async def commit(fills: Fills) -> None:
+    """The registry holds BLOB: what the fill's commit leaves."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield BLOB
+
+    await fills.registry.uploads.monolithic(STORED, DIGEST, body())
+
+
 def spool(fills: Fills, data: bytes) -> None:
     with open(fills.spool.data(Key(STORED, DIGEST)), "wb") as f:
         f.write(data)
@@ -70,10 +79,7 @@ async def test_after_the_commit_a_reader_behind_the_window_reads_the_registry(
 ) -> None:
     monkeypatch.setattr(inflight, "WINDOW", 1000)
 
-    async def body() -> AsyncIterator[bytes]:
-        yield BLOB
-
-    await fills.registry.uploads.monolithic(STORED, DIGEST, body())
+    await commit(fills)
     progress = Progress("f", len(BLOB))
     progress.add(BLOB[:5000])
     progress.add(BLOB[5000:])
@@ -138,10 +144,7 @@ async def test_behind_the_window_from_the_uploads_own_file_then_the_registry_onc
     await asyncio.sleep(0.02)
     assert not reading.done()  # the file moved, the fill has not ended: wait
 
-    async def body() -> AsyncIterator[bytes]:
-        yield BLOB
-
-    await fills.registry.uploads.monolithic(STORED, DIGEST, body())
+    await commit(fills)
     progress.add(BLOB[4000:])
     progress.end(None)
     assert await reading == BLOB
@@ -162,8 +165,5 @@ async def test_another_process_reads_the_upload_file_once_the_fill_created_it(
     assert not reading.done()
     upload.write_bytes(BLOB)
 
-    async def body() -> AsyncIterator[bytes]:
-        yield BLOB
-
-    await fills.registry.uploads.monolithic(STORED, DIGEST, body())  # committed: the last byte may go
+    await commit(fills)  # committed: the last byte may go
     assert await asyncio.wait_for(reading, 10) == BLOB
