@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.errors import LockBusy
 from dockyard.oci.digest import Digest
-from dockyard.proxy.inflight import LiveSource, SpoolSource
+from dockyard.proxy.inflight import LiveSource, Progress, Ready, SpoolSource
 from dockyard.storage.blobs import StoredBlob
 from tests.proxy.conftest import Proxy, Upstream
 from tests.proxy.images import push
@@ -196,3 +197,47 @@ async def test_shutdown_stops_a_stalled_fill_and_caches_nothing(
     await model.close(0)  # type: ignore[attr-defined]
     assert not model.fills.tasks  # type: ignore[attr-defined]
     assert await proxy.services.registry.blobs.size_global(layer) is None
+
+
+def _progress() -> Progress:
+    return Progress("fill", 10)
+
+
+async def test_a_requester_wakes_in_the_turn_after_the_fill_begins() -> None:
+    # One turn of the loop, not two: in a turn between, the fill would read on from the upstream
+    # while the client waits for its first byte (a shared future behind asyncio.shield takes two).
+    ready = Ready()
+    waiting = asyncio.create_task(ready.wait())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    progress = _progress()
+    ready.set_result(progress)
+    await asyncio.sleep(0)
+    assert waiting.done()
+    assert waiting.result() is progress
+    assert await ready.wait() is progress  # and later requesters at once
+
+
+async def test_a_cancelled_requester_leaves_the_others_their_answer() -> None:
+    ready = Ready()
+    gone, stays = asyncio.create_task(ready.wait()), asyncio.create_task(ready.wait())
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.sleep(0)
+    progress = _progress()
+    ready.set_result(progress)
+    assert await stays is progress
+    assert gone.cancelled()
+
+
+async def test_every_requester_hears_why_a_fill_could_not_begin() -> None:
+    ready = Ready()
+    waiting = [asyncio.create_task(ready.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    ready.set_exception(LockBusy("proxy-fill-x"))
+    assert ready.done()
+    for task in waiting:
+        with pytest.raises(LockBusy):
+            await task
+    with pytest.raises(LockBusy):
+        await ready.wait()

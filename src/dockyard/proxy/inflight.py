@@ -206,10 +206,55 @@ class Progress:
         return self.received != before or self.ended
 
 
+class Ready:
+    """How a fill began, for the requesters of this process: its ``Progress`` once the upstream
+    answered, or why it could not begin. Each requester waits on a future of its own, which the
+    fill settles directly, so a requester is woken in the loop's next turn; a shared future
+    awaited through ``asyncio.shield`` takes two turns, and in the turn between, the fill reads
+    on from the upstream while the client waits for its first byte. A cancelled requester
+    cancels only its own future."""
+
+    __slots__ = ("_outcome", "_waiters")
+
+    def __init__(self) -> None:
+        self._outcome: Progress | BaseException | None = None
+        self._waiters: list[asyncio.Future[Progress]] = []
+
+    def done(self) -> bool:
+        return self._outcome is not None
+
+    def set_result(self, progress: Progress) -> None:
+        self._settle(progress)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._settle(exc)
+
+    def _settle(self, outcome: Progress | BaseException) -> None:
+        self._outcome = outcome
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if waiter.done():  # its requester was cancelled
+                continue
+            if isinstance(outcome, BaseException):
+                waiter.set_exception(outcome)
+            else:
+                waiter.set_result(outcome)
+
+    async def wait(self) -> Progress:
+        outcome = self._outcome
+        if outcome is None:
+            waiter: asyncio.Future[Progress] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            return await waiter
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+
 class Fills:
     """The fills of one worker process; ``fetches`` counts the upstream fetches it began, and
-    ``running`` holds those in flight, as futures of their ``Progress`` (set once the upstream
-    answered), which this process's requesters read."""
+    ``running`` holds those in flight, each as the ``Ready`` of its ``Progress`` (settled once
+    the upstream answered), which this process's requesters read."""
 
     def __init__(self, registry: Registry, spool: Spool, *, upload_files: bool = True) -> None:
         """``upload_files`` false: always write the spool copy, even where the upload's file is
@@ -219,7 +264,7 @@ class Fills:
         self.spool = spool
         self.upload_files = upload_files
         self.tasks: set[asyncio.Task[None]] = set()
-        self.running: dict[Key, asyncio.Future[Progress]] = {}
+        self.running: dict[Key, Ready] = {}
         self.fetches = 0
 
     async def open(self, stored: str, digest: Digest, fetch: Fetch, patience: float) -> BlobSource:
@@ -233,12 +278,12 @@ class Fills:
                     return await self.registry.open_blob(stored, digest)
                 ready = self.running.get(key)  # one may have begun meanwhile
             if ready is None:
-                ready = self.running[key] = asyncio.get_running_loop().create_future()
+                ready = self.running[key] = Ready()
                 task = asyncio.create_task(self._fill(key, fetch, ready))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
             try:
-                progress = await asyncio.shield(ready)
+                progress = await ready.wait()
             except LockBusy:
                 source = await self._follow(key, patience)
                 if source is not None:
@@ -258,7 +303,7 @@ class Fills:
         await asyncio.sleep(POLL * (1 if meta is not None else 5))
         return None
 
-    async def _fill(self, key: Key, fetch: Fetch, ready: asyncio.Future[Progress]) -> None:
+    async def _fill(self, key: Key, fetch: Fetch, ready: Ready) -> None:
         lock = self.registry.coordinator.lock(key.lock, wait=False)
         try:
             await lock.__aenter__()
@@ -312,7 +357,7 @@ class Fills:
             self._forget(key, ready)
             await lock.__aexit__(None, None, None)
 
-    def _forget(self, key: Key, ready: asyncio.Future[Progress]) -> None:
+    def _forget(self, key: Key, ready: Ready) -> None:
         if self.running.get(key) is ready:
             del self.running[key]
 
