@@ -234,3 +234,19 @@ async def test_an_unknown_blob_and_an_unreachable_upstream(
 def test_which_redirects_keep_the_authorization(to: str, kept: bool) -> None:
     assert bodies._keeps_authorization(URL("http://up.example/v2/x"), URL(to)) is kept
     assert bodies._keeps_authorization(URL("https://up.example/v2/x"), URL("http://up.example/v2/x")) is False
+
+
+async def test_the_blob_client_is_ready_before_the_first_fill(
+    upstream: tuple[str, Faulty], tmp_path: Path
+) -> None:
+    url, state = upstream
+    services = proxy(url, tmp_path)
+    client = services.proxy.router.upstreams[0].bodies
+    assert client._session is None
+    services.proxy.start()
+    await services.proxy._warming
+    session = client._session
+    assert session is not None and not session.closed
+    assert state.log == []  # a head start only: nothing is asked of the upstream
+    await services.proxy.close(0)
+    assert session.closed

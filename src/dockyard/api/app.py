@@ -188,6 +188,8 @@ class RegistryApp:
                     await self.scheduler.start()
                 if self.heartbeat is not None:
                     self.heartbeat.start()
+                if self.services.proxy is not None:
+                    self.services.proxy.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.heartbeat is not None:

@@ -25,6 +25,7 @@ may each ask (a ``HEAD``; no lock is taken for it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -92,6 +93,7 @@ class ProxyRegistry:
         self.manifests_fetched = 0  # manifests this worker fetched from upstreams (and stored)
         self.syncer: Syncer | None = None  # the ``sync`` rules (set by ``build_proxy``)
         self._validated: OrderedDict[tuple[str, str], tuple[float, Digest]] = OrderedDict()
+        self._warming: asyncio.Task[None] | None = None
 
     # -- where a name goes ---------------------------------------------------------------------
 
@@ -424,8 +426,23 @@ class ProxyRegistry:
             )
         return out
 
+    def start(self) -> None:
+        """At start: ready each upstream's blob client in the background (``BodyClient.warm``);
+        serving does not wait for it."""
+        self._warming = asyncio.get_running_loop().create_task(self._warm())
+
+    async def _warm(self) -> None:
+        for upstream in self.router.upstreams:
+            try:
+                await upstream.warm()
+            except Exception as exc:  # only a head start: the first fill meets it for real
+                log.debug("warming the client of %s failed: %s", upstream.url, exc)
+
     async def close(self, grace: float) -> None:
         """At shutdown: fills in flight get ``grace`` seconds, then the upstream clients close."""
+        if self._warming is not None:
+            self._warming.cancel()
+            await asyncio.gather(self._warming, return_exceptions=True)
         await self.fills.close(grace)
         for upstream in self.router.upstreams:
             await upstream.close()

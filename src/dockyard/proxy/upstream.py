@@ -228,6 +228,11 @@ class UpstreamClient:
         finally:
             bodies.finish(response)
 
+    async def warm(self) -> None:
+        """Ready the blob client before the first fill needs it (``BodyClient.warm``)."""
+        if self.bodies is not None:
+            await self.bodies.warm(URL(self.url))
+
     async def close(self) -> None:
         await self.client.aclose()
         if self.bodies is not None:
