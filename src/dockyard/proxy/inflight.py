@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
+import itertools
 import logging
 import os
 import uuid
@@ -41,6 +41,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+
+import orjson
 
 from dockyard.errors import BlobUnknown, LockBusy
 from dockyard.oci.digest import Digest
@@ -54,6 +56,7 @@ SPOOL_BATCH = 1 << 20  # bytes gathered before a spool write: other processes' r
 NOTIFY = 1 << 20  # bytes received before this process's waiting readers are woken again
 WINDOW = 8 << 20  # the most recent bytes of a fill kept in memory for this process's readers
 READ = 1 << 20  # the largest piece a reader sends at once
+_temporary = itertools.count()  # unique names of meta files being written, with the pid
 Fetch = Callable[[], AbstractAsyncContextManager[tuple[int | None, Chunks]]]
 
 
@@ -100,15 +103,23 @@ class Spool:
         return os.path.join(self.directory, f"{key.slug}.meta")
 
     def write_meta(self, key: Key, meta: Meta) -> None:
-        tmp = f"{self.meta_path(key)}.{uuid.uuid4().hex}"
-        with open(tmp, "w") as f:
-            json.dump({"fill": meta.fill, "size": meta.size, "state": meta.state, "source": meta.source}, f)
-        os.replace(tmp, self.meta_path(key))
+        """Replace ``key``'s meta file. A fill writes it between the upstream's answer and its
+        first byte to the client, so it is a few syscalls and orjson: a text-mode ``open`` and
+        ``json.dump`` took 0.3-0.6 ms there (trace marks in a served cache)."""
+        path = self.meta_path(key)
+        tmp = f"{path}.{os.getpid()}-{next(_temporary)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            doc = {"fill": meta.fill, "size": meta.size, "state": meta.state, "source": meta.source}
+            os.write(fd, orjson.dumps(doc))
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
 
     def read_meta(self, key: Key) -> Meta | None:
         try:
-            with open(self.meta_path(key)) as f:
-                raw = json.load(f)
+            with open(self.meta_path(key), "rb") as f:
+                raw = orjson.loads(f.read())
             source = raw.get("source")
             return Meta(str(raw["fill"]), raw["size"], str(raw["state"]), str(source) if source else None)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
