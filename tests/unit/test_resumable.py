@@ -84,7 +84,7 @@ def test_without_libcrypto_hashes_still_run_and_states_are_not_saved(monkeypatch
     resumable._libcrypto.cache_clear()
     try:
         with monkeypatch.context() as patch:
-            patch.setattr(ctypes.util, "find_library", lambda name: None)
+            patch.setattr(resumable, "_library_paths", lambda: iter(()))
             hasher = resumable.new("sha512")
             hasher.update(b"abc")
             assert hasher.hexdigest() == hashlib.sha512(b"abc").hexdigest()
@@ -101,3 +101,34 @@ def test_without_libcrypto_hashes_still_run_and_states_are_not_saved(monkeypatch
 def test_unsupported_algorithms_are_refused() -> None:
     with pytest.raises(DigestError):
         resumable.new("md5")
+
+
+def test_libcrypto_is_found_through_hashlib_without_a_library_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    # find_library runs ldconfig in a subprocess (milliseconds on the event loop, a fork of a
+    # worker with threads): never needed where hashlib has OpenSSL.
+    def searched(name: str) -> str | None:
+        raise AssertionError(f"a library search for {name}")
+
+    resumable._libcrypto.cache_clear()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(ctypes.util, "find_library", searched)
+            assert resumable.available()
+            hasher = resumable.new("sha256")
+            hasher.update(b"abc")
+            assert hasher.hexdigest() == hashlib.sha256(b"abc").hexdigest()
+    finally:
+        resumable._libcrypto.cache_clear()
+
+
+def test_a_library_without_the_functions_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    libc = ctypes.util.find_library("c")  # loads, and has no SHA-2 functions
+    assert libc is not None
+    resumable._libcrypto.cache_clear()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(resumable, "_library_paths", lambda: iter([libc, "/nonexistent/libcrypto.so"]))
+            assert not resumable.available()
+    finally:
+        resumable._libcrypto.cache_clear()
+    assert resumable.available()

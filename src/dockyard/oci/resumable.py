@@ -20,12 +20,13 @@ session moves between processes.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import hashlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,12 +72,32 @@ _ALGORITHMS = {
 _BY_IDENT = {a.ident: a for a in _ALGORITHMS.values()}
 
 
+def _library_paths() -> Iterator[str]:
+    """Where to look for the functions, lazily: first ``hashlib``'s own OpenSSL module, whose
+    handle finds them in the very libcrypto it is linked to (no search, and the context layout
+    ``hashlib`` itself uses); only if that fails, the library search path.
+    ``ctypes.util.find_library`` runs ``ldconfig`` in a subprocess: 2-5 ms, on the event loop at
+    a worker's first PATCH, and a fork of a process that has threads."""
+    with contextlib.suppress(ImportError):
+        import _hashlib
+
+        yield _hashlib.__file__
+    found = ctypes.util.find_library("crypto")
+    if found is not None:
+        yield found
+
+
 @functools.cache
 def _libcrypto() -> Any | None:
     """libcrypto with the SHA-2 context functions typed, or None where it has none."""
-    path = ctypes.util.find_library("crypto")
-    if path is None:
-        return None
+    for path in _library_paths():
+        lib = _typed(path)
+        if lib is not None:
+            return lib
+    return None
+
+
+def _typed(path: str) -> Any | None:
     try:
         lib = ctypes.CDLL(path)
         for algorithm in _ALGORITHMS.values():
