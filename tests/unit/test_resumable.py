@@ -122,13 +122,18 @@ def test_libcrypto_is_found_through_hashlib_without_a_library_search(monkeypatch
 
 
 def test_a_library_without_the_functions_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    import _hashlib
+
     libc = ctypes.util.find_library("c")  # loads, and has no SHA-2 functions
     assert libc is not None
+    missing = "/nonexistent/libcrypto.so"  # does not load
     resumable._libcrypto.cache_clear()
     try:
         with monkeypatch.context() as patch:
-            patch.setattr(resumable, "_library_paths", lambda: iter([libc, "/nonexistent/libcrypto.so"]))
+            patch.setattr(resumable, "_library_paths", lambda: iter([libc, missing]))
             assert not resumable.available()
+            resumable._libcrypto.cache_clear()
+            patch.setattr(resumable, "_library_paths", lambda: iter([libc, missing, _hashlib.__file__]))
+            assert resumable.available()
     finally:
         resumable._libcrypto.cache_clear()
-    assert resumable.available()
