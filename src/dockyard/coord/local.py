@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -41,14 +40,13 @@ from typing import Any, TypeVar
 
 import orjson
 
+from dockyard import smallfiles
 from dockyard.coord.base import TOPIC_NAME, Clock, Part, UploadSession, check_name
 from dockyard.coord.flock import FileLocks
 
 T = TypeVar("T")
 SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 INLINE_KEYS = 16  # liveness records handled on the event loop at most (more go to a thread)
-_READ = 1 << 16  # bytes per read of a record
-_temporary = itertools.count()  # unique names of records being written, with the pid
 
 
 def _session_to_json(session: UploadSession) -> bytes:
@@ -79,18 +77,6 @@ def _session_from_json(raw: bytes) -> UploadSession:
         multipart_id=doc.get("multipart_id"),
         parts=tuple(Part(int(n), str(e), int(s)) for n, e, s in doc.get("parts") or []),
     )
-
-
-def _read_all(fd: int) -> bytes:
-    """A small file's content in as few syscalls as it takes (one, for a session record):
-    ``open()``'s buffered reader adds an fstat, an ioctl, two lseeks and a second read."""
-    chunk = os.read(fd, _READ)
-    if len(chunk) < _READ:  # a regular file reads short only at its end
-        return chunk
-    chunks = [chunk]
-    while chunk := os.read(fd, _READ):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class _LockedFile:
@@ -200,28 +186,13 @@ class LocalCoordinator:
         return f"{self._sessions}/{check_name(session_id, SESSION_ID)}"
 
     def _write_session(self, session: UploadSession) -> None:
-        path = self._session_path(session.id)
-        tmp = f"{path}.tmp-{os.getpid()}-{next(_temporary)}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, _session_to_json(session))
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+        smallfiles.replace(self._session_path(session.id), _session_to_json(session))
 
     def _read_session(self, session_id: str) -> UploadSession | None:
         try:
-            fd = os.open(self._session_path(session_id), os.O_RDONLY)
+            return _session_from_json(smallfiles.read(self._session_path(session_id)))
         except FileNotFoundError:
             return None
-        try:
-            return _session_from_json(_read_all(fd))
-        finally:
-            os.close(fd)
 
     async def create_session(self, session_id: str, repository: str) -> UploadSession:
         now = self.clock()
