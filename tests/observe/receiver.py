@@ -15,6 +15,8 @@ class Receiver:
         self.port = port
         self.envelopes: list[tuple[dict[str, str], bytes]] = []
         self.targets: list[str] = []  # each POST's request target (absolute when sent to a proxy)
+        self.refuse_over: int | None = None  # envelopes of more events get 413 (too large)
+        self.refused: list[int] = []  # the sizes of the envelopes refused
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -25,6 +27,13 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 content = self.rfile.read(length)
+                size = len(json.loads(content).get("events", ())) if content.startswith(b"{") else 1
+                if receiver.refuse_over is not None and size > receiver.refuse_over:
+                    receiver.refused.append(size)
+                    self.send_response(413)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 with receiver.lock:
                     receiver.envelopes.append(({k.lower(): v for k, v in self.headers.items()}, content))
                     receiver.targets.append(self.path)

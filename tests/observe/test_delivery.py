@@ -17,7 +17,7 @@ from dockyard.config import parse_config
 from dockyard.coord.memory import MemoryCoordinator
 from dockyard.events import BlobPushed, ManifestPulled, ManifestPushed, TagDeleted
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.deliver import BATCH, STEP, Deliverer, load_state, state_path
+from dockyard.notify.deliver import BATCH, STEP, Deliverer, envelope_size, load_state, state_path
 from dockyard.notify.envelope import describe
 from dockyard.notify.leader import ACTIVE_POLL_SECONDS, POLL_SECONDS
 from dockyard.notify.spool import Spool
@@ -159,6 +159,29 @@ async def test_backoff_doubles_up_to_its_cap_and_keeps_the_envelope(receiver: Re
     assert [e["target"]["tag"] for e in receiver.events()] == ["first", "second"]
     state = await load_state(spool.driver, "hook")
     assert (state.failures, state.delivered) == (0, 2)
+
+
+async def test_failures_halve_the_envelope_and_a_success_restores_it(receiver: Receiver) -> None:
+    assert [envelope_size(f) for f in range(10)] == [BATCH >> f for f in range(8)] + [1, 1]
+    receiver.refuse_over = BATCH // 4  # a receiver that cannot take full envelopes
+    receiver.start()
+    spool, clock = Spool(CheckedDriver(MemoryDriver())), Clock()
+    total = BATCH + BATCH // 2
+    await queue(spool, *(TagDeleted("a", f"t{i}") for i in range(total)))
+    d = deliverer(spool, settings(receiver.port), clock)
+    for _ in range(20):
+        await d.step()
+        clock.now = (await load_state(spool.driver, "hook")).retry_at
+    await d.client.aclose()
+    # Each step: a full envelope refused, half refused, a quarter taken, and after that success
+    # a full envelope again; the last 32 fit in one.
+    quarter, half = BATCH // 4, BATCH // 2
+    assert receiver.refused == [BATCH, half] * 3 + [total - 3 * quarter, half, half, half]
+    sizes = [len(json.loads(content)["events"]) for _, content in receiver.envelopes]
+    assert sizes == [quarter] * 6
+    assert [e["target"]["tag"] for e in receiver.events()] == [f"t{i}" for i in range(total)]
+    state = await load_state(spool.driver, "hook")
+    assert (state.failures, state.delivered) == (0, total)
 
 
 async def test_one_sender_at_a_time(receiver: Receiver) -> None:

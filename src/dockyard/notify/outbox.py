@@ -4,12 +4,13 @@ Every replica's subscriber inserts, before the request is answered, one row per 
 endpoint that wants it (``notification_outbox``, migration 0006). One process of all the
 replicas sends: the holder of the coordinator's ``notifications`` lease, the same lease the
 spool's sender uses, now kept in the database. Per endpoint a step takes the oldest rows by id
-(at most :data:`deliver.STEP`), sends them at most :data:`deliver.BATCH` per envelope, and
-deletes the ones the endpoint answered 2xx in one statement after the step; a failure retries
-the same rows after the endpoint's backoff, so order per repository is kept and nothing is
-skipped while the endpoint is down. A sender that dies between a 2xx and the delete sends those
-rows again (at least once). Past ``notifications.maxpending`` rows for an endpoint,
-the oldest are deleted, counted in its ``dropped`` and logged, and the registry never waits.
+(at most :data:`deliver.STEP`), sends them at most :data:`deliver.BATCH` per envelope (fewer
+after failures: ``deliver.envelope_size``), and deletes the ones the endpoint answered 2xx in one
+statement after the step; a failure retries from the same row after the endpoint's backoff, so
+order per repository is kept and nothing is skipped while the endpoint is down. A sender that
+dies between a 2xx and the delete sends those rows again (at least once). Past
+``notifications.maxpending`` rows for an endpoint, the oldest are deleted, counted in its
+``dropped`` and logged, and the registry never waits.
 Health per endpoint is a JSON row in ``notification_endpoints``.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 from dockyard.config import Endpoint, Notifications
 from dockyard.coord.postgres import PostgresCoordinator
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.deliver import BATCH, STEP, EndpointState, record_attempt, status_row
+from dockyard.notify.deliver import STEP, EndpointState, envelope_size, record_attempt, status_row
 from dockyard.notify.envelope import wanted
 from dockyard.notify.leader import LeasedSender, Sleep
 from dockyard.notify.queue import PgAppender
@@ -164,8 +165,10 @@ class OutboxDeliverer(LeasedSender):
         # sends them again: at least once).
         sent: list[int] = []
         error = None
-        for start in range(0, len(rows), BATCH):
-            batch = rows[start : start + BATCH]
+        start = 0
+        while start < len(rows):
+            batch = rows[start : start + envelope_size(state.failures)]
+            start += len(batch)
             error = await self.client.post(endpoint, [Record.of((r[0], 0, 0), "", r[1]) for r in batch])
             record_attempt(state, endpoint, error, len(batch), now, self.metrics)
             if error is not None:

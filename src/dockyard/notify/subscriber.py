@@ -17,7 +17,7 @@ import uuid
 from dockyard.config import Config, split_addr
 from dockyard.events import Event
 from dockyard.events.request import current_request
-from dockyard.notify.envelope import describe
+from dockyard.notify.envelope import Timestamps, describe
 from dockyard.notify.queue import EventQueue, retrieve
 
 
@@ -28,11 +28,12 @@ class NotifySubscriber:
         # distribution's source: this registry instance.
         self.source = {"addr": f"{socket.gethostname()}:{port}", "instanceID": str(uuid.uuid4())}
         self.base_url = config.http.host or ""
+        self.timestamps = Timestamps()
 
     def emit(self, event: Event) -> None:
         request = current_request()
         base_url = self.base_url or (f"http://{request.host}" if request is not None and request.host else "")
-        described = describe(event, request, self.source, base_url)
+        described = describe(event, request, self.source, base_url, self.timestamps())
         if described is None:
             return
         # Order is kept per repository; a collection names none and is queued under "".
