@@ -178,3 +178,34 @@ async def test_a_step_sends_envelope_after_envelope_and_deletes_the_rows_once(
         assert tags == [f"t{n}" for n in range(STEP + 40)]
     finally:
         await close(one)
+
+
+async def test_failures_halve_the_envelope_and_a_success_restores_it(
+    tmp_path: Path, dsn: str, receiver: Receiver
+) -> None:
+    one = replica(tmp_path, dsn, receiver.port)
+    clock = Clock()
+    first = sender(one, clock)
+    assert one.notifier is not None
+    try:
+        total = BATCH + BATCH // 2
+        events = []
+        for n in range(total):
+            event = describe(TagDeleted("app", f"t{n}"), None, {"addr": "a", "instanceID": "i"}, "")
+            assert event is not None
+            events.append(one.notifier.spool.add("app", event))
+        await asyncio.gather(*events)
+        receiver.refuse_over = BATCH // 4  # a receiver that cannot take full envelopes
+        receiver.start()
+        assert await first._lead()
+        for _ in range(20):
+            await first.step()
+            clock.now = max(clock.now, (await first.load_state("ci")).retry_at)
+        # As the spool's sender: full refused, half refused, a quarter taken, full again.
+        quarter, half = BATCH // 4, BATCH // 2
+        assert receiver.refused == [BATCH, half] * 3 + [total - 3 * quarter, half, half, half]
+        assert [len(json.loads(content)["events"]) for _, content in receiver.envelopes] == [quarter] * 6
+        assert [e["target"]["tag"] for e in receiver.events()] == [f"t{n}" for n in range(total)]
+        assert await first.pending("ci") == 0
+    finally:
+        await close(one)
