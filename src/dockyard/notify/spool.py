@@ -128,15 +128,19 @@ class Spool(Flushes):
 
     def add(self, repository: str, event: dict[str, Any], *, defer: bool = False) -> asyncio.Future[None]:
         """Queue ``event``; the future is done when it is durable (or failed to be)."""
-        record = {"t": self.clock(), "p": os.getpid(), "s": next(self._events), "r": repository, "e": event}
-        return self._queue(record, defer)
+        # (time ns, position, repository, event); the process id is the writer's, added then.
+        return self._queue((self.clock(), next(self._events), repository, event), defer)
 
     async def _write(self, batch: list[Any], waiters: list[asyncio.Future[None]]) -> None:
         suffix = "jsonl" if self.lines else "events"
-        name = f"{batch[0]['t']:020d}-{os.getpid()}-{next(self._files)}-{len(batch)}.{suffix}"
-        content = "".join(map(_line, batch)).encode() if self.lines else b"".join(map(_event_line, batch))
+        pid, first = os.getpid(), batch[0][0]
+        name = f"{first:020d}-{pid}-{next(self._files)}-{len(batch)}.{suffix}"
+        if self.lines:
+            content = "".join([_line(pid, *record) for record in batch]).encode()
+        else:
+            content = b"".join([_event_line(pid, *record) for record in batch])
         try:
-            await self.driver.put_content(f"{self.directory(batch[0]['t'])}/{name}", content)
+            await self.driver.put_content(f"{self.directory(first)}/{name}", content)
         except Exception as exc:
             log.exception("failed to queue events for notification", extra={"count": len(batch)})
             settle(waiters, exc)
@@ -168,14 +172,12 @@ class Spool(Flushes):
             await self.driver.delete_many([f"{paths.NOTIFICATION_SPOOL}/{n}" for n in names])
 
 
-def _line(record: dict[str, Any]) -> str:
-    return json.dumps(record) + "\n"
+def _line(pid: int, t: int, s: int, repository: str, event: dict[str, Any]) -> str:
+    return json.dumps({"t": t, "p": pid, "s": s, "r": repository, "e": event}) + "\n"
 
 
-def _event_line(record: dict[str, Any]) -> bytes:
-    event = record["e"]
-    media_type = event["target"].get("mediaType")
-    head = orjson.dumps([record["t"], record["p"], record["s"], record["r"], event["action"], media_type])
+def _event_line(pid: int, t: int, s: int, repository: str, event: dict[str, Any]) -> bytes:
+    head = orjson.dumps([t, pid, s, repository, event["action"], event["target"].get("mediaType")])
     return head + b"\t" + orjson.dumps(event) + b"\n"
 
 
