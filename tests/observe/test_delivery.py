@@ -17,10 +17,19 @@ from dockyard.config import parse_config
 from dockyard.coord.memory import MemoryCoordinator
 from dockyard.events import BlobPushed, ManifestPulled, ManifestPushed, TagDeleted
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.deliver import BATCH, STEP, Deliverer, envelope_size, load_state, state_path
+from dockyard.notify.deliver import (
+    BATCH,
+    BODY,
+    STEP,
+    Deliverer,
+    envelope,
+    envelope_size,
+    load_state,
+    state_path,
+)
 from dockyard.notify.envelope import describe
 from dockyard.notify.leader import ACTIVE_POLL_SECONDS, POLL_SECONDS
-from dockyard.notify.spool import Spool
+from dockyard.notify.spool import Record, Spool
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.drivers.memory import MemoryDriver
 from tests.observe.receiver import Receiver
@@ -182,6 +191,31 @@ async def test_failures_halve_the_envelope_and_a_success_restores_it(receiver: R
     assert [e["target"]["tag"] for e in receiver.events()] == [f"t{i}" for i in range(total)]
     state = await load_state(spool.driver, "hook")
     assert (state.failures, state.delivered) == (0, total)
+
+
+def test_an_envelope_holds_at_most_body_bytes_of_events_and_at_least_one() -> None:
+    def records(*sizes: int) -> list[Record]:
+        return [Record((n, 0, 0), "a", "push", None, raw=b"x" * size) for n, size in enumerate(sizes)]
+
+    third = BODY // 3
+    assert len(envelope(records(third - 1, third - 1, third - 1, 1))) == 3  # each event and a comma
+    assert len(envelope(records(third, third, third))) == 2
+    assert len(envelope(records(BODY * 2, 1))) == 1  # larger than a body: alone
+    assert envelope([]) == []
+
+
+async def test_envelopes_of_large_events_are_cut_by_bytes(receiver: Receiver) -> None:
+    receiver.start()
+    spool, clock = Spool(CheckedDriver(MemoryDriver())), Clock()
+    long_name = "team/" + "a" * 500  # about 700 bytes an event: 128 of them would be 90 KB
+    await queue(spool, *(TagDeleted(long_name, f"t{i}") for i in range(300)))
+    d = deliverer(spool, settings(receiver.port), clock)
+    await run_until_idle(d)
+    await d.client.aclose()
+    bodies = [content for _, content in receiver.envelopes]
+    assert all(len(body) <= BODY + len(b'{"events":[]}') for body in bodies)
+    assert len(bodies) > 300 // BATCH + 1  # more envelopes than the count alone would make
+    assert [e["target"]["tag"] for e in receiver.events()] == [f"t{i}" for i in range(300)]
 
 
 async def test_one_sender_at_a_time(receiver: Receiver) -> None:

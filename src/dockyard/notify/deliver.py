@@ -46,6 +46,10 @@ log = logging.getLogger("dockyard.notify")
 # Events per envelope at most. One POST cost the sender about 200 us of CPU whatever its size
 # (aiohttp, loopback); at 32 a stream of pulls cost it 17.5 us per event, at 128 10 us.
 BATCH = 128
+# Bytes of events per envelope at most (an event larger than that goes alone): under the 100 KB
+# a web framework's JSON body parser commonly accepts (Express's default), where 128 events with
+# long names and user agents would not be.
+BODY = 64 * 1024
 STEP = 1024  # events a step sends to an endpoint (envelope after envelope) before it writes progress
 REDELIVER = "notifications-redeliver"  # the coordinator's topic bumped by ``redeliver``
 
@@ -124,6 +128,16 @@ def envelope_size(failures: int) -> int:
     down to one, so a receiver too slow for a full envelope within its ``timeout``, or one that
     refuses large bodies, still moves on; a success sends full envelopes again."""
     return max(1, BATCH >> min(failures, BATCH.bit_length()))
+
+
+def envelope(records: list[Record]) -> list[Record]:
+    """The longest prefix of ``records`` (at least one) whose events fit in :data:`BODY` bytes."""
+    body = 0
+    for n, record in enumerate(records):
+        body += len(record.raw) + 1
+        if n and body > BODY:
+            return records[:n]
+    return records
 
 
 def state_path(name: str) -> str:
@@ -328,23 +342,28 @@ class Deliverer(LeasedSender):
         endpoint: Endpoint, waiting: Iterator[tuple[str, Record]], size: Callable[[], int]
     ) -> Iterator[tuple[list[tuple[str, Record]], list[str]]]:
         """The waiting events cut into envelopes, in order: (the events to send, at most
-        ``size()`` as each envelope starts; the ignored ones passed over just before them). An
+        ``size()`` as each envelope starts and :data:`BODY` bytes of them; the ignored ones
+        passed over just before them). An
         ignored event after an envelope's first ends it, so each file's progress stays an exact
         prefix."""
-        limit = size()
+        limit, body = size(), 0
         batch: list[tuple[str, Record]] = []
         skipped: list[str] = []
         for name, record in waiting:
             if wants(endpoint, record.action, record.media_type):
+                body += len(record.raw) + 1
+                if batch and body > BODY:  # full: this event starts the next envelope
+                    yield batch, skipped
+                    batch, skipped, limit, body = [], [], size(), len(record.raw) + 1
                 batch.append((name, record))
                 if len(batch) >= limit:
                     yield batch, skipped
-                    batch, skipped, limit = [], [], size()
+                    batch, skipped, limit, body = [], [], size(), 0
             elif not batch:
                 skipped.append(name)
             else:
                 yield batch, skipped
-                batch, skipped, limit = [], [name], size()
+                batch, skipped, limit, body = [], [name], size(), 0
         if batch or skipped:
             yield batch, skipped
 

@@ -26,7 +26,7 @@ from typing import Any
 from dockyard.config import Endpoint, Notifications
 from dockyard.coord.postgres import PostgresCoordinator
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.deliver import STEP, EndpointState, envelope_size, record_attempt, status_row
+from dockyard.notify.deliver import STEP, EndpointState, envelope, envelope_size, record_attempt, status_row
 from dockyard.notify.envelope import wanted
 from dockyard.notify.leader import LeasedSender, Sleep
 from dockyard.notify.queue import PgAppender
@@ -165,15 +165,16 @@ class OutboxDeliverer(LeasedSender):
         # sends them again: at least once).
         sent: list[int] = []
         error = None
+        records = [Record.of((r[0], 0, 0), "", r[1]) for r in rows]
         start = 0
         while start < len(rows):
-            batch = rows[start : start + envelope_size(state.failures)]
+            batch = envelope(records[start : start + envelope_size(state.failures)])
             start += len(batch)
-            error = await self.client.post(endpoint, [Record.of((r[0], 0, 0), "", r[1]) for r in batch])
+            error = await self.client.post(endpoint, batch)
             record_attempt(state, endpoint, error, len(batch), now, self.metrics)
             if error is not None:
                 break
-            sent.extend(r[0] for r in batch)
+            sent.extend(r.key[0] for r in batch)
             now = self.clock()
         if sent:
             await self.pg.statement("DELETE FROM notification_outbox WHERE id = ANY(%(ids)s)", ids=sent)
