@@ -3,12 +3,12 @@
 Every worker runs a :class:`Deliverer`; the one holding the coordinator's ``notifications`` lease
 sends, the others wait to take over if it dies (the lease expires after ``notifications.lease``,
 30 s by default). Per endpoint, the events it has not had are sent in queue order (the time each
-was queued, across every process's spool files), at most :data:`BATCH` per envelope; a failure (no
-answer within ``timeout``, or a status outside 2xx) retries from the same event after ``backoff``,
-doubled per consecutive failure up to ``maxbackoff``, in envelopes halved per consecutive failure
-(:func:`envelope_size`), so the order per repository (and overall) is kept and nothing is skipped
-while the endpoint is down. After ``threshold`` consecutive failures
-the endpoint is reported failing.
+was queued, across every process's spool files), at most :data:`BATCH` and :data:`BODY` bytes of
+them per envelope; a failure (no answer within ``timeout``, or a status outside 2xx) retries from
+the same event after ``backoff``, doubled per consecutive failure up to ``maxbackoff``, in
+envelopes halved per consecutive failure (:func:`envelope_size`), so the order per repository
+(and overall) is kept and nothing is skipped while the endpoint is down. After ``threshold``
+consecutive failures the endpoint is reported failing.
 
 Each endpoint's progress (how many events of each spool file it has had) and health (failures,
 last error, last success) live in ``_dockyard/notifications/endpoints/<name>.json``, written after
@@ -343,9 +343,8 @@ class Deliverer(LeasedSender):
     ) -> Iterator[tuple[list[tuple[str, Record]], list[str]]]:
         """The waiting events cut into envelopes, in order: (the events to send, at most
         ``size()`` as each envelope starts and :data:`BODY` bytes of them; the ignored ones
-        passed over just before them). An
-        ignored event after an envelope's first ends it, so each file's progress stays an exact
-        prefix."""
+        passed over just before them). An ignored event after an envelope's first ends it, so
+        each file's progress stays an exact prefix."""
         limit, body = size(), 0
         batch: list[tuple[str, Record]] = []
         skipped: list[str] = []
