@@ -4,8 +4,9 @@ Every replica's subscriber inserts, before the request is answered, one row per 
 endpoint that wants it (``notification_outbox``, migration 0006). One process of all the
 replicas sends: the holder of the coordinator's ``notifications`` lease, the same lease the
 spool's sender uses, now kept in the database. Per endpoint a step takes the oldest rows by id
-(at most :data:`deliver.STEP`), sends them at most :data:`deliver.BATCH` per envelope (fewer
-after failures: ``deliver.envelope_size``), and deletes the ones the endpoint answered 2xx in one
+(at most :data:`deliver.STEP`), sends them at most :data:`deliver.BATCH` and
+:data:`deliver.BODY` bytes of them per envelope (fewer after failures:
+``deliver.envelope_size``), and deletes the ones the endpoint answered 2xx in one
 statement after the step; a failure retries from the same row after the endpoint's backoff, so
 order per repository is kept and nothing is skipped while the endpoint is down. A sender that
 dies between a 2xx and the delete sends those rows again (at least once). Past
