@@ -149,7 +149,7 @@ async def test_a_full_queue_drops_the_oldest_counted(receiver: Receiver, caplog:
     )
 
 
-async def test_backoff_doubles_up_to_its_cap_and_keeps_the_envelope(receiver: Receiver) -> None:
+async def test_backoff_doubles_up_to_its_cap_and_retries_from_the_same_event(receiver: Receiver) -> None:
     spool, clock = Spool(CheckedDriver(MemoryDriver())), Clock()
     await queue(spool, TagDeleted("a", "first"), TagDeleted("a", "second"))
     d = deliverer(spool, settings(receiver.port), clock)
