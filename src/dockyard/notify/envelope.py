@@ -137,11 +137,11 @@ def describe(
     request: RequestInfo | None,
     source: dict[str, str],
     base_url: str,
-    timestamp: str | None = None,
+    timestamps: Callable[[], str] | None = None,
 ) -> dict[str, Any] | None:
     """The notification for ``event`` (distribution's, or one of dockyard's own kinds), or None
-    for events no webhook hears of (logins, tag resolutions, robot accounts). ``timestamp``:
-    when it happened (:class:`Timestamps`), now if not given."""
+    for events no webhook hears of (logins, tag resolutions, robot accounts). ``timestamps``:
+    the subscriber's :class:`Timestamps`, asked only for an event that is described."""
     extra: dict[str, Any] = {}
     known = _distribution_kind(event, base_url)
     if known is not None:
@@ -153,7 +153,7 @@ def describe(
         action, target, extra = own
     out: dict[str, Any] = {
         "id": new_id(),
-        "timestamp": timestamp or Timestamps()(),
+        "timestamp": (timestamps or Timestamps())(),
         "action": action,
         "target": target,
         "request": {},

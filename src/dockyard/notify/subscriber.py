@@ -33,7 +33,7 @@ class NotifySubscriber:
     def emit(self, event: Event) -> None:
         request = current_request()
         base_url = self.base_url or (f"http://{request.host}" if request is not None and request.host else "")
-        described = describe(event, request, self.source, base_url, self.timestamps())
+        described = describe(event, request, self.source, base_url, self.timestamps)
         if described is None:
             return
         # Order is kept per repository; a collection names none and is queued under "".
