@@ -166,10 +166,10 @@ class OutboxDeliverer(LeasedSender):
         # sends them again: at least once).
         sent: list[int] = []
         error = None
-        records = [Record.of((r[0], 0, 0), "", r[1]) for r in rows]
         start = 0
         while start < len(rows):
-            batch = envelope(records[start : start + envelope_size(state.failures)])
+            end = start + envelope_size(state.failures)
+            batch = envelope([Record.of((r[0], 0, 0), "", r[1]) for r in rows[start:end]])
             start += len(batch)
             error = await self.client.post(endpoint, batch)
             record_attempt(state, endpoint, error, len(batch), now, self.metrics)
