@@ -27,8 +27,9 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 content = self.rfile.read(length)
-                size = len(json.loads(content).get("events", ())) if content.startswith(b"{") else 1
-                if receiver.refuse_over is not None and size > receiver.refuse_over:
+                limit = receiver.refuse_over
+                size = len(json.loads(content)["events"]) if limit is not None else 0
+                if limit is not None and size > limit:
                     receiver.refused.append(size)
                     self.send_response(413)
                     self.send_header("Content-Length", "0")
