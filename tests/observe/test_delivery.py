@@ -304,3 +304,57 @@ async def test_the_sender_looks_again_soon_after_a_step_with_events_and_seldom_w
     await d.client.aclose()
     assert waits == [ACTIVE_POLL_SECONDS, ACTIVE_POLL_SECONDS, POLL_SECONDS]
     assert [e["target"]["tag"] for e in receiver.events()] == ["t", "u"]
+
+
+def described(event: Any) -> dict[str, Any]:
+    out = describe(event, None, SOURCE, "http://r")
+    assert out is not None
+    return out
+
+
+async def test_ignored_events_inside_one_file_are_passed_over_and_end_an_envelope(
+    receiver: Receiver,
+) -> None:
+    receiver.start()
+    spool, clock = Spool(CheckedDriver(MemoryDriver()), window=60.0), Clock()
+    pulled = ManifestPulled("a", "sha256:" + "2" * 64, "v1", OCI, 10)
+    for event in (
+        ManifestPushed("a", "sha256:" + "2" * 64, OCI, "v1", 10),
+        pulled,
+        pulled,
+        ManifestPushed("a", "sha256:" + "3" * 64, OCI, "v2", 10),
+        pulled,
+        TagDeleted("a", "v1"),
+        pulled,
+    ):
+        spool.add("a", described(event), defer=True)
+    await spool.flushed()
+    assert [f.count for f in await spool.files()] == [7]  # one file
+    d = deliverer(spool, settings(receiver.port, ignore={"actions": ["pull"]}), clock)
+    await run_until_idle(d)
+    await d.client.aclose()
+    envelopes = [
+        [(e["action"], e["target"].get("tag")) for e in json.loads(c)["events"]]
+        for _, c in receiver.envelopes
+    ]
+    assert envelopes == [[("push", "v1")], [("push", "v2")], [("delete", "v1")]]
+    assert await spool.files() == []  # the trailing pull was passed over too
+
+
+async def test_files_are_sent_in_the_order_their_writes_began(receiver: Receiver) -> None:
+    """A process's file may hold a pull queued before another process's change, and a change
+    made after that one: the files go in the order their writes began, so the repository's two
+    changes arrive in order, though the first file's oldest event is the younger."""
+    receiver.start()
+    driver = CheckedDriver(MemoryDriver())
+    ticks = iter(range(10**18, 10**18 + 100))
+    one, other = (Spool(driver, clock=lambda: next(ticks), window=60.0) for _ in range(2))
+    one.add("a", described(ManifestPulled("a", "sha256:" + "2" * 64, "v1", OCI, 10)), defer=True)
+    await other.add("a", described(ManifestPushed("a", "sha256:" + "2" * 64, OCI, "v1", 10)))
+    await one.add("a", described(TagDeleted("a", "v1")))
+    firsts = [min(m[0] for m in (await one.batch(f.name)).meta) for f in await one.files()]
+    assert firsts == [10**18 + 1, 10**18]  # listed by write, not by oldest event
+    d = deliverer(one, settings(receiver.port), Clock())
+    await run_until_idle(d)
+    await d.client.aclose()
+    assert [e["action"] for e in receiver.events()] == ["push", "pull", "delete"]

@@ -11,6 +11,7 @@ import asyncio
 import json
 from typing import Any
 
+import orjson
 import pytest
 
 from dockyard.config import parse_config
@@ -73,7 +74,7 @@ async def test_an_events_line_keeps_the_event_byte_for_byte_and_what_filters_rea
     ascii_only = [records[0], records[2]]
     assert body_of([r.raw for r in ascii_only]) == body([queued[0], queued[2]])
     names = [f.name for f in await s.files()]
-    assert all(n.endswith(".events") for n in names)
+    assert all(n.endswith(".batch") for n in names)
 
 
 async def test_files_of_the_earlier_format_are_still_read() -> None:
@@ -91,6 +92,43 @@ async def test_files_of_the_earlier_format_are_still_read() -> None:
         event,
     )
     assert json.loads(record.raw) == event
+
+
+async def test_files_of_the_events_lines_format_are_still_read_and_sent_alike() -> None:
+    s = spool(0)
+    events = [pushed("v1"), pulled("v2")]
+    lines = b"".join(
+        orjson.dumps([10**18 + n, 7, n, "team/app", e["action"], e["target"]["mediaType"]])
+        + b"\t"
+        + orjson.dumps(e)
+        + b"\n"
+        for n, e in enumerate(events)
+    )
+    name = f"{10**18:020d}-7-0-2.events"
+    await s.driver.put_content(f"{paths.NOTIFICATION_SPOOL}/{name}", lines)
+    records = await s.read(name)
+    assert [(r.key, r.action, r.event) for r in records] == [
+        ((10**18, 7, 0), "push", events[0]),
+        ((10**18 + 1, 7, 1), "pull", events[1]),
+    ]
+    batch = await s.batch(name)
+    assert json.loads(body_of([batch.span(0, 2)])) == {"events": events}
+    assert [json.loads(batch.span(i, i + 1)) for i in range(2)] == events
+
+
+async def test_a_batch_slices_any_run_of_its_events() -> None:
+    s = spool(MINUTE)
+    events = [pulled(f"t{i}" + "é" * i) for i in range(6)]
+    for event in events:
+        s.add("team/app", event, defer=True)
+    await s.flushed()
+    [f] = await s.files()
+    batch = await s.batch(f.name)
+    assert len(batch) == f.count == 6
+    for i in range(6):
+        for j in range(i + 1, 7):
+            assert json.loads(body_of([batch.span(i, j)])) == {"events": events[i:j]}
+    assert [m[3] for m in batch.meta] == ["pull"] * 6
 
 
 async def test_a_pulls_event_waits_for_the_window_then_is_written() -> None:

@@ -55,7 +55,7 @@ async def test_posts_go_through_the_environments_proxy_once_looked_up(
     try:
         hook = endpoint("http://hooks.invalid/events")  # resolvable only by the proxy
         for _ in range(3):
-            assert await client.post(hook, [record()]) is None
+            assert await client.post(hook, [record().raw]) is None
     finally:
         await client.aclose()
     assert receiver.targets == ["http://hooks.invalid/events"] * 3
@@ -72,9 +72,9 @@ async def test_no_proxy_and_netrc(
     clean_env.write_text("machine 127.0.0.1 login hook password s3cret\n")
     client = WebhookClient()
     try:
-        assert await client.post(endpoint(f"http://127.0.0.1:{receiver.port}/events"), [record()]) is None
+        assert await client.post(endpoint(f"http://127.0.0.1:{receiver.port}/events"), [record().raw]) is None
         with_user = endpoint(f"http://me:pw@127.0.0.1:{receiver.port}/events")
-        assert await client.post(with_user, [record()]) is None
+        assert await client.post(with_user, [record().raw]) is None
         own = parse_config(
             {
                 "notifications": {
@@ -88,7 +88,7 @@ async def test_no_proxy_and_netrc(
                 }
             }
         ).notifications.endpoints[0]
-        assert await client.post(own, [record()]) is None  # the endpoint's own header wins
+        assert await client.post(own, [record().raw]) is None  # the endpoint's own header wins
     finally:
         await client.aclose()
     assert receiver.targets == ["/events"] * 3

@@ -3,12 +3,13 @@
 Every worker runs a :class:`Deliverer`; the one holding the coordinator's ``notifications`` lease
 sends, the others wait to take over if it dies (the lease expires after ``notifications.lease``,
 30 s by default). Per endpoint, the events it has not had are sent in queue order (the time each
-was queued, across every process's spool files), at most :data:`BATCH` and :data:`BODY` bytes of
-them per envelope; a failure (no answer within ``timeout``, or a status outside 2xx) retries from
-the same event after ``backoff``, doubled per consecutive failure up to ``maxbackoff``, in
-envelopes halved per consecutive failure (:func:`envelope_size`), so the order per repository
-(and overall) is kept and nothing is skipped while the endpoint is down. After ``threshold``
-consecutive failures the endpoint is reported failing.
+spool file's write began, then the events' order in it: ``notify.spool``), at most
+:data:`BATCH` and :data:`BODY` bytes of them per envelope, an envelope made of slices of the
+files. A failure (no answer within ``timeout``, or a status outside 2xx) retries from the same
+event after ``backoff``, doubled per consecutive failure up to ``maxbackoff``, in envelopes halved
+per consecutive failure (:func:`envelope_size`), so the order per repository (and overall) is
+kept and nothing is skipped while the endpoint is down. After ``threshold`` consecutive failures
+the endpoint is reported failing.
 
 Each endpoint's progress (how many events of each spool file it has had) and health (failures,
 last error, last success) live in ``_dockyard/notifications/endpoints/<name>.json``, written after
@@ -21,31 +22,30 @@ counted and logged. A spool file every enabled endpoint has had is deleted.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import logging
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
-from operator import itemgetter
 from typing import Any
 
 from dockyard.config import Endpoint, Notifications
 from dockyard.coord.base import Coordinator
 from dockyard.errors import PathNotFound
 from dockyard.metrics.collectors import Metrics
-from dockyard.notify.envelope import wanted, wants
+from dockyard.notify.envelope import wants
 from dockyard.notify.leader import LeasedSender, Sleep
-from dockyard.notify.spool import Record, Spool, SpoolFile
+from dockyard.notify.spool import Batch, Record, Spool, SpoolFile
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
 
 log = logging.getLogger("dockyard.notify")
 # Events per envelope at most. The sender's CPU per event (in one process, two workers' spool
-# files interleaved, posting to ``bench.receiver`` on loopback): 17.5 us at 32 an envelope, 9.1
-# at 128, 10.2-10.9 at 256 and 9.1 at 512: the per-request part stops mattering past 128.
+# files interleaved, posting to ``bench.receiver`` on loopback, when each event was still handled
+# one by one): 17.5 us at 32 an envelope, 9.1 at 128, 10.2-10.9 at 256 and 9.1 at 512: the
+# per-request part stops mattering past 128.
 BATCH = 128
 # Bytes of events per envelope at most (an event larger than that goes alone): under the 100 KB
 # a web framework's JSON body parser commonly accepts (Express's default), where 128 events with
@@ -131,8 +131,13 @@ def envelope_size(failures: int) -> int:
     return max(1, BATCH >> min(failures, BATCH.bit_length()))
 
 
+# One envelope of the spool's events: ``(file, i, j)`` runs of events ``i`` to ``j - 1``, in order.
+Runs = list[tuple[str, int, int]]
+
+
 def envelope(records: list[Record]) -> list[Record]:
-    """The longest prefix of ``records`` (at least one) whose events fit in :data:`BODY` bytes."""
+    """The longest prefix of ``records`` (at least one) whose events fit in :data:`BODY` bytes
+    (the outbox's rows; the spool's files are cut by :meth:`Deliverer._envelopes`)."""
     body = 0
     for n, record in enumerate(records):
         body += len(record.raw) + 1
@@ -176,7 +181,9 @@ class Deliverer(LeasedSender):
         self.metrics = metrics
         self.clock = clock
         super().__init__(coordinator, self.endpoints, sleep=sleep, lease_seconds=settings.lease)
-        self._records: dict[str, list[Record]] = {}
+        self._batches: dict[str, Batch] = {}
+        # endpoint name -> file -> whether the endpoint wants each of its events (filters only)
+        self._wanted: dict[str, dict[str, list[bool]]] = {e.name: {} for e in self.endpoints}
         self._states: dict[str, EndpointState] = {}
         self._redeliver_seen = 0
 
@@ -224,14 +231,16 @@ class Deliverer(LeasedSender):
         files = await self.spool.files()
         state = await load_state(self.driver, name)
         endpoint = next(e for e in self.endpoints if e.name == name)
-        found: list[tuple[tuple[int, int, int], dict[str, Any]]] = []
+        found: list[dict[str, Any]] = []
         for f in files:
             if state.progress.get(f.name, 0) >= f.count:
                 continue
-            records = await self.spool.read(f.name)
-            found.extend((r.key, r.event) for r in records[state.progress.get(f.name, 0) :])
-        found.sort(key=lambda item: item[0])
-        return [event for _, event in found if wanted(endpoint, event)][:limit]
+            for record in (await self.spool.read(f.name))[state.progress.get(f.name, 0) :]:
+                if wants(endpoint, record.action, record.media_type):
+                    found.append(record.event)
+                    if len(found) >= limit:
+                        return found
+        return found
 
     # -- one round ------------------------------------------------------------------------------
 
@@ -244,11 +253,13 @@ class Deliverer(LeasedSender):
             self._states.clear()
         files = await self.spool.files()
         names = {f.name for f in files}
-        for stale in set(self._records) - names:
-            del self._records[stale]
+        for stale in set(self._batches) - names:
+            del self._batches[stale]
+            for wanted_by in self._wanted.values():
+                wanted_by.pop(stale, None)
         for f in files:
-            if f.name not in self._records:
-                self._records[f.name] = await self.spool.read(f.name)
+            if f.name not in self._batches:
+                self._batches[f.name] = await self.spool.batch(f.name)
         results = await asyncio.gather(*(self._endpoint_step(e, files) for e in self.endpoints))
         finished = [
             f.name
@@ -273,19 +284,6 @@ class Deliverer(LeasedSender):
         state.progress = {k: v for k, v in state.progress.items() if k in present}
         await self.driver.put_content(state_path(name), json.dumps(state.to_json()).encode())
 
-    def _waiting(self, state: EndpointState, files: list[SpoolFile]) -> Iterator[tuple[str, Record]]:
-        """The events the endpoint has not had, in queue order, lazily: each file's records are
-        in order already, so a merge yields the next ones without sorting the whole backlog (a
-        step sends one envelope; under a burst of pulls thousands wait, and sorting them all on
-        every step made the sender's cost grow with the backlog)."""
-
-        def rest(name: str) -> Iterator[tuple[tuple[int, int, int], str, Record]]:
-            for r in islice(self._records[name], state.progress.get(name, 0), None):
-                yield r.key, name, r
-
-        merged = heapq.merge(*(rest(f.name) for f in files), key=itemgetter(0))
-        return ((name, record) for _, name, record in merged)
-
     async def _endpoint_step(self, endpoint: Endpoint, files: list[SpoolFile]) -> bool:
         state = await self._state(endpoint.name)
         total = pending_count(state, files)
@@ -293,12 +291,17 @@ class Deliverer(LeasedSender):
             self.metrics.webhook_queue.labels(endpoint.name).set(total)
         if not total:
             return False
-        waiting = self._waiting(state, files)
         changed = False
         if total > self.maxpending:  # the oldest go, counted and logged
-            dropped = total - self.maxpending
-            for name, _ in islice(waiting, dropped):
-                state.progress[name] = state.progress.get(name, 0) + 1
+            dropped = left = total - self.maxpending
+            for f in files:
+                had = state.progress.get(f.name, 0)
+                taken = min(left, f.count - had)
+                if taken > 0:
+                    state.progress[f.name] = had + taken
+                    left -= taken
+                    if not left:
+                        break
             total -= dropped
             state.dropped += dropped
             self.handled += dropped
@@ -318,19 +321,24 @@ class Deliverer(LeasedSender):
         # the progress is written once after them (a sender that dies before that write sends
         # them again: at least once).
         handled, error = 0, None
-        for batch, skipped in self._envelopes(endpoint, waiting, lambda: envelope_size(state.failures)):
-            for name in skipped:
-                state.progress[name] = state.progress.get(name, 0) + 1
-            handled += len(skipped)
-            if not batch:
+
+        def size() -> int:
+            return envelope_size(state.failures)
+
+        for runs, skipped in self._envelopes(endpoint, files, dict(state.progress), size):
+            for name, i, j in skipped:
+                state.progress[name] = j
+                handled += j - i
+            if not runs:
                 break
-            error = await self._post(endpoint, [r for _, r in batch])
-            record_attempt(state, endpoint, error, len(batch), now, self.metrics)
+            count = sum(j - i for _, i, j in runs)
+            error = await self._post(endpoint, [self._batches[name].span(i, j) for name, i, j in runs])
+            record_attempt(state, endpoint, error, count, now, self.metrics)
             if error is not None:
                 break
-            for name, _ in batch:
-                state.progress[name] = state.progress.get(name, 0) + 1
-            handled += len(batch)
+            for name, _, j in runs:
+                state.progress[name] = j
+            handled += count
             if handled >= STEP:
                 break
             now = self.clock()
@@ -338,37 +346,63 @@ class Deliverer(LeasedSender):
         await self._save(endpoint.name, state, files)
         return error is None and total > handled
 
-    @staticmethod
     def _envelopes(
-        endpoint: Endpoint, waiting: Iterator[tuple[str, Record]], size: Callable[[], int]
-    ) -> Iterator[tuple[list[tuple[str, Record]], list[str]]]:
-        """The waiting events cut into envelopes, in order: (the events to send, at most
-        ``size()`` as each envelope starts and :data:`BODY` bytes of them; the ignored ones
-        passed over just before them). An ignored event after an envelope's first ends it, so
-        each file's progress stays an exact prefix."""
-        limit, body = size(), 0
-        batch: list[tuple[str, Record]] = []
-        skipped: list[str] = []
-        for name, record in waiting:
-            if wants(endpoint, record.action, record.media_type):
-                body += len(record.raw) + 1
-                if batch and body > BODY:  # full: this event starts the next envelope
-                    yield batch, skipped
-                    batch, skipped, limit, body = [], [], size(), len(record.raw) + 1
-                batch.append((name, record))
-                if len(batch) >= limit:
-                    yield batch, skipped
-                    batch, skipped, limit, body = [], [], size(), 0
-            elif not batch:
-                skipped.append(name)
-            else:
-                yield batch, skipped
-                batch, skipped, limit, body = [], [name], size(), 0
-        if batch or skipped:
-            yield batch, skipped
+        self, endpoint: Endpoint, files: list[SpoolFile], progress: dict[str, int], size: Callable[[], int]
+    ) -> Iterator[tuple[Runs, Runs]]:
+        """The waiting events cut into envelopes, in order: (the runs of events to send, at most
+        ``size()`` as each envelope starts and :data:`BODY` bytes of them; the runs of ignored
+        ones passed over just before them). An ignored event after an envelope's first ends it,
+        so each file's progress stays an exact prefix. The work is per run, not per event: the
+        byte limit is found by bisecting a file's ``ends``, and only an endpoint with filters
+        looks at each event (once per file)."""
+        filtered = bool(endpoint.ignore.actions or endpoint.ignoredmediatypes or endpoint.ignore.mediatypes)
+        limit, body, count = size(), 0, 0
+        runs: Runs = []
+        skipped: Runs = []
+        for f in files:
+            batch = self._batches[f.name]
+            i, n = progress.get(f.name, 0), len(batch)
+            wanted = self._wanted_in(endpoint, f.name, batch) if filtered else None
+            while i < n:
+                stop = n
+                if wanted is not None:
+                    if not wanted[i]:
+                        k = _index(wanted, True, i, n)
+                        if runs:
+                            yield runs, skipped
+                            runs, skipped, limit, body, count = [], [], size(), 0, 0
+                        skipped.append((f.name, i, k))
+                        i = k
+                        continue
+                    stop = _index(wanted, False, i, n)
+                stop = min(stop, i + limit - count)
+                # Events i..j-1 with a comma each: batch.ends[j - 1] - batch.start(i) + 1 bytes.
+                j = bisect_right(batch.ends, BODY - body - 1 + batch.start(i), i, stop)
+                if j == i:
+                    if count:  # full by bytes: this event starts the next envelope
+                        yield runs, skipped
+                        runs, skipped, limit, body, count = [], [], size(), 0, 0
+                        continue
+                    j = i + 1  # larger than a body: alone
+                runs.append((f.name, i, j))
+                body += batch.ends[j - 1] - batch.start(i) + 1
+                count += j - i
+                i = j
+                if count >= limit:
+                    yield runs, skipped
+                    runs, skipped, limit, body, count = [], [], size(), 0, 0
+        if runs or skipped:
+            yield runs, skipped
 
-    async def _post(self, endpoint: Endpoint, records: list[Record]) -> str | None:
-        return await self.client.post(endpoint, records)
+    def _wanted_in(self, endpoint: Endpoint, name: str, batch: Batch) -> list[bool]:
+        wanted_by = self._wanted[endpoint.name]
+        found = wanted_by.get(name)
+        if found is None:
+            found = wanted_by[name] = [wants(endpoint, m[3], m[4]) for m in batch.meta]
+        return found
+
+    async def _post(self, endpoint: Endpoint, parts: list[bytes]) -> str | None:
+        return await self.client.post(endpoint, parts)
 
     async def status(self) -> list[dict[str, Any]]:
         """Per endpoint, from the store (so any worker answers for the sender): events waiting,
@@ -380,6 +414,14 @@ class Deliverer(LeasedSender):
             pending = 0 if endpoint.disabled else pending_count(state, files)
             out.append(status_row(endpoint, state, pending))
         return out
+
+
+def _index(flags: list[bool], value: bool, start: int, stop: int) -> int:
+    """The first position in ``flags[start:stop]`` holding ``value``, else ``stop``."""
+    try:
+        return flags.index(value, start, stop)
+    except ValueError:
+        return stop
 
 
 def status_row(endpoint: Endpoint, state: EndpointState, pending: int) -> dict[str, Any]:

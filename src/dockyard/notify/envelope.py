@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -192,10 +192,11 @@ def body(events: list[dict[str, Any]]) -> bytes:
     return json.dumps({"events": events}, separators=(",", ":")).encode()
 
 
-def body_of(raws: list[bytes]) -> bytes:
-    """:func:`body` from the events' compact encodings (``notify.spool``, orjson): the same
-    JSON, without encoding again (the same bytes while the events are ASCII)."""
-    return b'{"events":[' + b",".join(raws) + b"]}"
+def body_of(parts: Sequence[bytes]) -> bytes:
+    """:func:`body` from the events' compact encodings (``notify.spool``, orjson), a part holding
+    one event or several joined by commas: the same JSON, without encoding again (the same bytes
+    while the events are ASCII)."""
+    return b'{"events":[' + b",".join(parts) + b"]}"
 
 
 def sign(secret: str, content: bytes) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
+import orjson
 from aiohttp.helpers import basicauth_from_netrc, netrc_from_env
 from yarl import URL
 
@@ -28,7 +29,6 @@ from dockyard.notify.cloudevent import BATCH_MEDIA_TYPE as CLOUDEVENT_BATCH
 from dockyard.notify.cloudevent import MEDIA_TYPE as CLOUDEVENT
 from dockyard.notify.cloudevent import cloudevent_batch_body, cloudevent_body
 from dockyard.notify.envelope import MEDIA_TYPE, SIGNATURE_HEADER, body_of, sign
-from dockyard.notify.spool import Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +58,16 @@ class WebhookClient:
         self._session: aiohttp.ClientSession | None = None
         self._routes: dict[str, Route] = {}
 
-    async def post(self, endpoint: Endpoint, records: Sequence[Record]) -> str | None:
-        """None when the endpoint took the events; else what went wrong (no secrets in it). In
+    async def post(self, endpoint: Endpoint, parts: Sequence[bytes]) -> str | None:
+        """None when the endpoint took the events; else what went wrong (no secrets in it).
+        ``parts``: the events' compact JSON in order, a part holding one or more joined by commas
+        (a slice of a spool file: ``notify.spool.Batch``). In
         the CloudEvents format each event is its own request, in order; a failure part way
         retries the whole batch (at least once: a receiver deduplicates by the event id). In the
         batched CloudEvents format the envelope's events are one JSON array, one request."""
         if endpoint.format == "distribution":  # the events' bytes as queued
-            return await self._send(endpoint, body_of([r.raw for r in records]), MEDIA_TYPE)
-        events = [r.event for r in records]
+            return await self._send(endpoint, body_of(parts), MEDIA_TYPE)
+        events = orjson.loads(b"[" + b",".join(parts) + b"]")
         if endpoint.format == "cloudevents-batch":
             return await self._send(endpoint, cloudevent_batch_body(events), CLOUDEVENT_BATCH)
         if endpoint.format == "cloudevents":

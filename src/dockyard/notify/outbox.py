@@ -171,7 +171,7 @@ class OutboxDeliverer(LeasedSender):
             end = start + envelope_size(state.failures)
             batch = envelope([Record.of((r[0], 0, 0), "", r[1]) for r in rows[start:end]])
             start += len(batch)
-            error = await self.client.post(endpoint, batch)
+            error = await self.client.post(endpoint, [r.raw for r in batch])
             record_attempt(state, endpoint, error, len(batch), now, self.metrics)
             if error is not None:
                 break
