@@ -16,8 +16,9 @@ import pytest
 
 from dockyard.config import parse_config
 from dockyard.events import ManifestPulled, ManifestPushed
-from dockyard.notify.envelope import body, body_of, describe
+from dockyard.notify.envelope import Timestamps, body, body_of, describe
 from dockyard.notify.spool import Spool
+from dockyard.notify.subscriber import NotifySubscriber
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
 from dockyard.storage.drivers.memory import MemoryDriver
@@ -200,3 +201,53 @@ def test_the_window_is_stated_and_bounded() -> None:
     assert parse_config({"notifications": {"pullwindow": "250ms"}}).notifications.pullwindow == 0.25
     with pytest.raises(ValueError, match="pullwindow is between 0 and 10s"):
         parse_config({"notifications": {"pullwindow": "1m"}})
+
+
+async def test_a_deferred_pull_is_described_by_its_write() -> None:
+    s = spool(MINUTE)
+    made: list[str] = []
+
+    def make() -> dict[str, Any]:
+        made.append("v1")
+        return pulled("v1")
+
+    s.add_deferred("team/app", make)
+    assert made == []  # not in the request
+    await asyncio.wait_for(s.flushed(), 10)
+    assert made == ["v1"]  # once, by the write
+    assert await events_in(s) == [["v1"]]
+
+
+async def test_a_pulls_event_has_the_time_of_the_pull_not_of_its_write() -> None:
+    s = spool(MINUTE)
+    config = parse_config(
+        {"http": {"addr": ":5000"}, "notifications": {"endpoints": [{"name": "e", "url": "http://h/"}]}}
+    )
+    subscriber = NotifySubscriber(s, config)
+    now = [1_764_620_705_123_456_789]
+    subscriber.timestamps = Timestamps(clock=lambda: now[0])
+    subscriber.emit(ManifestPulled("team/app", "sha256:" + "2" * 64, "v1", OCI, 10))
+    now[0] += 3_000_000_000  # the write comes later
+    subscriber.emit(ManifestPushed("team/app", "sha256:" + "3" * 64, OCI, "v2", 10))
+    await asyncio.wait_for(s.flushed(), 10)
+    [f] = await s.files()
+    records = await s.read(f.name)
+    assert [(r.action, r.event["timestamp"]) for r in records] == [
+        ("pull", "2025-12-01T20:25:05.123456Z"),
+        ("push", "2025-12-01T20:25:08.123456Z"),
+    ]
+
+
+async def test_an_event_that_cannot_be_described_is_left_out_and_the_rest_written(caplog: Any) -> None:
+    s = spool(MINUTE)
+
+    def broken() -> dict[str, Any]:
+        raise ValueError("no")
+
+    s.add_deferred("team/app", lambda: pulled("a"))
+    s.add_deferred("team/app", broken)
+    change = s.add("team/app", pushed("c"))
+    await asyncio.wait_for(change, 10)
+    assert change.exception() is None
+    assert await events_in(s) == [["a", "c"]]
+    assert "could not be described" in caplog.text

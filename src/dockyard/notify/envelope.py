@@ -125,7 +125,11 @@ class Timestamps:
         self._prefix = ""
 
     def __call__(self) -> str:
-        second, ns = divmod(self.clock(), 1_000_000_000)
+        return self.at(self.clock())
+
+    def at(self, ns: int) -> str:
+        """The timestamp of ``ns`` (since the epoch)."""
+        second, ns = divmod(ns, 1_000_000_000)
         if second != self._second:
             self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
             self._second = second

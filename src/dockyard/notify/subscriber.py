@@ -6,17 +6,20 @@ head (``api.observe``). So a client that saw its push acknowledged has its event
 crash after that point cannot lose it. Pull events do not hold the response: they are deferred
 (``notify.queue.Flushes``) and go with the queue's next write, at the latest
 ``notifications.pullwindow`` (100 ms by default) after the pull; a crash in that window can lose
-them.
+them. A pull's event is described by that write too (``EventQueue.add_deferred``), with the
+time of the pull.
 """
 
 from __future__ import annotations
 
 import socket
 import uuid
+from functools import partial
+from typing import Any
 
 from dockyard.config import Config, split_addr
-from dockyard.events import Event
-from dockyard.events.request import current_request
+from dockyard.events import Event, ManifestPulled
+from dockyard.events.request import RequestInfo, current_request
 from dockyard.notify.envelope import Timestamps, describe
 from dockyard.notify.queue import EventQueue, retrieve
 
@@ -32,14 +35,26 @@ class NotifySubscriber:
 
     def emit(self, event: Event) -> None:
         request = current_request()
-        base_url = self.base_url or (f"http://{request.host}" if request is not None and request.host else "")
-        described = describe(event, request, self.source, base_url, self.timestamps)
+        if type(event) is ManifestPulled:  # described by the write that takes it, in one loop
+            self.spool.add_deferred(
+                event.repository, partial(self._pull, event, request, self.timestamps.clock())
+            )
+            return
+        described = describe(event, request, self.source, self._base_url(request), self.timestamps)
         if described is None:
             return
         # Order is kept per repository; a collection names none and is queued under "".
-        pull = described["action"] == "pull"
-        waiter = self.spool.add(described["target"].get("repository", ""), described, defer=pull)
-        if request is not None and not pull:
+        waiter = self.spool.add(described["target"].get("repository", ""), described)
+        if request is not None:
             request.pending.append(waiter)
-        elif not pull:  # nobody awaits it; a failure is logged by the queue already
+        else:  # nobody awaits it; a failure is logged by the queue already
             waiter.add_done_callback(retrieve)
+
+    def _base_url(self, request: RequestInfo | None) -> str:
+        return self.base_url or (f"http://{request.host}" if request is not None and request.host else "")
+
+    def _pull(self, event: ManifestPulled, request: RequestInfo | None, ns: int) -> dict[str, Any]:
+        timestamp = self.timestamps.at(ns)
+        described = describe(event, request, self.source, self._base_url(request), lambda: timestamp)
+        assert described is not None  # a pull is always described
+        return described
