@@ -196,8 +196,9 @@ class Spool(Flushes):
         lines: bool = False,
         window: float = 0.0,
     ) -> None:
-        """``directory`` names where a file goes from its first record's time (ns): one place
-        for the webhook queue, a folder per day for the audit log. ``window``: how long a
+        """``directory`` names where a file goes from the time (ns) in its name (a webhook
+        file's write, an audit file's first record): one place for the webhook queue, a folder
+        per day for the audit log. ``window``: how long a
         deferred record (a pull's event) may wait for a write (``notify.queue.Flushes``)."""
         self.driver = driver
         self.clock = clock
