@@ -24,9 +24,21 @@ log = logging.getLogger("dockyard.notify")
 Queued: TypeAlias = "dict[str, Any] | Callable[[], dict[str, Any]]"
 
 
-def made(event: Queued) -> dict[str, Any]:
-    """A queued event's JSON, made now if it was deferred."""
-    return event() if callable(event) else event
+def made_all(batch: list[Any]) -> list[Any]:
+    """A batch's records (tuples whose last field is a :data:`Queued` event) with each deferred
+    event made now; a record whose event cannot be made is logged and left out, and the others
+    are still written. Both queues' writers resolve their batch through this."""
+    out = []
+    for record in batch:
+        event = record[-1]
+        if not callable(event):
+            out.append(record)
+            continue
+        try:
+            out.append((*record[:-1], event()))
+        except Exception:
+            log.exception("an event could not be described; it is left out")
+    return out
 
 
 def settle(waiters: list[asyncio.Future[None]], error: BaseException | None = None) -> None:
@@ -203,7 +215,7 @@ class PgAppender(Flushes):
 
     async def _write(self, batch: list[Any], waiters: list[asyncio.Future[None]]) -> None:
         try:
-            rows = self.rows([(repository, made(event)) for repository, event in batch])
+            rows = self.rows(made_all(batch))
             if rows:
                 await self.pg.statement(self.sql, rows=json.dumps(rows))
         except Exception as exc:

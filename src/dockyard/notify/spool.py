@@ -50,7 +50,7 @@ from typing import Any
 import orjson
 
 from dockyard.errors import PathNotFound
-from dockyard.notify.queue import Flushes, Queued, made, settle
+from dockyard.notify.queue import Flushes, made_all, settle
 from dockyard.storage import paths
 from dockyard.storage.drivers.checked import CheckedDriver
 
@@ -220,19 +220,19 @@ class Spool(Flushes):
     async def _write(self, batch: list[Any], waiters: list[asyncio.Future[None]]) -> None:
         pid = os.getpid()
         try:
+            records = made_all(batch)
+            if not records:
+                settle(waiters)
+                return
             if self.lines:
-                first = batch[0][0]
-                name = f"{first:020d}-{pid}-{next(self._files)}-{len(batch)}.jsonl"
-                content = "".join([_line(pid, *record) for record in batch]).encode()
+                first = records[0][0]
+                name = f"{first:020d}-{pid}-{next(self._files)}-{len(records)}.jsonl"
+                content = "".join([_line(pid, *record) for record in records]).encode()
             else:
-                events = _made(batch)
-                if not events:
-                    settle(waiters)
-                    return
                 first = self.clock()  # files go in the order their writes began (the docstring)
-                name = f"{first:020d}-{pid}-{next(self._files)}-{len(events)}.batch"
-                raws = [orjson.dumps(event) for *_, event in events]
-                meta = [(t, s, repo, e["action"], e["target"].get("mediaType")) for t, s, repo, e in events]
+                name = f"{first:020d}-{pid}-{next(self._files)}-{len(records)}.batch"
+                raws = [orjson.dumps(record[3]) for record in records]
+                meta = [(t, s, repo, e["action"], e["target"].get("mediaType")) for t, s, repo, e in records]
                 content = Batch(pid, b",".join(raws), _ends(raws), meta).encode()
             await self.driver.put_content(f"{self.directory(first)}/{name}", content)
         except Exception as exc:
@@ -275,20 +275,8 @@ class Spool(Flushes):
             await self.driver.delete_many([f"{paths.NOTIFICATION_SPOOL}/{n}" for n in names])
 
 
-def _made(batch: list[tuple[int, int, str, Queued]]) -> list[tuple[int, int, str, dict[str, Any]]]:
-    """The batch's events, each deferred one made now; one that cannot be is logged and left out
-    (the others are still written)."""
-    events = []
-    for t, s, repository, event in batch:
-        try:
-            events.append((t, s, repository, made(event)))
-        except Exception:
-            log.exception("an event could not be described; it is left out", extra={"repository": repository})
-    return events
-
-
-def _line(pid: int, t: int, s: int, repository: str, event: Queued) -> str:
-    return json.dumps({"t": t, "p": pid, "s": s, "r": repository, "e": made(event)}) + "\n"
+def _line(pid: int, t: int, s: int, repository: str, event: dict[str, Any]) -> str:
+    return json.dumps({"t": t, "p": pid, "s": s, "r": repository, "e": event}) + "\n"
 
 
 def _parse_event_line(line: bytes) -> Record:
