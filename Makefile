@@ -13,7 +13,7 @@ DEBIAN_PACKAGES := docker.io containerd skopeo podman buildah docker-registry bu
 	ceph-mon ceph-osd radosgw ceph-common haproxy \
 	mmdebstrap docker-compose systemd nginx binutils
 
-.PHONY: serve test test-deploy fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-gc bench-scale bench-proxy bench-s3 bench-scan clean
+.PHONY: serve test test-deploy fuzz venv venv-test debs lint typecheck pytest coverage bench bench-quick bench-observe bench-gc bench-scale bench-proxy bench-s3 bench-scan clean
 
 $(BIN)/dockyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,12 @@ bench: venv-test debs
 
 bench-quick: venv-test debs
 	$(BIN)/python -m bench --quick $(BENCH_ARGS)
+
+# What observing costs dockyard: the small-request figures with metrics on and one webhook
+# endpoint getting every event, pulls included, against dockyard without them (not distribution)
+# in the same steps, back to back; 4 rounds, since a step alone moves by +-20 % here.
+bench-observe: venv-test debs
+	$(BIN)/python -m bench --quick --configs standalone --only requests --observe --baseline dockyard --rounds 4 $(BENCH_ARGS)
 
 # Garbage collection on 12,001 blobs, dockyard against distribution's garbage-collect.
 bench-gc: venv-test debs

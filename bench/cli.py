@@ -36,6 +36,7 @@ from bench.wrkrun import write_script
 
 PHASES = ("requests", "catalog", "push", "pull", "images")
 CONFIGS = ("standalone", "accel", "tls")
+BASELINES = ("distribution", "dockyard", "dockyard-metrics")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
         "--observe",
         action="store_true",
         help="both registries with Prometheus metrics on and one webhook endpoint getting every event",
+    )
+    p.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        default="distribution",
+        help="what the second slot runs: distribution (default), or dockyard itself without the "
+        "--observe settings (dockyard) or with metrics only (dockyard-metrics), so that the ratios "
+        "are what observing costs; standalone only",
     )
     p.add_argument(
         "--configs",
@@ -140,7 +149,7 @@ class Runner:
                     totals[name]["client_cpu"] += client_cpu_seconds() - client0
                     totals[name]["wall"] += wall
                     totals[name]["work"] += float(out.get("_work", 0))
-                    if self.receiver is not None:
+                    if self.receiver is not None and server.webhook:
                         cpu1, t1 = server.cpu_seconds(), time.perf_counter()
                         self.receiver.settle()
                         totals[name]["drain_cpu"] += server.cpu_seconds() - cpu1
@@ -239,6 +248,18 @@ class Bench:
         root.mkdir()
         if config.name == "standalone" and self.ctx.layout is not None:
             install_layout(self.layouts[name], root, layout_parts(self.ctx.layout))
+        baseline = self.args.baseline
+        if name == DISTRIBUTION and baseline != "distribution":
+            return Server(
+                name,
+                round_dir,
+                root,
+                binary=self.binaries[DOCKYARD],
+                workers=self.args.workers,
+                fsync=not self.args.no_fsync,
+                metrics=baseline == "dockyard-metrics",
+                kind=DOCKYARD,
+            )
         return Server(
             name,
             round_dir,
@@ -352,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         p.tls_push_reps = {max(sizes): 1}
     only = set(args.only or PHASES)
     configs = [CONFIGURATIONS[c] for c in (args.configs or CONFIGS)]
+    if args.baseline != "distribution" and [c.name for c in configs] != ["standalone"]:
+        print("bench: --baseline other than distribution needs --configs standalone", file=sys.stderr)
+        return 2
     dockyard_bin, dist_bin = find_dockyard(), find_distribution()
     for tool in ("wrk", "ab", "curl"):
         if shutil.which(tool) is None:
@@ -430,6 +454,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def slot_labels(args: argparse.Namespace) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The tables' column labels and short names of the two slots (``--baseline``)."""
+    if args.baseline == "distribution":
+        return ("dockyard", "distribution 2.8.2"), ("dockyard", "distribution")
+    first = "dockyard --observe" if args.observe else "dockyard"
+    second = "dockyard, plain" if args.baseline == "dockyard" else "dockyard, metrics only"
+    return (first, second), (first, second)
+
+
 def phase_table(runner: Runner) -> str:
     lines = [
         "| Phase | server CPU s dockyard | server CPU s distribution | work units dockyard / distribution "
@@ -469,21 +502,32 @@ def report(
     groups: dict[str, list[str]] = {}
     for key, fig in results.figures.items():
         groups.setdefault(fig.group, []).append(key)
+    columns, names = slot_labels(args)
     print()
     print(
-        f"# dockyard vs distribution ({'quick' if p.quick else 'full'} run, {p.rounds} rounds, "
+        f"# {names[0]} vs {names[1]} ({'quick' if p.quick else 'full'} run, {p.rounds} rounds, "
         f"wall {wall:.0f}s; medians over rounds; ↓ = lower is better)"
     )
+    if args.baseline != "distribution":
+        print(
+            f"\n--baseline {args.baseline}: the columns and rows named distribution below are "
+            f"{names[1]}, in distribution's slot"
+        )
     for group, keys in groups.items():
         print(f"\n## {group}\n")
-        print(markdown_table(results, keys))
+        print(markdown_table(results, keys, columns, names))
+        rates = [r for k in keys if k.endswith(".rps") and (r := results.summary(k).ratio) is not None]
+        if rates:
+            mean = statistics.geometric_mean(rates)
+            print(f"\nthroughput ratios' geometric mean: {mean:.3f} over {len(rates)} figures")
     print("\n## server and client CPU per phase (medians over rounds)\n")
     print(phase_table(runner))
     for err in info.get("round_errors", []):
         print(f"\nROUND FAILED: {err}")
     if args.observe:
         print(
-            "\nobserved (--observe): metrics on and one webhook endpoint, both registries; "
+            "\nobserved (--observe): metrics on and one webhook endpoint, "
+            f"{'both registries' if args.baseline == 'distribution' else 'dockyard only'}; "
             f"events received: {info.get('webhook_events_received', 0):,}; after each step the "
             "deliveries it set off were waited out before the next step (server CPU meanwhile:"
         )
@@ -501,7 +545,7 @@ def report(
         k for k in results.figures if not k.startswith("req.") or (".c16." in k and not k.endswith(".p50"))
     ]
     print("\n## README table\n")
-    print(markdown_table(results, headline))
+    print(markdown_table(results, headline, columns, names))
     if args.json:
         doc = {
             "mode": "quick" if p.quick else "full",
@@ -513,6 +557,7 @@ def report(
             "configurations": args.configs or list(CONFIGS),
             "dockyard_fsync": not args.no_fsync,
             "observe": args.observe,
+            "baseline": args.baseline,
             "storage": args.tmpdir or default_tmpdir(),
             "figures": results.to_json(),
             "phases": runner.phase_cpu,

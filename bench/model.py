@@ -124,14 +124,20 @@ def fmt_ratio(s: Summary) -> tuple[str, str]:
     return f"{s.ratio:.2f}x", spread
 
 
-RATIO_HEADER = (
-    "ratio (>1 = dockyard better: dockyard/distribution for rates, distribution/dockyard for ↓ figures)"
-)
+def ratio_header(first: str, second: str) -> str:
+    return f"ratio (>1 = {first} better: {first}/{second} for rates, {second}/{first} for ↓ figures)"
 
 
-def markdown_table(results: Results, keys: list[str]) -> str:
+def markdown_table(
+    results: Results,
+    keys: list[str],
+    columns: tuple[str, str] = ("dockyard", "distribution 2.8.2"),
+    names: tuple[str, str] = ("dockyard", "distribution"),
+) -> str:
+    """``columns``: what the two slots ran, ``names`` the same for the ratio's header (``python -m
+    bench --baseline`` changes the second)."""
     lines = [
-        f"| Figure | Unit | dockyard | distribution 2.8.2 | {RATIO_HEADER} | ratio spread (min-max) |",
+        f"| Figure | Unit | {columns[0]} | {columns[1]} | {ratio_header(*names)} | ratio spread (min-max) |",
         "|---|---|--:|--:|--:|--:|",
     ]
     for key in keys:

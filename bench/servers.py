@@ -77,8 +77,13 @@ class Server:
         tls: TLSFiles | None = None,
         nginx: str | None = None,
         webhook: str | None = None,
+        metrics: bool | None = None,
+        kind: str | None = None,
     ) -> None:
         self.name = name
+        # Which registry runs: ``name`` unless a slot holds the other (``--baseline``: dockyard
+        # in distribution's slot, to measure what a setting costs dockyard itself).
+        self.kind = kind or name
         self.workdir = workdir
         self.root = root
         self.binary = binary
@@ -87,9 +92,11 @@ class Server:
         self.tls = tls
         self.nginx = nginx
         # --observe: Prometheus metrics on a debug listener and one webhook endpoint (this URL)
-        # that gets every event, pulls included; the same for both registries.
+        # that gets every event, pulls included; the same for both registries. ``metrics``
+        # alone: the debug listener without an endpoint (by default, with one).
         self.webhook = webhook
-        self.debug_port = free_port() if webhook else 0
+        self.metrics = bool(webhook) if metrics is None else metrics
+        self.debug_port = free_port() if self.metrics else 0
         self.port = free_port()
         self.backend_port = free_port() if nginx else self.port
         self.proc: subprocess.Popen[bytes] | None = None
@@ -124,7 +131,7 @@ class Server:
 
     def config(self) -> dict[str, Any]:
         filesystem: dict[str, Any] = {"rootdirectory": str(self.root)}
-        if self.name == DOCKYARD:
+        if self.kind == DOCKYARD:
             filesystem["fsync"] = self.fsync
         http: dict[str, Any] = {"addr": f"127.0.0.1:{self.backend_port}"}
         if self.tls:
@@ -132,8 +139,9 @@ class Server:
         if self.nginx:
             http["accel"] = {"kind": "nginx", "location": ACCEL_LOCATION}
         observe: dict[str, Any] = {}
-        if self.webhook:
+        if self.metrics:
             http["debug"] = {"addr": f"127.0.0.1:{self.debug_port}", "prometheus": {"enabled": True}}
+        if self.webhook:
             endpoint = {"name": "bench", "url": self.webhook, "timeout": "5s", "threshold": 5}
             endpoint["backoff"] = "1s"
             observe["notifications"] = {"endpoints": [endpoint]}
@@ -150,7 +158,7 @@ class Server:
         }
 
     def command(self, config_path: Path) -> list[str]:
-        if self.name == DOCKYARD:
+        if self.kind == DOCKYARD:
             return [self.binary, "serve", "--config", str(config_path), "--workers", str(self.workers)]
         return [self.binary, "serve", str(config_path)]
 
@@ -168,7 +176,7 @@ class Server:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        expected = self.workers + 1 if self.name == DOCKYARD else 1
+        expected = self.workers + 1 if self.kind == DOCKYARD else 1
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}")
@@ -216,7 +224,7 @@ class Server:
     def _wait_for_every_worker(self, deadline: float) -> None:
         """Until each worker process has answered a request itself (see ``bench.workers``): a
         worker still importing would leave the first figures measured on the others."""
-        workers = [p for p in group_pids(self.pgid) if p != self.pgid] if self.name == DOCKYARD else []
+        workers = [p for p in group_pids(self.pgid) if p != self.pgid] if self.kind == DOCKYARD else []
         seen: set[int] = set()
         while len(workers) > 1 and not seen.issuperset(workers):
             if time.monotonic() > deadline:
