@@ -20,7 +20,7 @@ from typing import Any
 from dockyard.config import Config, split_addr
 from dockyard.events import Event, ManifestPulled
 from dockyard.events.request import RequestInfo, current_request
-from dockyard.notify.envelope import Timestamps, describe
+from dockyard.notify.envelope import Timestamps, describe, pull
 from dockyard.notify.queue import EventQueue, retrieve
 
 
@@ -54,7 +54,4 @@ class NotifySubscriber:
         return self.base_url or (f"http://{request.host}" if request is not None and request.host else "")
 
     def _pull(self, event: ManifestPulled, request: RequestInfo | None, ns: int) -> dict[str, Any]:
-        timestamp = self.timestamps.at(ns)
-        described = describe(event, request, self.source, self._base_url(request), lambda: timestamp)
-        assert described is not None  # a pull is always described
-        return described
+        return pull(event, request, self.source, self._base_url(request), self.timestamps.at(ns))
