@@ -47,3 +47,21 @@ def test_pull_makes_what_describe_makes(
     assert general is not None
     assert _same_id(fast, general) == orjson.dumps(general)
     assert fast["id"] != general["id"]  # each event its own id
+
+
+def test_the_kinds_no_webhook_hears_of_are_left_out() -> None:
+    from dockyard.events import LoginFailed, LoginSucceeded, RobotCreated, RobotRevoked, TagResolved
+    from dockyard.notify import envelope
+
+    silent = [
+        TagResolved("r/a", "v1", "sha256:" + "a" * 64),
+        LoginSucceeded("alice", "10.0.0.1"),
+        LoginFailed("alice", "10.0.0.1"),
+        RobotCreated("robot$ci", ("r/a",), ("pull",), None),
+        RobotRevoked("robot$ci"),
+    ]
+    assert {type(e) for e in silent} == envelope._SILENT
+    for event in silent:
+        assert describe(event, None, SOURCE, "") is None
+        # the kinds' own chains agree: the early exit only saves their walk
+        assert envelope._distribution_kind(event, "") is None and envelope._dockyard_kind(event) is None

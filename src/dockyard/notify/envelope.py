@@ -32,14 +32,19 @@ from dockyard.events import (
     BlobPushed,
     CollectionFinished,
     Event,
+    LoginFailed,
+    LoginSucceeded,
     ManifestDeleted,
     ManifestPulled,
     ManifestPushed,
     QuotaWarning,
     RepositoryDeleted,
     RetentionApplied,
+    RobotCreated,
+    RobotRevoked,
     ScanFinished,
     TagDeleted,
+    TagResolved,
 )
 from dockyard.events.request import RequestInfo, new_id
 
@@ -48,6 +53,9 @@ SIGNATURE_HEADER = "X-Dockyard-Signature"
 LAYER = "application/octet-stream"  # what distribution names a blob's target
 DISTRIBUTION_ACTIONS = ("push", "pull", "delete", "mount")
 DOCKYARD_ACTIONS = ("repository-delete", "gc", "retention", "quota-warning", "scan")
+# The kinds no webhook hears of, told apart before the kinds' chains: a HEAD by tag (TagResolved)
+# is one of the commonest requests, and going through both chains to None cost it 0.9 us.
+_SILENT = frozenset({TagResolved, LoginSucceeded, LoginFailed, RobotCreated, RobotRevoked})
 
 
 def _dockyard_kind(event: Event) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
@@ -146,6 +154,8 @@ def describe(
     """The notification for ``event`` (distribution's, or one of dockyard's own kinds), or None
     for events no webhook hears of (logins, tag resolutions, robot accounts). ``timestamps``:
     the subscriber's :class:`Timestamps`, asked only for an event that is described."""
+    if type(event) in _SILENT:
+        return None
     extra: dict[str, Any] = {}
     known = _distribution_kind(event, base_url)
     if known is not None:
