@@ -248,28 +248,21 @@ class Bench:
         root.mkdir()
         if config.name == "standalone" and self.ctx.layout is not None:
             install_layout(self.layouts[name], root, layout_parts(self.ctx.layout))
-        baseline = self.args.baseline
-        if name == DISTRIBUTION and baseline != "distribution":
-            return Server(
-                name,
-                round_dir,
-                root,
-                binary=self.binaries[DOCKYARD],
-                workers=self.args.workers,
-                fsync=not self.args.no_fsync,
-                metrics=baseline == "dockyard-metrics",
-                kind=DOCKYARD,
-            )
+        # --baseline dockyard[-metrics]: distribution's slot runs dockyard without the --observe
+        # settings (standalone only, so no TLS or nginx either way)
+        plain = name == DISTRIBUTION and self.args.baseline != "distribution"
         return Server(
             name,
             round_dir,
             root,
-            binary=self.binaries[name],
+            binary=self.binaries[DOCKYARD if plain else name],
             workers=self.args.workers,
             fsync=not self.args.no_fsync,
             tls=self.tls if config.name == "tls" else None,
             nginx=self.nginx if config.name == "accel" and name == DOCKYARD else None,
-            webhook=self.receiver.url if self.receiver is not None else None,
+            webhook=self.receiver.url if self.receiver is not None and not plain else None,
+            metrics=self.args.baseline == "dockyard-metrics" if plain else None,
+            kind=DOCKYARD if plain else None,
         )
 
     def run(self, config: Configuration, only: set[str], rnd: int, round_dir: Path) -> None:
