@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=2, help="dockyard worker processes (default 2)")
     p.add_argument(
+        "--dockyard",
+        metavar="PATH",
+        help="the dockyard executable to measure, e.g. another checkout's .venv/bin/dockyard "
+        "(default: this repository's); see python -m bench.compare",
+    )
+    p.add_argument(
         "--blob-mib",
         type=int,
         nargs="+",
@@ -369,7 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline != "distribution" and [c.name for c in configs] != ["standalone"]:
         print("bench: --baseline other than distribution needs --configs standalone", file=sys.stderr)
         return 2
-    dockyard_bin, dist_bin = find_dockyard(), find_distribution()
+    dockyard_bin, dist_bin = args.dockyard or find_dockyard(), find_distribution()
+    if not os.access(dockyard_bin, os.X_OK):
+        print(f"bench: {dockyard_bin} is not an executable", file=sys.stderr)
+        return 2
     for tool in ("wrk", "ab", "curl"):
         if shutil.which(tool) is None:
             print(f"bench: {tool} is not installed (make debs)", file=sys.stderr)
