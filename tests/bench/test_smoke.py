@@ -31,8 +31,9 @@ BENCH = [
 
 def test_push_and_pull_in_every_configuration(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
+    dockyard = Path(sys.executable).with_name("dockyard")  # what it finds by itself, named
     run = subprocess.run(
-        [*BENCH, "--tmpdir", str(tmp_path), "--json", str(out)],
+        [*BENCH, "--tmpdir", str(tmp_path), "--json", str(out), "--dockyard", str(dockyard)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -54,3 +55,17 @@ def test_push_and_pull_in_every_configuration(tmp_path: Path) -> None:
         assert all(v is not None for v in fig["median"].values()), key
     assert doc["round_errors"] == []
     assert "FAILED" not in run.stdout
+    # What the bench writes is what bench.compare reads: the run against itself changes nothing.
+    compared = subprocess.run(
+        [sys.executable, "-m", "bench.compare", "--base", str(out), "--head", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert compared.returncode == 0, compared.stderr
+    rated = sum(1 for f in figures.values() if f["ratio"])  # a CPU figure of 0 ticks has none
+    assert rated > 10
+    assert f"1 base runs, 1 head runs, {rated} figures" in compared.stdout
+    assert f"below noise: 0 of {rated}" in compared.stdout
