@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=2, help="dockyard worker processes (default 2)")
     p.add_argument(
+        "--load-seconds",
+        type=int,
+        metavar="S",
+        help="how long each request figure's load runs (default 1 quick, 2 full); longer windows "
+        "steady the p99 rows",
+    )
+    p.add_argument(
         "--dockyard",
         metavar="PATH",
         help="the dockyard executable to measure, e.g. another checkout's .venv/bin/dockyard "
@@ -360,16 +367,24 @@ class Bench:
                 shutil.rmtree(servers[name].root, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def params_from(args: argparse.Namespace) -> figures.Params:
+    """The quick or full parameters, with what the command line overrides."""
     p = figures.params(args.quick)
     if args.rounds:
         p.rounds = args.rounds
+    if args.load_seconds:
+        p.load_seconds = args.load_seconds
     if args.blob_mib:
         sizes = tuple(m * data.MiB for m in args.blob_mib)
         p.push_sizes = sizes
         p.push_reps = {s: p.push_reps.get(s, 1) for s in sizes}
         p.tls_push_reps = {max(sizes): 1}
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    p = params_from(args)
     only = set(args.only or PHASES)
     configs = [CONFIGURATIONS[c] for c in (args.configs or CONFIGS)]
     if args.baseline != "distribution" and [c.name for c in configs] != ["standalone"]:

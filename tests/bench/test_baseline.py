@@ -104,3 +104,14 @@ def test_the_tables_name_what_each_slot_ran() -> None:
     assert "| 0.90x |" in table
     default = cli.slot_labels(argparse.Namespace(baseline="distribution", observe=True))
     assert default == (("dockyard", "distribution 2.8.2"), ("dockyard", "distribution"))
+
+
+def test_the_command_line_overrides_rounds_load_seconds_and_blob_sizes() -> None:
+    quick = cli.params_from(cli._parser().parse_args(["--quick"]))
+    assert (quick.rounds, quick.load_seconds) == (2, 1)
+    p = cli.params_from(
+        cli._parser().parse_args(["--quick", "--rounds", "4", "--load-seconds", "3", "--blob-mib", "2"])
+    )
+    assert (p.rounds, p.load_seconds, p.push_sizes, p.push_reps) == (4, 3, (2 << 20,), {2 << 20: 1})
+    full = cli.params_from(cli._parser().parse_args(["--load-seconds", "5"]))
+    assert (full.quick, full.rounds, full.load_seconds) == (False, 3, 5)
