@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="dockyard worker processes (default 2)")
     p.add_argument(
         "--load-seconds",
-        type=int,
+        type=_positive,
         metavar="S",
         help="how long each request figure's load runs (default 1 quick, 2 full); longer windows "
         "steady the p99 rows",
@@ -116,6 +116,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"deployments to measure: {', '.join(CONFIGS)} (default all)",
     )
     return p
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
 
 
 def default_tmpdir() -> str:
@@ -391,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: --baseline other than distribution needs --configs standalone", file=sys.stderr)
         return 2
     dockyard_bin, dist_bin = args.dockyard or find_dockyard(), find_distribution()
-    if not os.access(dockyard_bin, os.X_OK):
+    if not (os.path.isfile(dockyard_bin) and os.access(dockyard_bin, os.X_OK)):
         print(f"bench: {dockyard_bin} is not an executable", file=sys.stderr)
         return 2
     for tool in ("wrk", "ab", "curl"):
@@ -467,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     wall = time.perf_counter() - started
     bench.info["round_errors"] = bench.round_errors
+    bench.info["dockyard_binary"] = dockyard_bin
     report(results, bench.runner, p, args, wall, dist_bin, bench.info)
     return 0
 
@@ -570,6 +578,7 @@ def report(
             "wall_seconds": wall,
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version},
             "distribution": distribution_version(dist_bin),
+            "dockyard": info.get("dockyard_binary"),  # the executable measured (--dockyard)
             "dockyard_workers": args.workers,
             "configurations": args.configs or list(CONFIGS),
             "dockyard_fsync": not args.no_fsync,

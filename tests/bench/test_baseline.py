@@ -115,3 +115,21 @@ def test_the_command_line_overrides_rounds_load_seconds_and_blob_sizes() -> None
     assert (p.rounds, p.load_seconds, p.push_sizes, p.push_reps) == (4, 3, (2 << 20,), {2 << 20: 1})
     full = cli.params_from(cli._parser().parse_args(["--load-seconds", "5"]))
     assert (full.quick, full.rounds, full.load_seconds) == (False, 3, 5)
+
+
+@pytest.mark.parametrize("argv", [["--load-seconds", "0"], ["--load-seconds", "-2"], ["--load-seconds", "x"]])
+def test_a_load_window_that_is_not_a_positive_number_is_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli._parser().parse_args(argv)
+    assert exit_.value.code == 2
+    assert "--load-seconds" in capsys.readouterr().err
+
+
+def test_a_dockyard_that_is_not_an_executable_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for path in (tmp_path, tmp_path / "missing"):
+        assert cli.main(["--quick", "--dockyard", str(path)]) == 2
+        assert f"{path} is not an executable" in capsys.readouterr().err

@@ -54,6 +54,7 @@ def test_push_and_pull_in_every_configuration(tmp_path: Path) -> None:
         assert fig["failures"] == [], (key, fig["failures"])
         assert all(v is not None for v in fig["median"].values()), key
     assert doc["round_errors"] == []
+    assert doc["dockyard"] == str(dockyard)
     assert "FAILED" not in run.stdout
     # What the bench writes is what bench.compare reads: the run against itself changes nothing.
     compared = subprocess.run(
