@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -65,7 +65,7 @@ def spread(values: Sequence[float]) -> float:
 
 
 def compare_figure(key: str, base: Sequence[float], head: Sequence[float]) -> Row:
-    change = (sum(head) / len(head)) / (sum(base) / len(base))
+    change = statistics.fmean(head) / statistics.fmean(base)
     noise = max(NOISE_FLOOR, spread(base))
     below = change < 1 - noise
     return Row(key, tuple(base), tuple(head), change, noise, below, below and max(head) < min(base))
@@ -93,10 +93,6 @@ def self_comparisons(runs: Sequence[Run], keys: Sequence[str]) -> list[int]:
         rows = compare([runs[i] for i in first], [runs[i] for i in rest[: n // 2]], keys)
         counts.append(sum(r.below for r in rows))
     return counts
-
-
-def geomean(values: Sequence[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def report(base: Sequence[Run], head: Sequence[Run]) -> str:
@@ -136,7 +132,8 @@ def report(base: Sequence[Run], head: Sequence[Run]) -> str:
             )
     rates = [r.change for r in rows if r.key.endswith(".rps")]
     if rates:
-        out.append(f"request rates ({len(rates)} rows), geometric mean of the changes: {geomean(rates):.3f}")
+        mean = statistics.geometric_mean(rates)
+        out.append(f"request rates ({len(rates)} rows), geometric mean of the changes: {mean:.3f}")
     return "\n".join(out)
 
 
