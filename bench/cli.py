@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import data, figures
+from bench.cgroups import Hierarchy
 from bench.figures import Context, Step
 from bench.fronts import TLSFiles, find_nginx, make_certificate
 from bench.model import Figure, Results, Sample, fmt, markdown_table
@@ -245,6 +246,7 @@ class Bench:
     layouts: dict[str, Path]
     info: dict[str, Any]
     round_errors: list[str]
+    cgroups: Hierarchy | None = None
 
     def steps(self, config: Configuration, only: set[str]) -> dict[str, list[Step]]:
         ctx, c = self.ctx, config
@@ -283,6 +285,7 @@ class Bench:
             webhook=self.receiver.url if self.receiver is not None and not plain else None,
             metrics=self.args.baseline == "dockyard-metrics" if plain else None,
             kind=DOCKYARD if plain else None,
+            cgroups=self.cgroups,
         )
 
     def run(self, config: Configuration, only: set[str], rnd: int, round_dir: Path) -> None:
@@ -325,6 +328,21 @@ class Bench:
             "MiB",
             False,
         )
+        # What the kernel charges: each server in a memory cgroup of its own (bench.cgroups).
+        idle_charged = Figure(
+            f"{config.prefix}mem.idle.charged",
+            "memory",
+            f"{config.label}server anonymous memory charged to its cgroup after start",
+            "MiB",
+            False,
+        )
+        peak_charged = Figure(
+            f"{config.prefix}mem.peak.charged",
+            "memory",
+            f"{config.label}server peak anonymous memory charged to its cgroup during the round",
+            "MiB",
+            False,
+        )
         try:
             self.sampler.set_phase(f"{tag}/start")
             try:
@@ -341,6 +359,10 @@ class Bench:
                 pids = [pid for g in servers[name].pgids for pid in group_pids(g)]
                 self.results.add(idle, name, Sample(rnd, group_rss_bytes(pids) / 2**20, None, {}))
                 self.results.add(idle_pss, name, Sample(rnd, group_pss_bytes(pids) / 2**20, None, {}))
+                cgroup = servers[name].cgroup
+                if cgroup is not None:
+                    charged_now = cgroup.charged_bytes() / 2**20
+                    self.results.add(idle_charged, name, Sample(rnd, charged_now, None, {}))
             steps = self.steps(config, only)
             for phase in PHASES:
                 if steps.get(phase):
@@ -349,11 +371,17 @@ class Bench:
                     )
             self.sampler.set_phase(f"{tag}/end")
             peaks, pss_peaks = self.sampler.peaks, self.sampler.pss_peaks
+            charged_peaks = self.sampler.charged_peaks
             for name in order:
                 peak = max(v for (n, ph), v in peaks.items() if n == name and ph.startswith(f"{tag}/"))
                 self.results.add(peak_fig, name, Sample(rnd, peak / 2**20, None, {}))
                 pss = max(v for (n, ph), v in pss_peaks.items() if n == name and ph.startswith(f"{tag}/"))
                 self.results.add(peak_pss, name, Sample(rnd, pss / 2**20, None, {}))
+                charged = [
+                    v for (n, ph), v in charged_peaks.items() if n == name and ph.startswith(f"{tag}/")
+                ]
+                if charged:
+                    self.results.add(peak_charged, name, Sample(rnd, max(charged) / 2**20, None, {}))
                 for phase in PHASES:
                     ph_peak = peaks.get((name, f"{tag}/{phase}"), 0)
                     if ph_peak:
@@ -426,7 +454,11 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(params=p, workdir=tmp, lua=write_script(tmp))
     results = Results()
     running: dict[str, Server] = {}
-    sampler = RssSampler(lambda: {n: s.pgids for n, s in list(running.items()) if s.proc is not None})
+    sampler = RssSampler(
+        lambda: {n: s.pgids for n, s in list(running.items()) if s.proc is not None},
+        cgroups=lambda: {n: s.cgroup for n, s in list(running.items()) if s.cgroup is not None},
+    )
+    cgroups = Hierarchy.find()
     receiver = Receiver(free_port()).start() if args.observe else None
     bench = Bench(
         ctx=ctx,
@@ -440,8 +472,9 @@ def main(argv: list[str] | None = None) -> int:
         receiver=receiver,
         nginx=nginx,
         layouts={},
-        info={},
+        info={"memory_cgroups": cgroups.describe() if cgroups is not None else None},
         round_errors=[],
+        cgroups=cgroups,
     )
     try:
         prepare(ctx, only)
@@ -549,6 +582,12 @@ def report(
     print(phase_table(runner))
     for err in info.get("round_errors", []):
         print(f"\nROUND FAILED: {err}")
+    cgroups = info.get("memory_cgroups")
+    print(
+        f"\nmemory charged (mem.*.charged): each server in a memory cgroup of its own, {cgroups}"
+        if cgroups
+        else "\nno memory cgroup could be created (not root?): no mem.*.charged rows"
+    )
     if args.observe:
         print(
             "\nobserved (--observe): metrics on and one webhook endpoint, "
@@ -582,6 +621,7 @@ def report(
             "dockyard_workers": args.workers,
             "configurations": args.configs or list(CONFIGS),
             "dockyard_fsync": not args.no_fsync,
+            "memory_cgroups": info.get("memory_cgroups"),
             "observe": args.observe,
             "baseline": args.baseline,
             "storage": args.tmpdir or default_tmpdir(),

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from bench.cgroups import MemoryCgroup
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -128,8 +130,14 @@ class RssSampler:
     the phase changes and on ``update_groups()``; their member pids twice a second.
     """
 
-    def __init__(self, groups: Callable[[], dict[str, list[int]]], interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        groups: Callable[[], dict[str, list[int]]],
+        interval: float = 0.05,
+        cgroups: Callable[[], dict[str, MemoryCgroup]] | None = None,
+    ) -> None:
         self.groups = groups
+        self.cgroups = cgroups or dict
         self._conn, child = multiprocessing.Pipe()
         self._proc = multiprocessing.get_context("fork").Process(
             target=_sample_loop, args=(child, interval), daemon=True, name="rss-sampler"
@@ -143,10 +151,10 @@ class RssSampler:
         return self._conn.recv()
 
     def set_phase(self, phase: str) -> None:
-        self._call("phase", phase, self.groups())
+        self._call("phase", phase, self.groups(), self.cgroups())
 
     def update_groups(self) -> None:
-        self._call("groups", self.groups())
+        self._call("groups", self.groups(), self.cgroups())
 
     @property
     def peaks(self) -> dict[tuple[str, str], int]:
@@ -157,6 +165,13 @@ class RssSampler:
     def pss_peaks(self) -> dict[tuple[str, str], int]:
         """As :attr:`peaks`, of the summed proportional set size (:func:`pss_bytes`)."""
         result: dict[tuple[str, str], int] = self._call("pss_peaks")
+        return result
+
+    @property
+    def charged_peaks(self) -> dict[tuple[str, str], int]:
+        """As :attr:`peaks`, of the anonymous memory charged to each name's memory cgroup
+        (:mod:`bench.cgroups`; no entry for a name without one)."""
+        result: dict[tuple[str, str], int] = self._call("charged_peaks")
         return result
 
     def peak(self, name: str, phase: str = "*") -> int:
@@ -174,6 +189,8 @@ def _sample_loop(conn: Connection, interval: float) -> None:
     pids: dict[str, list[int]] = {}
     peaks: dict[tuple[str, str], int] = {}
     pss_peaks: dict[tuple[str, str], int] = {}
+    charged_peaks: dict[tuple[str, str], int] = {}
+    cgroups: dict[str, MemoryCgroup] = {}
     listed = 0.0
 
     def relist() -> None:
@@ -182,29 +199,33 @@ def _sample_loop(conn: Connection, interval: float) -> None:
         listed = time.monotonic()
 
     def sample() -> None:
-        for name, members in pids.items():
-            for found, total in ((peaks, group_rss_bytes(members)), (pss_peaks, group_pss_bytes(members))):
-                for key in ((name, phase), (name, "*")):
-                    if total > found.get(key, 0):
-                        found[key] = total
+        totals = [(peaks, name, group_rss_bytes(members)) for name, members in pids.items()]
+        totals += [(pss_peaks, name, group_pss_bytes(members)) for name, members in pids.items()]
+        totals += [(charged_peaks, name, cgroup.charged_bytes()) for name, cgroup in cgroups.items()]
+        for found, name, total in totals:
+            for key in ((name, phase), (name, "*")):
+                if total > found.get(key, 0):
+                    found[key] = total
 
     while True:
         if conn.poll(interval):
             msg = conn.recv()
             if msg[0] == "phase":
                 sample()
-                phase, groups = msg[1], msg[2]
+                phase, groups, cgroups = msg[1], msg[2], msg[3]
                 relist()
                 sample()
                 conn.send(None)
             elif msg[0] == "groups":
-                groups = msg[1]
+                groups, cgroups = msg[1], msg[2]
                 relist()
                 conn.send(None)
             elif msg[0] == "peaks":
                 conn.send(dict(peaks))
             elif msg[0] == "pss_peaks":
                 conn.send(dict(pss_peaks))
+            elif msg[0] == "charged_peaks":
+                conn.send(dict(charged_peaks))
             else:
                 conn.send(None)
                 return

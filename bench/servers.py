@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from bench.cgroups import Hierarchy, MemoryCgroup
 from bench.fronts import ACCEL_LOCATION, TLSFiles, nginx_config
 from bench.httpclient import Connection, HTTPFailure
 from bench.procstat import group_cpu_seconds, group_pids
@@ -79,6 +80,7 @@ class Server:
         webhook: str | None = None,
         metrics: bool | None = None,
         kind: str | None = None,
+        cgroups: Hierarchy | None = None,
     ) -> None:
         self.name = name
         # Which registry runs: ``name`` unless a slot holds the other (``--baseline``: dockyard
@@ -101,6 +103,9 @@ class Server:
         self.backend_port = free_port() if nginx else self.port
         self.proc: subprocess.Popen[bytes] | None = None
         self.front: subprocess.Popen[bytes] | None = None
+        # The server's own memory cgroup (nginx in front joins it too), made by start().
+        self.cgroups = cgroups
+        self.cgroup: MemoryCgroup | None = None
         self.log_path = workdir / f"{name}.log"
 
     @property
@@ -166,9 +171,13 @@ class Server:
         config_path = self.workdir / f"{self.name}.yml"
         config_path.write_text(yaml.safe_dump(self.config()))
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        command = self.command(config_path)
+        if self.cgroups is not None:
+            self.cgroup = self.cgroups.create(self.name)
+            command = self.cgroup.wrap(command)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.command(config_path),
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -201,9 +210,10 @@ class Server:
     def _start_front(self, deadline: float) -> None:
         assert self.nginx is not None
         conf = nginx_config(self.workdir / f"{self.name}-nginx", self.backend_port, self.port, self.root)
+        command = [self.nginx, "-p", str(conf.parent), "-e", "stderr", "-c", str(conf)]
         with open(self.log_path, "ab") as log:
             self.front = subprocess.Popen(
-                [self.nginx, "-p", str(conf.parent), "-e", "stderr", "-c", str(conf)],
+                self.cgroup.wrap(command) if self.cgroup is not None else command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -247,3 +257,6 @@ class Server:
         proc, self.proc = self.proc, None
         if proc is not None:
             stop_group(proc, signal.SIGTERM, timeout)
+        cgroup, self.cgroup = self.cgroup, None
+        if cgroup is not None:
+            cgroup.remove()

@@ -5,6 +5,7 @@ it to seconds; it checks that each figure was measured on both servers, never ho
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,13 @@ def test_push_and_pull_in_every_configuration(tmp_path: Path) -> None:
         assert key in figures
         assert f"{key}.cpu" in figures
     assert "accel.push.monolithic.2M" not in figures  # the accelerated path is about pulls
+    # Run as root, each server has a memory cgroup of its own (bench.cgroups) and the kernel's
+    # charge is reported beside RSS and PSS.
+    if os.geteuid() == 0:
+        assert doc["memory_cgroups"], doc["memory_cgroups"]
+        for prefix in ("", "accel.", "tls."):
+            for key in ("mem.idle.charged", "mem.peak.charged"):
+                assert f"{prefix}{key}" in figures, sorted(figures)
     for key, fig in figures.items():
         assert fig["failures"] == [], (key, fig["failures"])
         assert all(v is not None for v in fig["median"].values()), key
