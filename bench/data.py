@@ -41,6 +41,12 @@ def make_blob_file(path: Path, size: int, seed: int) -> BlobFile:
     return BlobFile(path, size, "sha256:" + h.hexdigest())
 
 
+def blob_data_path(root: Path, digest: str) -> Path:
+    """Where both registries keep a blob's bytes under a filesystem root (distribution's layout)."""
+    algorithm, hexdigest = digest.split(":", 1)
+    return root / "docker/registry/v2/blobs" / algorithm / hexdigest[:2] / hexdigest / "data"
+
+
 def make_image(index: int, repos: int = 64, layer_size: int = 4096) -> Image:
     rng = random.Random(1_000_000 + index)
     layers = [rng.randbytes(layer_size + rng.randrange(1024)) for _ in range(3)]

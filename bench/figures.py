@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.data import ACCEPT, OCI_MANIFEST, SMALL_REPO, TAGS_REPO, BlobFile, Image, Layout, MiB
+from bench.data import (
+    ACCEPT,
+    OCI_MANIFEST,
+    SMALL_REPO,
+    TAGS_REPO,
+    BlobFile,
+    Image,
+    Layout,
+    MiB,
+    blob_data_path,
+)
 from bench.httpclient import AsyncConnection, Connection, HTTPFailure, path_of, with_digest
 from bench.lagprobe import LagProbe, percentile
 from bench.model import Figure
@@ -357,6 +367,7 @@ def push_steps(
     """Blob pushes; ``sizes`` maps size to repetitions (default: the run's push sizes), ``prefix``
     and ``label`` name the configuration the figures belong to."""
     steps = []
+    keep = pull_blob(ctx)
     for size, reps in (sizes or ctx.params.push_reps).items():
         for mode in ("monolithic", "chunked"):
             desc = "POST+PUT" if mode == "monolithic" else "PATCH 8 MiB chunks + PUT"
@@ -389,6 +400,12 @@ def push_steps(
                     cpu1 = server.cpu_seconds()
                     for blob in blobs:
                         check_blob(conn, PUSH_REPO, blob)
+                # The pushed bytes go (the blob the pulls read aside): storage that grows with
+                # every step would put the later, larger pushes in memory that costs this VM far
+                # more to touch (bench/README.md, "Storage footprint").
+                for blob in blobs:
+                    if blob.digest != keep.digest:  # FileNotFoundError: not where it was stored
+                        blob_data_path(server.root, blob.digest).unlink()
                 total = sum(times)
                 return {
                     key: size * reps / total / 1e6,
@@ -428,9 +445,14 @@ def _pull(server: Server, blob: BlobFile, streams: int, reps: int) -> tuple[floa
     return total / elapsed / 1e6, cpu / (total / 1e9)
 
 
+def pull_blob(ctx: Context) -> BlobFile:
+    """The blob the pull figures read: the first monolithic push of the largest size."""
+    return ctx.blobs[(ctx.params.pull_size, "monolithic", 0)]
+
+
 def pull_steps(ctx: Context, prefix: str = "", label: str = "") -> list[Step]:
     p = ctx.params
-    blob = ctx.blobs[(p.pull_size, "monolithic", 0)]
+    blob = pull_blob(ctx)
     group = prefix.rstrip(".") or "pull"
     single = Figure(
         f"{prefix}pull.single",
