@@ -446,8 +446,10 @@ def _pull(server: Server, blob: BlobFile, streams: int, reps: int) -> tuple[floa
 
 
 def pull_blob(ctx: Context) -> BlobFile:
-    """The blob the pull figures read: the first monolithic push of the largest size."""
-    return ctx.blobs[(ctx.params.pull_size, "monolithic", 0)]
+    """The blob the pull figures read: the first chunked push of the largest size, the last push
+    of the phase, so no earlier push shares the storage with it (bench/README.md, "Storage
+    footprint")."""
+    return ctx.blobs[(ctx.params.pull_size, "chunked", 0)]
 
 
 def pull_steps(ctx: Context, prefix: str = "", label: str = "") -> list[Step]:
