@@ -13,7 +13,7 @@ import pytest
 from bench.model import Figure, Results, Sample, markdown_table
 from bench.servers import DISTRIBUTION, DOCKYARD, Server
 
-from bench import cli
+from bench import cli, report
 
 HOOK = "http://127.0.0.1:9/hook"
 
@@ -91,7 +91,7 @@ def test_baseline_other_than_distribution_is_standalone_only(
 
 def test_the_tables_name_what_each_slot_ran() -> None:
     args = argparse.Namespace(baseline="dockyard", observe=True)
-    columns, names = cli.slot_labels(args)
+    columns, names = report.slot_labels(args)
     assert columns == ("dockyard --observe", "dockyard, plain")
     results = Results()
     figure = Figure("req.x.rps", "requests", "x: throughput", "req/s", True)
@@ -102,7 +102,7 @@ def test_the_tables_name_what_each_slot_ran() -> None:
         "| Figure | Unit | dockyard --observe | dockyard, plain | ratio (>1 = "
     )
     assert "| 0.90x |" in table
-    default = cli.slot_labels(argparse.Namespace(baseline="distribution", observe=True))
+    default = report.slot_labels(argparse.Namespace(baseline="distribution", observe=True))
     assert default == (("dockyard", "distribution 2.8.2"), ("dockyard", "distribution"))
 
 
