@@ -11,6 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard.oci.digest import Digest
+from dockyard.storage import paths
 from dockyard.testing.images import OCI_MANIFEST, Image, build_image
 
 MiB = 1 << 20
@@ -42,9 +44,9 @@ def make_blob_file(path: Path, size: int, seed: int) -> BlobFile:
 
 
 def blob_data_path(root: Path, digest: str) -> Path:
-    """Where both registries keep a blob's bytes under a filesystem root (distribution's layout)."""
-    algorithm, hexdigest = digest.split(":", 1)
-    return root / "docker/registry/v2/blobs" / algorithm / hexdigest[:2] / hexdigest / "data"
+    """Where both registries keep a blob's bytes under a filesystem root (distribution's layout,
+    as ``dockyard.storage.paths`` spells it)."""
+    return root / paths.blob_data(Digest.parse(digest)).lstrip("/")
 
 
 def make_image(index: int, repos: int = 64, layer_size: int = 4096) -> Image:
