@@ -2,7 +2,9 @@
 
 A server is started in its own session, so its process group id is the pid we started and
 every worker it forks shares it. CPU is utime+stime (+cutime+cstime for reaped children) of
-every process in the group; RSS is the sum of VmRSS over the group, sampled in a thread.
+every process in the group; RSS is the sum of VmRSS over the group, PSS the sum of each member's
+proportional set size, both sampled by :class:`RssSampler` in a process of its own, which also
+samples the memory charged to each server's cgroup (:mod:`bench.cgroups`) when it has one.
 """
 
 from __future__ import annotations
